@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny data sets written in the test, and the real data in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("LLMREC_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real data sets; skipped when absent unless LLMREC_REQUIRE_SHARED_DATA=1 (CI)."""
+    root = shared_data_dir()
+    if not root.exists():
+        if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"shared data required but not found at {root}")
+        pytest.skip(f"no shared data at {root}")
+    return root
+
+
+def write_ml1m_zip(path: Path, ratings: list[tuple], movies: list[tuple] | None = None, users: list[tuple] | None = None) -> Path:
+    """Write an archive with MovieLens-1M's layout and format (``::``, latin-1)."""
+    if movies is None:
+        items = sorted({r[1] for r in ratings})
+        movies = [(i, f"Movie {i} (199{i % 10})", "Drama|Comedy") for i in items]
+    if users is None:
+        users = [(u, "F" if u % 2 else "M", 25, 12, "12345") for u in sorted({r[0] for r in ratings})]
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("ml-1m/ratings.dat", "".join("::".join(map(str, r)) + "\n" for r in ratings))
+        z.writestr("ml-1m/movies.dat", "".join("::".join(map(str, m)) + "\n" for m in movies).encode("latin-1"))
+        z.writestr("ml-1m/users.dat", "".join("::".join(map(str, u)) + "\n" for u in users))
+    return path
+
+
+def random_ratings(n_users: int, n_items: int, per_user: tuple[int, int], seed: int = 0, scale: int = 5) -> list[tuple]:
+    """Random (user, item, rating, timestamp) rows, distinct items per user, increasing time."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, n_users + 1):
+        n = int(rng.integers(per_user[0], per_user[1] + 1))
+        items = rng.choice(np.arange(1, n_items + 1), size=n, replace=False)
+        times = np.sort(rng.integers(1_000_000, 2_000_000, size=n))
+        for i, t in zip(items, times):
+            rows.append((u, int(i), int(rng.integers(1, scale + 1)), int(t)))
+    return rows
+
+
+@pytest.fixture
+def tiny_ml1m(tmp_path) -> Path:
+    """30 users x 8-40 ratings of 60 movies, in an ML-1M-format zip."""
+    return write_ml1m_zip(tmp_path / "ml-1m.zip", random_ratings(30, 60, (8, 40)))
