@@ -154,5 +154,33 @@ def data_download(dataset) -> None:
     click.echo(str(download_archive(spec.url, md5=spec.md5)))
 
 
+@main.group(cls=_Group)
+def bench() -> None:
+    """Benchmarks; record their figures in BENCHMARKS.md with the machine and date."""
+
+
+@bench.command("data")
+@click.option("--dataset", default="ml-1m", show_default=True)
+@click.option("--protocol", default="rella", show_default=True, type=click.Choice(["tallrec", "rella", "trsr"]))
+@_source_options
+@click.option("--repeats", default=1, show_default=True, help="Runs; the fastest is reported.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_data(dataset, protocol, path, data_root, download, repeats, output) -> None:
+    """Time and peak memory of `data prepare`, and the speed of the metrics."""
+    import json
+
+    from llmrec.bench.data import run
+    from llmrec.io import write_json
+
+    if download:
+        from llmrec.data.registry import resolve_source
+
+        path = str(resolve_source(dataset, path, data_root, download=True))
+    result = run(dataset, protocol, data_root, path, repeats)
+    click.echo(json.dumps(result, indent=2))
+    if output:
+        write_json(output, result)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

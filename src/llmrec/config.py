@@ -3,13 +3,9 @@
 Overrides use dotted paths and YAML values, e.g. ``rella.max_history=30`` or
 ``tallrec.few_shot=[16,64]``.
 
->>> from pydantic import BaseModel
->>> class Inner(BaseModel):
-...     k: int = 5
->>> class Outer(BaseModel):
-...     name: str = "x"
-...     inner: Inner = Inner()
->>> load_config(Outer, overrides=["inner.k=30", "name=ml-1m"]).inner.k
+>>> from llmrec.data.prepare import PrepareConfig
+>>> cfg = load_config(PrepareConfig, overrides=["dataset=ml-1m", "protocol=rella", "rella.max_history=30"])
+>>> cfg.rella.max_history
 30
 """
 

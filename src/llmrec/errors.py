@@ -14,8 +14,8 @@ class DataError(LlmrecError, ValueError):
 
     The message always names the file (when there is one) and the field or line.
 
-    >>> str(DataError("column missing", path="ratings.csv", field="rating"))
-    'ratings.csv: field \\'rating\\': column missing'
+    >>> print(DataError("column missing", path="ratings.csv", field="rating"))
+    ratings.csv: field 'rating': column missing
     """
 
     def __init__(

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``llmrec bench``: each returns a JSON-able dict of measurements."""

@@ -1,0 +1,1 @@
+"""Loaders: one function per source format, each returning a validated :class:`RecData`."""

@@ -1,0 +1,73 @@
+"""Uniform access to a data set's files, whether in a zip archive or a directory.
+
+Official archives are read directly (no manual unzip): ``SourceFiles("ml-1m.zip")`` finds
+``ml-1m/ratings.dat`` inside the zip, and ``SourceFiles("ml-1m/")`` finds it on disk.
+
+>>> import io, zipfile, tempfile, pathlib
+>>> p = pathlib.Path(tempfile.mkdtemp()) / "toy.zip"
+>>> with zipfile.ZipFile(p, "w") as z:
+...     z.writestr("toy/ratings.dat", "1::2::5::10\\n")
+>>> src = SourceFiles(p)
+>>> src.read_bytes("ratings.dat")
+b'1::2::5::10\\n'
+>>> src.display("ratings.dat").endswith("toy.zip!toy/ratings.dat")
+True
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from llmrec.errors import DataError
+
+
+class SourceFiles:
+    """Files of one data set, found by base name in a zip archive or a directory tree."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DataError("no such file or directory", path=self.path)
+        self.is_zip = self.path.is_file() and zipfile.is_zipfile(self.path)
+        if self.path.is_file() and not self.is_zip:
+            raise DataError("expected a zip archive or a directory", path=self.path)
+        if self.is_zip:
+            with zipfile.ZipFile(self.path) as z:
+                self._members = [n for n in z.namelist() if not n.endswith("/")]
+        else:
+            self._members = [str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()]
+
+    def find(self, *names: str) -> str | None:
+        """Return the shallowest member whose base name matches one of ``names`` (case-insensitive)."""
+        wanted = {n.lower() for n in names}
+        hits = [m for m in self._members if Path(m).name.lower() in wanted]
+        if not hits:
+            return None
+        return min(hits, key=lambda m: (m.count("/"), names.index(next(n for n in names if n.lower() == Path(m).name.lower()))))
+
+    def require(self, *names: str) -> str:
+        """Like :meth:`find` but raise :class:`DataError` naming the expected file."""
+        member = self.find(*names)
+        if member is None:
+            raise DataError(
+                f"file {' or '.join(names)} not found",
+                path=self.path,
+                hint="point to the official archive or the directory that holds its files",
+            )
+        return member
+
+    def has(self, *names: str) -> bool:
+        return self.find(*names) is not None
+
+    def read_bytes(self, *names: str) -> bytes:
+        member = self.require(*names)
+        if self.is_zip:
+            with zipfile.ZipFile(self.path) as z:
+                return z.read(member)
+        return (self.path / member).read_bytes()
+
+    def display(self, *names: str) -> str:
+        """Human-readable location of a member, for error messages."""
+        member = self.find(*names) or names[0]
+        return f"{self.path}!{member}" if self.is_zip else str(self.path / member)

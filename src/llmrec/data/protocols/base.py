@@ -1,0 +1,237 @@
+"""Shared pieces of the protocol builders: chronology arrays, list columns, splits, output.
+
+Every protocol turns a :class:`~llmrec.data.schema.RecData` into named splits of samples.
+CTR samples (TALLRec, ReLLa) have the columns::
+
+    sample_id, user, item, rating, label, timestamp,
+    history_items (list<str>), history_ratings (list<float32>), history_end
+
+where ``history_end`` is the number of the user's interactions before the target, i.e. an
+index into the user's row of ``sequences.parquet`` (the full chronology), so retrieval can
+search the whole prior history while the list columns hold the most recent ones.
+Ranking samples (TRSR) hold ``candidates`` (list<str>) and ``labels`` (list<int8>) instead
+of ``item``/``label``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmrec.data.schema import RecData
+from llmrec.errors import DataError
+from llmrec.io import atomic_directory, write_json, write_parquet, write_text
+
+SPLIT_ORDER = ("train", "valid", "test")
+
+
+@dataclass
+class Chronology:
+    """Interactions sorted by (user, timestamp, source order) as flat numpy arrays."""
+
+    user: np.ndarray  # object/str user ids, one per interaction
+    user_code: np.ndarray  # int64 code per interaction (codes follow the sorted users)
+    item: pa.Array  # string item ids
+    rating: np.ndarray  # float32
+    timestamp: np.ndarray  # int64
+    position: np.ndarray  # int64 index of the interaction within its user's sequence
+    user_start: np.ndarray  # int64 flat index of each user's first interaction
+    user_length: np.ndarray  # int64 number of interactions per user
+    users: np.ndarray  # unique user ids in code order
+
+    @classmethod
+    def from_data(cls, data: RecData) -> Chronology:
+        inter = data.chronological()
+        codes, users = pd.factorize(inter["user"], sort=False)
+        codes = codes.astype(np.int64)
+        length = np.bincount(codes, minlength=len(users)).astype(np.int64)
+        start = np.concatenate([[0], np.cumsum(length)[:-1]]).astype(np.int64)
+        position = np.arange(len(inter), dtype=np.int64) - start[codes]
+        return cls(
+            user=inter["user"].to_numpy(dtype=object),
+            user_code=codes,
+            item=pa.array(inter["item"].to_numpy(dtype=object), type=pa.string()),
+            rating=inter["rating"].to_numpy(dtype=np.float32),
+            timestamp=inter["timestamp"].to_numpy(dtype=np.int64),
+            position=position,
+            user_start=start,
+            user_length=length,
+            users=np.asarray(users, dtype=object),
+        )
+
+    def sequences(self) -> pa.Table:
+        """One row per user: full chronological ``items``, ``ratings`` and ``timestamps``."""
+        offsets = pa.array(np.concatenate([self.user_start, [len(self.user_code)]]).astype(np.int32))
+        return pa.table(
+            {
+                "user": pa.array(self.users, type=pa.string()),
+                "items": pa.ListArray.from_arrays(offsets, self.item),
+                "ratings": pa.ListArray.from_arrays(offsets, pa.array(self.rating, type=pa.float32())),
+                "timestamps": pa.ListArray.from_arrays(offsets, pa.array(self.timestamp, type=pa.int64())),
+            }
+        )
+
+
+def concat_ranges(index: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions of the ranges ``[index[r], index[r] + lengths[r])`` and list offsets.
+
+    One cumulative sum, no Python loop and no large temporaries besides the output.
+
+    >>> flat, offsets = concat_ranges(np.array([5, 0, 2]), np.array([2, 0, 3]))
+    >>> flat.tolist(), offsets.tolist()
+    ([5, 6, 2, 3, 4], [0, 2, 2, 5])
+    """
+    index = np.asarray(index, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    nz = lengths > 0
+    starts, lens, pos = index[nz], lengths[nz], offsets[:-1][nz]
+    steps = np.ones(int(offsets[-1]), dtype=np.int64)
+    if len(starts):
+        steps[0] = starts[0]
+        steps[pos[1:]] = starts[1:] - (starts[:-1] + lens[:-1] - 1)
+    return np.cumsum(steps), offsets
+
+
+def list_column(values: pa.Array | np.ndarray, flat: np.ndarray, offsets: np.ndarray) -> pa.ListArray:
+    """A list column from flat positions into ``values`` and list offsets."""
+    taken = values.take(pa.array(flat)) if isinstance(values, pa.Array) else pa.array(np.asarray(values)[flat])
+    off_type = np.int32 if offsets[-1] < 2**31 else np.int64
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(off_type)), taken)
+
+
+def gather_lists(values: pa.Array | np.ndarray, index: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
+    """Build a list column whose row ``r`` is ``values[index[r] : index[r] + lengths[r]]``.
+
+    >>> gather_lists(np.array([1, 2, 3, 4]), np.array([0, 2]), np.array([2, 1])).to_pylist()
+    [[1, 2], [3]]
+    """
+    return list_column(values, *concat_ranges(index, lengths))
+
+
+def split_by_rank(n: int, ratios: tuple[float, float, float]) -> np.ndarray:
+    """Split labels for ``n`` ordered samples: the first ``ratios[0]`` share is train, etc.
+
+    Boundaries are ``floor(n * cumulative ratio)``.
+
+    >>> split_by_rank(10, (0.8, 0.1, 0.1)).tolist()
+    ['train', 'train', 'train', 'train', 'train', 'train', 'train', 'train', 'valid', 'test']
+    """
+    total = sum(ratios)
+    cuts = np.floor(np.cumsum(ratios) / total * n + 1e-9).astype(np.int64)
+    cuts[-1] = n
+    labels = np.empty(n, dtype=object)
+    lo = 0
+    for name, hi in zip(SPLIT_ORDER, cuts):
+        labels[lo:hi] = name
+        lo = hi
+    return labels
+
+
+def require_ratings(data: RecData, protocol: str) -> None:
+    if data.interactions["rating"].isna().all():
+        raise DataError(
+            f"the {protocol} protocol needs explicit ratings, but {data.name} has implicit feedback only",
+            path=data.sources.get("interactions"),
+            field="rating",
+            hint="use the trsr protocol for click/purchase sequences",
+        )
+
+
+def default_threshold(data: RecData) -> float:
+    """Label threshold (label = rating > threshold): 5 on 1-10 scales (BookCrossing), else 3."""
+    top = float(np.nanmax(data.interactions["rating"].to_numpy()))
+    return 5.0 if top > 5 else 3.0
+
+
+@dataclass
+class PreparedData:
+    """The output of a protocol builder, written by :meth:`save` as one directory."""
+
+    dataset: str
+    protocol: str
+    splits: dict[str, pa.Table]
+    items: pd.DataFrame
+    users: pd.DataFrame
+    sequences: pa.Table | None
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def stats(self) -> dict[str, Any]:
+        """Statistics table data (computed once, then cached)."""
+        from llmrec.data.stats import prepared_stats
+
+        if self._stats is None:
+            self._stats = prepared_stats(self)
+        return self._stats
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``<split>.parquet``, ``items``, ``users``, ``sequences``, ``meta.json``, ``stats.json``.
+
+        The directory appears complete or not at all.
+        """
+        from llmrec import __version__
+        from llmrec.data.stats import format_stats
+
+        stats = self.stats()
+        with atomic_directory(directory) as tmp:
+            for name, table in self.splits.items():
+                write_parquet(tmp / f"{name}.parquet", table)
+            write_parquet(tmp / "items.parquet", self.items)
+            write_parquet(tmp / "users.parquet", self.users)
+            if self.sequences is not None:
+                write_parquet(tmp / "sequences.parquet", self.sequences)
+            write_json(tmp / "stats.json", stats)
+            write_text(tmp / "stats.txt", format_stats(stats) + "\n")
+            write_json(
+                tmp / "meta.json",
+                {
+                    "llmrec_version": __version__,
+                    "dataset": self.dataset,
+                    "protocol": self.protocol,
+                    "splits": list(self.splits),
+                    "config": self.config,
+                    "notes": self.notes,
+                },
+            )
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PreparedData:
+        """Read a directory written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / "meta.json"
+        if not meta_path.exists():
+            raise DataError("not a prepared data directory (meta.json missing)", path=directory,
+                            hint="run `llmrec data prepare` first")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"corrupt metadata: {exc}", path=meta_path) from exc
+
+        def read(name: str) -> pa.Table:
+            p = directory / f"{name}.parquet"
+            try:
+                return pq.read_table(p)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise DataError(f"cannot read table: {exc}", path=p, hint="prepare the data again") from exc
+
+        seq_path = directory / "sequences.parquet"
+        return cls(
+            dataset=meta["dataset"],
+            protocol=meta["protocol"],
+            splits={name: read(name) for name in meta["splits"]},
+            items=read("items").to_pandas(),
+            users=read("users").to_pandas(),
+            sequences=read("sequences") if seq_path.exists() else None,
+            config=meta["config"],
+            notes=meta.get("notes", []),
+        )
