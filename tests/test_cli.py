@@ -109,3 +109,18 @@ def test_tallrec_movie_on_real_ml100k(tmp_path, shared_data):
     assert [splits[s]["samples"] for s in ("train", "valid", "test", "fewshot_16", "fewshot_64", "fewshot_256")] == [
         8000, 1000, 1000, 16, 64, 256]
     assert all(splits[s]["history_min"] == splits[s]["history_max"] == 10 for s in splits)
+
+
+@pytest.mark.shared_data
+def test_book_and_sequential_protocols_on_real_data(tmp_path, shared_data):
+    run("data", "prepare", "bookcrossing", "-p", "tallrec", "--data-root", shared_data, "--out", tmp_path / "bx")
+    splits = json.loads((tmp_path / "bx" / "stats.json").read_text())["splits"]
+    # 3,440 users have >= 11 ratings in the cleaned copy: one sample each, random 8:1:1
+    assert [splits[s]["samples"] for s in ("train", "valid", "test")] == [2752, 344, 344]
+    run("data", "prepare", "amazon-games", "-p", "trsr", "--data-root", shared_data, "--out", tmp_path / "games")
+    stats = json.loads((tmp_path / "games" / "stats.json").read_text())
+    splits = stats["splits"]
+    assert stats["dataset"] == "amazon-games"
+    assert [splits[s]["samples"] for s in ("train", "valid", "test")] == [6230, 1000, 1000]
+    assert splits["test"]["candidates_per_sample"] == 21 and splits["train"]["candidates_per_sample"] == 2
+    assert 9 <= splits["test"]["history_min"] and splits["test"]["history_max"] <= 24

@@ -190,6 +190,10 @@ def test_trsr_scales_down_and_errors():
     sizes = [out.splits[s].num_rows for s in ("train", "valid", "test")]
     assert sum(sizes) == 30 and all(s >= 1 for s in sizes)
     assert any("scaled" in n for n in out.notes)
+    # enough users for full evaluation sets: train gets the rest
+    out = build_trsr(make_data(rows, n_items=200), TrsrConfig(n_train=100, n_valid=5, n_test=5))
+    assert [out.splits[s].num_rows for s in ("train", "valid", "test")] == [20, 5, 5]
+    assert any("20 train users" in n for n in out.notes)
     with pytest.raises(DataError, match="interactions"):
         build_trsr(make_data(random_ratings(5, 50, (2, 4))), TrsrConfig())
     with pytest.raises(ValueError):

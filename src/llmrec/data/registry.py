@@ -143,4 +143,6 @@ def load_dataset(
     >>> data = load_dataset("ml-100k")  # doctest: +SKIP
     """
     spec = get_spec(name)
-    return spec.loader(resolve_source(spec.name, path, data_root, download))
+    data = spec.loader(resolve_source(spec.name, path, data_root, download))
+    data.name = spec.name  # one loader may serve several registered data sets
+    return data

@@ -3,8 +3,9 @@
 * users with ``min_interactions`` to ``max_interactions`` (10-25) interactions;
 * one sample per user: the last interaction is the target, all earlier ones the history;
 * users are split at random (``seed``): ``n_test`` (1,000) test users, ``n_valid`` (1,000)
-  valid users, up to ``n_train`` (10,000) train users, as in the paper's table; with fewer
-  eligible users the three sizes are scaled down in the same proportion;
+  valid users, up to ``n_train`` (10,000) train users, as in the paper's table; when fewer
+  users are eligible, train gets the rest, and when there are not even enough for the two
+  evaluation sets, all three sizes are scaled down in proportion;
 * candidates: train = target + ``train_negatives`` (1) negative; valid/test = target +
   ``eval_negatives`` (20) negatives. Negatives are drawn uniformly from the items seen in
   the data, never from the user's own interactions, without repeats; the target is put at a
@@ -88,15 +89,18 @@ def build_trsr(data: RecData, config: TrsrConfig) -> PreparedData:
         )
     rng = np.random.default_rng(config.seed)
     users = rng.permutation(eligible)
-    wanted = np.array([config.n_test, config.n_valid, config.n_train], dtype=np.float64)
+    wanted = np.array([config.n_test, config.n_valid, config.n_train], dtype=np.int64)
     notes = []
-    if len(users) < wanted.sum():
-        sizes = np.floor(wanted / wanted.sum() * len(users)).astype(np.int64)
-        sizes = np.maximum(sizes, 1)
+    if len(users) > wanted[0] + wanted[1]:
+        # full-size evaluation sets (comparable to the paper's 1,000 / 1,000); train gets the rest
+        sizes = wanted.copy()
+        sizes[2] = min(wanted[2], len(users) - wanted[0] - wanted[1])
+        if sizes[2] < wanted[2]:
+            notes.append(f"only {len(users)} eligible users: {sizes[2]} train users instead of {wanted[2]}")
+    else:
+        sizes = np.maximum(np.floor(wanted / wanted.sum() * len(users)).astype(np.int64), 1)
         sizes[2] = len(users) - sizes[0] - sizes[1]
         notes.append(f"only {len(users)} eligible users: test/valid/train scaled to {sizes.tolist()}")
-    else:
-        sizes = wanted.astype(np.int64)
     bounds = np.cumsum(sizes)
     groups = {"test": users[: bounds[0]], "valid": users[bounds[0] : bounds[1]], "train": users[bounds[1] : bounds[2]]}
 
