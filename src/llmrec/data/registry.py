@@ -138,10 +138,7 @@ def resolve_source(
 def load_dataset(
     name: str, path: str | Path | None = None, data_root: str | Path | None = None, download: bool = False
 ) -> RecData:
-    """Resolve and load a data set into the llmrec schema.
-
-    >>> data = load_dataset("ml-100k")  # doctest: +SKIP
-    """
+    """Resolve and load a data set into the llmrec schema, e.g. ``load_dataset("ml-100k")``."""
     spec = get_spec(name)
     data = spec.loader(resolve_source(spec.name, path, data_root, download))
     data.name = spec.name  # one loader may serve several registered data sets
