@@ -27,6 +27,25 @@ def shared_data() -> Path:
     return root
 
 
+@pytest.fixture
+def shared_dataset(shared_data):
+    """A function ``name -> Path`` of one data set under the shared data folder.
+
+    A missing data set skips the test, or fails it with LLMREC_REQUIRE_SHARED_DATA=1.
+    """
+
+    def find(name: str) -> Path:
+        path = shared_data / name
+        if not path.exists():
+            message = f"shared data set {name!r} not found at {path}"
+            if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
+                pytest.fail(message)
+            pytest.skip(message)
+        return path
+
+    return find
+
+
 def write_ml1m_zip(path: Path, ratings: list[tuple], movies: list[tuple] | None = None, users: list[tuple] | None = None) -> Path:
     """Write an archive with MovieLens-1M's layout and format (``::``, latin-1)."""
     if movies is None:

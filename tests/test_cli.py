@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from llmrec import __version__
 from llmrec.cli import main
-
 from tests.conftest import random_ratings, write_ml1m_zip
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -14,29 +13,6 @@ import pytest
 
 from llmrec.data.loaders.amazon import load_amazon
 from llmrec.errors import DataError
-
-
-@pytest.fixture
-def shared_data():
-    """Return a function ``name -> Path`` into the shared data folder; skip when absent.
-
-    The folder is ``LLMREC_SHARED_DATA`` or ``<repo>/../shared/data``. With
-    ``LLMREC_REQUIRE_SHARED_DATA=1`` a missing data set fails instead of skipping.
-    """
-    env = os.environ.get("LLMREC_SHARED_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-    def find(name: str) -> Path:
-        path = root / name
-        if not path.exists():
-            message = f"shared data set {name!r} not found at {path}"
-            if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
-        return path
-
-    return find
-
 
 ITEMS = "item_id\ttitle\n0\tFire Emblem\n1\tGBA Case &amp; Strap\n2\tIvan \"Ironman\" Stewart's Off Road\n3\tUnused\n"
 SEQUENCES = "user_id\titem_ids\thistory_capped\n1\t2 0 1\t0\n2\t1 2\t1\n3\t\t0\n"
@@ -244,10 +220,10 @@ def test_missing_path(tmp_path):
 
 
 @pytest.mark.shared_data
-def test_real_amazon_games(shared_data):
+def test_real_amazon_games(shared_dataset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        data = load_amazon(shared_data("amazon-games"))
+        data = load_amazon(shared_dataset("amazon-games"))
     summary = data.summary()
     assert (summary["interactions"], summary["users"], summary["catalog_items"]) == (352_158, 40_437, 16_859)
     assert data.users["history_capped"].sum() == 301

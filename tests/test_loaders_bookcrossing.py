@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -14,28 +13,6 @@ from llmrec.data.loaders.bookcrossing import clean_quotes, load_bookcrossing
 from llmrec.errors import DataError
 
 # --- fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def shared_data():
-    """Return a function ``name -> Path`` into the shared data folder; skip when absent.
-
-    The folder is ``LLMREC_SHARED_DATA`` or ``<repo>/../shared/data``. With
-    ``LLMREC_REQUIRE_SHARED_DATA=1`` a missing data set fails instead of skipping.
-    """
-    env = os.environ.get("LLMREC_SHARED_DATA")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-    def find(name: str) -> Path:
-        path = root / name
-        if not path.exists():
-            message = f"shared data set {name!r} not found at {path}"
-            if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
-                pytest.fail(message)
-            pytest.skip(message)
-        return path
-
-    return find
 
 
 BOOKS_HEADER = (
@@ -326,10 +303,10 @@ def test_all_ratings_dropped_is_an_error(tmp_path):
 
 
 @pytest.mark.shared_data
-def test_real_cleaned_bookcrossing(shared_data):
+def test_real_cleaned_bookcrossing(shared_dataset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        data = load_bookcrossing(shared_data("bookcrossing"))
+        data = load_bookcrossing(shared_dataset("bookcrossing"))
     summary = data.summary()
     assert (summary["interactions"], summary["users"], summary["items"]) == (204_164, 48_299, 18_185)
     assert len(data.users) == 48_299 and len(data.items) == 18_185

@@ -17,7 +17,6 @@ from llmrec.data.protocols import (
 from llmrec.data.protocols.base import concat_ranges, split_by_rank
 from llmrec.data.schema import RecData
 from llmrec.errors import DataError
-
 from tests.conftest import random_ratings
 
 

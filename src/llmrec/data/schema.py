@@ -30,9 +30,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from llmrec.data.columns import isin
 from llmrec.errors import DataError
 from llmrec.io import atomic_directory, write_json, write_parquet
 
@@ -58,9 +57,7 @@ def require_columns(frame: pd.DataFrame, columns: tuple[str, ...] | list[str], *
 
 def check_known_ids(ids: pd.Series, known: pd.Series, *, path: Any, field: str, what: str) -> None:
     """Raise :class:`DataError` if ``ids`` holds values absent from ``known``."""
-    # pyarrow's hash-based is_in: pandas' isin on string dtypes loops in Python
-    found = pc.is_in(pa.array(ids.astype(str), type=pa.string()), value_set=pa.array(known.astype(str), type=pa.string()))
-    unknown_mask = pd.Series(~found.to_numpy(zero_copy_only=False), index=ids.index)
+    unknown_mask = pd.Series(~isin(ids, known), index=ids.index)
     if unknown_mask.any():
         unknown = pd.unique(ids[unknown_mask])
         examples = ", ".join(repr(str(x)) for x in unknown[:5])

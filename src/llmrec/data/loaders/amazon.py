@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import html
 import io
 import warnings
 import zipfile
@@ -45,9 +44,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from llmrec.data.columns import isin, unescape_html
 from llmrec.data.loaders.files import SourceFiles
 from llmrec.data.schema import RecData, require_columns
 from llmrec.errors import DataError
@@ -59,24 +57,6 @@ REVIEW_COLUMNS = ["reviewerID", "asin", "overall", "unixReviewTime"]
 META_COLUMNS = ["asin", "title", "description", "brand", "category"]
 _TRUE = {"1", "true", "True", "TRUE", "yes"}
 _FALSE = {"0", "false", "False", "FALSE", "no", ""}
-
-
-def _isin(values: pd.Series, known: pd.Series) -> np.ndarray:
-    mask = pc.is_in(pa.array(values.astype(str), type=pa.string()), value_set=pa.array(known.astype(str), type=pa.string()))
-    return mask.to_numpy(zero_copy_only=False)
-
-
-def unescape_html(series: pd.Series) -> pd.Series:
-    """Decode HTML entities (``&amp;``, ``&rsquo;``...), touching only rows that have ``&``.
-
-    >>> unescape_html(pd.Series(["A &amp; B", "Marvel&rsquo;s", "plain"])).tolist()
-    ['A & B', 'Marvel’s', 'plain']
-    """
-    series = series.fillna("").astype(str)
-    mask = series.str.contains("&", regex=False)
-    if mask.any():
-        series = series.where(~mask, series[mask].map(html.unescape))
-    return series
 
 
 def _read_tsv(raw: bytes, where: str, columns: list[str], what: str) -> pd.DataFrame:
@@ -230,7 +210,7 @@ def _load_reviews(src: SourceFiles, members: list[str]) -> RecData:
             if col in meta.columns:
                 items[out] = unescape_html(_join_text(meta[col], sep)).str.strip()
         items = items[items["title"] != ""].drop_duplicates("item").reset_index(drop=True)
-        no_title = ~_isin(inter["item"], items["item"])
+        no_title = ~isin(inter["item"], items["item"])
         extra["no_title_dropped"] = int(no_title.sum())
         if no_title.any():
             warnings.warn(

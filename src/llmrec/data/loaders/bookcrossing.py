@@ -48,16 +48,15 @@ outside 5..110).
 
 from __future__ import annotations
 
-import html
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from llmrec.data.columns import isin, unescape_html
 from llmrec.data.loaders.files import SourceFiles
 from llmrec.data.schema import RecData, require_columns
 from llmrec.errors import DataError
@@ -173,20 +172,6 @@ def clean_quotes(series: pd.Series, backslashes: bool = True) -> pd.Series:
     return series
 
 
-def _isin(values: pd.Series, known: pd.Series) -> np.ndarray:
-    """Fast ``values.isin(known)`` for string columns (hash lookup in Arrow)."""
-    mask = pc.is_in(pa.array(values.astype(str), type=pa.string()), value_set=pa.array(known.astype(str), type=pa.string()))
-    return mask.to_numpy(zero_copy_only=False)
-
-
-def _unescape_html(series: pd.Series) -> pd.Series:
-    """``&amp;`` and friends (the 2004 dump has them) -> characters; only rows with ``&``."""
-    mask = series.str.contains("&", regex=False) & series.str.contains(";", regex=False)
-    if mask.any():
-        series = series.where(~mask, series[mask].map(html.unescape))
-    return series
-
-
 def _clean_age(age: pd.Series) -> pd.Series:
     values = pd.to_numeric(age.str.strip().str.strip('"').str.strip(), errors="coerce")
     ok = values.between(*AGE_RANGE) & (values == np.floor(values))
@@ -273,7 +258,7 @@ def load_bookcrossing(path: str | Path, explicit_only: bool = True) -> RecData:
     )
     items = pd.DataFrame({"item": books["ISBN"].str.strip()})
     for col, out in [("Book-Title", "title"), ("Book-Author", "author"), (publisher_col, "publisher")]:
-        items[out] = _unescape_html(clean_quotes(books[col], backslashes=publisher_col != "Publisher").str.strip())
+        items[out] = unescape_html(clean_quotes(books[col], backslashes=publisher_col != "Publisher").str.strip())
     year = books["Year-Of-Publication"].str.strip()
     items["year"] = year.where(year.str.fullmatch(r"[1-9]\d{3}"), "")
     items = items[["item", "title", "author", "year", "publisher"]]
@@ -294,7 +279,7 @@ def load_bookcrossing(path: str | Path, explicit_only: bool = True) -> RecData:
     if explicit_only:
         inter = inter[~implicit]
         extra["implicit_dropped"] = int(implicit.sum())
-    unknown = ~_isin(inter["item"], items["item"])
+    unknown = ~isin(inter["item"], items["item"])
     extra["unknown_isbn_dropped"] = int(unknown.sum())
     if unknown.any():
         warnings.warn(
@@ -320,7 +305,7 @@ def load_bookcrossing(path: str | Path, explicit_only: bool = True) -> RecData:
             require_columns(raw_users, cols, path=where["users"], what="users")
             users["location"] = _join_parts([_clean_location_part(raw_users[c]) for c in cols[:3]])
             users["age"] = _clean_age(raw_users["User-Age"])
-        users["location"] = _unescape_html(users["location"])
+        users["location"] = unescape_html(users["location"])
     fmt = "official-2004" if extra["separators"][ratings_file] == ";" else "cleaned"
     extra["format"] = fmt
     return RecData(

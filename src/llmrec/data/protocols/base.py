@@ -145,6 +145,20 @@ def require_ratings(data: RecData, protocol: str) -> None:
         )
 
 
+def resolve_order(data: RecData, order: str) -> str:
+    """``auto`` -> ``time`` when the data has timestamps, else ``random``; refuse ``time`` without them."""
+    if order == "auto":
+        return "random" if data.timestamp_kind == "none" else "time"
+    if order == "time" and data.timestamp_kind == "none":
+        raise DataError(f"{data.name} has no timestamps, so it cannot be split by time", hint="use order=random")
+    return order
+
+
+def label_threshold(data: RecData, configured: float | None) -> float:
+    """The configured threshold, or :func:`default_threshold`."""
+    return configured if configured is not None else default_threshold(data)
+
+
 def default_threshold(data: RecData) -> float:
     """Label threshold (label = rating > threshold): 5 on 1-10 scales (BookCrossing), else 3."""
     top = float(np.nanmax(data.interactions["rating"].to_numpy()))

@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmrec.data.protocols.base import (
     Chronology,
     PreparedData,
-    default_threshold,
     concat_ranges,
+    label_threshold,
     list_column,
     require_ratings,
+    resolve_order,
     split_by_rank,
 )
 from llmrec.data.schema import RecData
@@ -52,12 +53,8 @@ class RellaConfig(BaseModel):
 def build_rella(data: RecData, config: RellaConfig) -> PreparedData:
     """Build ReLLa CTR samples from ``data`` (vectorized; ML-1M takes a few seconds)."""
     require_ratings(data, "rella")
-    threshold = config.label_threshold if config.label_threshold is not None else default_threshold(data)
-    order = config.order
-    if order == "auto":
-        order = "random" if data.timestamp_kind == "none" else "time"
-    if order == "time" and data.timestamp_kind == "none":
-        raise DataError(f"{data.name} has no timestamps, so it cannot be split by time", hint="use order=random")
+    threshold = label_threshold(data, config.label_threshold)
+    order = resolve_order(data, config.order)
 
     chrono = Chronology.from_data(data)
     rated = ~np.isnan(chrono.rating)

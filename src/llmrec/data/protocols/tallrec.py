@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmrec.data.protocols.base import (
     Chronology,
     PreparedData,
-    default_threshold,
-    gather_lists,
+    label_threshold,
     require_ratings,
+    resolve_order,
     split_by_rank,
 )
 from llmrec.data.schema import RecData
@@ -69,12 +69,8 @@ def few_shot_sample(train: pa.Table, n: int, seed: int) -> pa.Table:
 def build_tallrec(data: RecData, config: TallrecConfig) -> PreparedData:
     """Build TALLRec samples from ``data``."""
     require_ratings(data, "tallrec")
-    threshold = config.label_threshold if config.label_threshold is not None else default_threshold(data)
-    order = config.order
-    if order == "auto":
-        order = "random" if data.timestamp_kind == "none" else "time"
-    if order == "time" and data.timestamp_kind == "none":
-        raise DataError(f"{data.name} has no timestamps, so it cannot be split by time", hint="use order=random")
+    threshold = label_threshold(data, config.label_threshold)
+    order = resolve_order(data, config.order)
     chrono = Chronology.from_data(data)
     if order == "time":
         target, hist_index, hist_len = _time_windows(chrono, config)
