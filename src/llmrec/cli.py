@@ -80,33 +80,21 @@ def data_prepare(dataset, protocol, config_path, overrides, path, data_root, dow
       llmrec data prepare ml-100k -p tallrec --set tallrec.few_shot=[16,64]
       llmrec data prepare amazon-games -p trsr --path ../shared/data/amazon-games
     """
-    from llmrec.config import dump_config, load_config
+    from llmrec.config import read_yaml
     from llmrec.data.prepare import PrepareConfig, prepare
     from llmrec.data.stats import format_stats
 
-    base = {}
-    sets = list(overrides)
-    for key, value in [("dataset", dataset), ("protocol", protocol), ("path", path), ("data_root", data_root), ("out", out)]:
-        if value is not None:
-            base[key] = value
-    if download:
-        base["download"] = True
-    cfg_data = {}
-    if config_path:
-        from llmrec.config import read_yaml
-
-        cfg_data = read_yaml(config_path)
-    merged = {**cfg_data, **base}
+    named = {"dataset": dataset, "protocol": protocol, "path": path, "data_root": data_root, "out": out,
+             "download": True if download else None}
     if seed is not None:
-        proto = merged.get("protocol")
+        proto = protocol or (read_yaml(config_path).get("protocol") if config_path else None)
         if proto is None:
             raise click.UsageError("--seed needs --protocol")
-        sets.append(f"{proto}.seed={seed}")
-    if "dataset" not in merged or "protocol" not in merged:
+        named[f"{proto}.seed"] = seed
+    if not (dataset and protocol) and not config_path:
         raise click.UsageError("give DATASET and --protocol (or a --config file that sets them)")
-    config = load_config(PrepareConfig, overrides=sets, base=merged)
-    if print_config:
-        click.echo(dump_config(config), nl=False)
+    config = _config_command(PrepareConfig, config_path, overrides, named, print_config)
+    if config is None:
         return
     prepared, out_dir, timings = prepare(config, log=lambda m: click.echo(m, err=True))
     click.echo(format_stats(prepared.stats()))
@@ -152,6 +140,76 @@ def data_download(dataset) -> None:
     if not spec.url:
         raise click.ClickException(f"{spec.name} has no official download; get it by hand and pass --path")
     click.echo(str(download_archive(spec.url, md5=spec.md5)))
+
+
+def _config_command(model_cls, config_path, overrides, named: dict, print_config: bool):
+    """Resolve a config from a YAML file, named options (shortcuts for fields) and --set overrides."""
+    from llmrec.config import dump_config, load_config, read_yaml, set_dotted
+
+    base = read_yaml(config_path) if config_path else {}
+    for key, value in named.items():
+        if value is not None:  # named options are plain values, not YAML
+            set_dotted(base, key.split("."), value)
+    config = load_config(model_cls, overrides=overrides, base=base)
+    if print_config:
+        click.echo(dump_config(config), nl=False)
+        return None
+    return config
+
+
+@main.command("evaluate")
+@click.option("--data", "-d", help="Prepared folder (llmrec data prepare).")
+@click.option("--split", help="Split to score [test].")
+@click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
+@click.option("--template", "-t", help="Template name or file [per protocol and domain].")
+@click.option("--limit", type=int, help="Score a seeded random subset of N samples.")
+@click.option("--batch-size", type=int, help="Prompts per forward pass [8].")
+@click.option("--device", help="auto, cpu, cuda, mps [auto].")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, run_dir, config_path, overrides, print_config):
+    """Zero-shot scoring of a prepared split: predictions, metrics and plots in a run folder.
+
+    \b
+    Examples:
+      llmrec evaluate --data prepared/ml-100k-tallrec --limit 1000
+      llmrec evaluate -d prepared/ml-1m-rella --set history_k=30 --set scoring.batch_size=4
+    """
+    import json
+
+    from llmrec.evaluate import EvaluateConfig, evaluate
+
+    named = {"data": data, "split": split, "model.name": model_name, "template": template, "limit": limit,
+             "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir}
+    config = _config_command(EvaluateConfig, config_path, overrides, named, print_config)
+    if config is None:
+        return
+    path, result = evaluate(config, log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result["metrics"], indent=2))
+    click.echo(f"run folder: {path}/")
+
+
+@main.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+def compare_cmd(runs) -> None:
+    """Metrics of several run folders side by side."""
+    from llmrec.runs import load_metrics
+
+    results = [(r, load_metrics(r)) for r in runs]
+    keys = []
+    for _, res in results:
+        keys += [k for k, v in res["metrics"].items() if isinstance(v, (int, float)) and k not in keys]
+    header = ["run", "data", "prompts", *keys]
+    rows = [header]
+    for r, res in results:
+        m = res["metrics"]
+        rows.append([Path(r).name, f"{res['dataset']}/{res['protocol']}/{res['split']}", str(res["run"]["prompts"]),
+                     *[f"{m[k]:.4f}" if isinstance(m.get(k), float) else str(m.get(k, "-")) for k in keys]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)))
 
 
 @main.group(cls=_Group)

@@ -37,20 +37,25 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def set_dotted(data: dict[str, Any], path: list[str], value: Any, what: str = "") -> None:
+    """Set ``data[path[0]][path[1]]... = value`` in place, creating sections."""
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"override {what or '.'.join(path)!r}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Return a copy of ``data`` with each dotted override set (nested dicts created)."""
     out = yaml.safe_load(yaml.safe_dump(data)) if data else {}
     for text in overrides:
         path, value = parse_override(text)
-        node = out
-        for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
+        set_dotted(out, path, value, text)
     return out
 
 

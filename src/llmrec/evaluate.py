@@ -1,0 +1,192 @@
+"""``llmrec evaluate``: score a prepared split with an LLM (zero-shot) into a run folder.
+
+>>> cfg = EvaluateConfig(data="prepared/ml-1m-rella", limit=1000)
+>>> cfg.split, cfg.model.name, cfg.scoring.batch_size
+('test', 'default', 8)
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
+
+from llmrec.data.protocols import PreparedData
+from llmrec.errors import ConfigError, DataError
+from llmrec.io import write_parquet
+from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, ModelConfig, ScoringConfig, YesNoScorer, load_model
+from llmrec.metrics import ctr_report, ranking_report
+from llmrec.prompts import load_template
+from llmrec.prompts.build import PromptData, default_template, render_ctr, render_ranking
+from llmrec.runs import RunDir
+
+DEFAULT_HISTORY_K = {"tallrec": None, "rella": 15, "trsr": None}
+"""History items shown per prompt: TALLRec all 10; ReLLa K=15 (where zero-shot Vicuna-13B
+peaked on ML-1M in the paper); TRSR the whole (10-25 item) history."""
+
+
+class EvaluateConfig(BaseModel):
+    """Everything ``llmrec evaluate`` needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="prepared folder (llmrec data prepare)")
+    split: str = "test"
+    template: str | None = Field(None, description="shipped template name or a file; default per protocol and domain")
+    history_k: int | None = Field(None, ge=0, description="most recent history items per prompt; default per protocol")
+    max_prompt_tokens: int | None = Field(1024, ge=16, description="token budget; oldest history dropped first")
+    chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
+    limit: int | None = Field(None, ge=1, description="score a seeded random subset of this many samples")
+    sample_seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    run_dir: str | None = Field(None, description="run folder (default: runs/<time>-<dataset>-<protocol>-<split>)")
+    resume: bool = Field(True, description="continue an interrupted run in run_dir")
+    checkpoint_every: int = Field(64, ge=1, description="prompts scored between writes of partial predictions")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the predictions (a resumed run must match them)."""
+        keep = self.model_dump(mode="json", include={"data", "split", "template", "history_k", "max_prompt_tokens",
+                                                     "chat", "limit", "sample_seed"})
+        keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision"})
+        keep["head"] = self.scoring.head
+        return keep
+
+
+def select_rows(table, limit: int | None, seed: int) -> list[int]:
+    """All row indices, or a seeded random subset of ``limit`` of them (in table order)."""
+    n = table.num_rows
+    if limit is None or limit >= n:
+        return list(range(n))
+    return sorted(np.random.default_rng(seed).choice(n, size=limit, replace=False).tolist())
+
+
+def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=print, progress: bool = True) -> tuple[Path, dict]:
+    """Score the split, write the run folder, return (folder, metrics)."""
+    prepared = PreparedData.load(config.data)
+    if config.split not in prepared.splits:
+        raise ConfigError(f"{config.data}: no split {config.split!r} (has: {', '.join(prepared.splits)})")
+    table = prepared.splits[config.split]
+    protocol, dataset = prepared.protocol, prepared.dataset
+    ranking = "candidates" in table.column_names
+    run = RunDir(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split))
+    run.start(config.model_dump(mode="json"), config.identity(), resume=config.resume)
+    if run.finished:
+        log(f"{run.path} is finished; metrics.json holds its results")
+        import json
+
+        return run.path, json.loads((run.path / "metrics.json").read_text())
+
+    rows_idx = select_rows(table, config.limit, config.sample_seed)
+    columns = [c for c in ("sample_id", "user", "item", "label", "history_items", "history_ratings", "candidates", "labels")
+               if c in table.column_names]
+    rows = table.select(columns).take(rows_idx).to_pylist()
+    if not rows:
+        raise DataError(f"{config.data}: split {config.split!r} is empty")
+
+    t_load = time.perf_counter()
+    loaded = loaded or load_model(config.model)
+    load_s = time.perf_counter() - t_load
+    tok = loaded.tokenizer
+    template = load_template(config.template or default_template(protocol, dataset))
+    chat = config.chat == "on" or (config.chat == "auto" and getattr(tok, "chat_template", None) is not None)
+    threshold = prepared.config.get("label_threshold")
+    texts = PromptData.from_tables(prepared.items, prepared.users, dataset, threshold)
+    history_k = config.history_k if config.history_k is not None else DEFAULT_HISTORY_K.get(protocol)
+    budget = config.max_prompt_tokens
+    if loaded.max_context and budget and budget > loaded.max_context:
+        budget = loaded.max_context
+
+    def render(chunk: list[dict]) -> list[list]:
+        if ranking:
+            return render_ranking(chunk, texts, template, tok, history_k, budget, chat)
+        return [[p] for p in render_ctr(chunk, texts, template, tok, history_k, budget, chat)]
+
+    first = render(rows[:1])[0][0]
+    answer = AnswerTokens.for_prompt_end(tok, first.text, template.answer["yes"], template.answer["no"])
+    scorer = YesNoScorer(loaded.model, answer, config.scoring, pad_token_id=tok.pad_token_id)
+
+    done = run.done()
+    per_row = len(rows[0]["candidates"]) if ranking else 1
+    total = sum(len(r["candidates"]) if ranking else 1 for r in rows)
+    pending = [r for r in rows if _keys(r, ranking)[0] not in done or _keys(r, ranking)[-1] not in done]
+    if done:
+        log(f"resuming {run.path}: {len(done)} of {total} prompts already scored")
+    bar = tqdm(total=total, initial=total - sum(len(r["candidates"]) if ranking else 1 for r in pending),
+               desc=f"scoring {dataset}/{config.split}", unit="prompt", disable=not progress)
+    t0 = time.perf_counter()
+    scored_now, token_count = 0, 0
+    step = max(1, config.checkpoint_every // per_row)
+    for start in range(0, len(pending), step):
+        chunk = pending[start : start + step]
+        groups = render(chunk)
+        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in groups for p in g]
+        scores = scorer.score(prompts, progress=bar.update)
+        records, k = [], 0
+        for row, group in zip(chunk, groups):
+            for key, p in zip(_keys(row, ranking), group):
+                records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
+                                "history_kept": p.history_kept, "history_total": p.history_total})
+                k += 1
+        run.append(records)
+        scored_now += len(prompts)
+        token_count += sum(len(p) for p in prompts)
+    bar.close()
+    elapsed = time.perf_counter() - t0
+
+    done = run.done()
+    facts = {
+        "model": loaded.source, "device": str(loaded.device), "dtype": str(loaded.dtype).removeprefix("torch."),
+        "template": template.name, "chat_template": chat, "answer_tokens": [answer.yes_text, answer.no_text],
+        "history_k": history_k, "max_prompt_tokens": budget, "samples": len(rows), "prompts": total,
+        "mean_prompt_tokens": float(np.mean([done[k]["tokens"] for k in done])),
+        "prompts_with_history_cut": int(sum(done[k]["history_kept"] < min(done[k]["history_total"], history_k or 10**9)
+                                            for k in done)),
+        "model_load_s": round(load_s, 2), "scoring_s_this_session": round(elapsed, 2),
+        "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None,
+        "tokens_per_s_this_session": round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None,
+    }
+    metrics, plots = _finish(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
+    result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
+              "plots": plots}
+    run.finish(result)
+    return run.path, result
+
+
+def _keys(row: dict, ranking: bool) -> list[str]:
+    if ranking:
+        return [f"{row['sample_id']}:{j}" for j in range(len(row["candidates"]))]
+    return [str(row["sample_id"])]
+
+
+def _finish(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str) -> tuple[dict, list[str]]:
+    from llmrec.plots import ctr_plots, rank_plot
+
+    if ranking:
+        recs = []
+        for r in rows:
+            for j, (cand, lab) in enumerate(zip(r["candidates"], r["labels"])):
+                recs.append({"sample_id": r["sample_id"], "user": r["user"], "candidate": cand, "label": int(lab),
+                             "score": done[f"{r['sample_id']}:{j}"]["score"]})
+        preds = pd.DataFrame(recs)
+        width = len(rows[0]["candidates"])
+        scores = preds["score"].to_numpy().reshape(len(rows), width)
+        labels = preds["label"].to_numpy().reshape(len(rows), width)
+        metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
+        pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
+        plots = rank_plot(pos_rank, width, run.path / "plots", title)
+    else:
+        preds = pd.DataFrame({"sample_id": [r["sample_id"] for r in rows], "user": [r["user"] for r in rows],
+                              "item": [r["item"] for r in rows], "label": [int(r["label"]) for r in rows],
+                              "score": [done[str(r["sample_id"])]["score"] for r in rows]})
+        metrics = ctr_report(preds["label"].to_numpy(), preds["score"].to_numpy())
+        metrics["positive_rate"] = float(preds["label"].mean())
+        metrics["mean_score"] = float(preds["score"].mean())
+        plots = ctr_plots(preds["label"].to_numpy(), preds["score"].to_numpy(), run.path / "plots", title)
+    write_parquet(run.path / "predictions.parquet", preds)
+    return metrics, plots

@@ -1,0 +1,246 @@
+"""Batched Yes/No scoring: score = softmax over the Yes/No logits at the answer position.
+
+Each prompt is a pair of token-id sequences, ``context`` (user profile, history) and
+``candidate`` (the target item and the question, ending where the answer starts). The
+engine
+
+* sorts prompts by length and pads each batch (left padding by default; right padding is
+  supported too) with matching attention masks and position ids;
+* runs the decoder without the LM head and projects only the answer position's hidden
+  state onto the two answer rows of the output embedding (the same numbers as the full
+  logits at those two ids, without computing the other 262k vocabulary logits): the
+  ``logits_to_keep=1`` idea taken one step further. ``head="full"`` uses the model's own
+  head with ``logits_to_keep`` instead, for models whose head is not a plain projection;
+* with ``prefix_reuse``, encodes a context shared by several prompts once and scores all its
+  candidates against the cached keys/values (the 1 positive + 20 negatives ranking case).
+
+Both paths give the same scores as scoring each full prompt alone (tested to 1e-4).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmrec.llm.answers import AnswerTokens
+from llmrec.llm.loading import ModelError
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """Token ids of one prompt: a shareable ``context`` and its ``candidate`` continuation."""
+
+    context: tuple[int, ...]
+    candidate: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.context) + len(self.candidate)
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return self.context + self.candidate
+
+
+class ScoringConfig(BaseModel):
+    """How prompts are batched and scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(8, ge=1, description="prompts per forward pass")
+    max_batch_tokens: int | None = Field(None, ge=1, description="cap on padded tokens per batch")
+    padding_side: Literal["left", "right"] = "left"
+    prefix_reuse: Literal["auto", "off"] = Field("auto", description="auto: reuse the KV cache of shared contexts")
+    max_candidates_per_pass: int = Field(32, ge=1, description="candidates scored together against one context")
+    head: Literal["answer_rows", "full"] = Field("answer_rows", description="project only onto the answer rows, or full logits")
+
+
+class YesNoScorer:
+    """Score prompts with a causal LM: P(yes) = softmax(logit_yes, logit_no)[0].
+
+    >>> import torch
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> cfg = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+    ...                   num_attention_heads=2, num_key_value_heads=2, pad_token_id=0)
+    >>> scorer = YesNoScorer(LlamaForCausalLM(cfg).eval(), AnswerTokens(5, 6, "Yes", "No"))
+    >>> p = scorer.score([EncodedPrompt((1, 7, 8), (9,)), EncodedPrompt((1, 7), (10, 11))])
+    >>> p.shape, bool(((p > 0) & (p < 1)).all())
+    ((2,), True)
+    """
+
+    def __init__(self, model, answer: AnswerTokens, config: ScoringConfig | None = None, pad_token_id: int | None = None):
+        import torch
+
+        self.torch = torch
+        self.model = model
+        self.answer = answer
+        self.config = config or ScoringConfig()
+        self.device = next(model.parameters()).device
+        cfg = model.config
+        self.pad_id = pad_token_id if pad_token_id is not None else (getattr(cfg, "pad_token_id", None) or 0)
+        self.max_context = getattr(cfg, "max_position_embeddings", None)
+        self.softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+        head = model.get_output_embeddings()
+        if self.config.head == "answer_rows":
+            if self.decoder is None or head is None or not hasattr(head, "weight"):
+                raise ModelError("this model exposes no decoder/output embeddings; use head='full'")
+            ids = torch.tensor([answer.yes_id, answer.no_id], device=head.weight.device)
+            self.rows = head.weight.detach().index_select(0, ids).float()  # (2, hidden)
+            bias = getattr(head, "bias", None)
+            self.row_bias = bias.detach().index_select(0, ids).float() if bias is not None else None
+
+    # ------------------------------------------------------------------ public API
+    def score(self, prompts: Sequence[EncodedPrompt], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """P(yes) for every prompt, in input order (float64)."""
+        self._check_lengths(prompts)
+        out = np.full(len(prompts), np.nan, dtype=np.float64)
+        singles: list[int] = []
+        if self.config.prefix_reuse == "auto":
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for i, p in enumerate(prompts):
+                groups.setdefault(p.context, []).append(i)
+            for context, members in groups.items():
+                if len(members) > 1 and all(len(prompts[i].candidate) > 0 for i in members):
+                    out[members] = self._score_shared_context(context, [prompts[i].candidate for i in members])
+                    if progress:
+                        progress(len(members))
+                else:
+                    singles.extend(members)
+        else:
+            singles = list(range(len(prompts)))
+        for batch in self._batches([len(prompts[i]) for i in singles]):
+            idx = [singles[b] for b in batch]
+            out[idx] = self._score_full([prompts[i].ids for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def score_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
+        """P(yes) for plain token-id sequences (each a whole prompt)."""
+        return self.score([EncodedPrompt(tuple(s), ()) for s in sequences])
+
+    # ------------------------------------------------------------------ internals
+    def _check_lengths(self, prompts: Sequence[EncodedPrompt]) -> None:
+        for i, p in enumerate(prompts):
+            if len(p) == 0:
+                raise ModelError(f"prompt {i} is empty")
+            if self.max_context and len(p) > self.max_context:
+                raise ModelError(
+                    f"prompt {i} has {len(p)} tokens, more than the model's context window ({self.max_context}); "
+                    "lower max_prompt_tokens or the history length"
+                )
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        """Length-sorted batches (longest first) under the size and token caps."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches, current = [], []
+        for i in order:
+            width = lengths[current[0]] if current else lengths[i]
+            too_many = len(current) >= self.config.batch_size
+            too_big = self.config.max_batch_tokens and (len(current) + 1) * width > self.config.max_batch_tokens
+            if current and (too_many or too_big):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _answer_probs(self, hidden) -> np.ndarray:
+        """Two-way softmax of the answer logits from hidden states at the answer position."""
+        logits = hidden.float() @ self.rows.T
+        if self.row_bias is not None:
+            logits = logits + self.row_bias
+        return self._probs(logits)
+
+    def _probs(self, logits) -> np.ndarray:
+        if self.softcap:
+            logits = self.torch.tanh(logits / self.softcap) * self.softcap
+        diff = (logits[:, 0] - logits[:, 1]).double().cpu().numpy()
+        return 1.0 / (1.0 + np.exp(-diff))
+
+    def _score_full(self, sequences: list[tuple[int, ...]]) -> np.ndarray:
+        torch = self.torch
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        left = self.config.padding_side == "left"
+        for r, s in enumerate(sequences):
+            sl = slice(width - len(s), width) if left else slice(0, len(s))
+            ids[r, sl] = torch.tensor(s)
+            mask[r, sl] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        last = torch.tensor([width - 1 if left else len(s) - 1 for s in sequences])
+        ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
+        with torch.inference_mode():
+            if self.config.head == "full":
+                keep = last.view(-1, 1).to(self.device)
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
+                                    logits_to_keep=keep).logits[:, -1, :]
+                pair = logits[:, [self.answer.yes_id, self.answer.no_id]].float()
+                return self._probs_presoftcapped(pair)
+            hidden = self.decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state
+            rows = torch.arange(len(sequences), device=self.device)
+            return self._answer_probs(hidden[rows, last.to(self.device)])
+
+    def _probs_presoftcapped(self, pair) -> np.ndarray:
+        diff = (pair[:, 0] - pair[:, 1]).double().cpu().numpy()
+        return 1.0 / (1.0 + np.exp(-diff))
+
+    def _score_shared_context(self, context: tuple[int, ...], candidates: list[tuple[int, ...]]) -> np.ndarray:
+        """Encode ``context`` once; score every candidate continuation against its KV cache."""
+        torch = self.torch
+        ctx = torch.tensor([context], device=self.device)
+        out = np.empty(len(candidates), dtype=np.float64)
+        runner = self.model if self.config.head == "full" else self.decoder
+        with torch.inference_mode():
+            cache = runner(input_ids=ctx, use_cache=True).past_key_values
+            step = self.config.max_candidates_per_pass
+            chunks = [list(range(i, min(i + step, len(candidates)))) for i in range(0, len(candidates), step)]
+            for n_chunk, chunk in enumerate(chunks):
+                past = cache if n_chunk == len(chunks) - 1 else copy.deepcopy(cache)
+                _repeat_cache(past, len(chunk))
+                width = max(len(candidates[i]) for i in chunk)
+                ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(chunk), len(context) + width), dtype=torch.long)
+                mask[:, : len(context)] = 1
+                for r, i in enumerate(chunk):  # right padding: the context stays contiguous
+                    ids[r, : len(candidates[i])] = torch.tensor(candidates[i])
+                    mask[r, len(context) : len(context) + len(candidates[i])] = 1
+                positions = (len(context) + torch.arange(width)).expand(len(chunk), width)
+                last = torch.tensor([len(candidates[i]) - 1 for i in chunk], device=self.device)
+                kwargs = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                              position_ids=positions.to(self.device), past_key_values=past, use_cache=True)
+                rows = torch.arange(len(chunk), device=self.device)
+                if self.config.head == "full":
+                    logits = self.model(**kwargs, logits_to_keep=last.view(-1, 1)).logits[:, -1, :]
+                    out[chunk] = self._probs_presoftcapped(logits[:, [self.answer.yes_id, self.answer.no_id]].float())
+                else:
+                    hidden = self.decoder(**kwargs).last_hidden_state
+                    out[chunk] = self._answer_probs(hidden[rows, last])
+        return out
+
+
+def _repeat_cache(cache, n: int) -> None:
+    """Repeat a batch-1 KV cache ``n`` times along the batch axis, in place."""
+    if n == 1:
+        return
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        raise ModelError("prefix reuse needs a transformers Cache with per-layer storage; set prefix_reuse='off'")
+    for layer in layers:
+        layer.batch_repeat_interleave(n)
+
+
+def count_non_embedding_parameters(model) -> int:
+    """Parameters outside the token embeddings / tied LM head (for FLOP estimates)."""
+    emb = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
+           for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)

@@ -1,0 +1,61 @@
+"""Plots written into run folders (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def ctr_plots(labels: np.ndarray, scores: np.ndarray, folder: Path, title: str) -> list[str]:
+    """ROC curve and score histograms by label."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=float)
+    if 0 < labels.sum() < len(labels):
+        order = np.argsort(-scores, kind="stable")
+        tp = np.concatenate([[0], np.cumsum(labels[order])]) / labels.sum()
+        fp = np.concatenate([[0], np.cumsum(1 - labels[order])]) / (len(labels) - labels.sum())
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.plot(fp, tp, lw=1.5)
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC: {title}")
+        fig.tight_layout()
+        fig.savefig(folder / "roc.png", dpi=110)
+        plt.close(fig)
+        written.append("plots/roc.png")
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    bins = np.linspace(0, 1, 41)
+    for value, name in ((1, "positive"), (0, "negative")):
+        ax.hist(scores[labels == value], bins=bins, alpha=0.6, label=name)
+    ax.set(xlabel="P(yes)", ylabel="samples", title=f"scores: {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "scores.png", dpi=110)
+    plt.close(fig)
+    written.append("plots/scores.png")
+    return written
+
+
+def rank_plot(ranks: np.ndarray, n_candidates: int, folder: Path, title: str) -> list[str]:
+    """Histogram of the positive's rank among the candidates."""
+    plt = _plt()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.hist(ranks, bins=np.arange(1, n_candidates + 2) - 0.5)
+    ax.set(xlabel="rank of the positive", ylabel="samples", title=f"ranks: {title}")
+    fig.tight_layout()
+    fig.savefig(folder / "ranks.png", dpi=110)
+    plt.close(fig)
+    return ["plots/ranks.png"]

@@ -1,0 +1,12 @@
+"""Prompt templates as data files, rendered under a token budget.
+
+>>> from llmrec.prompts import TEMPLATES, load_template
+>>> sorted(TEMPLATES)
+['rella_book', 'rella_movie', 'tallrec_book', 'tallrec_movie', 'trsr']
+>>> load_template("tallrec_movie").answer["yes"]
+'Yes'
+"""
+
+from llmrec.prompts.template import TEMPLATES, PromptTemplate, RenderedPrompt, load_template
+
+__all__ = ["TEMPLATES", "PromptTemplate", "RenderedPrompt", "load_template"]

@@ -1,0 +1,145 @@
+"""From prepared samples to rendered prompts: item texts, user profiles, history windows.
+
+>>> import pandas as pd
+>>> texts = PromptData.from_tables(
+...     pd.DataFrame({"item": ["1", "2"], "title": ["Heat (1995)", "Up (2009)"], "genres": ["Action", "Animation"]}),
+...     pd.DataFrame({"user": ["7"], "gender": ["female"]}), dataset="ml-1m", label_threshold=3)
+>>> texts.item("2", rating=4.0)["liked"], texts.item("1")["label"], texts.domain
+(True, '"Heat (1995)"', 'movie')
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from llmrec.errors import DataError
+from llmrec.prompts.template import PromptTemplate, RenderedPrompt
+
+DOMAINS = {"ml": ("movie", "movies"), "bookcrossing": ("book", "books"), "amazon": ("item", "items"),
+           "mind": ("news article", "news articles")}
+
+
+def domain_of(dataset: str) -> tuple[str, str]:
+    """(singular, plural) noun for the items of a data set."""
+    for prefix, nouns in DOMAINS.items():
+        if dataset.startswith(prefix):
+            return nouns
+    return ("item", "items")
+
+
+def default_template(protocol: str, dataset: str) -> str:
+    """Shipped template for a protocol and data set."""
+    if protocol == "trsr":
+        return "trsr"
+    return f"{protocol}_{'book' if domain_of(dataset)[0] == 'book' else 'movie'}"
+
+
+@dataclass
+class PromptData:
+    """Item texts and user profiles of one prepared data set, as template variables."""
+
+    items: dict[str, dict[str, Any]]
+    users: dict[str, dict[str, Any]]
+    dataset: str
+    label_threshold: float | None = None
+    domain: str = "item"
+    domain_plural: str = "items"
+    _missing_user: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_tables(cls, items: pd.DataFrame, users: pd.DataFrame, dataset: str, label_threshold: float | None) -> PromptData:
+        text_items = items.fillna("").astype(str)
+        item_map = {row["item"]: row for row in text_items.to_dict("records")}
+        user_map = {row["user"]: row for row in users.fillna("").astype(str).to_dict("records")} if len(users) else {}
+        singular, plural = domain_of(dataset)
+        fields = [c for c in users.columns if c != "user"]
+        return cls(item_map, user_map, dataset, label_threshold, singular, plural, {c: "" for c in fields})
+
+    def item(self, item_id: str, rating: float | None = None) -> dict[str, Any]:
+        """Template view of one item: its text fields, ``label``, and rating-derived fields."""
+        try:
+            base = self.items[item_id]
+        except KeyError:
+            raise DataError(f"item {item_id!r} of the samples is not in items.parquet", field="item") from None
+        view = dict(base)
+        author = base.get("author", "")
+        view["label"] = f'"{base["title"]}"' + (f" by {author}" if author else "")
+        has_rating = rating is not None and not (isinstance(rating, float) and math.isnan(rating))
+        view["rating"] = rating if has_rating else None
+        view["stars"] = int(round(rating)) if has_rating else None
+        view["liked"] = bool(has_rating and self.label_threshold is not None and rating > self.label_threshold)
+        return view
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        return self.users.get(user_id, self._missing_user)
+
+    def variables(self, user_id: str, target_id: str, summary: str | None = None) -> dict[str, Any]:
+        return {"user": self.user(user_id), "target": self.item(target_id), "summary": summary,
+                "domain": self.domain, "domain_plural": self.domain_plural}
+
+    def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None) -> list[dict[str, Any]]:
+        """The ``k`` most recent history items (all when ``k`` is None), oldest first."""
+        items = list(items)
+        ratings = list(ratings) if ratings is not None else [None] * len(items)
+        if k is not None:
+            items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
+        return [self.item(i, r) for i, r in zip(items, ratings)]
+
+
+def render_ctr(
+    rows: list[dict[str, Any]],
+    texts: PromptData,
+    template: PromptTemplate,
+    tokenizer,
+    history_k: int | None,
+    max_tokens: int | None,
+    chat: bool,
+) -> list[RenderedPrompt]:
+    """One prompt per CTR sample (``item`` is the target)."""
+    out = []
+    for row in rows:
+        hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
+        out.append(template.render(tokenizer, texts.variables(row["user"], row["item"]), hist, max_tokens, chat,
+                                   where=f"sample {row['sample_id']}"))
+    return out
+
+
+def render_ranking(
+    rows: list[dict[str, Any]],
+    texts: PromptData,
+    template: PromptTemplate,
+    tokenizer,
+    history_k: int | None,
+    max_tokens: int | None,
+    chat: bool,
+    summaries: dict[str, str] | None = None,
+) -> list[list[RenderedPrompt]]:
+    """Prompts for every candidate of every ranking sample; candidates of a sample share one context.
+
+    The history is cut so that the *longest* candidate fits, so all candidates of a sample
+    see the same context (required for prefix reuse and for a fair ranking).
+    """
+    out = []
+    for row in rows:
+        hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
+        summary = (summaries or {}).get(row["user"])
+        cands = list(row["candidates"])
+        longest = max(cands, key=lambda c: len(texts.item(c)["title"]))
+        probe = template.render(tokenizer, texts.variables(row["user"], longest, summary), hist, max_tokens, chat,
+                                where=f"sample {row['sample_id']}")
+        n = probe.history_kept
+        while True:  # the longest title is a guess at the longest prompt: shrink until all fit
+            kept = hist[len(hist) - n :] if n else []
+            group = [template.render(tokenizer, texts.variables(row["user"], c, summary), kept, None, chat) for c in cands]
+            if max_tokens is None or max(len(p) for p in group) <= max_tokens:
+                break
+            if n == 0:
+                raise DataError(f"sample {row['sample_id']}: a candidate prompt exceeds {max_tokens} tokens without history")
+            n -= 1
+        out.append(group)
+    return out

@@ -1,0 +1,165 @@
+"""Prompt templates: YAML files with a Jinja ``context`` and ``candidate`` part.
+
+The ``context`` holds what several prompts can share (user profile, history, summary); the
+``candidate`` holds the target item, the question and the start of the answer. A prompt is
+``context + candidate``; the answer token follows it directly.
+
+Variables: ``history`` (list of item dicts, oldest first, each with the item's text fields
+plus ``rating``, ``stars``, ``liked`` and ``label``), ``target`` (item dict), ``user``
+(profile dict), ``summary`` (text or None), ``domain`` / ``domain_plural``. The filter
+``quote`` wraps text in double quotes.
+
+:meth:`PromptTemplate.render` keeps the prompt within ``max_tokens`` by dropping the oldest
+history items first; the question and the candidate are never cut. With a chat model the
+prompt becomes the user turn of the tokenizer's chat template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from llmrec.errors import ConfigError, LlmrecError
+
+
+class PromptError(LlmrecError):
+    """A prompt that cannot be rendered (e.g. over the token budget even without history)."""
+
+
+SEPARATOR = "\u241f"  # a character no tokenizer merges with its neighbours, removed before tokenizing
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_ENV.filters["quote"] = lambda s: f'"{s}"'
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """Token ids of one rendered prompt and how much history it kept."""
+
+    context_ids: tuple[int, ...]
+    candidate_ids: tuple[int, ...]
+    text: str
+    history_kept: int
+    history_total: int
+
+    def __len__(self) -> int:
+        return len(self.context_ids) + len(self.candidate_ids)
+
+
+@dataclass
+class PromptTemplate:
+    """A template loaded from a YAML file (see the module docstring)."""
+
+    name: str
+    context: str
+    candidate: str
+    answer: dict[str, str]
+    description: str = ""
+    protocols: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        try:
+            self._context = _ENV.from_string(self.context)
+            self._candidate = _ENV.from_string(self.candidate)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(f"{self.source or self.name}:{exc.lineno}: template syntax error: {exc.message}") from exc
+        if set(self.answer) != {"yes", "no"}:
+            raise ConfigError(f"{self.source or self.name}: answer must have exactly the keys 'yes' and 'no'")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PromptTemplate:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read template: {exc}") from exc
+        missing = [k for k in ("name", "context", "candidate", "answer") if k not in (data or {})]
+        if missing:
+            raise ConfigError(f"{path}: template field {missing[0]!r} missing")
+        return cls(
+            name=data["name"], context=data["context"], candidate=data["candidate"], answer=data["answer"],
+            description=data.get("description", ""), protocols=tuple(data.get("protocols", ())), source=str(path),
+        )
+
+    # ---------------------------------------------------------------- rendering
+    def render_text(self, variables: dict[str, Any], history: list[dict]) -> tuple[str, str]:
+        """Context and candidate text for ``history`` (a list of item dicts)."""
+        try:
+            return self._context.render(**variables, history=history), self._candidate.render(**variables, history=history)
+        except jinja2.UndefinedError as exc:
+            raise PromptError(f"template {self.name}: {exc.message}") from exc
+
+    def render(
+        self,
+        tokenizer,
+        variables: dict[str, Any],
+        history: list[dict],
+        max_tokens: int | None = None,
+        chat: bool = False,
+        where: str = "",
+    ) -> RenderedPrompt:
+        """Render and tokenize, dropping the oldest history items until within ``max_tokens``."""
+
+        def build(n: int) -> RenderedPrompt:
+            kept = history[len(history) - n :] if n else []
+            ctx, cand = self.render_text(variables, kept)
+            ctx_ids, cand_ids, text = encode(tokenizer, ctx, cand, chat)
+            return RenderedPrompt(ctx_ids, cand_ids, text, n, len(history))
+
+        full = build(len(history))
+        if max_tokens is None or len(full) <= max_tokens:
+            return full
+        lo, hi, best = 0, len(history) - 1, None  # the largest n that fits
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            cand = build(mid)
+            if len(cand) <= max_tokens:
+                best, lo = cand, mid + 1
+            else:
+                hi = mid - 1
+        if best is None:
+            empty = build(0)
+            raise PromptError(
+                f"{where + ': ' if where else ''}prompt has {len(empty)} tokens without any history, over the budget "
+                f"of {max_tokens}; raise max_prompt_tokens or shorten the template"
+            )
+        return best
+
+
+def encode(tokenizer, context: str, candidate: str, chat: bool) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """Token ids of context and candidate (tokenized separately so contexts can be shared)."""
+    if chat:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": context + SEPARATOR + candidate}], tokenize=False, add_generation_prompt=True
+        )
+        ctx_text, cand_text = text.split(SEPARATOR, 1)
+        ctx_ids = tokenizer(ctx_text, add_special_tokens=False)["input_ids"]
+        cand_ids = tokenizer(cand_text, add_special_tokens=False)["input_ids"]
+        return tuple(ctx_ids), tuple(cand_ids), ctx_text + cand_text
+    ctx_ids = tokenizer(context, add_special_tokens=True)["input_ids"]
+    cand_ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
+    return tuple(ctx_ids), tuple(cand_ids), context + candidate
+
+
+def _shipped() -> dict[str, Path]:
+    folder = resources.files("llmrec.prompts") / "templates"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+TEMPLATES: dict[str, Path] = _shipped()
+
+
+def load_template(name_or_path: str | Path) -> PromptTemplate:
+    """A shipped template by name, or a template file by path."""
+    if str(name_or_path) in TEMPLATES:
+        return PromptTemplate.from_file(TEMPLATES[str(name_or_path)])
+    path = Path(name_or_path)
+    if path.exists():
+        return PromptTemplate.from_file(path)
+    raise ConfigError(f"unknown template {str(name_or_path)!r}; shipped: {', '.join(sorted(TEMPLATES))}, or give a file path")

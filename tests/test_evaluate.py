@@ -1,0 +1,152 @@
+"""Zero-shot evaluation end to end on tiny random models and tiny prepared data."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmrec.data.prepare import PrepareConfig, prepare
+from llmrec.errors import ConfigError
+from llmrec.evaluate import EvaluateConfig, evaluate
+from llmrec.llm import scoring
+from llmrec.prompts import load_template
+from llmrec.prompts.build import PromptData
+from llmrec.prompts.template import PromptError
+from tests.tiny_models import tiny_loaded
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return tiny_loaded("llama")
+
+
+def prepared(tmp_path, zip_path, protocol, **proto):
+    cfg = PrepareConfig(dataset="ml-1m", protocol=protocol, path=str(zip_path), out=str(tmp_path / protocol),
+                        **({protocol: proto} if proto else {}))
+    return prepare(cfg, log=lambda m: None)[1]
+
+
+@pytest.mark.parametrize("protocol,proto", [("tallrec", {"history_len": 5, "max_samples": 200}),
+                                            ("rella", {}),
+                                            ("trsr", {"min_interactions": 8, "max_interactions": 40, "eval_negatives": 5, "n_test": 12, "n_valid": 5})])
+def test_evaluate_writes_a_complete_run(tmp_path, tiny_ml1m, loaded, protocol, proto):
+    data = prepared(tmp_path, tiny_ml1m, protocol, **proto)
+    cfg = EvaluateConfig(data=str(data), limit=12, run_dir=str(tmp_path / "run"), checkpoint_every=5)
+    path, result = evaluate(cfg, loaded=loaded, progress=False, log=lambda m: None)
+    files = {p.name for p in path.iterdir()}
+    assert {"config.yaml", "metrics.json", "predictions.parquet", "plots"} <= files
+    assert "predictions.partial.jsonl" not in files
+    preds = pd.read_parquet(path / "predictions.parquet")
+    metrics = json.loads((path / "metrics.json").read_text())["metrics"]
+    if protocol == "trsr":
+        assert len(preds) == 12 * 6 and set(metrics) >= {"recall@3", "mrr@3", "ndcg@10"}
+    else:
+        assert len(preds) == 12 and set(metrics) >= {"auc", "logloss", "acc"}
+        assert preds["score"].between(0, 1).all()
+    assert (path / "plots").iterdir()
+    assert result["run"]["answer_tokens"] == ["Yes", "Yes"] or result["run"]["answer_tokens"][0] != result["run"]["answer_tokens"][1]
+
+
+def test_resume_after_interruption_gives_the_same_predictions(tmp_path, tiny_ml1m, loaded, monkeypatch):
+    data = prepared(tmp_path, tiny_ml1m, "rella")
+    base = dict(data=str(data), limit=20, checkpoint_every=4)
+    _, straight = evaluate(EvaluateConfig(**base, run_dir=str(tmp_path / "a")), loaded=loaded, progress=False, log=lambda m: None)
+
+    calls = {"n": 0}
+    original = scoring.YesNoScorer.score
+
+    def flaky(self, prompts, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # the user hits Ctrl-C during the third chunk
+        return original(self, prompts, progress)
+
+    monkeypatch.setattr(scoring.YesNoScorer, "score", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(EvaluateConfig(**base, run_dir=str(tmp_path / "b")), loaded=loaded, progress=False, log=lambda m: None)
+    partial = (tmp_path / "b" / "predictions.partial.jsonl").read_text().splitlines()
+    assert len(partial) == 8 and not (tmp_path / "b" / "metrics.json").exists()
+    # a torn last line (killed mid-write) is ignored
+    with open(tmp_path / "b" / "predictions.partial.jsonl", "a") as f:
+        f.write('{"key": "9')
+    monkeypatch.setattr(scoring.YesNoScorer, "score", original)
+    logs = []
+    _, resumed = evaluate(EvaluateConfig(**base, run_dir=str(tmp_path / "b")), loaded=loaded, progress=False, log=logs.append)
+    assert any("8 of 20" in m for m in logs)
+    a = pd.read_parquet(tmp_path / "a" / "predictions.parquet")
+    b = pd.read_parquet(tmp_path / "b" / "predictions.parquet")
+    pd.testing.assert_frame_equal(a, b, atol=1e-6)
+    assert resumed["metrics"]["auc"] == pytest.approx(straight["metrics"]["auc"], abs=1e-9)
+    # a different config in the same folder is refused
+    with pytest.raises(ConfigError, match="different config"):
+        evaluate(EvaluateConfig(**{**base, "limit": 5}, run_dir=str(tmp_path / "b")), loaded=loaded, progress=False)
+
+
+def test_token_budget_drops_oldest_history_and_keeps_the_question(loaded):
+    texts = PromptData.from_tables(
+        pd.DataFrame({"item": [str(i) for i in range(30)], "title": [f"Movie {i}" for i in range(30)], "genres": "Drama"}),
+        pd.DataFrame({"user": ["u"], "gender": ["female"], "age": ["25-34"], "occupation": ["writer"]}),
+        dataset="ml-1m", label_threshold=3)
+    template = load_template("rella_movie")
+    hist = texts.history([str(i) for i in range(29)], [4.0] * 29, k=None)
+    full = template.render(loaded.tokenizer, texts.variables("u", "29"), hist)
+    budget = len(full) - 20
+    cut = template.render(loaded.tokenizer, texts.variables("u", "29"), hist, max_tokens=budget)
+    assert len(cut) <= budget and 0 < cut.history_kept < 29
+    assert cut.candidate_ids == full.candidate_ids  # the question and the candidate are intact
+    assert "Movie 28" in cut.text and "Movie 0\"" not in cut.text  # the newest items stay
+    assert cut.text.rstrip().endswith("Answer:")
+    with pytest.raises(PromptError, match="without any history"):
+        template.render(loaded.tokenizer, texts.variables("u", "29"), hist, max_tokens=10)
+
+
+def test_chat_template_prompts(loaded, tmp_path, tiny_ml1m):
+    tok = loaded.tokenizer
+    tok.chat_template = "{% for m in messages %}<bos> user {{ m['content'] }} <eos>{% endfor %}{% if add_generation_prompt %} model{% endif %}"
+    try:
+        data = prepared(tmp_path, tiny_ml1m, "rella")
+        _, res = evaluate(EvaluateConfig(data=str(data), limit=4, run_dir=str(tmp_path / "c")), loaded=loaded,
+                          progress=False, log=lambda m: None)
+        assert res["run"]["chat_template"] is True
+    finally:
+        tok.chat_template = None
+
+
+def test_unknown_split_and_template(tmp_path, tiny_ml1m, loaded):
+    data = prepared(tmp_path, tiny_ml1m, "rella")
+    with pytest.raises(ConfigError, match="no split"):
+        evaluate(EvaluateConfig(data=str(data), split="dev", run_dir=str(tmp_path / "x")), loaded=loaded)
+    with pytest.raises(ConfigError, match="unknown template"):
+        evaluate(EvaluateConfig(data=str(data), template="nope", run_dir=str(tmp_path / "y")), loaded=loaded,
+                 progress=False)
+
+
+def test_scores_match_direct_model_call(tmp_path, tiny_ml1m, loaded):
+    """The run's scores are the two-way softmax of the model's own logits on the rendered prompt."""
+    import torch
+
+    data = prepared(tmp_path, tiny_ml1m, "rella")
+    path, res = evaluate(EvaluateConfig(data=str(data), limit=3, run_dir=str(tmp_path / "d")), loaded=loaded,
+                         progress=False, log=lambda m: None)
+    from llmrec.data.protocols import PreparedData
+
+    prep = PreparedData.load(data)
+    row = prep.splits["test"].to_pylist()[0]
+    texts = PromptData.from_tables(prep.items, prep.users, "ml-1m", 3)
+    p = load_template("rella_movie").render(loaded.tokenizer, texts.variables(row["user"], row["item"]),
+                                           texts.history(row["history_items"], row["history_ratings"], 15), 1024)
+    tok = loaded.tokenizer
+    yes, no = tok.encode(" Yes", add_special_tokens=False)[0], tok.encode(" No", add_special_tokens=False)[0]
+    with torch.no_grad():
+        logits = loaded.model(torch.tensor([p.context_ids + p.candidate_ids])).logits[0, -1]
+    expected = torch.softmax(logits[[yes, no]].double(), 0)[0].item()
+    preds = pd.read_parquet(path / "predictions.parquet").set_index("sample_id")
+    if row["sample_id"] in preds.index:
+        assert preds.loc[row["sample_id"], "score"] == pytest.approx(expected, abs=1e-5)
+    else:  # the seeded subset did not pick the first row: score it directly
+        from llmrec.llm import AnswerTokens, EncodedPrompt, YesNoScorer
+
+        got = YesNoScorer(loaded.model, AnswerTokens(yes, no, "Yes", "No")).score([EncodedPrompt(p.context_ids, p.candidate_ids)])
+        assert got[0] == pytest.approx(expected, abs=1e-5)
+    assert np.isfinite(res["metrics"]["logloss"])

@@ -1,0 +1,69 @@
+"""The scoring engine on tiny random models: batching, padding and prefix reuse change nothing."""
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer
+from llmrec.llm.loading import ModelError
+from tests.tiny_models import random_prompts, tiny_gemma3, tiny_llama
+
+ANSWER = AnswerTokens(yes_id=5, no_id=6, yes_text="Yes", no_text="No")
+MODELS = {"llama": tiny_llama, "gemma3": tiny_gemma3}
+
+
+def reference(model, prompts):
+    """Each prompt alone, full-vocabulary logits, two-way softmax: the research code's way."""
+    out = []
+    with torch.no_grad():
+        for p in prompts:
+            logits = model(input_ids=torch.tensor([p.ids])).logits[0, -1]
+            pair = torch.stack([logits[ANSWER.yes_id], logits[ANSWER.no_id]]).double()
+            out.append(torch.softmax(pair, 0)[0].item())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("padding", ["left", "right"])
+@pytest.mark.parametrize("head", ["answer_rows", "full"])
+def test_batched_equals_unbatched(arch, padding, head):
+    model = MODELS[arch]()
+    prompts = random_prompts(13, seed=1)
+    expected = reference(model, prompts)
+    cfg = ScoringConfig(batch_size=4, padding_side=padding, head=head, prefix_reuse="off")
+    got = YesNoScorer(model, ANSWER, cfg).score(prompts)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert not np.allclose(expected, expected[0])  # scores differ between prompts
+
+
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("head", ["answer_rows", "full"])
+def test_prefix_reuse_equals_full_prompts(arch, head):
+    # 21 candidates sharing a context longer than Gemma's sliding window of 8 tokens
+    model = MODELS[arch]()
+    prompts = random_prompts(21, seed=2, shared_context=True) + random_prompts(5, seed=3)
+    expected = reference(model, prompts)
+    for per_pass in (32, 4):  # one pass, and several passes that copy the cache
+        cfg = ScoringConfig(batch_size=8, head=head, max_candidates_per_pass=per_pass)
+        got = YesNoScorer(model, ANSWER, cfg).score(prompts)
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_max_batch_tokens_and_progress():
+    model = tiny_llama()
+    prompts = random_prompts(10, seed=4)
+    seen = []
+    scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=10, max_batch_tokens=40, prefix_reuse="off"))
+    batches = scorer._batches([len(p) for p in prompts])
+    assert all(len(b) * max(len(prompts[i]) for i in b) <= 40 or len(b) == 1 for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(10))
+    np.testing.assert_allclose(scorer.score(prompts, progress=seen.append), reference(model, prompts), atol=1e-4)
+    assert sum(seen) == 10
+
+
+def test_bad_prompts():
+    scorer = YesNoScorer(tiny_llama(), ANSWER)
+    with pytest.raises(ModelError, match="empty"):
+        scorer.score([EncodedPrompt((), ())])
+    with pytest.raises(ModelError, match="context window"):
+        scorer.score([EncodedPrompt(tuple(range(3, 60)) * 5, (7,))])
