@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub: no hangs on a closed network
 
 
 def shared_data_dir() -> Path:

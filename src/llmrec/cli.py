@@ -240,5 +240,29 @@ def bench_data(dataset, protocol, path, data_root, download, repeats, output) ->
         write_json(output, result)
 
 
+@bench.command("scoring")
+@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder for the prompts.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--prompts", "n_prompts", default=24, show_default=True, help="Prompts per method.")
+@click.option("--history-k", default=20, show_default=True, help="History items per prompt (about 350 tokens at 20).")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 8), show_default=True)
+@click.option("--rank-users", default=2, show_default=True, help="Users x 21 candidates for the ranking case.")
+@click.option("--int8", is_flag=True, help="Also measure int8 dynamic quantization and its AUC change.")
+@click.option("--auc-prompts", default=200, show_default=True, help="Labelled prompts for the fp32/int8 AUC comparison.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, auc_prompts, output) -> None:
+    """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8."""
+    import json
+
+    from llmrec.bench.scoring import run
+    from llmrec.io import write_json
+
+    result = run(data, model_name, n_prompts, history_k, tuple(batch_sizes), rank_users, int8, auc_prompts,
+                 log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, indent=2))
+    if output:
+        write_json(output, result)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,56 @@
+"""Model loading and answer-token lookup (tiny models saved in the test; no downloads)."""
+
+import pytest
+import torch
+
+from llmrec.llm import AnswerTokens, ModelConfig, load_model
+from llmrec.llm.answers import AnswerTokenError
+from llmrec.llm.loading import ModelError, _locate_gguf, resolve_device, resolve_dtype
+from tests.tiny_models import tiny_loaded, tiny_tokenizer
+
+
+def test_load_local_folder(tmp_path):
+    tiny = tiny_loaded("llama")
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    loaded = load_model(ModelConfig(name=str(tmp_path / "m"), device="cpu"))
+    assert loaded.dtype == torch.float32 and loaded.device.type == "cpu"
+    assert loaded.tokenizer.pad_token_id is not None
+    assert not loaded.model.training
+    ids = torch.tensor([[1, 5, 6, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(ids).logits, tiny.model(ids).logits)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_model(ModelConfig(name=str(tmp_path / "absent"), device="cpu"))
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "a.gguf").write_bytes(b"x")
+    (tmp_path / "two" / "b.gguf").write_bytes(b"x")
+    with pytest.raises(ModelError, match="several GGUF"):
+        _locate_gguf(str(tmp_path / "two"), None)
+    assert _locate_gguf(str(tmp_path / "two" / "a.gguf"), None) == tmp_path / "two" / "a.gguf"
+    with pytest.raises(ModelError, match="not found"):
+        _locate_gguf(str(tmp_path / "two"), "c.gguf")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "m.gguf").write_bytes(b"x")
+    assert _locate_gguf(str(tmp_path / "one"), None).name == "m.gguf"
+
+
+def test_device_and_dtype_resolution():
+    cpu = resolve_device("cpu")
+    assert resolve_dtype("auto", cpu) == torch.float32  # bf16 is very slow on most CPUs
+    assert resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+
+
+def test_answer_tokens_follow_the_prompt_end():
+    tok = tiny_tokenizer()
+    after_newline = AnswerTokens.for_prompt_end(tok, "### Response:\n")
+    after_colon = AnswerTokens.for_prompt_end(tok, "Answer:")
+    assert after_newline.yes_id == tok.encode("Yes", add_special_tokens=False)[0]
+    assert after_colon.yes_id == tok.encode(" Yes", add_special_tokens=False)[0]
+    assert after_colon.yes_id != after_colon.no_id
+    with pytest.raises(AnswerTokenError, match="same token"):
+        AnswerTokens.from_words(tok, "Zebraesque", "Xylophonic")  # both unknown -> the same <unk> id
