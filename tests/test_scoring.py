@@ -67,3 +67,18 @@ def test_bad_prompts():
         scorer.score([EncodedPrompt((), ())])
     with pytest.raises(ModelError, match="context window"):
         scorer.score([EncodedPrompt(tuple(range(3, 60)) * 5, (7,))])
+
+
+def test_int8_path_stays_close_on_a_tiny_model():
+    from llmrec.llm.quantize import quantize_int8
+
+    model = tiny_llama()
+    prompts = random_prompts(8, seed=5)
+    fp32 = YesNoScorer(model, ANSWER).score(prompts)
+    q = quantize_int8(model)
+    assert "Int8" in type(q.model.layers[0].self_attn.q_proj.weight).__name__  # torchao's int8 tensor
+    assert type(q.model.layers[0].mlp.down_proj.weight.data) is torch.Tensor  # down_proj stays float32
+    assert type(q.lm_head.weight.data) is torch.Tensor  # and so does the head
+    got = YesNoScorer(q, ANSWER).score(prompts)
+    np.testing.assert_allclose(got, fp32, atol=0.02)
+    assert type(model.model.layers[0].self_attn.q_proj) is torch.nn.Linear  # the original is untouched

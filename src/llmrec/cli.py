@@ -244,20 +244,21 @@ def bench_data(dataset, protocol, path, data_root, download, repeats, output) ->
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder for the prompts.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
 @click.option("--prompts", "n_prompts", default=24, show_default=True, help="Prompts per method.")
-@click.option("--history-k", default=20, show_default=True, help="History items per prompt (about 350 tokens at 20).")
+@click.option("--history-k", default=12, show_default=True, help="History items per prompt (about 350 tokens at 12 on ML-1M).")
 @click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 8), show_default=True)
 @click.option("--rank-users", default=2, show_default=True, help="Users x 21 candidates for the ranking case.")
 @click.option("--int8", is_flag=True, help="Also measure int8 dynamic quantization and its AUC change.")
-@click.option("--auc-prompts", default=200, show_default=True, help="Labelled prompts for the fp32/int8 AUC comparison.")
+@click.option("--llamacpp", is_flag=True, help="Also measure the llama.cpp backend (GGUF models) and its AUC change.")
+@click.option("--auc-prompts", default=200, show_default=True, help="Labelled prompts for the AUC comparisons.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
-def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, auc_prompts, output) -> None:
-    """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8."""
+def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, llamacpp, auc_prompts, output) -> None:
+    """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8, llama.cpp."""
     import json
 
     from llmrec.bench.scoring import run
     from llmrec.io import write_json
 
-    result = run(data, model_name, n_prompts, history_k, tuple(batch_sizes), rank_users, int8, auc_prompts,
+    result = run(data, model_name, n_prompts, history_k, tuple(batch_sizes), rank_users, int8, auc_prompts, llamacpp,
                  log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result, indent=2))
     if output:

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from llmrec.data.protocols import PreparedData
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import write_parquet
-from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, ModelConfig, ScoringConfig, YesNoScorer, load_model
+from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, ModelConfig, ScoringConfig, load_model
+from llmrec.llm.scoring import make_scorer
 from llmrec.metrics import ctr_report, ranking_report
 from llmrec.prompts import load_template
 from llmrec.prompts.build import PromptData, default_template, render_ctr, render_ranking
@@ -53,7 +54,7 @@ class EvaluateConfig(BaseModel):
         """The fields that determine the predictions (a resumed run must match them)."""
         keep = self.model_dump(mode="json", include={"data", "split", "template", "history_k", "max_prompt_tokens",
                                                      "chat", "limit", "sample_seed"})
-        keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision"})
+        keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision", "backend"})
         keep["head"] = self.scoring.head
         return keep
 
@@ -109,7 +110,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
 
     first = render(rows[:1])[0][0]
     answer = AnswerTokens.for_prompt_end(tok, first.text, template.answer["yes"], template.answer["no"])
-    scorer = YesNoScorer(loaded.model, answer, config.scoring, pad_token_id=tok.pad_token_id)
+    scorer = make_scorer(loaded, answer, config.scoring)
 
     done = run.done()
     per_row = len(rows[0]["candidates"]) if ranking else 1

@@ -9,8 +9,9 @@ Measured in one run, on the same prompts (ReLLa-style ML-1M prompts by default):
 * ``engine_b{B}``: this library's :class:`~llmrec.llm.YesNoScorer` at batch size B;
 * ``rank_no_reuse`` / ``rank_prefix_reuse``: 1 positive + 20 negatives per user, scoring all
   21 full prompts vs encoding the shared user context once;
-* optionally ``engine_int8``: the engine on int8 dynamically quantized decoder weights,
-  with the AUC of fp32 and int8 on the same labelled prompts.
+* optionally ``engine_int8`` (int8 dynamically quantized decoder weights) and
+  ``engine_llamacpp`` (the GGUF weights run by llama.cpp), each with its AUC next to the
+  float32 engine's on the same labelled prompts.
 
 Also the machine's float32 matmul rate and the engine's achieved FLOP rate (2 x
 non-embedding parameters per token) as a fraction of it.
@@ -50,11 +51,12 @@ def run(
     data: str = "prepared/ml-1m-rella",
     model_name: str = "default",
     n_prompts: int = 24,
-    history_k: int = 20,
+    history_k: int = 12,
     batch_sizes: tuple[int, ...] = (1, 8),
     rank_users: int = 2,
     int8: bool = False,
     auc_prompts: int = 200,
+    llamacpp: bool = False,
     seed: int = 0,
     log=print,
 ) -> dict[str, Any]:
@@ -76,7 +78,7 @@ def run(
     model, tok = loaded.model, loaded.tokenizer
     template = load_template(default_template(prepared.protocol, prepared.dataset))
     texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset, prepared.config.get("label_threshold"))
-    n_rows = max(n_prompts, auc_prompts if int8 else 0, rank_users)
+    n_rows = max(n_prompts, auc_prompts if (int8 or llamacpp) else 0, rank_users)
     rows = table.take(select_rows(table, n_rows, seed)).to_pylist()
     rendered = render_ctr(rows, texts, template, tok, history_k, 1024, chat=False)
     prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for p in rendered]
@@ -158,32 +160,46 @@ def run(
         "speedup_engine_vs_generate": round(results[best_engine]["prompts_per_s"] / results["generate_1_token"]["prompts_per_s"], 2),
         "speedup_prefix_reuse": round(results["rank_prefix_reuse"]["prompts_per_s"] / results["rank_no_reuse"]["prompts_per_s"], 2),
     }
+    alternatives = {}
     if int8:
-        summary.update(_int8(model, answer, tok, prompts[:auc_prompts], [r["label"] for r in rows[:auc_prompts]],
-                             bench_prompts, n_tokens, results, log, auc))
+        from llmrec.llm.quantize import quantize_int8
+
+        alternatives["int8"] = lambda: YesNoScorer(quantize_int8(model), answer, ScoringConfig(batch_size=8),
+                                                   pad_token_id=tok.pad_token_id)
+    if llamacpp:
+        from llmrec.llm.llamacpp import LlamaCppScorer, open_gguf
+
+        alternatives["llamacpp"] = lambda: LlamaCppScorer(open_gguf(str(_gguf_of(model_name)), n_ctx=2048), answer)
+    if alternatives:
+        labels = np.asarray([r["label"] for r in rows[:auc_prompts]])
+        auc_set = prompts[:auc_prompts]
+        fp32_scores = YesNoScorer(model, answer, ScoringConfig(batch_size=8), pad_token_id=tok.pad_token_id).score(auc_set)
+        summary["auc_prompts"] = len(auc_set)
+        summary["auc_fp32"] = round(auc(labels, fp32_scores), 4)
+        for name, make in alternatives.items():
+            scorer = make()
+            scorer.score(bench_prompts[:1])
+            scores, secs = _timed(scorer.score, bench_prompts)
+            results[f"engine_{name}"] = {"seconds": round(secs, 2), "prompts_per_s": round(len(bench_prompts) / secs, 3),
+                                         "tokens_per_s": round(n_tokens / secs, 1),
+                                         "max_abs_diff_vs_research": float(np.abs(scores - reference).max())}
+            alt = scorer.score(auc_set)
+            summary[f"auc_{name}"] = round(auc(labels, alt), 4)
+            summary[f"auc_delta_{name}"] = round(summary[f"auc_{name}"] - summary["auc_fp32"], 4)
+            summary[f"{name}_mean_abs_score_diff"] = round(float(np.abs(alt - fp32_scores).mean()), 4)
+            summary[f"speedup_{name}_vs_best_fp32_engine"] = round(
+                results[f"engine_{name}"]["prompts_per_s"] / results[best_engine]["prompts_per_s"], 2)
+            log(f"{name}: {results[f'engine_{name}']['prompts_per_s']:.3f} prompts/s, "
+                f"AUC {summary[f'auc_{name}']} vs fp32 {summary['auc_fp32']}")
     return {"machine": machine_info(), "device": str(loaded.device), "model": loaded.source,
             "prompts": len(bench_prompts), "mean_prompt_tokens": round(n_tokens / len(bench_prompts), 1),
             "history_k": history_k, "results": results, "summary": summary, "peak_rss_mib": round(peak_rss_mib(), 1)}
 
 
-def _int8(model, answer, tok, auc_prompts, labels, bench_prompts, n_tokens, results, log, auc) -> dict[str, Any]:
-    from llmrec.llm import ScoringConfig, YesNoScorer
-    from llmrec.llm.quantize import quantize_int8
+def _gguf_of(model_name: str):
+    from llmrec.llm.loading import _locate_gguf
 
-    fp32 = YesNoScorer(model, answer, ScoringConfig(batch_size=8), pad_token_id=tok.pad_token_id)
-    fp32_scores = fp32.score(auc_prompts)
-    qmodel = quantize_int8(model)
-    q = YesNoScorer(qmodel, answer, ScoringConfig(batch_size=8), pad_token_id=tok.pad_token_id)
-    q.score(bench_prompts[:1])
-    scores, secs = _timed(q.score, bench_prompts)
-    results["engine_int8_b8"] = {"seconds": round(secs, 2), "prompts_per_s": round(len(bench_prompts) / secs, 3),
-                                 "tokens_per_s": round(n_tokens / secs, 1)}
-    q_scores = q.score(auc_prompts)
-    y = np.asarray(labels)
-    out = {"auc_prompts": len(auc_prompts), "auc_fp32": round(auc(y, fp32_scores), 4), "auc_int8": round(auc(y, q_scores), 4),
-           "int8_max_abs_score_diff": round(float(np.abs(fp32_scores - q_scores).max()), 4),
-           "speedup_int8_vs_fp32_engine": round(results["engine_int8_b8"]["prompts_per_s"] / results["engine_b8"]["prompts_per_s"], 2)
-           if "engine_b8" in results else None}
-    out["auc_delta_int8"] = round(out["auc_int8"] - out["auc_fp32"], 4)
-    log(f"int8: {results['engine_int8_b8']['prompts_per_s']:.3f} prompts/s, AUC {out['auc_int8']} vs fp32 {out['auc_fp32']}")
-    return out
+    path = _locate_gguf(model_name, None)
+    if path is None:
+        raise SystemExit(f"--llamacpp needs a GGUF model; {model_name!r} is not one")
+    return path

@@ -48,6 +48,9 @@ class ModelConfig(BaseModel):
     revision: str | None = None
     trust_remote_code: bool = False
     cache_converted: bool = Field(True, description="save de-quantized GGUF models as HF folders for fast reloads")
+    backend: Literal["transformers", "llama.cpp"] = Field(
+        "transformers", description="llama.cpp runs GGUF weights directly (faster on CPU; pip install 'llmrec[llamacpp]')")
+    n_ctx: int = Field(2048, ge=128, description="llama.cpp context size")
 
 
 @dataclass
@@ -59,9 +62,12 @@ class LoadedModel:
     device: Any
     dtype: Any
     source: str
+    backend: str = "transformers"
 
     @property
     def max_context(self) -> int | None:
+        if self.backend == "llama.cpp":
+            return int(self.model.n_ctx())
         cfg = self.model.config
         for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
             value = getattr(cfg, key, None)
@@ -142,6 +148,8 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
     dtype = resolve_dtype(config.dtype, device)
     gguf = _locate_gguf(config.name, config.gguf_file)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.backend == "llama.cpp":
+        return _load_llamacpp(config, gguf, kwargs)
     if gguf is not None:
         converted = _converted_dir(gguf, dtype)
         if config.cache_converted and (converted / "config.json").exists():
@@ -163,6 +171,27 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
         raise ModelError(f"cannot load model {config.name!r}: {exc}") from exc
     del torch
     return _finish(model, tok, device, dtype, source)
+
+
+def _load_llamacpp(config: ModelConfig, gguf: Path | None, kwargs: dict[str, Any]) -> LoadedModel:
+    """llama.cpp model for the GGUF file; the tokenizer comes from transformers (same vocabulary)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from llmrec.llm.llamacpp import open_gguf
+
+    if gguf is None:
+        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+    converted = _converted_dir(gguf, torch.float32)
+    if (converted / "tokenizer_config.json").exists():
+        tok = AutoTokenizer.from_pretrained(str(converted))
+    else:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, **kwargs)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    llm = open_gguf(str(gguf), n_ctx=config.n_ctx)
+    return LoadedModel(model=llm, tokenizer=tok, device=torch.device("cpu"), dtype="gguf", source=f"{gguf} (llama.cpp)",
+                       backend="llama.cpp")
 
 
 def _save_converted(model, tokenizer, target: Path, gguf: Path) -> None:

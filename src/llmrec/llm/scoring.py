@@ -244,3 +244,12 @@ def count_non_embedding_parameters(model) -> int:
     emb = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
            for p in m.parameters()}
     return sum(p.numel() for p in model.parameters() if id(p) not in emb)
+
+
+def make_scorer(loaded, answer: AnswerTokens, config: ScoringConfig | None = None):
+    """The scorer for a loaded model's backend (transformers or llama.cpp)."""
+    if getattr(loaded, "backend", "transformers") == "llama.cpp":
+        from llmrec.llm.llamacpp import LlamaCppScorer
+
+        return LlamaCppScorer(loaded.model, answer)
+    return YesNoScorer(loaded.model, answer, config, pad_token_id=loaded.tokenizer.pad_token_id)
