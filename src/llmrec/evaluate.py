@@ -54,7 +54,8 @@ class EvaluateConfig(BaseModel):
         """The fields that determine the predictions (a resumed run must match them)."""
         keep = self.model_dump(mode="json", include={"data", "split", "template", "history_k", "max_prompt_tokens",
                                                      "chat", "limit", "sample_seed"})
-        keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision", "backend"})
+        keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision", "backend",
+                                                                   "quantize"})
         keep["head"] = self.scoring.head
         return keep
 

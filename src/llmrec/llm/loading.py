@@ -51,6 +51,7 @@ class ModelConfig(BaseModel):
     backend: Literal["transformers", "llama.cpp"] = Field(
         "transformers", description="llama.cpp runs GGUF weights directly (faster on CPU; pip install 'llmrec[llamacpp]')")
     n_ctx: int = Field(2048, ge=128, description="llama.cpp context size")
+    quantize: Literal["none", "int8"] = Field("none", description="int8: W8A8 decoder linears via torchao (CPU speed-up)")
 
 
 @dataclass
@@ -160,7 +161,7 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
             model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype, **kwargs)
             if config.cache_converted:
                 _save_converted(model, tok, converted, gguf)
-            return _finish(model, tok, device, dtype, str(gguf))
+            return _finish(model, tok, device, dtype, str(gguf), config.quantize)
     else:
         path = str(Path(config.name).expanduser()) if Path(config.name).expanduser().exists() else config.name
         source, extra = path, {"revision": config.revision} if config.revision else {}
@@ -170,7 +171,7 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {config.name!r}: {exc}") from exc
     del torch
-    return _finish(model, tok, device, dtype, source)
+    return _finish(model, tok, device, dtype, source, config.quantize)
 
 
 def _load_llamacpp(config: ModelConfig, gguf: Path | None, kwargs: dict[str, Any]) -> LoadedModel:
@@ -208,9 +209,14 @@ def _save_converted(model, tokenizer, target: Path, gguf: Path) -> None:
         log.warning("could not cache the converted model in %s: %s", target, exc)
 
 
-def _finish(model, tokenizer, device, dtype, source: str) -> LoadedModel:
+def _finish(model, tokenizer, device, dtype, source: str, quantize: str = "none") -> LoadedModel:
     model.to(device)
     model.eval()
+    if quantize == "int8":
+        from llmrec.llm.quantize import quantize_int8
+
+        model = quantize_int8(model)
+        source += " (int8 W8A8)"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype, source=source)

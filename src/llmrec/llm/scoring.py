@@ -160,8 +160,9 @@ class YesNoScorer:
             logits = logits + self.row_bias
         return self._probs(logits)
 
-    def _probs(self, logits) -> np.ndarray:
-        if self.softcap:
+    def _probs(self, logits, softcap: bool = True) -> np.ndarray:
+        """Two-way softmax of (n, 2) answer logits; ``softcap=False`` for the model's own (capped) logits."""
+        if softcap and self.softcap:
             logits = self.torch.tanh(logits / self.softcap) * self.softcap
         diff = (logits[:, 0] - logits[:, 1]).double().cpu().numpy()
         return 1.0 / (1.0 + np.exp(-diff))
@@ -184,15 +185,10 @@ class YesNoScorer:
                 keep = last.view(-1, 1).to(self.device)
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
                                     logits_to_keep=keep).logits[:, -1, :]
-                pair = logits[:, [self.answer.yes_id, self.answer.no_id]].float()
-                return self._probs_presoftcapped(pair)
+                return self._probs(logits[:, [self.answer.yes_id, self.answer.no_id]].float(), softcap=False)
             hidden = self.decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False).last_hidden_state
             rows = torch.arange(len(sequences), device=self.device)
             return self._answer_probs(hidden[rows, last.to(self.device)])
-
-    def _probs_presoftcapped(self, pair) -> np.ndarray:
-        diff = (pair[:, 0] - pair[:, 1]).double().cpu().numpy()
-        return 1.0 / (1.0 + np.exp(-diff))
 
     def _score_shared_context(self, context: tuple[int, ...], candidates: list[tuple[int, ...]]) -> np.ndarray:
         """Encode ``context`` once; score every candidate continuation against its KV cache."""
@@ -221,7 +217,7 @@ class YesNoScorer:
                 rows = torch.arange(len(chunk), device=self.device)
                 if self.config.head == "full":
                     logits = self.model(**kwargs, logits_to_keep=last.view(-1, 1)).logits[:, -1, :]
-                    out[chunk] = self._probs_presoftcapped(logits[:, [self.answer.yes_id, self.answer.no_id]].float())
+                    out[chunk] = self._probs(logits[:, [self.answer.yes_id, self.answer.no_id]].float(), softcap=False)
                 else:
                     hidden = self.decoder(**kwargs).last_hidden_state
                     out[chunk] = self._answer_probs(hidden[rows, last])
