@@ -82,3 +82,24 @@ def test_int8_path_stays_close_on_a_tiny_model():
     got = YesNoScorer(q, ANSWER).score(prompts)
     np.testing.assert_allclose(got, fp32, atol=0.02)
     assert type(model.model.layers[0].self_attn.q_proj) is torch.nn.Linear  # the original is untouched
+
+
+@pytest.mark.parametrize("arch", MODELS)
+def test_smoothing_keeps_the_float_function(arch):
+    """SmoothQuant only moves scale between activations and weights: same scores in float."""
+    import copy
+
+    from llmrec.llm.quantize import smooth
+
+    model = MODELS[arch]()
+    with torch.no_grad():  # give the norms non-trivial scales so that folding is exercised
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    prompts = random_prompts(6, seed=6)
+    before = YesNoScorer(model, ANSWER).score(prompts)
+    smoothed = copy.deepcopy(model)
+    assert smooth(smoothed, [p.ids for p in prompts[:3]], alpha=0.75)
+    changed = [n for (n, a), (_, b) in zip(model.named_parameters(), smoothed.named_parameters()) if not torch.equal(a, b)]
+    assert any("q_proj" in n for n in changed) and any("down_proj" in n for n in changed)
+    np.testing.assert_allclose(YesNoScorer(smoothed, ANSWER).score(prompts), before, atol=1e-4)

@@ -164,7 +164,7 @@ def run(
     if int8:
         from llmrec.llm.quantize import quantize_int8
 
-        alternatives["int8"] = lambda: YesNoScorer(quantize_int8(model), answer, ScoringConfig(batch_size=8),
+        alternatives["int8"] = lambda: YesNoScorer(quantize_int8(model, tok), answer, ScoringConfig(batch_size=8),
                                                    pad_token_id=tok.pad_token_id)
     if llamacpp:
         from llmrec.llm.llamacpp import LlamaCppScorer, open_gguf

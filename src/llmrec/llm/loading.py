@@ -215,8 +215,8 @@ def _finish(model, tokenizer, device, dtype, source: str, quantize: str = "none"
     if quantize == "int8":
         from llmrec.llm.quantize import quantize_int8
 
-        model = quantize_int8(model)
-        source += " (int8 W8A8)"
+        model = quantize_int8(model, tokenizer)
+        source += " (SmoothQuant + int8 W8A8)"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype, source=source)
