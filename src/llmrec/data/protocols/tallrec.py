@@ -73,9 +73,9 @@ def build_tallrec(data: RecData, config: TallrecConfig) -> PreparedData:
     order = resolve_order(data, config.order)
     chrono = Chronology.from_data(data)
     if order == "time":
-        target, hist_index, hist_len = _time_windows(chrono, config)
+        target, hist_index = _time_windows(chrono, config)
     else:
-        target, hist_index, hist_len = _random_windows(chrono, config)
+        target, hist_index = _random_windows(chrono, config)
     if len(target) == 0:
         raise DataError(
             f"no samples: no user of {data.name} has more than {config.history_len} ratings",
@@ -89,7 +89,6 @@ def build_tallrec(data: RecData, config: TallrecConfig) -> PreparedData:
     else:
         ranked = rng.permutation(len(target))[: config.max_samples]
     target, hist_index = target[ranked], hist_index[ranked]
-    hist_len = np.full(len(target), config.history_len, dtype=np.int64)
     history_items = chrono.item.take(pa.array(hist_index.ravel()))
     history_ratings = pa.array(chrono.rating[hist_index.ravel()])
     offsets = pa.array(np.arange(len(target) + 1, dtype=np.int32) * config.history_len)
@@ -106,7 +105,6 @@ def build_tallrec(data: RecData, config: TallrecConfig) -> PreparedData:
             "history_end": pa.array(chrono.position[target].astype(np.int32)),
         }
     )
-    del hist_len
     if order == "random":  # no chronology: "earlier interactions" has no meaning
         table = table.drop_columns(["history_end"])
     split_of = split_by_rank(table.num_rows, config.split)
@@ -134,7 +132,7 @@ def build_tallrec(data: RecData, config: TallrecConfig) -> PreparedData:
     )
 
 
-def _time_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _time_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarray, np.ndarray]:
     """Targets with a full window of ``history_len`` earlier rated interactions."""
     k = config.history_len
     rated = ~np.isnan(chrono.rating)
@@ -144,10 +142,10 @@ def _time_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarray
     ok = (rated_before[target] - rated_before[target - k]) == k
     target = target[ok]
     hist_index = target[:, None] - k + np.arange(k)[None, :]
-    return target, hist_index, np.full(len(target), k)
+    return target, hist_index
 
 
-def _random_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _random_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarray, np.ndarray]:
     """One random target and ``history_len`` random other rated items per eligible user."""
     k = config.history_len
     rng = np.random.default_rng(config.seed)
@@ -157,7 +155,7 @@ def _random_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarr
     keep = counts[codes] >= k + 1
     rated_idx, codes = rated_idx[keep], codes[keep]
     if len(rated_idx) == 0:
-        return np.zeros(0, np.int64), np.zeros((0, k), np.int64), np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), np.zeros((0, k), np.int64)
     shuffled = np.lexsort((rng.random(len(rated_idx)), codes))  # random order within each user
     rows, row_codes = rated_idx[shuffled], codes[shuffled]
     first = np.concatenate([[True], row_codes[1:] != row_codes[:-1]])
@@ -167,4 +165,4 @@ def _random_windows(chrono: Chronology, config: TallrecConfig) -> tuple[np.ndarr
     hist = rows[(rank >= 1) & (rank <= k)]
     hist_codes = row_codes[(rank >= 1) & (rank <= k)]
     hist = hist[np.lexsort((hist, hist_codes))].reshape(-1, k)  # file order within each user
-    return target, hist, np.full(len(target), k)
+    return target, hist
