@@ -129,6 +129,30 @@ def data_load(dataset, path, data_root, download, out) -> None:
     )
 
 
+@data.command("import-tallrec")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "-o", type=click.Path(file_okay=False), required=True, help="Prepared folder to write.")
+@click.option("--name", default="tallrec-release", show_default=True, help="Data set name stored in meta.json.")
+def data_import_tallrec(sources, out, name) -> None:
+    """Import TALLRec's released splits (JSON lists of {instruction, input, output}).
+
+    SOURCES are files (the split is the file name: train.json -> train), SPLIT=FILE pairs,
+    or a folder holding train.json / valid.json / test.json.
+
+    \b
+    Examples:
+      llmrec data import-tallrec TALLRec/data/movie --out prepared/tallrec-movie-release
+      llmrec data import-tallrec train=movie_train.json test=movie_test.json -o prepared/movie-rel
+    """
+    from llmrec.data.stats import format_stats
+    from llmrec.data.tallrec_release import import_tallrec
+
+    prepared = import_tallrec(sources, name=name)
+    prepared.save(out)
+    click.echo(format_stats(prepared.stats()))
+    click.echo(f"\nwritten to {out}/")
+
+
 @data.command("download")
 @click.argument("dataset")
 def data_download(dataset) -> None:
@@ -166,28 +190,79 @@ def _config_command(model_cls, config_path, overrides, named: dict, print_config
 @click.option("--batch-size", type=int, help="Prompts per forward pass [8].")
 @click.option("--device", help="auto, cpu, cuda, mps [auto].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@click.option("--adapter", "-a", type=click.Path(exists=True, file_okay=False), help="LoRA adapter (a train run folder or its adapter/).")
+@click.option("--merge", is_flag=True, help="Merge the adapter into the weights before scoring.")
 @click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
 @click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
-def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, run_dir, config_path, overrides, print_config):
-    """Zero-shot scoring of a prepared split: predictions, metrics and plots in a run folder.
+def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, run_dir, config_path,
+                 overrides, print_config):
+    """Score a prepared split (zero-shot, or with a LoRA adapter): predictions, metrics, plots in a run folder.
 
     \b
     Examples:
       llmrec evaluate --data prepared/ml-100k-tallrec --limit 1000
       llmrec evaluate -d prepared/ml-1m-rella --set history_k=30 --set scoring.batch_size=4
+      llmrec evaluate -d prepared/bookcrossing-tallrec --adapter runs/tallrec-movie-256
     """
     import json
 
     from llmrec.evaluate import EvaluateConfig, evaluate
 
     named = {"data": data, "split": split, "model.name": model_name, "template": template, "limit": limit,
-             "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir}
+             "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir, "adapter": adapter,
+             "merge_adapter": True if merge else None}
     config = _config_command(EvaluateConfig, config_path, overrides, named, print_config)
     if config is None:
         return
     path, result = evaluate(config, log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result["metrics"], indent=2))
+    click.echo(f"run folder: {path}/")
+
+
+@main.command("train")
+@click.option("--data", "-d", help="Prepared folder (llmrec data prepare / data import-tallrec).")
+@click.option("--shots", "train_samples", type=int, help="Few-shot: train on a seeded subset of N samples.")
+@click.option("--seed", type=int, help="Seed of the run (LoRA init, data order, few-shot draw) [42].")
+@click.option("--seeds", help="Comma-separated seeds: one run each under RUN_DIR/seed-N, plus summary.json.")
+@click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
+@click.option("--epochs", type=float, help="Training epochs [3].")
+@click.option("--lr", type=float, help="Learning rate [3e-4].")
+@click.option("--device", help="auto, cpu, cuda, mps [auto].")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")
+@click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")
+def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, run_dir, config_path, overrides,
+              print_config):
+    """LoRA-tune a model on a prepared split (TALLRec), select on valid, score test.
+
+    \b
+    Examples:
+      llmrec train --data prepared/ml-100k-tallrec --shots 256
+      llmrec train -c configs/tallrec/movie-256.yaml --seeds 0,1,2
+      llmrec train -d prepared/ml-100k-tallrec --shots 64 --set test.data=prepared/bookcrossing-tallrec
+    """
+    import json
+
+    from llmrec.train import TrainConfig, train, train_seeds
+
+    named = {"data": data, "train_samples": train_samples, "seed": seed, "model.name": model_name,
+             "optim.epochs": epochs, "optim.learning_rate": lr, "model.device": device, "run_dir": run_dir}
+    config = _config_command(TrainConfig, config_path, overrides, named, print_config)
+    if config is None:
+        return
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError as exc:
+            raise click.BadParameter(f"--seeds must be comma-separated integers, got {seeds!r}") from exc
+        path, summary = train_seeds(config, seed_list, log=echo)
+        click.echo(json.dumps(summary["metrics"], indent=2))
+    else:
+        path, result = train(config, log=echo)
+        click.echo(json.dumps({"valid_best": result["selection"]["best"], "test": result["metrics"]}, indent=2))
     click.echo(f"run folder: {path}/")
 
 
@@ -260,6 +335,27 @@ def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_user
 
     result = run(data, model_name, n_prompts, history_k, tuple(batch_sizes), rank_users, int8, auc_prompts, llamacpp,
                  log=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result, indent=2))
+    if output:
+        write_json(output, result)
+
+
+@bench.command("training")
+@click.option("--data", "-d", default="prepared/ml-100k-tallrec", show_default=True, help="Prepared CTR folder.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--batch-size", default=8, show_default=True, help="Samples in the (fixed) batch.")
+@click.option("--steps", default=4, show_default=True, help="Steps per path (the first is not timed).")
+@click.option("--path", "paths", multiple=True, type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only"]),
+              default=("trl_default", "trl_no_checkpointing", "answer_only"), show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
+    """Seconds per LoRA step: TRL's defaults vs the answer-only loss, same batch, same loss."""
+    import json
+
+    from llmrec.bench.training import run
+    from llmrec.io import write_json
+
+    result = run(data, model_name, batch_size, steps, tuple(paths), log=lambda m: click.echo(m, err=True))
     click.echo(json.dumps(result, indent=2))
     if output:
         write_json(output, result)

@@ -22,13 +22,10 @@ from llmrec.io import write_parquet
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, ModelConfig, ScoringConfig, load_model
 from llmrec.llm.scoring import make_scorer
 from llmrec.metrics import ctr_report, ranking_report
-from llmrec.prompts import load_template
-from llmrec.prompts.build import PromptData, default_template, render_ctr, render_ranking
+from llmrec.prompts.build import DEFAULT_HISTORY_K, PromptRenderer
 from llmrec.runs import RunDir
 
-DEFAULT_HISTORY_K = {"tallrec": None, "rella": 15, "trsr": None}
-"""History items shown per prompt: TALLRec all 10; ReLLa K=15 (where zero-shot Vicuna-13B
-peaked on ML-1M in the paper); TRSR the whole (10-25 item) history."""
+__all__ = ["DEFAULT_HISTORY_K", "EvaluateConfig", "evaluate", "select_rows"]
 
 
 class EvaluateConfig(BaseModel):
@@ -45,6 +42,8 @@ class EvaluateConfig(BaseModel):
     limit: int | None = Field(None, ge=1, description="score a seeded random subset of this many samples")
     sample_seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
+    adapter: str | None = Field(None, description="LoRA adapter folder (llmrec train) applied to the model")
+    merge_adapter: bool = Field(False, description="merge the adapter into the weights before scoring")
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-<dataset>-<protocol>-<split>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir")
@@ -53,7 +52,7 @@ class EvaluateConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The fields that determine the predictions (a resumed run must match them)."""
         keep = self.model_dump(mode="json", include={"data", "split", "template", "history_k", "max_prompt_tokens",
-                                                     "chat", "limit", "sample_seed"})
+                                                     "chat", "limit", "sample_seed", "adapter"})
         keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision", "backend",
                                                                    "quantize"})
         keep["head"] = self.scoring.head
@@ -75,7 +74,6 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
         raise ConfigError(f"{config.data}: no split {config.split!r} (has: {', '.join(prepared.splits)})")
     table = prepared.splits[config.split]
     protocol, dataset = prepared.protocol, prepared.dataset
-    ranking = "candidates" in table.column_names
     run = RunDir(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split))
     run.start(config.model_dump(mode="json"), config.identity(), resume=config.resume)
     if run.finished:
@@ -85,29 +83,26 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
         return run.path, json.loads((run.path / "metrics.json").read_text())
 
     rows_idx = select_rows(table, config.limit, config.sample_seed)
-    columns = [c for c in ("sample_id", "user", "item", "label", "history_items", "history_ratings", "candidates", "labels")
-               if c in table.column_names]
-    rows = table.select(columns).take(rows_idx).to_pylist()
-    if not rows:
+    if not rows_idx:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
 
     t_load = time.perf_counter()
-    loaded = loaded or load_model(config.model)
+    if loaded is None:
+        loaded = load_model(config.model)
+        if config.adapter:
+            from llmrec.train.adapters import apply_adapter
+
+            loaded = apply_adapter(loaded, config.adapter, merge=config.merge_adapter)
     load_s = time.perf_counter() - t_load
     tok = loaded.tokenizer
-    template = load_template(config.template or default_template(protocol, dataset))
-    chat = config.chat == "on" or (config.chat == "auto" and getattr(tok, "chat_template", None) is not None)
-    threshold = prepared.config.get("label_threshold")
-    texts = PromptData.from_tables(prepared.items, prepared.users, dataset, threshold)
-    history_k = config.history_k if config.history_k is not None else DEFAULT_HISTORY_K.get(protocol)
-    budget = config.max_prompt_tokens
-    if loaded.max_context and budget and budget > loaded.max_context:
-        budget = loaded.max_context
-
-    def render(chunk: list[dict]) -> list[list]:
-        if ranking:
-            return render_ranking(chunk, texts, template, tok, history_k, budget, chat)
-        return [[p] for p in render_ctr(chunk, texts, template, tok, history_k, budget, chat)]
+    renderer = PromptRenderer.for_prepared(prepared, tok, split=config.split, template=config.template,
+                                           history_k=config.history_k, max_tokens=config.max_prompt_tokens,
+                                           chat=config.chat, max_context=loaded.max_context)
+    ranking = renderer.kind == "ranking"
+    columns = [c for c in renderer.columns if c in table.column_names]
+    rows = table.select(columns).take(rows_idx).to_pylist()
+    template, chat, history_k, budget, render = (renderer.template, renderer.chat, renderer.history_k,
+                                                 renderer.max_tokens, renderer.render)
 
     first = render(rows[:1])[0][0]
     answer = AnswerTokens.for_prompt_end(tok, first.text, template.answer["yes"], template.answer["no"])
@@ -143,7 +138,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
 
     done = run.done()
     facts = {
-        "model": loaded.source, "device": str(loaded.device), "dtype": str(loaded.dtype).removeprefix("torch."),
+        "model": loaded.source, "adapter": config.adapter, "device": str(loaded.device), "dtype": str(loaded.dtype).removeprefix("torch."),
         "template": template.name, "chat_template": chat, "answer_tokens": [answer.yes_text, answer.no_text],
         "history_k": history_k, "max_prompt_tokens": budget, "samples": len(rows), "prompts": total,
         "mean_prompt_tokens": float(np.mean([done[k]["tokens"] for k in done])),
@@ -183,8 +178,8 @@ def _finish(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str
         pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
         plots = rank_plot(pos_rank, width, run.path / "plots", title)
     else:
-        preds = pd.DataFrame({"sample_id": [r["sample_id"] for r in rows], "user": [r["user"] for r in rows],
-                              "item": [r["item"] for r in rows], "label": [int(r["label"]) for r in rows],
+        preds = pd.DataFrame({"sample_id": [r["sample_id"] for r in rows], "user": [r.get("user") for r in rows],
+                              "item": [r.get("item") for r in rows], "label": [int(r["label"]) for r in rows],
                               "score": [done[str(r["sample_id"])]["score"] for r in rows]})
         metrics = ctr_report(preds["label"].to_numpy(), preds["score"].to_numpy())
         metrics["positive_rate"] = float(preds["label"].mean())

@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 
 def split_stats(table: pa.Table) -> dict[str, Any]:
     """Counts for one split (CTR or ranking samples)."""
-    hist = pc.list_value_length(table["history_items"]).to_numpy(zero_copy_only=False) if table.num_rows else np.zeros(0)
+    has_hist = "history_items" in table.column_names and table.num_rows
+    hist = pc.list_value_length(table["history_items"]).to_numpy(zero_copy_only=False) if has_hist else np.zeros(0)
     out: dict[str, Any] = {
         "samples": table.num_rows,
-        "users": len(pc.unique(table["user"])) if table.num_rows else 0,
+        "users": len(pc.unique(table["user"])) if table.num_rows and "user" in table.column_names else 0,
     }
     if "candidates" in table.column_names:
         flat_items = pc.list_flatten(table["candidates"])
@@ -34,7 +35,7 @@ def split_stats(table: pa.Table) -> dict[str, Any]:
         out["positive_rate"] = float(labels.mean()) if len(labels) else float("nan")
     else:
         labels = table["label"].to_numpy(zero_copy_only=False)
-        out["items"] = len(pc.unique(table["item"])) if table.num_rows else 0
+        out["items"] = len(pc.unique(table["item"])) if table.num_rows and "item" in table.column_names else 0
         out["positive_rate"] = float(labels.mean()) if len(labels) else float("nan")
     out.update(
         history_mean=float(hist.mean()) if len(hist) else float("nan"),
@@ -53,10 +54,12 @@ def prepared_stats(prepared: PreparedData) -> dict[str, Any]:
     users: set = set()
     items: set = set()
     for table in prepared.splits.values():
-        users.update(pc.unique(table["user"]).to_pylist())
+        if "user" in table.column_names:
+            users.update(pc.unique(table["user"]).to_pylist())
         col = "candidates" if "candidates" in table.column_names else "item"
-        values = pc.list_flatten(table[col]) if col == "candidates" else table[col]
-        items.update(pc.unique(values).to_pylist())
+        if col in table.column_names:
+            values = pc.list_flatten(table[col]) if col == "candidates" else table[col]
+            items.update(pc.unique(values).to_pylist())
         if "history_items" in table.column_names:
             items.update(pc.unique(pc.list_flatten(table["history_items"])).to_pylist())
     return {
@@ -83,8 +86,8 @@ def format_stats(stats: dict[str, Any]) -> str:
                 f"{s['users']:,}",
                 f"{s['items']:,}",
                 f"{s['positive_rate']:.4f}",
-                f"{s['history_mean']:.2f}",
-                f"{s['history_median']:.1f}",
+                f"{s['history_mean']:.2f}" if s["history_max"] else "-",
+                f"{s['history_median']:.1f}" if s["history_max"] else "-",
                 str(s["history_min"]),
                 str(s["history_max"]),
                 f"{s['full_history_mean']:.1f}" if "full_history_mean" in s else "-",

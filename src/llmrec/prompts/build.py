@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from llmrec.errors import DataError
-from llmrec.prompts.template import PromptTemplate, RenderedPrompt
+from llmrec.prompts.template import PromptTemplate, RenderedPrompt, load_template
 
 DOMAINS = {"ml": ("movie", "movies"), "bookcrossing": ("book", "books"), "amazon": ("item", "items"),
            "mind": ("news article", "news articles")}
@@ -32,10 +32,17 @@ def domain_of(dataset: str) -> tuple[str, str]:
     return ("item", "items")
 
 
+DEFAULT_HISTORY_K = {"tallrec": None, "rella": 15, "trsr": None}
+"""History items shown per prompt: TALLRec all 10; ReLLa K=15 (where zero-shot Vicuna-13B
+peaked on ML-1M in the paper); TRSR the whole (10-25 item) history."""
+
+
 def default_template(protocol: str, dataset: str) -> str:
     """Shipped template for a protocol and data set."""
     if protocol == "trsr":
         return "trsr"
+    if protocol == "instruction":
+        return "alpaca"
     return f"{protocol}_{'book' if domain_of(dataset)[0] == 'book' else 'movie'}"
 
 
@@ -143,3 +150,62 @@ def render_ranking(
             n -= 1
         out.append(group)
     return out
+
+
+def render_instruction(rows: list[dict[str, Any]], template: PromptTemplate, tokenizer, max_tokens: int | None,
+                       chat: bool) -> list[RenderedPrompt]:
+    """One prompt per instruction row (``instruction`` + ``input``, e.g. TALLRec's released splits)."""
+    return [template.render(tokenizer, {"instruction": r["instruction"], "input": r.get("input") or ""}, [], max_tokens,
+                            chat, where=f"sample {r['sample_id']}") for r in rows]
+
+
+@dataclass
+class PromptRenderer:
+    """Renders rows of a prepared split into prompts: CTR, ranking, or instruction rows.
+
+    ``render(rows)`` returns one list of prompts per row (one prompt for CTR and instruction
+    rows, one per candidate for ranking rows). Built with :meth:`for_prepared` from a prepared
+    folder, a tokenizer and the prompt settings shared by evaluation and training.
+    """
+
+    kind: str  # "ctr", "ranking" or "instruction"
+    template: PromptTemplate
+    tokenizer: Any
+    texts: PromptData | None
+    history_k: int | None
+    max_tokens: int | None
+    chat: bool
+
+    @classmethod
+    def for_prepared(cls, prepared, tokenizer, *, split: str, template: str | None = None, history_k: int | None = None,
+                     max_tokens: int | None = 1024, chat: str = "auto", max_context: int | None = None) -> PromptRenderer:
+        table = prepared.splits[split]
+        kind = ("ranking" if "candidates" in table.column_names else
+                "instruction" if "instruction" in table.column_names else "ctr")
+        tpl = load_template(template or default_template(prepared.protocol, prepared.dataset))
+        use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
+        texts = None
+        if kind != "instruction":
+            texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
+                                           prepared.config.get("label_threshold"))
+        k = history_k if history_k is not None else DEFAULT_HISTORY_K.get(prepared.protocol)
+        budget = max_tokens
+        if max_context and budget and budget > max_context:
+            budget = max_context
+        return cls(kind, tpl, tokenizer, texts, k, budget, use_chat)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The sample columns this renderer reads."""
+        return {"ranking": ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels"),
+                "instruction": ("sample_id", "instruction", "input", "label"),
+                "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings")}[self.kind]
+
+    def render(self, rows: list[dict[str, Any]]) -> list[list[RenderedPrompt]]:
+        if self.kind == "ranking":
+            return render_ranking(rows, self.texts, self.template, self.tokenizer, self.history_k, self.max_tokens,
+                                  self.chat)
+        if self.kind == "instruction":
+            return [[p] for p in render_instruction(rows, self.template, self.tokenizer, self.max_tokens, self.chat)]
+        return [[p] for p in render_ctr(rows, self.texts, self.template, self.tokenizer, self.history_k,
+                                        self.max_tokens, self.chat)]

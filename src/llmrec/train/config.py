@@ -1,0 +1,103 @@
+"""Typed configs of ``llmrec train`` (one YAML file; any field overridable with ``--set``).
+
+>>> cfg = TrainConfig(data="prepared/ml-100k-tallrec", train_samples=256)
+>>> cfg.lora.r, cfg.lora.alpha, cfg.lora.target_modules, cfg.optim.learning_rate
+(8, 16, ['q_proj', 'v_proj'], 0.0003)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmrec.llm import ModelConfig, ScoringConfig
+from llmrec.train.adapters import LoraSettings
+
+
+class OptimSettings(BaseModel):
+    """Optimizer, schedule and batching (passed to TRL's ``SFTConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    learning_rate: float = Field(3e-4, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: epochs decide)")
+    batch_size: int = Field(8, ge=1, description="samples per device per forward pass")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps (effective batch = batch_size x this)")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: float = Field(0.0, ge=0, description="warm-up steps (a float < 1 is a fraction of all steps)")
+    lr_scheduler: str = Field("linear", description="transformers scheduler name: linear, cosine, constant, ...")
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = Field(False, description="trade compute for memory (slower; TRL's default is on)")
+    loss: Literal["answer_only", "trl"] = Field(
+        "answer_only", description="answer_only: LM head only at the label positions; trl: SFTTrainer's own loss")
+    save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps (default: every epoch)")
+    logging_steps: int = Field(1, ge=1)
+
+
+class SelectionSettings(BaseModel):
+    """Model selection on the validation split (never on test)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    split: str = "valid"
+    limit: int | None = Field(200, ge=1, description="seeded subset of the split scored at each evaluation")
+    every_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: every epoch)")
+    metric: Literal["auc", "logloss"] = "auc"
+    patience: int | None = Field(None, ge=1, description="stop after this many evaluations without improvement")
+    at_start: bool = Field(True, description="also score the untrained adapter (the zero-shot point)")
+
+
+class InstructionStage(BaseModel):
+    """Optional first stage: general instruction tuning on an Alpaca-style JSON file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str | None = Field(None, description="JSON list of {instruction, input, output}; None skips the stage")
+    limit: int | None = Field(None, ge=1, description="use a seeded subset of this many records")
+    epochs: float = Field(1.0, gt=0)
+    learning_rate: float = Field(3e-4, gt=0)
+    max_answer_tokens: int = Field(128, ge=1)
+
+
+class TestSettings(BaseModel):
+    """Scoring of the test split with the selected adapter at the end of training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    split: str = "test"
+    limit: int | None = Field(None, ge=1)
+    data: str | None = Field(None, description="another prepared folder to test on (cross-domain); default: data")
+
+
+class TrainConfig(BaseModel):
+    """Everything ``llmrec train`` needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="prepared folder (llmrec data prepare / data import-tallrec)")
+    split: str = "train"
+    train_samples: int | None = Field(None, ge=1, description="few-shot: a seeded subset of this many samples")
+    sample_seed: int | None = Field(None, description="seed of the few-shot draw (default: seed)")
+    seed: int = 42
+    template: str | None = None
+    history_k: int | None = Field(None, ge=0)
+    max_prompt_tokens: int | None = Field(1024, ge=16)
+    chat: Literal["auto", "on", "off"] = "auto"
+    answer_suffix: str = Field(".", description="text after the Yes/No token in the target ('Yes.' in TALLRec)")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    optim: OptimSettings = Field(default_factory=OptimSettings)
+    selection: SelectionSettings = Field(default_factory=SelectionSettings)
+    instruction: InstructionStage = Field(default_factory=InstructionStage)
+    test: TestSettings = Field(default_factory=TestSettings)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    run_dir: str | None = Field(None, description="run folder (default: runs/<time>-train-<dataset>-<n>)")
+    resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+
+    def identity(self) -> dict[str, Any]:
+        """Fields that determine the result (a resumed run must match them)."""
+        return self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})

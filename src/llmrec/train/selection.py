@@ -1,0 +1,105 @@
+"""Model selection on the validation split during training (a transformers callback).
+
+At each evaluation (every epoch, or every N steps) the current adapter scores a fixed,
+seeded subset of the validation split with the same Yes/No engine as ``llmrec evaluate``;
+the best adapter so far is saved to ``<run>/best-adapter`` (atomically) and every point is
+recorded in ``<run>/selection.json``. With ``patience`` the training stops after that many
+evaluations without improvement. The test split is never looked at here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import TrainerCallback
+
+from llmrec.io import atomic_directory, write_json
+from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer
+from llmrec.metrics import auc, log_loss
+
+
+class ValidationSelector(TrainerCallback):
+    """Scores the validation prompts, keeps the best adapter, stops early on a plateau."""
+
+    def __init__(self, prompts: list[EncodedPrompt], labels: np.ndarray, answer: AnswerTokens, run_path: Path, *,
+                 metric: str = "auc", every_steps: int | None = None, patience: int | None = None,
+                 scoring: ScoringConfig | None = None, pad_token_id: int | None = None, at_start: bool = False,
+                 log: Callable[[str], None] = print) -> None:
+        self.prompts, self.labels, self.answer = prompts, np.asarray(labels), answer
+        self.path = Path(run_path)
+        self.metric, self.every_steps, self.patience = metric, every_steps, patience
+        self.scoring = scoring or ScoringConfig()
+        self.pad_token_id = pad_token_id
+        self.log = log
+        self.at_start = at_start
+        self.history: list[dict[str, Any]] = self._read()
+
+    # ---------------------------------------------------------------- state
+    @property
+    def state_path(self) -> Path:
+        return self.path / "selection.json"
+
+    @property
+    def best_path(self) -> Path:
+        return self.path / "best-adapter"
+
+    def _read(self) -> list[dict[str, Any]]:
+        if self.state_path.exists():
+            return json.loads(self.state_path.read_text()).get("evaluations", [])
+        return []
+
+    def best(self) -> dict[str, Any] | None:
+        if not self.history:
+            return None
+        sign = 1 if self.metric == "auc" else -1
+        return max(self.history, key=lambda h: (sign * h[self.metric], -h["step"]))
+
+    def _write(self) -> None:
+        write_json(self.state_path, {"metric": self.metric, "evaluations": self.history, "best": self.best()})
+
+    # ---------------------------------------------------------------- scoring
+    def evaluate(self, model, step: int, epoch: float) -> dict[str, Any]:
+        was_training = model.training
+        model.eval()
+        try:
+            scores = YesNoScorer(model, self.answer, self.scoring, pad_token_id=self.pad_token_id).score(self.prompts)
+        finally:
+            model.train(was_training)
+        point = {"step": int(step), "epoch": round(float(epoch or 0.0), 4), "auc": float(auc(self.labels, scores)),
+                 "logloss": float(log_loss(self.labels, scores)), "mean_score": float(scores.mean())}
+        self.history = [h for h in self.history if h["step"] != point["step"]] + [point]
+        if self.best() is point:
+            with atomic_directory(self.best_path) as tmp:
+                model.save_pretrained(tmp)
+            point["saved"] = True
+        self._write()
+        self.log(f"validation at step {step} (epoch {point['epoch']}): AUC {point['auc']:.4f}, "
+                 f"LogLoss {point['logloss']:.4f}{' (best so far)' if point.get('saved') else ''}")
+        return point
+
+    def _stale(self) -> bool:
+        if not self.patience or not self.history:
+            return False
+        best_step = self.best()["step"]
+        return sum(h["step"] > best_step for h in self.history) >= self.patience
+
+    # ---------------------------------------------------------------- callback hooks
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        # after a resume, forget evaluations made after the checkpoint (they will be redone)
+        self.history = [h for h in self.history if h["step"] <= state.global_step]
+        if state.global_step == 0 and not self.history and self.at_start:
+            self.evaluate(model, 0, 0.0)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            self.evaluate(model, state.global_step, state.epoch)
+            control.should_training_stop = control.should_training_stop or self._stale()
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        if not self.every_steps and not any(h["step"] == state.global_step for h in self.history):
+            self.evaluate(model, state.global_step, state.epoch)
+            control.should_training_stop = control.should_training_stop or self._stale()

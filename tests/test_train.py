@@ -1,0 +1,237 @@
+"""LoRA training end to end on tiny random models: loss, learning, adapters, resume, few-shot, import."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from llmrec.data.prepare import PrepareConfig, prepare
+from llmrec.errors import ConfigError, DataError
+from llmrec.evaluate import EvaluateConfig, evaluate
+from llmrec.train import TrainConfig, apply_adapter, train, train_seeds
+from llmrec.train.adapters import LoraSettings
+from llmrec.train.config import OptimSettings
+from llmrec.train.examples import Example, read_instruction_file, sample_indices
+from llmrec.train.run import make_trainer, sft_config
+from llmrec.train.trainer import IGNORE, LeftPadCollator, answer_only_loss
+from tests.tiny_models import tiny_gemma3, tiny_llama, tiny_loaded
+
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+@pytest.fixture
+def tallrec_data(tmp_path, tiny_ml1m):
+    cfg = PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "tallrec"),
+                        tallrec={"history_len": 5, "max_samples": 300})
+    return prepare(cfg, log=lambda m: None)[1]
+
+
+def toy_examples(n: int, vocab: int = 64, seed: int = 0) -> list[Example]:
+    """Prompts of random tokens with a key token (10 -> answer 20, 11 -> answer 21): learnable."""
+    g = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        key = 10 + i % 2
+        prompt = [1, *g.integers(30, vocab, size=int(g.integers(4, 12))).tolist(), key, 5]
+        answer = [20 + i % 2, 2]
+        out.append(Example(prompt + answer, [IGNORE] * len(prompt) + answer))
+    return out
+
+
+def full_logit_loss(model, examples: list[Example]) -> float:
+    """Reference: mean cross-entropy over all label tokens, one unpadded example at a time, full logits."""
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for e in examples:
+            logits = model(input_ids=torch.tensor([e.input_ids])).logits[0, :-1].float()
+            labels = torch.tensor(e.labels[1:])
+            total += torch.nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE, reduction="sum").item()
+            count += int((labels != IGNORE).sum())
+    return total / count
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3])
+def test_answer_only_loss_equals_full_logit_loss(build):
+    model = build(vocab=64)
+    examples = toy_examples(6)
+    batch = LeftPadCollator(pad_token_id=0)([e.as_dict() for e in examples])
+    with torch.no_grad():
+        ours = answer_only_loss(model, batch).item()
+    assert ours == pytest.approx(full_logit_loss(model, examples), abs=1e-5)
+
+
+def test_answer_only_loss_equals_trl_default_loss(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    from tests.tiny_models import tiny_tokenizer
+
+    tok: PreTrainedTokenizerFast = tiny_tokenizer()
+    model = tiny_gemma3(vocab=len(tok))
+    examples = toy_examples(8, vocab=len(tok))
+    args = sft_config(OptimSettings(max_steps=1), tmp_path, 0, progress=False)
+    trl = make_trainer(model, tok, examples, args, loss="trl")
+    batch = trl.data_collator([trl.train_dataset[i] for i in range(len(examples))])
+    model.eval()
+    with torch.no_grad():
+        theirs = trl.compute_loss(model, batch).item()
+        ours = answer_only_loss(model, LeftPadCollator(tok.pad_token_id)([e.as_dict() for e in examples])).item()
+    assert ours == pytest.approx(theirs, abs=1e-4)
+
+
+def test_left_padding_does_not_change_a_row_loss():
+    model = tiny_llama(vocab=64)
+    examples = toy_examples(5, seed=3)
+    alone = [answer_only_loss(model, LeftPadCollator(0)([e.as_dict()])).item() for e in examples]
+    counts = [sum(label != IGNORE for label in e.labels) for e in examples]
+    with torch.no_grad():
+        batched = answer_only_loss(model, LeftPadCollator(0)([e.as_dict() for e in examples])).item()
+    assert batched == pytest.approx(np.dot(alone, counts) / sum(counts), abs=1e-5)
+
+
+def test_training_lowers_the_loss_on_a_learnable_task(tmp_path):
+    from peft import get_peft_model
+
+    from tests.tiny_models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    base = tiny_llama(vocab=len(tok))
+    with torch.no_grad():  # a random 32-wide model barely moves its logits; a larger head makes the toy learnable
+        base.lm_head.weight.mul_(25.0)
+    model = get_peft_model(base, LoraSettings(r=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"],
+                                              dropout=0.0).to_peft())
+    examples = toy_examples(32, vocab=len(tok))
+    before = full_logit_loss(model, examples)
+    args = sft_config(OptimSettings(learning_rate=1e-2, epochs=10, batch_size=8), tmp_path, 0, progress=False)
+    args.save_strategy = "no"
+    make_trainer(model, tok, examples, args).train()
+    model.eval()
+    after = full_logit_loss(model, examples)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_train_end_to_end_writes_a_complete_run(tmp_path, tallrec_data):
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=24, run_dir=str(tmp_path / "run"),
+                      optim={"epochs": 2, "batch_size": 8}, selection={"limit": 20}, test={"limit": 15})
+    path, result = train(cfg, loaded=tiny_loaded("gemma3"), **QUIET)
+    files = {p.name for p in path.iterdir()}
+    assert {"config.yaml", "adapter", "best-adapter", "selection.json", "train_log.json", "test", "metrics.json",
+            "checkpoints"} <= files
+    assert result["train"]["samples"] == 24 and result["train"]["steps"] == 6
+    evals = result["selection"]["evaluations"]
+    assert [e["step"] for e in evals] == [0, 3, 6]  # untrained point + every epoch
+    best = result["selection"]["best"]
+    assert best["auc"] == max(e["auc"] for e in evals)
+    assert set(result["test"]) >= {"auc", "logloss", "acc"}
+    test_preds = pd.read_parquet(path / "test" / "predictions.parquet")
+    assert len(test_preds) == 15
+    # a finished run is not redone
+    again_path, again = train(cfg, loaded=tiny_loaded("gemma3"), **QUIET)
+    assert again == json.loads((path / "metrics.json").read_text())
+
+
+def test_adapter_round_trips_merged_and_unmerged(tmp_path, tallrec_data):
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=16, run_dir=str(tmp_path / "run"),
+                      optim={"epochs": 1, "batch_size": 8, "learning_rate": 1e-2},
+                      selection={"enabled": False}, test={"limit": 12})
+    path, result = train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    trained = pd.read_parquet(path / "test" / "predictions.parquet")
+    zero = evaluate(EvaluateConfig(data=str(tallrec_data), limit=12, run_dir=str(tmp_path / "zero")),
+                    loaded=tiny_loaded("llama"), **QUIET)[0]
+    zero_scores = pd.read_parquet(zero / "predictions.parquet")["score"].to_numpy()
+    assert np.abs(trained["score"].to_numpy() - zero_scores).max() > 1e-4  # the adapter changed the scores
+    for merge in (False, True):
+        loaded = apply_adapter(tiny_loaded("llama"), path, merge=merge)
+        out = evaluate(EvaluateConfig(data=str(tallrec_data), limit=12, run_dir=str(tmp_path / f"eval-{merge}"),
+                                      adapter=str(path / "adapter")), loaded=loaded, **QUIET)[0]
+        again = pd.read_parquet(out / "predictions.parquet")
+        np.testing.assert_allclose(again["score"].to_numpy(), trained["score"].to_numpy(), atol=1e-4)
+
+
+def _adapter_weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter" / "adapter_model.safetensors"))
+
+
+def test_resume_after_interruption_gives_the_same_adapter(tmp_path, tallrec_data):
+    from transformers import TrainerCallback
+
+    base = dict(data=str(tallrec_data), train_samples=32, optim={"epochs": 2, "batch_size": 4, "save_steps": 4},
+                selection={"limit": 16, "every_steps": 4}, test={"enabled": False})
+    straight, _ = train(TrainConfig(**base, run_dir=str(tmp_path / "a")), loaded=tiny_loaded("llama"), **QUIET)
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6:
+                raise KeyboardInterrupt("simulated interruption")
+
+    cfg = TrainConfig(**base, run_dir=str(tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, loaded=tiny_loaded("llama"), callbacks=[Crash()], **QUIET)
+    assert not (tmp_path / "b" / "metrics.json").exists()
+    assert (tmp_path / "b" / "checkpoints" / "checkpoint-4").exists()
+    resumed, result = train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    a, b = _adapter_weights(straight), _adapter_weights(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
+    assert [e["step"] for e in result["selection"]["evaluations"]] == [0, 4, 8, 12, 16]
+
+
+def test_a_run_folder_with_another_config_is_refused(tmp_path, tallrec_data):
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=8, run_dir=str(tmp_path / "run"),
+                      optim={"max_steps": 1, "batch_size": 8}, selection={"enabled": False}, test={"enabled": False})
+    train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    with pytest.raises(ConfigError, match="different config"):
+        train(cfg.model_copy(update={"train_samples": 16}), loaded=tiny_loaded("llama"), **QUIET)
+
+
+def test_few_shot_sampling_is_deterministic_and_seeded():
+    a, b, c = sample_indices(1000, 64, 1), sample_indices(1000, 64, 1), sample_indices(1000, 64, 2)
+    assert (a == b).all() and set(a) != set(c)
+    assert set(sample_indices(1000, 16, 1)) <= set(a)
+    with pytest.raises(DataError, match="cannot draw 2000"):
+        sample_indices(1000, 2000, 0)
+
+
+def test_seeds_are_summarized_with_mean_and_std(tmp_path, tallrec_data):
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=8, run_dir=str(tmp_path / "multi"),
+                      optim={"max_steps": 1, "batch_size": 8}, selection={"enabled": False}, test={"limit": 40})
+    path, summary = train_seeds(cfg, [0, 1], loader=lambda: tiny_loaded("llama"), **QUIET)
+    assert (path / "seed-0" / "metrics.json").exists() and (path / "seed-1" / "metrics.json").exists()
+    aucs = [json.loads((path / f"seed-{s}" / "metrics.json").read_text())["metrics"]["auc"] for s in (0, 1)]
+    assert summary["metrics"]["auc"]["mean"] == pytest.approx(np.mean(aucs), abs=1e-6)
+    assert summary["metrics"]["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1), abs=1e-6)
+    assert json.loads((path / "summary.json").read_text())["seeds"] == [0, 1]
+
+
+def test_instruction_stage_then_rec_tuning(tmp_path, tallrec_data):
+    records = [{"instruction": "Name a colour.", "input": "", "output": "Blue"},
+               {"instruction": "Answer Yes or No.", "input": "Is the sky blue?", "output": "Yes."}] * 4
+    (tmp_path / "alpaca.json").write_text(json.dumps(records))
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=8, run_dir=str(tmp_path / "run"),
+                      optim={"max_steps": 2, "batch_size": 4}, instruction={"data": str(tmp_path / "alpaca.json")},
+                      selection={"enabled": False}, test={"enabled": False})
+    path, result = train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    assert (path / "instruction" / "adapter" / "adapter_config.json").exists()
+    assert (path / "adapter" / "adapter_config.json").exists()
+
+
+@pytest.mark.parametrize("content,match", [("{not json", "not valid JSON"), ('{"a": 1}', "JSON list"),
+                                           ('[{"input": "x", "output": "y"}]', "instruction"),
+                                           ('[{"instruction": "x", "output": ""}]', "output")])
+def test_bad_instruction_files_are_named(tmp_path, content, match):
+    (tmp_path / "bad.json").write_text(content)
+    with pytest.raises(DataError, match=match) as err:
+        read_instruction_file(tmp_path / "bad.json")
+    assert "bad.json" in str(err.value)
+
+
+def test_bad_train_configs_fail_before_loading_a_model(tmp_path, tallrec_data):
+    with pytest.raises(ConfigError, match="no split 'nope'"):
+        train(TrainConfig(data=str(tallrec_data), split="nope"), loaded=None, **QUIET)
+    with pytest.raises(DataError, match="cannot draw"):
+        train(TrainConfig(data=str(tallrec_data), train_samples=10**6, run_dir=str(tmp_path / "r"),
+                          test={"enabled": False}), loaded=tiny_loaded("llama"), **QUIET)
