@@ -235,3 +235,61 @@ def test_bad_train_configs_fail_before_loading_a_model(tmp_path, tallrec_data):
     with pytest.raises(DataError, match="cannot draw"):
         train(TrainConfig(data=str(tallrec_data), train_samples=10**6, run_dir=str(tmp_path / "r"),
                           test={"enabled": False}), loaded=tiny_loaded("llama"), **QUIET)
+
+
+def test_import_tallrec_release_then_train_and_evaluate(tmp_path):
+    from llmrec.data.protocols import PreparedData
+    from llmrec.data.tallrec_release import import_tallrec
+
+    instruction = ("Given the user's preference and unpreference, identify whether the user will like the target "
+                   'movie by answering "Yes." or "No.".')
+    g = np.random.default_rng(0)
+    for split, n in (("train", 16), ("valid", 12), ("test", 12)):
+        recs = [{"instruction": instruction,
+                 "input": f'User Preference: "Movie {g.integers(99)}"\\nUser Unpreference: "Movie {g.integers(99)}"\\n'
+                          f'Whether the user will like the target movie "Movie {i}"?',
+                 "output": "Yes." if i % 2 else "No."} for i in range(n)]
+        (tmp_path / f"{split}.json").write_text(json.dumps(recs))
+    prepared = import_tallrec([str(tmp_path)], name="tallrec-movie-release")
+    assert list(prepared.splits) == ["train", "valid", "test"]
+    assert prepared.splits["test"]["label"].to_pylist() == [i % 2 for i in range(12)]
+    out = prepared.save(tmp_path / "prepared")
+    assert PreparedData.load(out).protocol == "instruction"
+    path, result = train(TrainConfig(data=str(out), run_dir=str(tmp_path / "run"), optim={"max_steps": 2, "batch_size": 8},
+                                     selection={"limit": 12}), loaded=tiny_loaded("llama"), **QUIET)
+    assert result["test"]["auc"] == result["test"]["auc"] and result["dataset"] == "tallrec-movie-release"
+    run = json.loads((path / "test" / "metrics.json").read_text())["run"]
+    assert run["template"] == "alpaca" and run["answer_tokens"] == ["Yes", "No"]
+
+
+@pytest.mark.parametrize("records,match", [([{"instruction": "a", "input": "b", "output": "Maybe."}], "neither Yes nor No"),
+                                           ([{"instruction": "a", "output": "Yes."}], "'input'"),
+                                           ([], "non-empty JSON list")])
+def test_import_tallrec_rejects_bad_records(tmp_path, records, match):
+    from llmrec.data.tallrec_release import import_tallrec
+
+    (tmp_path / "test.json").write_text(json.dumps(records))
+    with pytest.raises(DataError, match=match) as err:
+        import_tallrec([str(tmp_path / "test.json")])
+    assert "test.json" in str(err.value)
+    with pytest.raises(DataError, match="not found"):
+        import_tallrec([f"valid={tmp_path / 'missing.json'}"])
+
+
+def test_cli_train_and_import_commands(tmp_path):
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "-c", "configs/tallrec/movie-256.yaml", "--seed", "3", "--set", "optim.epochs=2",
+                               "--print-config"])
+    assert res.exit_code == 0, res.output
+    assert "train_samples: 256" in res.output and "seed: 3" in res.output and "epochs: 2.0" in res.output
+    (tmp_path / "test.json").write_text(json.dumps([{"instruction": "q", "input": "x", "output": "Yes."},
+                                                    {"instruction": "q", "input": "y", "output": "No."}]))
+    res = runner.invoke(main, ["data", "import-tallrec", str(tmp_path / "test.json"), "-o", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert "test" in res.output and (tmp_path / "p" / "meta.json").exists()
+    res = runner.invoke(main, ["train", "-d", str(tmp_path / "p"), "--seeds", "a,b"])
+    assert res.exit_code != 0 and "comma-separated integers" in res.output

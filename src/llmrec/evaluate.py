@@ -88,11 +88,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
 
     t_load = time.perf_counter()
     if loaded is None:
-        loaded = load_model(config.model)
-        if config.adapter:
-            from llmrec.train.adapters import apply_adapter
-
-            loaded = apply_adapter(loaded, config.adapter, merge=config.merge_adapter)
+        loaded = _load_with_adapter(config)
     load_s = time.perf_counter() - t_load
     tok = loaded.tokenizer
     renderer = PromptRenderer.for_prepared(prepared, tok, split=config.split, template=config.template,
@@ -153,6 +149,23 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
               "plots": plots}
     run.finish(result)
     return run.path, result
+
+
+def _load_with_adapter(config: EvaluateConfig) -> LoadedModel:
+    """The model, with the adapter applied; int8 quantization comes after merging the adapter."""
+    if not config.adapter:
+        return load_model(config.model)
+    from llmrec.train.adapters import apply_adapter
+
+    quantize = config.model.quantize
+    loaded = load_model(config.model.model_copy(update={"quantize": "none"}))
+    loaded = apply_adapter(loaded, config.adapter, merge=config.merge_adapter or quantize != "none")
+    if quantize == "int8":
+        from llmrec.llm.quantize import quantize_int8
+
+        loaded.model = quantize_int8(loaded.model, loaded.tokenizer)
+        loaded.source += " (SmoothQuant + int8 W8A8)"
+    return loaded
 
 
 def _keys(row: dict, ranking: bool) -> list[str]:
