@@ -266,6 +266,35 @@ def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, 
     click.echo(f"run folder: {path}/")
 
 
+@main.command("suite")
+@click.argument("suite_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [runs/<suite name>].")
+@click.option("--only", multiple=True, help="Run only this row (repeatable); the table covers all finished rows.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field of every row's config.")
+@click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")
+def suite_cmd(suite_file, out, only, overrides, table_only) -> None:
+    """Run an experiment suite (a results table) and write OUT/table.md.
+
+    Finished runs are skipped, so an interrupted suite continues where it stopped.
+
+    \b
+    Examples:
+      llmrec suite configs/tallrec/table.yaml --out runs/tallrec-table
+      llmrec suite configs/tallrec/table.yaml --only movie-256 --set test.limit=200
+    """
+    from llmrec.experiments import load_suite, run_suite, write_table
+
+    suite = load_suite(suite_file)
+    target = out or str(Path("runs") / suite.name)
+    if table_only:
+        table = write_table(suite, target)
+    else:
+        table = run_suite(suite_file, target, only=tuple(only), extra=tuple(overrides),
+                          log=lambda m: click.echo(m, err=True))
+    click.echo(table["markdown"])
+    click.echo(f"table: {target}/table.md")
+
+
 @main.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 def compare_cmd(runs) -> None:
