@@ -293,3 +293,13 @@ def test_cli_train_and_import_commands(tmp_path):
     assert "test" in res.output and (tmp_path / "p" / "meta.json").exists()
     res = runner.invoke(main, ["train", "-d", str(tmp_path / "p"), "--seeds", "a,b"])
     assert res.exit_code != 0 and "comma-separated integers" in res.output
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path, tallrec_data):
+    cfg = TrainConfig(data=str(tallrec_data), train_samples=16, run_dir=str(tmp_path / "run"),
+                      optim={"epochs": 5, "batch_size": 8, "learning_rate": 1e-12},
+                      selection={"limit": 20, "patience": 2}, test={"enabled": False})
+    path, result = train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    steps = [e["step"] for e in result["selection"]["evaluations"]]
+    assert steps == [0, 2, 4] and result["train"]["steps"] == 4  # stopped after 2 of 5 epochs
+    assert result["selection"]["best"]["step"] == 0  # nothing learned: the untrained adapter is kept
