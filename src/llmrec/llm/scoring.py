@@ -197,7 +197,8 @@ class YesNoScorer:
         out = np.empty(len(candidates), dtype=np.float64)
         runner = self.model if self.config.head == "full" else self.decoder
         with torch.inference_mode():
-            cache = runner(input_ids=ctx, use_cache=True).past_key_values
+            cache = _returned_cache(runner(input_ids=ctx, use_cache=True))
+            cache_kw = _cache_kwarg(runner)
             step = self.config.max_candidates_per_pass
             chunks = [list(range(i, min(i + step, len(candidates)))) for i in range(0, len(candidates), step)]
             for n_chunk, chunk in enumerate(chunks):
@@ -213,7 +214,7 @@ class YesNoScorer:
                 positions = (len(context) + torch.arange(width)).expand(len(chunk), width)
                 last = torch.tensor([len(candidates[i]) - 1 for i in chunk], device=self.device)
                 kwargs = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                              position_ids=positions.to(self.device), past_key_values=past, use_cache=True)
+                              position_ids=positions.to(self.device), use_cache=True, **{cache_kw: past})
                 rows = torch.arange(len(chunk), device=self.device)
                 if self.config.head == "full":
                     logits = self.model(**kwargs, logits_to_keep=last.view(-1, 1)).logits[:, -1, :]
@@ -222,6 +223,24 @@ class YesNoScorer:
                     hidden = self.decoder(**kwargs).last_hidden_state
                     out[chunk] = self._answer_probs(hidden[rows, last])
         return out
+
+
+def _cache_kwarg(module) -> str:
+    """The forward's KV-cache argument: ``cache`` (transformers >= 5.24) or ``past_key_values``."""
+    import inspect
+
+    forward = getattr(module, "forward", module)
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _returned_cache(output):
+    """The KV cache a forward returned, under either attribute name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def _repeat_cache(cache, n: int) -> None:
