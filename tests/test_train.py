@@ -303,3 +303,13 @@ def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path,
     steps = [e["step"] for e in result["selection"]["evaluations"]]
     assert steps == [0, 2, 4] and result["train"]["steps"] == 4  # stopped after 2 of 5 epochs
     assert result["selection"]["best"]["step"] == 0  # nothing learned: the untrained adapter is kept
+
+
+def test_missing_adapter_is_a_clear_error(tmp_path):
+    from llmrec.train.adapters import adapter_dir
+
+    with pytest.raises(ConfigError, match="no LoRA adapter here"):
+        adapter_dir(tmp_path)
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert adapter_dir(tmp_path) == tmp_path / "adapter"
