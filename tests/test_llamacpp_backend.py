@@ -6,9 +6,9 @@ import importlib.util
 import numpy as np
 import pytest
 
+from llmrec.errors import ModelError
 from llmrec.llm import AnswerTokens, EncodedPrompt
 from llmrec.llm.llamacpp import LlamaCppScorer, common_prefix
-from llmrec.llm.loading import ModelError
 
 ANSWER = AnswerTokens(yes_id=5, no_id=6, yes_text="Yes", no_text="No")
 

@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from llmrec.errors import ModelError
 from llmrec.llm import AnswerTokens, ModelConfig, load_model
 from llmrec.llm.answers import AnswerTokenError
-from llmrec.llm.loading import ModelError, _locate_gguf, resolve_device, resolve_dtype
+from llmrec.llm.gguf import locate_gguf as _locate_gguf
+from llmrec.llm.hf import resolve_device, resolve_dtype
 from tests.tiny_models import tiny_loaded, tiny_tokenizer
 
 
@@ -23,7 +25,7 @@ def test_load_local_folder(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(ModelError, match="cannot load model"):
+    with pytest.raises(ModelError, match="model not found"):
         load_model(ModelConfig(name=str(tmp_path / "absent"), device="cpu"))
     (tmp_path / "two").mkdir()
     (tmp_path / "two" / "a.gguf").write_bytes(b"x")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from llmrec.errors import ModelError
 from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer
-from llmrec.llm.loading import ModelError
 from tests.tiny_models import random_prompts, tiny_gemma3, tiny_llama
 
 ANSWER = AnswerTokens(yes_id=5, no_id=6, yes_text="Yes", no_text="No")

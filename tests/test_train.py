@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from llmrec.data.prepare import PrepareConfig, prepare
-from llmrec.errors import ConfigError, DataError
+from llmrec.errors import ConfigError, DataError, ModelError
 from llmrec.evaluate import EvaluateConfig, evaluate
-from llmrec.train import TrainConfig, apply_adapter, train, train_seeds
+from llmrec.llm import apply_adapter
+from llmrec.train import TrainConfig, train, train_seeds
 from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import OptimSettings
 from llmrec.train.examples import Example, read_instruction_file, sample_indices
@@ -202,9 +203,15 @@ def test_seeds_are_summarized_with_mean_and_std(tmp_path, tallrec_data):
     path, summary = train_seeds(cfg, [0, 1], loader=lambda: tiny_loaded("llama"), **QUIET)
     assert (path / "seed-0" / "metrics.json").exists() and (path / "seed-1" / "metrics.json").exists()
     aucs = [json.loads((path / f"seed-{s}" / "metrics.json").read_text())["metrics"]["auc"] for s in (0, 1)]
-    assert summary["metrics"]["auc"]["mean"] == pytest.approx(np.mean(aucs), abs=1e-6)
-    assert summary["metrics"]["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1), abs=1e-6)
+    assert summary["metrics"]["auc"] == pytest.approx(np.mean(aucs), abs=1e-6)
+    assert summary["metrics_std"]["auc"] == pytest.approx(np.std(aucs, ddof=1), abs=1e-6)
+    assert summary["metrics_per_seed"]["auc"] == pytest.approx(aucs)
     assert json.loads((path / "summary.json").read_text())["seeds"] == [0, 1]
+    # the seeds folder reads like one run: llmrec compare shows mean ± std
+    from llmrec.runs import compare_table
+
+    table = compare_table([str(path), str(path / "seed-0")])
+    assert "multi (2 seeds)" in table and f"{np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f}" in table
 
 
 def test_instruction_stage_then_rec_tuning(tmp_path, tallrec_data):
@@ -232,9 +239,10 @@ def test_bad_instruction_files_are_named(tmp_path, content, match):
 def test_bad_train_configs_fail_before_loading_a_model(tmp_path, tallrec_data):
     with pytest.raises(ConfigError, match="no split 'nope'"):
         train(TrainConfig(data=str(tallrec_data), split="nope"), loaded=None, **QUIET)
-    with pytest.raises(DataError, match="cannot draw"):
+    with pytest.raises(ConfigError, match="cannot draw 1000000 samples .* use at most 240"):
         train(TrainConfig(data=str(tallrec_data), train_samples=10**6, run_dir=str(tmp_path / "r"),
                           test={"enabled": False}), loaded=tiny_loaded("llama"), **QUIET)
+    assert not (tmp_path / "r").exists()  # nothing written: a corrected rerun in the same folder is not blocked
 
 
 def test_import_tallrec_release_then_train_and_evaluate(tmp_path):
@@ -306,9 +314,9 @@ def test_early_stopping_after_patience_evaluations_without_improvement(tmp_path,
 
 
 def test_missing_adapter_is_a_clear_error(tmp_path):
-    from llmrec.train.adapters import adapter_dir
+    from llmrec.llm import adapter_dir
 
-    with pytest.raises(ConfigError, match="no LoRA adapter here"):
+    with pytest.raises(ModelError, match="no LoRA adapter here"):
         adapter_dir(tmp_path)
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")

@@ -44,3 +44,11 @@ class DataError(LlmrecError, ValueError):
 
 class ConfigError(LlmrecError, ValueError):
     """An invalid configuration file or command-line override."""
+
+
+class ModelError(LlmrecError):
+    """A model that cannot be found, loaded or used for scoring."""
+
+
+class OutputError(LlmrecError):
+    """An output location that cannot or must not be written (exists, not ours, read-only)."""

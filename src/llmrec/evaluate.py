@@ -9,36 +9,41 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
-from llmrec.data.protocols import PreparedData
-from llmrec.errors import ConfigError, DataError
+from llmrec.data.prepared import PreparedData
+from llmrec.errors import DataError
 from llmrec.io import write_parquet
-from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, ModelConfig, ScoringConfig, load_model
-from llmrec.llm.scoring import make_scorer
+from llmrec.llm import (
+    AnswerTokens,
+    EncodedPrompt,
+    LoadedModel,
+    ModelConfig,
+    Scorer,
+    ScoringConfig,
+    check_model,
+    load_model,
+    make_scorer,
+)
 from llmrec.metrics import ctr_report, ranking_report
-from llmrec.prompts.build import DEFAULT_HISTORY_K, PromptRenderer
+from llmrec.prompts.settings import PromptSettings
 from llmrec.runs import RunDir
 
-__all__ = ["DEFAULT_HISTORY_K", "EvaluateConfig", "evaluate", "select_rows"]
+__all__ = ["EvaluateConfig", "evaluate", "select_rows"]
 
 
-class EvaluateConfig(BaseModel):
-    """Everything ``llmrec evaluate`` needs."""
+class EvaluateConfig(PromptSettings):
+    """Everything ``llmrec evaluate`` needs (the prompt fields come from :class:`PromptSettings`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(description="prepared folder (llmrec data prepare)")
     split: str = "test"
-    template: str | None = Field(None, description="shipped template name or a file; default per protocol and domain")
-    history_k: int | None = Field(None, ge=0, description="most recent history items per prompt; default per protocol")
-    max_prompt_tokens: int | None = Field(1024, ge=16, description="token budget; oldest history dropped first")
-    chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
     limit: int | None = Field(None, ge=1, description="score a seeded random subset of this many samples")
     sample_seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -49,13 +54,19 @@ class EvaluateConfig(BaseModel):
     resume: bool = Field(True, description="continue an interrupted run in run_dir")
     checkpoint_every: int = Field(64, ge=1, description="prompts scored between writes of partial predictions")
 
-    def identity(self) -> dict[str, Any]:
-        """The fields that determine the predictions (a resumed run must match them)."""
+    def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
+        """The fields that determine the predictions (a resumed run must match them).
+
+        ``data_fingerprint`` is the content hash of the prepared folder: re-preparing it in place
+        with other data makes a different run.
+        """
         keep = self.model_dump(mode="json", include={"data", "split", "template", "history_k", "max_prompt_tokens",
                                                      "chat", "limit", "sample_seed", "adapter"})
         keep["model"] = self.model.model_dump(mode="json", include={"name", "gguf_file", "dtype", "revision", "backend",
                                                                    "quantize"})
         keep["head"] = self.scoring.head
+        if data_fingerprint:
+            keep["data_fingerprint"] = data_fingerprint
         return keep
 
 
@@ -67,42 +78,43 @@ def select_rows(table, limit: int | None, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(n, size=limit, replace=False).tolist())
 
 
-def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=print, progress: bool = True) -> tuple[Path, dict]:
-    """Score the split, write the run folder, return (folder, metrics)."""
+def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None, log=print,
+             progress: bool = True) -> tuple[Path, dict]:
+    """Score the split, write the run folder, return (folder, metrics).
+
+    ``loaded`` skips loading the model (its tokenizer renders the prompts); ``scorer`` replaces
+    the backend's scorer (any :class:`~llmrec.llm.Scorer`). Everything cheap (data, split,
+    template, model, adapter, device) is checked before the run folder is created.
+    """
     prepared = PreparedData.load(config.data)
-    if config.split not in prepared.splits:
-        raise ConfigError(f"{config.data}: no split {config.split!r} (has: {', '.join(prepared.splits)})")
-    table = prepared.splits[config.split]
-    protocol, dataset = prepared.protocol, prepared.dataset
-    run = RunDir(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split))
-    run.start(config.model_dump(mode="json"), config.identity(), resume=config.resume)
-    if run.finished:
-        log(f"{run.path} is finished; metrics.json holds its results")
-        import json
-
-        return run.path, json.loads((run.path / "metrics.json").read_text())
-
+    table = prepared.split(config.split)
     rows_idx = select_rows(table, config.limit, config.sample_seed)
     if not rows_idx:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
+    config.check_template()
+    if loaded is None:
+        check_model(config.model, config.adapter)
+    protocol, dataset = prepared.protocol, prepared.dataset
+    run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
+                                config.model_dump(mode="json"), config.identity(prepared.fingerprint()),
+                                resume=config.resume, log=log)
+    if finished is not None:
+        return run.path, finished
 
     t_load = time.perf_counter()
     if loaded is None:
-        loaded = _load_with_adapter(config)
+        loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
     load_s = time.perf_counter() - t_load
     tok = loaded.tokenizer
-    renderer = PromptRenderer.for_prepared(prepared, tok, split=config.split, template=config.template,
-                                           history_k=config.history_k, max_tokens=config.max_prompt_tokens,
-                                           chat=config.chat, max_context=loaded.max_context)
+    renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
     ranking = renderer.kind == "ranking"
     columns = [c for c in renderer.columns if c in table.column_names]
     rows = table.select(columns).take(rows_idx).to_pylist()
     template, chat, history_k, budget, render = (renderer.template, renderer.chat, renderer.history_k,
                                                  renderer.max_tokens, renderer.render)
 
-    first = render(rows[:1])[0][0]
-    answer = AnswerTokens.for_prompt_end(tok, first.text, template.answer["yes"], template.answer["no"])
-    scorer = make_scorer(loaded, answer, config.scoring)
+    answer = AnswerTokens.for_renderer(renderer, rows[0])
+    scorer = scorer or make_scorer(loaded, answer, config.scoring)
 
     done = run.done()
     per_row = len(rows[0]["candidates"]) if ranking else 1
@@ -149,23 +161,6 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, log=p
               "plots": plots}
     run.finish(result)
     return run.path, result
-
-
-def _load_with_adapter(config: EvaluateConfig) -> LoadedModel:
-    """The model, with the adapter applied; int8 quantization comes after merging the adapter."""
-    if not config.adapter:
-        return load_model(config.model)
-    from llmrec.train.adapters import apply_adapter
-
-    quantize = config.model.quantize
-    loaded = load_model(config.model.model_copy(update={"quantize": "none"}))
-    loaded = apply_adapter(loaded, config.adapter, merge=config.merge_adapter or quantize != "none")
-    if quantize == "int8":
-        from llmrec.llm.quantize import quantize_int8
-
-        loaded.model = quantize_int8(loaded.model, loaded.tokenizer)
-        loaded.source += " (SmoothQuant + int8 W8A8)"
-    return loaded
 
 
 def _keys(row: dict, ranking: bool) -> list[str]:

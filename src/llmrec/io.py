@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +115,57 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def check_output_dir(path: str | Path, *, owned: Callable[[Path], str | None], overwrite: bool = False,
+                     what: str = "output folder", sources: Iterable[str | Path] = ()) -> None:
+    """Refuse to write a folder over anything that is not ours; call before any work starts.
+
+    * the current folder, a path whose parent is a file, or a parent that is not writable:
+      refused;
+    * an existing non-empty folder: ``owned(path)`` says whose it is: ``"same"`` (ours, the
+      same kind of output: replaced), ``"other"`` (ours, another kind: replaced only with
+      ``overwrite``) or None (not ours: never deleted, refused);
+    * a folder that holds one of the input ``sources``: refused.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); (d / "notes.txt").write_text("mine")
+    4
+    >>> check_output_dir(d, owned=lambda p: None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.OutputError: ...: output folder exists and holds files llmrec did not write (notes.txt); choose another output folder
+    """
+    from llmrec.errors import OutputError
+
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved == Path.cwd().resolve() or resolved == Path(resolved.anchor) or resolved == Path.home().resolve():
+        raise OutputError(f"{path}: refusing to use this folder as the {what} (it would be replaced); "
+                          "name a new folder")
+    for src in sources:
+        src_path = Path(src).resolve()
+        if src_path == resolved or resolved in src_path.parents:
+            raise OutputError(f"{path}: the {what} holds the input {src}; choose another output folder")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder; choose another {what}")
+    parent = resolved
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{path}: {parent} is a file, not a folder; choose another {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write in {parent} (permission denied); choose another {what}")
+    if path.is_dir():
+        entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        if not entries:
+            return
+        whose = owned(path)
+        if whose is None:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise OutputError(f"{path}: {what} exists and holds files llmrec did not write ({shown}); "
+                              "choose another output folder")
+        if whose != "same" and not overwrite:
+            raise OutputError(f"{path}: holds another llmrec output ({whose}); pass --overwrite to replace it")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputError(f"{path}: cannot replace this {what} (permission denied)")

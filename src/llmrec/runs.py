@@ -10,7 +10,9 @@ Layout of ``runs/<name>/``::
 
 A run is *finished* when ``metrics.json`` exists. An interrupted run restarts where it
 stopped: the partial file is read back (a torn last line is ignored) and only the missing
-samples are scored.
+samples are scored. The folder is created only after every cheap check has passed, and a
+folder that holds nothing but its config (a run that never started) may be reused with
+another config.
 """
 
 from __future__ import annotations
@@ -50,20 +52,57 @@ class RunDir:
     def finished(self) -> bool:
         return (self.path / "metrics.json").exists()
 
+    @classmethod
+    def open(cls, path: str | Path, config: dict[str, Any], identity: dict[str, Any], *, resume: bool = True,
+             log=print) -> tuple[RunDir, dict[str, Any] | None]:
+        """Start or resume the run in ``path``; returns (run, its result when it is already finished)."""
+        run = cls(path)
+        run.start(config, identity, resume=resume)
+        if run.finished:
+            log(f"{run.path} is finished; metrics.json holds its results")
+            return run, load_metrics(run.path)
+        return run, None
+
+    def read_config(self) -> dict[str, Any]:
+        """The stored config.yaml (a ConfigError naming the file when it is corrupt)."""
+        try:
+            data = yaml.safe_load(self.config_path.read_text())
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{self.config_path}: corrupt run config ({type(exc).__name__}); delete the run folder "
+                              "or pass another --run-dir") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.config_path}: corrupt run config (not a mapping); delete the run folder "
+                              "or pass another --run-dir")
+        return data
+
+    @property
+    def started(self) -> bool:
+        """Whether anything besides config.yaml was written (a run that never started holds only that)."""
+        return self.path.is_dir() and any(p.name != "config.yaml" and not p.name.startswith(".")
+                                          for p in self.path.iterdir())
+
     def start(self, config: dict[str, Any], identity: dict[str, Any], resume: bool = True) -> None:
         """Create the folder, or check that an existing one belongs to the same run."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path}: exists and is not a folder; pass another --run-dir")
         if self.config_path.exists():
-            old = yaml.safe_load(self.config_path.read_text()) or {}
-            same = _identity(old) == identity
-            if not same:
-                raise ConfigError(
-                    f"{self.path} holds a run with a different config; pass a new --run-dir (or delete the folder)"
-                )
-            if not resume:
-                self.partial_path.unlink(missing_ok=True)
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        write_text(self.config_path, yaml.safe_dump({**config, "_identity": identity}, sort_keys=False))
+            old = self.read_config()
+            if _identity(old) != identity:
+                if self.started:
+                    raise ConfigError(
+                        f"{self.path} holds a run with a different config; pass a new --run-dir (or delete the folder)"
+                    )
+            else:
+                if not resume:
+                    self.partial_path.unlink(missing_ok=True)
+                return
+        elif self.started:
+            raise ConfigError(f"{self.path}: not a run folder (files but no config.yaml); pass another --run-dir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            write_text(self.config_path, yaml.safe_dump({**config, "_identity": identity}, sort_keys=False))
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the run folder ({exc.strerror or exc})") from None
 
     def done(self) -> dict[str, dict[str, Any]]:
         """Predictions already in the partial file, keyed by ``key``; a torn last line is dropped."""
@@ -102,7 +141,48 @@ def _identity(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_metrics(path: str | Path) -> dict[str, Any]:
+    """The metrics.json of a finished run (or summary.json of a ``--seeds`` folder); one-line errors
+    for missing, corrupt or incomplete files."""
     p = Path(path) / "metrics.json"
+    if not p.exists() and (Path(path) / "summary.json").exists():
+        p = Path(path) / "summary.json"
+    if not Path(path).is_dir():
+        raise LlmrecError(f"{path}: no such run folder")
     if not p.exists():
         raise LlmrecError(f"{path}: no metrics.json (unfinished run, or not a run folder)")
-    return json.loads(p.read_text())
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError) as exc:
+        raise LlmrecError(f"{p}: corrupt metrics file ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+        raise LlmrecError(f"{p}: not an llmrec metrics file (no 'metrics' mapping)")
+    return data
+
+
+def compare_table(paths: list[str] | tuple[str, ...]) -> str:
+    """A plain-text table of the metrics of several run folders (seeds folders: mean ± std).
+
+    Every folder is checked first; a folder without results gives one error naming it.
+    """
+    results = [(p, load_metrics(p)) for p in paths]
+    keys: list[str] = []
+    for _, res in results:
+        keys += [k for k, v in res["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                 and k not in keys]
+    header = ["run", "data", "prompts", *keys]
+    rows = [header]
+    for p, res in results:
+        m, sd = res["metrics"], res.get("metrics_std", {})
+        where = "/".join(str(res.get(k, "?")) for k in ("dataset", "protocol", "split"))
+        prompts = (res.get("run") or {}).get("prompts", "-")
+        seeds = f" ({len(res['seeds'])} seeds)" if isinstance(res.get("seeds"), list) else ""
+        cells = []
+        for k in keys:
+            v = m.get(k)
+            if isinstance(v, float):
+                cells.append(f"{v:.4f}" + (f" ± {sd[k]:.4f}" if k in sd else ""))
+            else:
+                cells.append("-" if v is None else str(v))
+        rows.append([Path(p).name + seeds, where, str(prompts), *cells])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

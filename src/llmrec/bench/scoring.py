@@ -62,7 +62,7 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from llmrec.data.protocols import PreparedData
+    from llmrec.data.prepared import PreparedData
     from llmrec.evaluate import select_rows
     from llmrec.llm import AnswerTokens, EncodedPrompt, ModelConfig, ScoringConfig, YesNoScorer, load_model
     from llmrec.llm.scoring import count_non_embedding_parameters
@@ -70,8 +70,9 @@ def run(
     from llmrec.prompts import load_template
     from llmrec.prompts.build import PromptData, default_template, render_ctr
 
+    check_inputs(data)
     prepared = PreparedData.load(data)
-    table = prepared.splits["test"]
+    table = prepared.split("test")
     t0 = time.perf_counter()
     loaded = load_model(ModelConfig(name=model_name))
     load_s = time.perf_counter() - t0
@@ -197,9 +198,21 @@ def run(
 
 
 def _gguf_of(model_name: str):
-    from llmrec.llm.loading import _locate_gguf
+    from llmrec.errors import ConfigError
+    from llmrec.llm.gguf import locate_gguf
 
-    path = _locate_gguf(model_name, None)
+    path = locate_gguf(model_name, None)
     if path is None:
-        raise SystemExit(f"--llamacpp needs a GGUF model; {model_name!r} is not one")
+        raise ConfigError(f"--llamacpp needs a GGUF model; {model_name!r} is not one")
     return path
+
+
+def check_inputs(data: str, split: str = "test") -> None:
+    """The benchmark's prepared folder exists, has the split, and holds CTR samples."""
+    from llmrec.data.prepared import PreparedData
+    from llmrec.errors import ConfigError
+
+    prepared = PreparedData.load(data)
+    table = prepared.split(split)
+    if "item" not in table.column_names or "label" not in table.column_names:
+        raise ConfigError(f"{data}: bench scoring needs CTR samples (tallrec or rella protocol), not {prepared.protocol}")

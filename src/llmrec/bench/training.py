@@ -54,7 +54,7 @@ def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", bat
     import torch
     from peft import get_peft_model
 
-    from llmrec.data.protocols import PreparedData
+    from llmrec.data.prepared import PreparedData
     from llmrec.llm import AnswerTokens, ModelConfig, load_model
     from llmrec.prompts.build import PromptRenderer
     from llmrec.train.adapters import LoraSettings
@@ -69,7 +69,7 @@ def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", bat
     load_s = time.perf_counter() - t0
     tok = loaded.tokenizer
     renderer = PromptRenderer.for_prepared(prepared, tok, split="train")
-    table = prepared.splits["train"]
+    table = prepared.split("train")
     cols = [c for c in renderer.columns if c in table.column_names]
     rows = table.select(cols).take(sample_indices(table.num_rows, batch_size, seed).tolist()).to_pylist()
     first = renderer.render(rows[:1])[0][0]

@@ -6,7 +6,6 @@ matches, so a cut connection never leaves a half archive in the cache.
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,11 +14,7 @@ from tqdm.auto import tqdm
 
 from llmrec.errors import DataError
 from llmrec.io import atomic_path, file_md5
-
-
-def cache_dir() -> Path:
-    """``$LLMREC_CACHE`` or ``~/.cache/llmrec``."""
-    return Path(os.environ.get("LLMREC_CACHE", Path.home() / ".cache" / "llmrec"))
+from llmrec.paths import cache_dir
 
 
 def download_archive(url: str, md5: str | None = None, dest_dir: Path | None = None, timeout: float = 60.0) -> Path:

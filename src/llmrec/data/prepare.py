@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llmrec.data.protocols import PROTOCOLS, PreparedData, RellaConfig, TallrecConfig, TrsrConfig
-from llmrec.data.registry import get_spec, load_dataset
+from llmrec.data.prepared import check_prepared_target
+from llmrec.data.protocols import PROTOCOLS, PreparedData, RellaConfig, TallrecConfig, TrsrConfig, buildable
+from llmrec.data.registry import get_spec, load_dataset, resolve_source
 
 
 class PrepareConfig(BaseModel):
@@ -23,7 +23,7 @@ class PrepareConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(description="data set name, see `llmrec data list`")
-    protocol: Literal["tallrec", "rella", "trsr"]
+    protocol: str = Field(description="a protocol that builds samples: tallrec, rella, trsr (llmrec data list)")
     path: str | None = Field(None, description="archive or folder of the data set (default: search the data roots)")
     data_root: str | None = Field(None, description="folder holding data sets (default: $LLMREC_DATA_ROOT, ./data, ../shared/data)")
     download: bool = Field(False, description="fetch the official archive when not found locally")
@@ -31,6 +31,15 @@ class PrepareConfig(BaseModel):
     tallrec: TallrecConfig = Field(default_factory=TallrecConfig)
     rella: RellaConfig = Field(default_factory=RellaConfig)
     trsr: TrsrConfig = Field(default_factory=TrsrConfig)
+
+    overwrite: bool = Field(False, description="replace an existing prepared folder of another data set/protocol")
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        if value not in buildable():
+            raise ValueError(f"unknown protocol {value!r}; choose one of {', '.join(buildable())}")
+        return value
 
     def output_dir(self) -> Path:
         return Path(self.out) if self.out else Path("prepared") / f"{get_spec(self.dataset).name}-{self.protocol}"
@@ -43,7 +52,10 @@ def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, di
     """Run the whole preparation; returns the prepared data, its folder and step timings."""
     timings = {}
     t0 = time.perf_counter()
-    data = load_dataset(config.dataset, config.path, config.data_root, config.download)
+    name = get_spec(config.dataset).name
+    source = resolve_source(config.dataset, config.path, config.data_root, config.download)
+    check_prepared_target(config.output_dir(), name, config.protocol, config.overwrite, sources=[source])
+    data = load_dataset(config.dataset, str(source), config.data_root, config.download)
     timings["load_s"] = time.perf_counter() - t0
     log(f"loaded {data.name}: {len(data.interactions):,} interactions ({timings['load_s']:.1f} s)")
     t1 = time.perf_counter()
@@ -53,7 +65,7 @@ def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, di
     timings["build_s"] = time.perf_counter() - t1
     log(f"built {config.protocol} samples ({timings['build_s']:.1f} s)")
     t2 = time.perf_counter()
-    out = prepared.save(config.output_dir())
+    out = prepared.save(config.output_dir(), overwrite=config.overwrite, sources=[source])
     timings["write_s"] = time.perf_counter() - t2
     log(f"wrote {out} ({timings['write_s']:.1f} s)")
     return prepared, out, timings

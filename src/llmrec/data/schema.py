@@ -33,7 +33,7 @@ import pandas as pd
 
 from llmrec.data.columns import isin
 from llmrec.errors import DataError
-from llmrec.io import atomic_directory, write_json, write_parquet
+from llmrec.io import atomic_directory, check_output_dir, write_json, write_parquet
 
 TimestampKind = Literal["unix", "order", "none"]
 
@@ -77,6 +77,25 @@ def _as_str(series: pd.Series) -> pd.Series:
         if series.notna().all() and (series == np.floor(series)).all():
             return series.astype("int64").astype(str)
     return series.astype(str)
+
+
+def _schema_kind(directory: Path) -> str | None:
+    """The data set name of a schema folder written by :meth:`RecData.save`, else None."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        name = str(meta["name"]) if "schema_version" in meta else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if name is None:
+        return None
+    ours = {"interactions.parquet", "items.parquet", "users.parquet", "meta.json"}
+    return name if all(p.name in ours or p.name.startswith(".") for p in directory.iterdir()) else None
+
+
+def check_schema_target(directory: str | Path, name: str, overwrite: bool = False, sources=()) -> None:
+    """Refuse an output folder that holds anything but this data set in the schema (see ``check_output_dir``)."""
+    check_output_dir(directory, overwrite=overwrite, what="data folder", sources=sources,
+                     owned=lambda p: None if (k := _schema_kind(p)) is None else ("same" if k == name else f"data set {k}"))
 
 
 @dataclass
@@ -185,9 +204,14 @@ class RecData:
             "timestamp_kind": self.timestamp_kind,
         }
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``interactions/items/users.parquet`` and ``meta.json`` atomically."""
+    def save(self, directory: str | Path, *, overwrite: bool = False, sources=()) -> Path:
+        """Write ``interactions/items/users.parquet`` and ``meta.json`` atomically.
+
+        An existing folder is replaced only when it holds this data set in the schema (another one
+        with ``overwrite``); a folder holding anything else is refused, never emptied.
+        """
         directory = Path(directory)
+        check_schema_target(directory, self.name, overwrite, sources)
         with atomic_directory(directory) as tmp:
             write_parquet(tmp / "interactions.parquet", self.interactions)
             write_parquet(tmp / "items.parquet", self.items)

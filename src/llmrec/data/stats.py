@@ -9,14 +9,11 @@ toy / rella: 2 users, 3 items
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-if TYPE_CHECKING:
-    from llmrec.data.protocols.base import PreparedData
 
 
 def split_stats(table: pa.Table) -> dict[str, Any]:
@@ -49,8 +46,8 @@ def split_stats(table: pa.Table) -> dict[str, Any]:
     return out
 
 
-def prepared_stats(prepared: PreparedData) -> dict[str, Any]:
-    """Statistics of every split plus data-set totals."""
+def prepared_stats(prepared: Any) -> dict[str, Any]:
+    """Statistics of every split plus data-set totals (``prepared``: a :class:`~llmrec.data.prepared.PreparedData`)."""
     users: set = set()
     items: set = set()
     for table in prepared.splits.values():

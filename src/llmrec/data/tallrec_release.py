@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from llmrec.data.protocols.base import PreparedData
+from llmrec.data.prepared import PreparedData
 from llmrec.errors import DataError
 
 SPLIT_FILES = ("train", "valid", "test")
@@ -58,8 +58,11 @@ def read_release_file(path: Path) -> pa.Table:
     """One split: records -> (sample_id, instruction, input, output, label) with label = output says yes."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); JSON files must "
+                        "be UTF-8: re-encode it, e.g. iconv -f latin1 -t utf-8", path=path) from None
     except json.JSONDecodeError as exc:
-        raise DataError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
+        raise DataError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
     if not isinstance(data, list) or not data:
         raise DataError("expected a non-empty JSON list of {instruction, input, output} records", path=path)
     rows = []

@@ -1,20 +1,36 @@
-"""Causal language models as Yes/No scorers: loading, answer tokens, batched scoring.
+"""Causal language models as Yes/No scorers: backends, loading, answer tokens, batched scoring.
 
 >>> from llmrec.llm import ModelConfig
 >>> ModelConfig().name
 'default'
 """
 
+from llmrec.errors import ModelError
+from llmrec.llm.adapters import adapter_dir, apply_adapter, check_adapter
 from llmrec.llm.answers import AnswerTokens
-from llmrec.llm.loading import LoadedModel, ModelConfig, load_model
-from llmrec.llm.scoring import EncodedPrompt, ScoringConfig, YesNoScorer
+from llmrec.llm.loading import check_model, load_model, make_scorer
+from llmrec.llm.registry import BACKENDS, Backend, get_backend, register_backend
+from llmrec.llm.scoring import YesNoScorer
+from llmrec.llm.settings import ModelConfig, ScoringConfig
+from llmrec.llm.types import EncodedPrompt, LoadedModel, Scorer
 
 __all__ = [
+    "BACKENDS",
     "AnswerTokens",
+    "Backend",
     "EncodedPrompt",
     "LoadedModel",
     "ModelConfig",
+    "ModelError",
+    "Scorer",
     "ScoringConfig",
     "YesNoScorer",
+    "adapter_dir",
+    "apply_adapter",
+    "check_adapter",
+    "check_model",
+    "get_backend",
     "load_model",
+    "make_scorer",
+    "register_backend",
 ]

@@ -34,6 +34,13 @@ class AnswerTokens:
         return cls.from_words(tokenizer, (" " + yes) if spaced else yes, (" " + no) if spaced else no)
 
     @classmethod
+    def for_renderer(cls, renderer, row) -> AnswerTokens:
+        """The answer tokens of ``renderer``'s template after the prompt it renders for ``row``."""
+        first = renderer.render([row])[0][0]
+        return cls.for_prompt_end(renderer.tokenizer, first.text, renderer.template.answer["yes"],
+                                  renderer.template.answer["no"])
+
+    @classmethod
     def from_words(cls, tokenizer, yes: str, no: str) -> AnswerTokens:
         y = tokenizer.encode(yes, add_special_tokens=False)
         n = tokenizer.encode(no, add_special_tokens=False)

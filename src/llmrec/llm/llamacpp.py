@@ -19,9 +19,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
-from llmrec.llm.loading import ModelError
-from llmrec.llm.scoring import EncodedPrompt
+from llmrec.llm.gguf import converted_dir, locate_gguf
+from llmrec.llm.settings import ModelConfig
+from llmrec.llm.types import EncodedPrompt, LoadedModel
 
 
 def open_gguf(path: str, n_ctx: int = 2048, n_threads: int | None = None):
@@ -50,6 +52,36 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def load_llamacpp(config: ModelConfig) -> LoadedModel:
+    """llama.cpp model for the GGUF file; the tokenizer comes from transformers (same vocabulary)."""
+    gguf = locate_gguf(config.name, config.gguf_file)
+    if gguf is None:
+        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+    check_installed()
+    import torch
+    from transformers import AutoTokenizer
+
+    converted = converted_dir(gguf, torch.float32)
+    if (converted / "tokenizer_config.json").exists():
+        tok = AutoTokenizer.from_pretrained(str(converted))
+    else:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                            trust_remote_code=config.trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    llm = open_gguf(str(gguf), n_ctx=config.n_ctx)
+    return LoadedModel(model=llm, tokenizer=tok, device=torch.device("cpu"), dtype="gguf", source=f"{gguf} (llama.cpp)",
+                       backend="llama.cpp")
+
+
+def check_installed() -> None:
+    """ModelError when llama-cpp-python is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ModelError('the llama.cpp backend needs llama-cpp-python: pip install "llmrec[llamacpp]"')
+
+
 class LlamaCppScorer:
     """P(yes) with llama.cpp; same interface as :class:`~llmrec.llm.scoring.YesNoScorer`."""
 
@@ -58,6 +90,11 @@ class LlamaCppScorer:
         self.answer = answer
         self.max_context = llm.n_ctx()
         self._evaluated: list[int] = []  # tokens whose KV entries are in the cache
+
+    @classmethod
+    def for_loaded(cls, loaded: LoadedModel, answer: AnswerTokens, config=None) -> LlamaCppScorer:
+        """The scorer of a model loaded by :func:`load_llamacpp` (scoring settings do not apply)."""
+        return cls(loaded.model, answer)
 
     def score(self, prompts: Sequence[EncodedPrompt], progress: Callable[[int], None] | None = None) -> np.ndarray:
         out = np.empty(len(prompts), dtype=np.float64)

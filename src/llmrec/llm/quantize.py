@@ -26,7 +26,7 @@ import copy
 import warnings
 from collections.abc import Sequence
 
-from llmrec.llm.loading import ModelError
+from llmrec.errors import ModelError
 
 DEFAULT_SKIP = ("lm_head", "down_proj")
 DEFAULT_ALPHA = 0.75

@@ -21,42 +21,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
-from llmrec.llm.loading import ModelError
-
-
-@dataclass(frozen=True)
-class EncodedPrompt:
-    """Token ids of one prompt: a shareable ``context`` and its ``candidate`` continuation."""
-
-    context: tuple[int, ...]
-    candidate: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.context) + len(self.candidate)
-
-    @property
-    def ids(self) -> tuple[int, ...]:
-        return self.context + self.candidate
-
-
-class ScoringConfig(BaseModel):
-    """How prompts are batched and scored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    batch_size: int = Field(8, ge=1, description="prompts per forward pass")
-    max_batch_tokens: int | None = Field(None, ge=1, description="cap on padded tokens per batch")
-    padding_side: Literal["left", "right"] = "left"
-    prefix_reuse: Literal["auto", "off"] = Field("auto", description="auto: reuse the KV cache of shared contexts")
-    max_candidates_per_pass: int = Field(32, ge=1, description="candidates scored together against one context")
-    head: Literal["answer_rows", "full"] = Field("answer_rows", description="project only onto the answer rows, or full logits")
+from llmrec.llm.settings import ScoringConfig
+from llmrec.llm.types import EncodedPrompt, LoadedModel
 
 
 class YesNoScorer:
@@ -95,6 +66,11 @@ class YesNoScorer:
             self.rows = head.weight.detach().index_select(0, ids).float()  # (2, hidden)
             bias = getattr(head, "bias", None)
             self.row_bias = bias.detach().index_select(0, ids).float() if bias is not None else None
+
+    @classmethod
+    def for_loaded(cls, loaded: LoadedModel, answer: AnswerTokens, config: ScoringConfig | None = None) -> YesNoScorer:
+        """The scorer of a model loaded by the transformers backend."""
+        return cls(loaded.model, answer, config, pad_token_id=loaded.tokenizer.pad_token_id)
 
     # ------------------------------------------------------------------ public API
     def score(self, prompts: Sequence[EncodedPrompt], progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -259,12 +235,3 @@ def count_non_embedding_parameters(model) -> int:
     emb = {id(p) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
            for p in m.parameters()}
     return sum(p.numel() for p in model.parameters() if id(p) not in emb)
-
-
-def make_scorer(loaded, answer: AnswerTokens, config: ScoringConfig | None = None):
-    """The scorer for a loaded model's backend (transformers or llama.cpp)."""
-    if getattr(loaded, "backend", "transformers") == "llama.cpp":
-        from llmrec.llm.llamacpp import LlamaCppScorer
-
-        return LlamaCppScorer(loaded.model, answer)
-    return YesNoScorer(loaded.model, answer, config, pad_token_id=loaded.tokenizer.pad_token_id)

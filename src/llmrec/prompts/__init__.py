@@ -7,6 +7,7 @@
 'Yes'
 """
 
+from llmrec.prompts.settings import PromptSettings
 from llmrec.prompts.template import TEMPLATES, PromptTemplate, RenderedPrompt, load_template
 
-__all__ = ["TEMPLATES", "PromptTemplate", "RenderedPrompt", "load_template"]
+__all__ = ["TEMPLATES", "PromptSettings", "PromptTemplate", "RenderedPrompt", "load_template"]

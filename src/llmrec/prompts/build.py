@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmrec.data.protocols import get_protocol
 from llmrec.errors import DataError
 from llmrec.prompts.template import PromptTemplate, RenderedPrompt, load_template
 
@@ -32,18 +33,18 @@ def domain_of(dataset: str) -> tuple[str, str]:
     return ("item", "items")
 
 
-DEFAULT_HISTORY_K = {"tallrec": None, "rella": 15, "trsr": None}
-"""History items shown per prompt: TALLRec all 10; ReLLa K=15 (where zero-shot Vicuna-13B
-peaked on ML-1M in the paper); TRSR the whole (10-25 item) history."""
-
-
 def default_template(protocol: str, dataset: str) -> str:
-    """Shipped template for a protocol and data set."""
-    if protocol == "trsr":
-        return "trsr"
-    if protocol == "instruction":
-        return "alpaca"
-    return f"{protocol}_{'book' if domain_of(dataset)[0] == 'book' else 'movie'}"
+    """Shipped template for a protocol and data set (from the protocol's record).
+
+    >>> default_template("tallrec", "bookcrossing"), default_template("trsr", "amazon-games")
+    ('tallrec_book', 'trsr')
+    """
+    return get_protocol(protocol).template_for(domain_of(dataset)[0])
+
+
+def default_history_k(protocol: str) -> int | None:
+    """History items shown per prompt by default (the protocol's record; None: all in the sample)."""
+    return get_protocol(protocol).history_k
 
 
 @dataclass
@@ -188,7 +189,7 @@ class PromptRenderer:
         if kind != "instruction":
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
                                            prepared.config.get("label_threshold"))
-        k = history_k if history_k is not None else DEFAULT_HISTORY_K.get(prepared.protocol)
+        k = history_k if history_k is not None else default_history_k(prepared.protocol)
         budget = max_tokens
         if max_context and budget and budget > max_context:
             budget = max_context

@@ -5,7 +5,7 @@
 'answer_only'
 """
 
-from llmrec.train.adapters import LoraSettings, apply_adapter
+from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import InstructionStage, OptimSettings, SelectionSettings, TestSettings, TrainConfig
 from llmrec.train.run import train, train_seeds
 
@@ -16,7 +16,6 @@ __all__ = [
     "SelectionSettings",
     "TestSettings",
     "TrainConfig",
-    "apply_adapter",
     "train",
     "train_seeds",
 ]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.llm import ModelConfig, ScoringConfig
+from llmrec.prompts.settings import PromptSettings
 from llmrec.train.adapters import LoraSettings
 
 
@@ -73,8 +74,8 @@ class TestSettings(BaseModel):
     data: str | None = Field(None, description="another prepared folder to test on (cross-domain); default: data")
 
 
-class TrainConfig(BaseModel):
-    """Everything ``llmrec train`` needs."""
+class TrainConfig(PromptSettings):
+    """Everything ``llmrec train`` needs (the prompt fields come from :class:`PromptSettings`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,10 +84,6 @@ class TrainConfig(BaseModel):
     train_samples: int | None = Field(None, ge=1, description="few-shot: a seeded subset of this many samples")
     sample_seed: int | None = Field(None, description="seed of the few-shot draw (default: seed)")
     seed: int = 42
-    template: str | None = None
-    history_k: int | None = Field(None, ge=0)
-    max_prompt_tokens: int | None = Field(1024, ge=16)
-    chat: Literal["auto", "on", "off"] = "auto"
     answer_suffix: str = Field(".", description="text after the Yes/No token in the target ('Yes.' in TALLRec)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -98,6 +95,10 @@ class TrainConfig(BaseModel):
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-train-<dataset>-<n>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
 
-    def identity(self) -> dict[str, Any]:
-        """Fields that determine the result (a resumed run must match them)."""
-        return self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})
+    def identity(self, data_fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
+        """Fields that determine the result (a resumed run must match them), with the content
+        hashes of the prepared folders it reads."""
+        keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})
+        if data_fingerprints:
+            keep["data_fingerprints"] = data_fingerprints
+        return keep

@@ -18,6 +18,8 @@ config (the optimizer, schedule, RNG and data order are restored by transformers
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -26,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.data.protocols import PreparedData
+from llmrec.data.prepared import PreparedData
+from llmrec.data.protocols import get_protocol
 from llmrec.errors import ConfigError, DataError
 from llmrec.evaluate import EvaluateConfig, evaluate, select_rows
 from llmrec.io import atomic_directory, write_json
-from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, load_model
+from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
@@ -72,16 +75,41 @@ def make_trainer(model, tokenizer, examples: Sequence[Example], args, loss: str 
                       callbacks=list(callbacks), peft_config=peft_config)
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _complete(checkpoint: Path) -> bool:
+    """A checkpoint folder that transformers finished writing (state + weights)."""
+    if not (checkpoint / "trainer_state.json").is_file():
+        return False
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any((checkpoint / w).is_file() and (checkpoint / w).stat().st_size > 0
+               for w in ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "pytorch_model.bin"))
 
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+def last_checkpoint(folder: Path, log: Callable[[str], None] = print) -> str | None:
+    """The newest *complete* checkpoint in ``folder``; incomplete ones (a kill during the write) are removed."""
+    if not folder.is_dir():
+        return None
+    found = []
+    for p in folder.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    for _step, p in sorted(found, reverse=True):
+        if _complete(p):
+            return str(p)
+        log(f"removing incomplete checkpoint {p} (interrupted while it was written)")
+        shutil.rmtree(p, ignore_errors=True)
+    return None
 
 
-def _split(prepared: PreparedData, name: str, data: str) -> Any:
-    if name not in prepared.splits:
-        raise ConfigError(f"{data}: no split {name!r} (has: {', '.join(prepared.splits)})")
-    return prepared.splits[name]
+def _fewshot_indices(table, config: TrainConfig) -> np.ndarray:
+    seed = config.sample_seed if config.sample_seed is not None else config.seed
+    if config.train_samples and config.train_samples > table.num_rows:
+        raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/{config.split}, "
+                          f"which has {table.num_rows:,}; use at most {table.num_rows:,}")
+    return sample_indices(table.num_rows, config.train_samples, seed)
 
 
 def _rows(table, renderer: PromptRenderer, indices) -> list[dict]:
@@ -91,39 +119,60 @@ def _rows(table, renderer: PromptRenderer, indices) -> list[dict]:
     return table.select(cols).take(list(map(int, indices))).to_pylist()
 
 
+def check_train(config: TrainConfig) -> tuple[PreparedData, Any, dict[str, str]]:
+    """Every cheap check, before the run folder exists; returns the data, the split, the data hashes."""
+    prepared = PreparedData.load(config.data)
+    table = prepared.split(config.split)
+    if get_protocol(prepared.protocol).kind == "ranking":
+        raise ConfigError(f"{config.data}/{config.split}: training on ranking samples (candidate lists) is not "
+                          "supported yet; train on a CTR protocol (tallrec, rella) or imported TALLRec splits")
+    if "label" not in table.column_names:
+        raise DataError(f"{config.data}/{config.split}: training samples need a 'label' column", field="label")
+    _fewshot_indices(table, config)
+    if config.selection.enabled:
+        prepared.split(config.selection.split)
+    hashes = {"data": prepared.fingerprint()}
+    if config.test.enabled:
+        test_data = PreparedData.load(config.test.data) if config.test.data else prepared
+        test_data.split(config.test.split)
+        if config.test.data:
+            hashes["test"] = test_data.fingerprint()
+    if config.instruction.data:
+        read_instruction_file(config.instruction.data)
+    config.check_template()
+    check_model(config.model, train=True)
+    return prepared, table, hashes
+
+
 def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callable[[str], None] = print,
           progress: bool = True, callbacks: Sequence = ()) -> tuple[Path, dict]:
-    """Train a LoRA adapter as ``config`` says; return (run folder, result)."""
-    import torch
-    from transformers import set_seed
+    """Train a LoRA adapter as ``config`` says; return (run folder, result).
 
-    prepared = PreparedData.load(config.data)
-    table = _split(prepared, config.split, config.data)
-    if config.selection.enabled:
-        _split(prepared, config.selection.split, config.data)
+    Everything cheap (data, splits, shot count, template, model, device) is checked before the
+    run folder is created, so a run that fails these checks leaves nothing behind.
+    """
+    prepared, table, hashes = check_train(config)
     n = config.train_samples or table.num_rows
-    run = RunDir(config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset, prepared.protocol, str(n)))
-    run.start(config.model_dump(mode="json"), config.identity(), resume=config.resume)
-    if run.finished:
-        log(f"{run.path} is finished; metrics.json holds its results")
-        import json
-
-        return run.path, json.loads((run.path / "metrics.json").read_text())
+    run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset,
+                                                                                      prepared.protocol, str(n)),
+                                config.model_dump(mode="json"), config.identity(hashes), resume=config.resume, log=log)
+    if finished is not None:
+        return run.path, finished
     if not config.resume:
         shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
 
+    import torch
+    from transformers import set_seed
+
     set_seed(config.seed)
     loaded = loaded or load_model(config.model)
-    if loaded.backend != "transformers" or config.model.quantize != "none":
-        raise ConfigError("training needs the transformers backend without quantization (model.backend, model.quantize)")
+    if not get_backend(loaded.backend).trainable:
+        raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
     tok = loaded.tokenizer
-    prompt_kw = dict(template=config.template, history_k=config.history_k, max_tokens=config.max_prompt_tokens,
-                     chat=config.chat, max_context=loaded.max_context)
-    renderer = PromptRenderer.for_prepared(prepared, tok, split=config.split, **prompt_kw)
+    renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
-    rows = _rows(table, renderer, sample_indices(table.num_rows, config.train_samples, seed))
-    first = renderer.render(rows[:1])[0][0]
-    answer = AnswerTokens.for_prompt_end(tok, first.text, renderer.template.answer["yes"], renderer.template.answer["no"])
+    rows = _rows(table, renderer, _fewshot_indices(table, config))
+    answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
     log(f"{len(examples)} training samples from {config.data}/{config.split} (positive rate {labels.mean():.3f}, "
@@ -135,14 +184,14 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
 
     selector = None
     if config.selection.enabled:
-        selector = _selector(prepared, config, tok, answer, run.path, loaded, log, prompt_kw)
+        selector = _selector(prepared, config, tok, answer, run.path, loaded, log)
     args = sft_config(config.optim, run.path / "checkpoints", config.seed, progress=progress, bf16=bf16)
     trainer = make_trainer(model, tok, examples, args, config.optim.loss, [*(c for c in [selector] if c), *callbacks])
-    resume_from = last_checkpoint(run.path / "checkpoints") if config.resume else None
+    resume_from = last_checkpoint(run.path / "checkpoints", log) if config.resume else None
     if resume_from:
         log(f"resuming from {resume_from}")
     t0 = time.perf_counter()
-    out = trainer.train(resume_from_checkpoint=resume_from)
+    trainer.train(resume_from_checkpoint=resume_from)
     train_s = time.perf_counter() - t0
     model = trainer.model
 
@@ -162,7 +211,8 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     result: dict[str, Any] = {
         "dataset": prepared.dataset, "protocol": prepared.protocol, "split": config.split,
         "train": {"samples": len(examples), "sample_seed": seed, "seed": config.seed, "steps": trainer.state.global_step,
-                  "epochs": trainer.state.epoch, "train_loss": out.training_loss, "train_s_this_session": round(train_s, 1),
+                  "epochs": trainer.state.epoch, "train_loss": run_train_loss(trainer.state.log_history),
+                  "train_s_this_session": round(train_s, 1), "resumed_from": resume_from,
                   "loss": config.optim.loss, "positive_rate": float(labels.mean()), "model": loaded.source},
         "selection": {"metric": config.selection.metric, "best": best,
                       "evaluations": selector.history if selector else []},
@@ -177,7 +227,7 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
                               model=config.model, adapter=str(run.path / "adapter"), scoring=config.scoring,
                               run_dir=str(run.path / "test"))
         scored = LoadedModel(model=model, tokenizer=tok, device=loaded.device, dtype=loaded.dtype,
-                             source=f"{loaded.source} + adapter {run.path / 'adapter'}")
+                             source=f"{loaded.source} + adapter {run.path / 'adapter'}", backend=loaded.backend)
         _, test_result = evaluate(ecfg, loaded=scored, log=log, progress=progress)
         result["test"] = {"data": test_data, "split": config.test.split, **test_result["metrics"]}
         result["metrics"] = test_result["metrics"]
@@ -186,6 +236,16 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     result["run"] = {"prompts": len(examples)}
     run.finish(result)
     return run.path, result
+
+
+def run_train_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss over every logged step of the whole run (also across a resume).
+
+    >>> run_train_loss([{"loss": 1.0, "step": 1}, {"loss": 0.5, "step": 2}, {"train_loss": 0.5, "step": 2}])
+    0.75
+    """
+    by_step = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h and "step" in h}
+    return round(float(np.mean(list(by_step.values()))), 6) if by_step else None
 
 
 def _base_adapter(model, tok, config: TrainConfig, path: Path, bf16: bool, progress: bool, log):
@@ -210,7 +270,8 @@ def _base_adapter(model, tok, config: TrainConfig, path: Path, bf16: bool, progr
     args = sft_config(config.optim, path / "instruction" / "checkpoints", config.seed, progress=progress, bf16=bf16,
                       epochs=stage.epochs, learning_rate=stage.learning_rate)
     trainer = make_trainer(peft_model, tok, examples, args, config.optim.loss)
-    trainer.train(resume_from_checkpoint=last_checkpoint(path / "instruction" / "checkpoints") if config.resume else None)
+    trainer.train(resume_from_checkpoint=last_checkpoint(path / "instruction" / "checkpoints", log) if config.resume
+                  else None)
     with atomic_directory(done) as tmp:
         trainer.model.save_pretrained(tmp)
     return trainer.model
@@ -222,10 +283,10 @@ def _alpaca():
     return load_template("alpaca")
 
 
-def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log, prompt_kw) -> ValidationSelector:
+def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log) -> ValidationSelector:
     sel = config.selection
-    table = prepared.splits[sel.split]
-    renderer = PromptRenderer.for_prepared(prepared, tok, split=sel.split, **prompt_kw)
+    table = prepared.split(sel.split)
+    renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
     rows = _rows(table, renderer, select_rows(table, sel.limit, 0))
     prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for (p,) in renderer.render(rows)]
     labels = np.array([int(r["label"]) for r in rows])
@@ -242,10 +303,10 @@ def summarize_seeds(results: list[dict]) -> dict[str, Any]:
     >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
     0.65
     """
-    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float))]
+    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     out = {}
     for k in keys:
-        values = [float(r["metrics"][k]) for r in results]
+        values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
         out[k] = {"mean": round(float(np.mean(values)), 6), "std": round(float(np.std(values, ddof=1)) if len(values) > 1
                                                                         else 0.0, 6), "values": values}
     return out
@@ -255,18 +316,27 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int], loader: Callable[[], 
                 **kwargs) -> tuple[Path, dict]:
     """One run per seed in ``<run_dir>/seed-<s>`` and ``summary.json`` with mean / std of the test metrics.
 
-    Each seed gets a freshly loaded model (``loader()``, default: load ``config.model``).
+    Each seed gets a freshly loaded model (``loader()``, default: load ``config.model``). Every
+    seed's config is checked before the first one trains. ``summary.json`` reads like a run's
+    metrics.json (``metrics`` holds the means, ``metrics_std`` the standard deviations), so
+    ``llmrec compare`` and suites take the folder as one row.
     """
     if not seeds:
         raise ConfigError("give at least one seed")
     base = Path(config.run_dir or Path("runs") / RunDir.default_name("train", Path(config.data).name,
                                                                       str(config.train_samples or "all")))
-    results = []
-    for s in seeds:
-        cfg = config.model_copy(update={"seed": s, "run_dir": str(base / f"seed-{s}")})
-        results.append(train(cfg, loaded=loader() if loader else None, **kwargs)[1])
-    summary = {"seeds": list(seeds), "runs": [str(base / f"seed-{s}") for s in seeds],
-               "metrics": summarize_seeds(results) if results[0]["metrics"] else {},
-               "valid_best": [r["selection"]["best"] for r in results]}
+    configs = [config.model_copy(update={"seed": s, "run_dir": str(base / f"seed-{s}")}) for s in seeds]
+    for cfg in configs:
+        check_train(cfg)
+    results = [train(cfg, loaded=loader() if loader else None, **kwargs)[1] for cfg in configs]
+    stats = summarize_seeds(results) if results[0]["metrics"] else {}
+    summary = {"dataset": results[0]["dataset"], "protocol": results[0]["protocol"],
+               "split": results[0].get("test", {}).get("split", config.test.split),
+               "seeds": list(seeds), "runs": [str(base / f"seed-{s}") for s in seeds],
+               "metrics": {k: v["mean"] for k, v in stats.items()},
+               "metrics_std": {k: v["std"] for k, v in stats.items()},
+               "metrics_per_seed": {k: v["values"] for k, v in stats.items()},
+               "valid_best": [r["selection"]["best"] for r in results],
+               "run": {"prompts": results[0].get("run", {}).get("prompts"), "kind": "seeds"}}
     write_json(base / "summary.json", summary)
     return base, summary

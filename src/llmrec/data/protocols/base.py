@@ -15,19 +15,14 @@ of ``item``/``label``.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from llmrec.data.schema import RecData
 from llmrec.errors import DataError
-from llmrec.io import atomic_directory, write_json, write_parquet, write_text
 
 SPLIT_ORDER = ("train", "valid", "test")
 
@@ -163,89 +158,3 @@ def default_threshold(data: RecData) -> float:
     """Label threshold (label = rating > threshold): 5 on 1-10 scales (BookCrossing), else 3."""
     top = float(np.nanmax(data.interactions["rating"].to_numpy()))
     return 5.0 if top > 5 else 3.0
-
-
-@dataclass
-class PreparedData:
-    """The output of a protocol builder, written by :meth:`save` as one directory."""
-
-    dataset: str
-    protocol: str
-    splits: dict[str, pa.Table]
-    items: pd.DataFrame
-    users: pd.DataFrame
-    sequences: pa.Table | None
-    config: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-    _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-
-    def stats(self) -> dict[str, Any]:
-        """Statistics table data (computed once, then cached)."""
-        from llmrec.data.stats import prepared_stats
-
-        if self._stats is None:
-            self._stats = prepared_stats(self)
-        return self._stats
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``<split>.parquet``, ``items``, ``users``, ``sequences``, ``meta.json``, ``stats.json``.
-
-        The directory appears complete or not at all.
-        """
-        from llmrec import __version__
-        from llmrec.data.stats import format_stats
-
-        stats = self.stats()
-        with atomic_directory(directory) as tmp:
-            for name, table in self.splits.items():
-                write_parquet(tmp / f"{name}.parquet", table)
-            write_parquet(tmp / "items.parquet", self.items)
-            write_parquet(tmp / "users.parquet", self.users)
-            if self.sequences is not None:
-                write_parquet(tmp / "sequences.parquet", self.sequences)
-            write_json(tmp / "stats.json", stats)
-            write_text(tmp / "stats.txt", format_stats(stats) + "\n")
-            write_json(
-                tmp / "meta.json",
-                {
-                    "llmrec_version": __version__,
-                    "dataset": self.dataset,
-                    "protocol": self.protocol,
-                    "splits": list(self.splits),
-                    "config": self.config,
-                    "notes": self.notes,
-                },
-            )
-        return Path(directory)
-
-    @classmethod
-    def load(cls, directory: str | Path) -> PreparedData:
-        """Read a directory written by :meth:`save`."""
-        directory = Path(directory)
-        meta_path = directory / "meta.json"
-        if not meta_path.exists():
-            raise DataError("not a prepared data directory (meta.json missing)", path=directory,
-                            hint="run `llmrec data prepare` first")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"corrupt metadata: {exc}", path=meta_path) from exc
-
-        def read(name: str) -> pa.Table:
-            p = directory / f"{name}.parquet"
-            try:
-                return pq.read_table(p)
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise DataError(f"cannot read table: {exc}", path=p, hint="prepare the data again") from exc
-
-        seq_path = directory / "sequences.parquet"
-        return cls(
-            dataset=meta["dataset"],
-            protocol=meta["protocol"],
-            splits={name: read(name) for name in meta["splits"]},
-            items=read("items").to_pandas(),
-            users=read("users").to_pandas(),
-            sequences=read("sequences") if seq_path.exists() else None,
-            config=meta["config"],
-            notes=meta.get("notes", []),
-        )

@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols.base import (
     Chronology,
-    PreparedData,
     concat_ranges,
     label_threshold,
     list_column,

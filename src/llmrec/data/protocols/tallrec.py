@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols.base import (
     Chronology,
-    PreparedData,
     label_threshold,
     require_ratings,
     resolve_order,

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llmrec.data.protocols.base import Chronology, PreparedData, gather_lists
+from llmrec.data.prepared import PreparedData
+from llmrec.data.protocols.base import Chronology, gather_lists
 from llmrec.data.schema import RecData
 from llmrec.errors import DataError
 

@@ -1,0 +1,24 @@
+"""The ``llmrec`` command line: a thin layer over the library API, one module per command group.
+
+Every command that runs work takes ``--config FILE.yaml`` and repeated ``--set key=value``
+overrides (dotted paths into the config, YAML values), so any field can be changed from
+the command line. Errors print one line and exit 1 (130 on Ctrl-C); ``--debug`` or
+``LLMREC_DEBUG=1`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from llmrec.cli.app import main
+from llmrec.cli.bench import bench
+from llmrec.cli.data import data
+from llmrec.cli.runs import compare_cmd, evaluate_cmd, suite_cmd, train_cmd
+
+for command in (data, evaluate_cmd, train_cmd, suite_cmd, compare_cmd, bench):
+    main.add_command(command)
+
+__all__ = ["main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

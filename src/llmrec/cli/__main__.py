@@ -1,0 +1,5 @@
+"""``python -m llmrec.cli``."""
+
+from llmrec.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The root group: one-line errors, exit codes, quiet third-party warnings, shared option helpers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import click
+
+from llmrec import __version__
+from llmrec.errors import LlmrecError
+
+EXIT_INTERRUPTED = 130
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("LLMREC_DEBUG", "").lower() in ("1", "true", "yes", "on")
+
+
+def quiet_third_party() -> None:
+    """Silence warnings a user cannot act on (torchao kernels, deprecations deep in libraries)."""
+    for name in ("torchao", "torch._dynamo", "torch.utils._pytree", "accelerate", "datasets", "peft", "trl",
+                 "transformers.modeling_utils", "transformers.trainer", "transformers.configuration_utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", module=r"(torchao|torch|transformers|peft|trl|accelerate|datasets)(\..*)?")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename or ""
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Group(click.Group):
+    """Turns errors into one clear line and an exit status, without a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            if debug_enabled():
+                raise
+            click.echo("\ninterrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except LlmrecError as exc:
+            if debug_enabled():
+                raise
+            raise click.ClickException(str(exc)) from None
+        except MemoryError:
+            if debug_enabled():
+                raise
+            raise click.ClickException("out of memory; lower the batch size or the data size") from None
+        except (OSError, RuntimeError, ValueError, ImportError) as exc:
+            if debug_enabled():
+                raise
+            raise click.ClickException(f"{type(exc).__name__}: {_one_line(exc)} (LLMREC_DEBUG=1 shows the traceback)") \
+                from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="llmrec")
+@click.option("--debug", is_flag=True, help="Show tracebacks (same as LLMREC_DEBUG=1).")
+def main(debug: bool) -> None:
+    """llmrec: causal language models as recommenders (TALLRec, ReLLa, LLM-TRSR).
+
+    Start with `llmrec data prepare ml-1m --protocol rella`.
+    """
+    if debug:
+        os.environ["LLMREC_DEBUG"] = "1"
+    if not debug_enabled():
+        quiet_third_party()
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def config_command(model_cls, config_path, overrides, named: dict, print_config: bool):
+    """Resolve a config from a YAML file, named options (shortcuts for fields) and --set overrides."""
+    from llmrec.config import dump_config, load_config, read_yaml, set_dotted
+
+    base = read_yaml(config_path) if config_path else {}
+    for key, value in named.items():
+        if value is not None:  # named options are plain values, not YAML
+            set_dotted(base, key.split("."), value)
+    config = load_config(model_cls, overrides=overrides, base=base)
+    if print_config:
+        click.echo(dump_config(config), nl=False)
+        return None
+    return config
+
+
+def config_options(f):
+    """--config, --set and --print-config."""
+    f = click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")(f)
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")(f)
+    f = click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")(f)
+    return f

@@ -1,0 +1,75 @@
+"""``llmrec bench ...``: benchmarks whose figures go into BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from llmrec.cli.app import Group, echo_err
+from llmrec.cli.data import source_options
+
+
+def _emit(result: dict, output: str | None) -> None:
+    from llmrec.io import write_json
+
+    click.echo(json.dumps(result, indent=2))
+    if output:
+        write_json(output, result)
+
+
+@click.group(cls=Group)
+def bench() -> None:
+    """Benchmarks; record their figures in BENCHMARKS.md with the machine and date."""
+
+
+@bench.command("data")
+@click.option("--dataset", default="ml-1m", show_default=True)
+@click.option("--protocol", default="rella", show_default=True, type=click.Choice(["tallrec", "rella", "trsr"]))
+@source_options
+@click.option("--repeats", default=1, show_default=True, help="Runs; the fastest is reported.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_data(dataset, protocol, path, data_root, download, repeats, output) -> None:
+    """Time and peak memory of `data prepare`, and the speed of the metrics."""
+    from llmrec.bench.data import run
+
+    if download:
+        from llmrec.data.registry import resolve_source
+
+        path = str(resolve_source(dataset, path, data_root, download=True))
+    _emit(run(dataset, protocol, data_root, path, repeats), output)
+
+
+@bench.command("scoring")
+@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder for the prompts.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--prompts", "n_prompts", default=24, show_default=True, help="Prompts per method.")
+@click.option("--history-k", default=12, show_default=True, help="History items per prompt (about 350 tokens at 12 on ML-1M).")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 8), show_default=True)
+@click.option("--rank-users", default=2, show_default=True, help="Users x 21 candidates for the ranking case.")
+@click.option("--int8", is_flag=True, help="Also measure int8 dynamic quantization and its AUC change.")
+@click.option("--llamacpp", is_flag=True, help="Also measure the llama.cpp backend (GGUF models) and its AUC change.")
+@click.option("--auc-prompts", default=200, show_default=True, help="Labelled prompts for the AUC comparisons.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, llamacpp, auc_prompts, output) -> None:
+    """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8, llama.cpp."""
+    from llmrec.bench.scoring import check_inputs, run
+
+    check_inputs(data)
+    _emit(run(data, model_name, n_prompts, history_k, tuple(batch_sizes), rank_users, int8, auc_prompts, llamacpp,
+              log=echo_err), output)
+
+
+@bench.command("training")
+@click.option("--data", "-d", default="prepared/ml-100k-tallrec", show_default=True, help="Prepared CTR folder.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--batch-size", default=8, show_default=True, help="Samples in the (fixed) batch.")
+@click.option("--steps", default=4, show_default=True, help="Steps per path (the first is not timed).")
+@click.option("--path", "paths", multiple=True, type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only"]),
+              default=("trl_default", "trl_no_checkpointing", "answer_only"), show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
+    """Seconds per LoRA step: TRL's defaults vs the answer-only loss, same batch, same loss."""
+    from llmrec.bench.training import run
+
+    _emit(run(data, model_name, batch_size, steps, tuple(paths), log=echo_err), output)

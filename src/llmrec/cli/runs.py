@@ -1,0 +1,141 @@
+"""``llmrec evaluate | train | suite | compare``: runs into run folders, and their tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmrec.cli.app import config_command, config_options, echo_err
+
+
+def _seed_list(seeds: str) -> list[int]:
+    try:
+        out = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+    if not out:
+        raise click.BadParameter("give at least one seed", param_hint="--seeds")
+    if len(set(out)) != len(out):
+        raise click.BadParameter(f"repeated seed in {seeds!r}", param_hint="--seeds")
+    return out
+
+
+@click.command("evaluate")
+@click.option("--data", "-d", help="Prepared folder (llmrec data prepare).")
+@click.option("--split", help="Split to score [test].")
+@click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
+@click.option("--template", "-t", help="Template name or file [per protocol and domain].")
+@click.option("--limit", type=int, help="Score a seeded random subset of N samples.")
+@click.option("--batch-size", type=int, help="Prompts per forward pass [8].")
+@click.option("--device", help="auto, cpu, cuda, mps [auto].")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter (a train run folder or its adapter/).")
+@click.option("--merge", is_flag=True, help="Merge the adapter into the weights before scoring.")
+@config_options
+def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, run_dir, config_path,
+                 overrides, print_config):
+    """Score a prepared split (zero-shot, or with a LoRA adapter): predictions, metrics, plots in a run folder.
+
+    \b
+    Examples:
+      llmrec evaluate --data prepared/ml-100k-tallrec --limit 1000
+      llmrec evaluate -d prepared/ml-1m-rella --set history_k=30 --set scoring.batch_size=4
+      llmrec evaluate -d prepared/bookcrossing-tallrec --adapter runs/tallrec-movie-256/seed-0
+    """
+    import json
+
+    from llmrec.evaluate import EvaluateConfig
+
+    named = {"data": data, "split": split, "model.name": model_name, "template": template, "limit": limit,
+             "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir, "adapter": adapter,
+             "merge_adapter": True if merge else None}
+    config = config_command(EvaluateConfig, config_path, overrides, named, print_config)
+    if config is None:
+        return
+    from llmrec.evaluate import evaluate
+
+    path, result = evaluate(config, log=echo_err)
+    click.echo(json.dumps(result["metrics"], indent=2))
+    click.echo(f"run folder: {path}/")
+
+
+@click.command("train")
+@click.option("--data", "-d", help="Prepared folder (llmrec data prepare / data import-tallrec).")
+@click.option("--shots", "train_samples", type=int, help="Few-shot: train on a seeded subset of N samples.")
+@click.option("--seed", type=int, help="Seed of the run (LoRA init, data order, few-shot draw) [42].")
+@click.option("--seeds", help="Comma-separated seeds: one run each under RUN_DIR/seed-N, plus summary.json.")
+@click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
+@click.option("--epochs", type=float, help="Training epochs [3].")
+@click.option("--lr", type=float, help="Learning rate [3e-4].")
+@click.option("--device", help="auto, cpu, cuda, mps [auto].")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@config_options
+def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, run_dir, config_path, overrides,
+              print_config):
+    """LoRA-tune a model on a prepared split (TALLRec), select on valid, score test.
+
+    \b
+    Examples:
+      llmrec train --data prepared/ml-100k-tallrec --shots 256
+      llmrec train -c configs/tallrec/movie-256.yaml --seeds 0,1,2,3,4 --run-dir runs/movie-256
+      llmrec train -d prepared/ml-100k-tallrec --shots 64 --set test.data=prepared/bookcrossing-tallrec
+    """
+    import json
+
+    from llmrec.train.config import TrainConfig
+
+    seed_list = _seed_list(seeds) if seeds else None
+    named = {"data": data, "train_samples": train_samples, "seed": seed, "model.name": model_name,
+             "optim.epochs": epochs, "optim.learning_rate": lr, "model.device": device, "run_dir": run_dir}
+    config = config_command(TrainConfig, config_path, overrides, named, print_config)
+    if config is None:
+        return
+    from llmrec.train.run import check_train, train, train_seeds
+
+    check_train(config)  # every cheap check before torch/transformers/TRL are imported
+    if seed_list:
+        path, summary = train_seeds(config, seed_list, log=echo_err)
+        click.echo(json.dumps(summary["metrics"], indent=2))
+    else:
+        path, result = train(config, log=echo_err)
+        click.echo(json.dumps({"valid_best": result["selection"]["best"], "test": result["metrics"]}, indent=2))
+    click.echo(f"run folder: {path}/")
+
+
+@click.command("suite")
+@click.argument("suite_file", type=click.Path(dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [runs/<suite name>].")
+@click.option("--only", multiple=True, help="Run only this row (repeatable); the table covers all finished rows.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field of every row's config.")
+@click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")
+def suite_cmd(suite_file, out, only, overrides, table_only) -> None:
+    """Run an experiment suite (a results table) and write OUT/table.md.
+
+    Every row's config is checked before the first row runs. Finished runs are skipped, so an
+    interrupted suite continues where it stopped.
+
+    \b
+    Examples:
+      llmrec suite configs/tallrec/table.yaml --out runs/tallrec-table
+      llmrec suite configs/tallrec/table.yaml --only movie-256 --set test.limit=200
+    """
+    from llmrec.experiments import load_suite, run_suite, write_table
+
+    suite = load_suite(suite_file)
+    target = out or str(Path("runs") / suite.name)
+    if table_only:
+        table = write_table(suite, target)
+    else:
+        table = run_suite(suite_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
+    click.echo(table["markdown"])
+    click.echo(f"table: {target}/table.md")
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+def compare_cmd(runs) -> None:
+    """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds)."""
+    from llmrec.runs import compare_table
+
+    click.echo(compare_table(runs))

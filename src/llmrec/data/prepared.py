@@ -1,0 +1,174 @@
+"""A prepared folder: the splits of one protocol on one data set, as written by ``llmrec data prepare``.
+
+Layout::
+
+    train.parquet valid.parquet test.parquet [fewshot_N.parquet ...]   samples
+    items.parquet users.parquet [sequences.parquet]                      texts, profiles, full chronology
+    meta.json   data set, protocol, config, notes, and the SHA-256 of every file
+    stats.json / stats.txt                                               the statistics table
+
+:meth:`PreparedData.fingerprint` is a content hash (of meta.json, which holds the file
+hashes), so a run folder can tell when a prepared folder was re-made in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmrec.data.stats import format_stats, prepared_stats
+from llmrec.errors import ConfigError, DataError
+from llmrec.io import atomic_directory, check_output_dir, file_sha256, write_json, write_parquet, write_text
+
+OWN_FILES = ("meta.json", "stats.json", "stats.txt")
+
+
+def prepared_kind(directory: Path) -> tuple[str, str] | None:
+    """(dataset, protocol) of a prepared folder written by llmrec, or None when it is something else.
+
+    A folder counts as ours only if meta.json says so and every file in it is one we write.
+    """
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        kind = (str(meta["dataset"]), str(meta["protocol"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for p in directory.iterdir():
+        if p.name.startswith("."):
+            continue
+        if not (p.is_file() and (p.suffix == ".parquet" or p.name in OWN_FILES or p.suffix == ".json")):
+            return None
+    return kind
+
+
+def check_prepared_target(directory: str | Path, dataset: str, protocol: str, overwrite: bool = False,
+                          sources=()) -> None:
+    """Refuse an output folder that holds anything but a prepared folder of the same data set and protocol.
+
+    Another prepared folder is replaced only with ``overwrite``; files llmrec did not write are
+    never deleted (see :func:`llmrec.io.check_output_dir`).
+    """
+    check_output_dir(directory, overwrite=overwrite, what="prepared folder", sources=sources,
+                     owned=lambda p: None if (k := prepared_kind(p)) is None else
+                     ("same" if k == (dataset, protocol) else f"prepared {k[0]}/{k[1]}"))
+
+
+@dataclass
+class PreparedData:
+    """The output of a protocol builder, written by :meth:`save` as one directory."""
+
+    dataset: str
+    protocol: str
+    splits: dict[str, pa.Table]
+    items: pd.DataFrame
+    users: pd.DataFrame
+    sequences: pa.Table | None
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    path: Path | None = field(default=None, repr=False, compare=False)
+
+    def stats(self) -> dict[str, Any]:
+        """Statistics table data (computed once, then cached)."""
+        if self._stats is None:
+            self._stats = prepared_stats(self)
+        return self._stats
+
+    def check_target(self, directory: str | Path, overwrite: bool = False, sources=()) -> None:
+        """Refuse an output folder that holds something else (see :func:`check_prepared_target`)."""
+        check_prepared_target(directory, self.dataset, self.protocol, overwrite, sources)
+
+    def save(self, directory: str | Path, *, overwrite: bool = False, sources=()) -> Path:
+        """Write ``<split>.parquet``, ``items``, ``users``, ``sequences``, ``meta.json``, ``stats.json``.
+
+        The directory appears complete or not at all. An existing folder is replaced only when it
+        is a prepared folder of the same data set and protocol (another one with ``overwrite``);
+        a folder holding anything else is refused, never emptied.
+        """
+        from llmrec import __version__
+
+        self.check_target(directory, overwrite, sources)
+        stats = self.stats()
+        with atomic_directory(directory) as tmp:
+            for name, table in self.splits.items():
+                write_parquet(tmp / f"{name}.parquet", table)
+            write_parquet(tmp / "items.parquet", self.items)
+            write_parquet(tmp / "users.parquet", self.users)
+            if self.sequences is not None:
+                write_parquet(tmp / "sequences.parquet", self.sequences)
+            write_json(tmp / "stats.json", stats)
+            write_text(tmp / "stats.txt", format_stats(stats) + "\n")
+            write_json(
+                tmp / "meta.json",
+                {
+                    "llmrec_version": __version__,
+                    "dataset": self.dataset,
+                    "protocol": self.protocol,
+                    "splits": list(self.splits),
+                    "config": self.config,
+                    "notes": self.notes,
+                    "files": {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix in (".parquet", ".txt")
+                              or p.name == "stats.json"},
+                },
+            )
+        return Path(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> PreparedData:
+        """Read a directory written by :meth:`save`."""
+        directory = Path(directory)
+        meta_path = directory / "meta.json"
+        if not meta_path.exists():
+            raise DataError("not a prepared data directory (meta.json missing)", path=directory,
+                            hint="run `llmrec data prepare` first")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"corrupt metadata: {exc}", path=meta_path) from None
+        missing = [k for k in ("dataset", "protocol", "splits", "config") if k not in meta]
+        if missing:
+            raise DataError(f"metadata lacks {', '.join(missing)}", path=meta_path, hint="prepare the data again")
+
+        def read(name: str) -> pa.Table:
+            p = directory / f"{name}.parquet"
+            try:
+                return pq.read_table(p)
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise DataError(f"cannot read table: {exc}", path=p, hint="prepare the data again") from None
+
+        seq_path = directory / "sequences.parquet"
+        return cls(
+            dataset=meta["dataset"],
+            protocol=meta["protocol"],
+            splits={name: read(name) for name in meta["splits"]},
+            items=read("items").to_pandas(),
+            users=read("users").to_pandas(),
+            sequences=read("sequences") if seq_path.exists() else None,
+            config=meta["config"],
+            notes=meta.get("notes", []),
+            path=directory,
+        )
+
+    def split(self, name: str) -> pa.Table:
+        """The split called ``name``, or a ConfigError naming the folder and the splits it has."""
+        if name not in self.splits:
+            where = str(self.path) if self.path else f"{self.dataset}/{self.protocol}"
+            raise ConfigError(f"{where}: no split {name!r} (has: {', '.join(self.splits)})")
+        return self.splits[name]
+
+    def fingerprint(self) -> str:
+        """Content hash of the prepared folder (changes when it is prepared again with other data)."""
+        if self.path is None:
+            raise DataError("only a saved prepared folder has a fingerprint")
+        meta = json.loads((self.path / "meta.json").read_text())
+        if "files" not in meta:  # folders from before file hashes: hash the files now
+            meta["files"] = {p.name: file_sha256(p) for p in sorted(self.path.iterdir()) if p.suffix == ".parquet"}
+        blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "files")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

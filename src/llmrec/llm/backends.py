@@ -1,0 +1,21 @@
+"""The built-in backends, registered in one place (add a new one here with one call).
+
+* ``transformers``: any causal LM (hub id, folder, GGUF de-quantized); trains, takes LoRA
+  adapters and the int8 CPU path;
+* ``llama.cpp``: GGUF weights run directly by llama-cpp-python (the faster CPU path).
+"""
+
+from __future__ import annotations
+
+from llmrec.llm.hf import load_transformers
+from llmrec.llm.llamacpp import LlamaCppScorer, check_installed, load_llamacpp
+from llmrec.llm.registry import Backend, register_backend
+from llmrec.llm.scoring import YesNoScorer
+
+TRANSFORMERS = register_backend(Backend(
+    "transformers", load=load_transformers, scorer=YesNoScorer.for_loaded,
+    description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True))
+LLAMACPP = register_backend(Backend(
+    "llama.cpp", load=load_llamacpp, scorer=LlamaCppScorer.for_loaded,
+    description="llama.cpp (GGUF weights run directly; pip install 'llmrec[llamacpp]')",
+    check=check_installed))

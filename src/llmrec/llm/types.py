@@ -1,0 +1,67 @@
+"""The types every backend shares: encoded prompts, a loaded model, the Scorer interface.
+
+A :class:`Scorer` turns prompts into P(yes) scores. Every backend (transformers, llama.cpp,
+and the ones to come: vLLM, a classic model behind the same interface) implements it, and
+``llmrec evaluate`` takes any of them::
+
+    scores = scorer.score([EncodedPrompt(context_ids, candidate_ids), ...])
+
+>>> EncodedPrompt((1, 2), (3,)).ids
+(1, 2, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """Token ids of one prompt: a shareable ``context`` and its ``candidate`` continuation."""
+
+    context: tuple[int, ...]
+    candidate: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.context) + len(self.candidate)
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return self.context + self.candidate
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Prompts in, P(yes) out (float64, one per prompt, in input order)."""
+
+    def score(self, prompts: Sequence[EncodedPrompt], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        ...
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer, where it came from, and the backend that runs it."""
+
+    model: Any
+    tokenizer: Any
+    device: Any
+    dtype: Any
+    source: str
+    backend: str = "transformers"
+
+    @property
+    def max_context(self) -> int | None:
+        """The longest prompt the model takes (tokens), when it says."""
+        n_ctx = getattr(self.model, "n_ctx", None)
+        if callable(n_ctx):
+            return int(n_ctx())
+        cfg = getattr(self.model, "config", None)
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None

@@ -1,0 +1,42 @@
+"""Prompt settings shared by every command that renders prompts (evaluate, train, suites).
+
+>>> s = PromptSettings(history_k=30)
+>>> s.template, s.history_k, s.max_prompt_tokens, s.chat
+(None, 30, 1024, 'auto')
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PromptSettings(BaseModel):
+    """Which template, how much history, what token budget; configs inherit these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    template: str | None = Field(None, description="shipped template name or a file; default per protocol and domain")
+    history_k: int | None = Field(None, ge=0, description="most recent history items per prompt; default per protocol")
+    max_prompt_tokens: int | None = Field(1024, ge=16, description="token budget; oldest history dropped first")
+    chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
+
+    def prompt_settings(self) -> PromptSettings:
+        """Just the prompt fields (of a config that inherits them)."""
+        return PromptSettings(**{k: getattr(self, k) for k in PromptSettings.model_fields})
+
+    def renderer(self, prepared, tokenizer, split: str, max_context: int | None = None, *, template: str | None = None):
+        """A :class:`~llmrec.prompts.build.PromptRenderer` for ``split`` of ``prepared`` with these settings."""
+        from llmrec.prompts.build import PromptRenderer
+
+        return PromptRenderer.for_prepared(prepared, tokenizer, split=split, template=template or self.template,
+                                           history_k=self.history_k, max_tokens=self.max_prompt_tokens, chat=self.chat,
+                                           max_context=max_context)
+
+    def check_template(self) -> None:
+        """Fail early (before any run folder exists) when the template cannot be loaded."""
+        if self.template is not None:
+            from llmrec.prompts.template import load_template
+
+            load_template(self.template)
