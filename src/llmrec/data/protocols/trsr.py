@@ -135,6 +135,7 @@ def build_trsr(data: RecData, config: TrsrConfig) -> PreparedData:
                 "timestamp": pa.array(chrono.timestamp[target]),
                 "history_items": gather_lists(chrono.item, chrono.user_start[u], hist_len),
                 "history_ratings": gather_lists(chrono.rating, chrono.user_start[u], hist_len),
+                "history_end": pa.array(hist_len.astype(np.int32)),
                 "candidates": pa.ListArray.from_arrays(offsets, pa.array(item_vocab[cands.ravel()], type=pa.string())),
                 "labels": pa.ListArray.from_arrays(offsets, pa.array(labels.ravel())),
             }
@@ -145,8 +146,8 @@ def build_trsr(data: RecData, config: TrsrConfig) -> PreparedData:
         splits=splits,
         items=data.items,
         users=data.users,
-        sequences=None,
-        config=config.model_dump(mode="json"),
+        sequences=chrono.sequences(),
+        config={**config.model_dump(mode="json"), "order": "user"},
         notes=notes,
     )
 
