@@ -78,6 +78,19 @@ def select_rows(table, limit: int | None, seed: int) -> list[int]:
     return sorted(np.random.default_rng(seed).choice(n, size=limit, replace=False).tolist())
 
 
+def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool = True) -> PreparedData:
+    """Every cheap check of an evaluate config (data, split, template, model, adapter, device),
+    before anything is loaded or written; returns the prepared data."""
+    prepared = PreparedData.load(config.data)
+    table = prepared.split(config.split)
+    if table.num_rows == 0:
+        raise DataError(f"{config.data}: split {config.split!r} is empty")
+    config.check_template()
+    if model:
+        check_model(config.model, config.adapter if adapter else None)
+    return prepared
+
+
 def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None, log=print,
              progress: bool = True) -> tuple[Path, dict]:
     """Score the split, write the run folder, return (folder, metrics).
@@ -86,14 +99,9 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     the backend's scorer (any :class:`~llmrec.llm.Scorer`). Everything cheap (data, split,
     template, model, adapter, device) is checked before the run folder is created.
     """
-    prepared = PreparedData.load(config.data)
+    prepared = check_evaluate(config, model=loaded is None)
     table = prepared.split(config.split)
     rows_idx = select_rows(table, config.limit, config.sample_seed)
-    if not rows_idx:
-        raise DataError(f"{config.data}: split {config.split!r} is empty")
-    config.check_template()
-    if loaded is None:
-        check_model(config.model, config.adapter)
     protocol, dataset = prepared.protocol, prepared.dataset
     run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
                                 config.model_dump(mode="json"), config.identity(prepared.fingerprint()),

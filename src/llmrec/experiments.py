@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmrec.config import load_config
-from llmrec.errors import ConfigError
+from llmrec.errors import ConfigError, LlmrecError
 from llmrec.io import write_json, write_text
 
 
@@ -102,11 +102,16 @@ def _config_path(file: str, suite_file: Path) -> Path:
     raise ConfigError(f"{suite_file}: config file {file!r} not found")
 
 
-def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
-              log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
-    """Run every row (or those in ``only``) into ``out`` and write the table."""
-    from llmrec.evaluate import EvaluateConfig, evaluate
-    from llmrec.train import TrainConfig, train
+def plan_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (),
+               extra: tuple[str, ...] = ()) -> list[tuple[str, str, Any]]:
+    """Every run of the suite as (label, kind, config), each checked before anything runs.
+
+    A bad row (a missing config file, an invalid field, a missing data folder or split, a
+    model that is not there) fails here, before the first row trains.
+    """
+    from llmrec.evaluate import EvaluateConfig, check_evaluate
+    from llmrec.train.config import TrainConfig
+    from llmrec.train.run import check_train
 
     suite_file = Path(suite_file)
     suite = load_suite(suite_file)
@@ -114,27 +119,47 @@ def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] 
     unknown = set(only) - {r.name for r in suite.rows}
     if unknown:
         raise ConfigError(f"no row named {', '.join(sorted(unknown))} in {suite_file}")
+    plan: list[tuple[str, str, Any]] = []
     for row in suite.rows:
         if only and row.name not in only:
             continue
-        for seed in row.seeds if not row.adapters_from else _row(suite, row.adapters_from).seeds:
+        seeds = row.seeds if not row.adapters_from else _row(suite, row.adapters_from).seeds
+        for seed in seeds:
             folder = out / row.name / f"seed-{seed}"
-            if row.train:
-                cfg = load_config(TrainConfig, _config_path(row.train, suite_file), [*row.set, *extra])
-                cfg = cfg.model_copy(update={"seed": seed, "run_dir": str(folder)})
-                log(f"== {row.name} seed {seed}: train -> {folder}")
-                train(cfg, log=log, progress=progress)
-            else:
-                cfg = load_config(EvaluateConfig, _config_path(row.evaluate, suite_file), [*row.set, *extra])
-                update: dict[str, Any] = {"run_dir": str(folder if row.adapters_from else out / row.name)}
-                if row.adapters_from:
-                    update["adapter"] = str(out / row.adapters_from / f"seed-{seed}")
-                cfg = cfg.model_copy(update=update)
-                log(f"== {row.name}{f' seed {seed}' if row.adapters_from else ''}: evaluate -> {cfg.run_dir}")
-                evaluate(cfg, log=log, progress=progress)
-                if not row.adapters_from:
-                    break
-    return write_table(suite, out)
+            where = f"{suite_file}: row {row.name!r}"
+            try:
+                if row.train:
+                    cfg = load_config(TrainConfig, _config_path(row.train, suite_file), [*row.set, *extra])
+                    cfg = cfg.model_copy(update={"seed": seed, "run_dir": str(folder)})
+                    check_train(cfg)
+                    plan.append((f"{row.name} seed {seed}: train -> {folder}", "train", cfg))
+                else:
+                    cfg = load_config(EvaluateConfig, _config_path(row.evaluate, suite_file), [*row.set, *extra])
+                    update: dict[str, Any] = {"run_dir": str(folder if row.adapters_from else out / row.name)}
+                    if row.adapters_from:
+                        update["adapter"] = str(out / row.adapters_from / f"seed-{seed}")
+                    cfg = cfg.model_copy(update=update)
+                    check_evaluate(cfg, adapter=not row.adapters_from)  # that adapter is trained by an earlier row
+                    label = f"{row.name}{f' seed {seed}' if row.adapters_from else ''}: evaluate -> {cfg.run_dir}"
+                    plan.append((label, "evaluate", cfg))
+            except LlmrecError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+            if row.evaluate and not row.adapters_from:
+                break
+    return plan
+
+
+def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
+              log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """Check every row (or those in ``only``), then run them into ``out`` and write the table."""
+    plan = plan_suite(suite_file, out, only=only, extra=extra)
+    from llmrec.evaluate import evaluate
+    from llmrec.train.run import train
+
+    for label, kind, cfg in plan:
+        log(f"== {label}")
+        (train if kind == "train" else evaluate)(cfg, log=log, progress=progress)
+    return write_table(load_suite(suite_file), out)
 
 
 def _row(suite: SuiteConfig, name: str) -> SuiteRow:
@@ -143,14 +168,14 @@ def _row(suite: SuiteConfig, name: str) -> SuiteRow:
 
 def _row_metrics(out: Path, row: SuiteRow, suite: SuiteConfig) -> list[dict[str, Any]]:
     """The metrics of each finished run of a row (one per seed, or one for a plain evaluate row)."""
-    import json
+    from llmrec.runs import load_metrics
 
     if row.evaluate and not row.adapters_from:
         files = [out / row.name / "metrics.json"]
     else:
         seeds = row.seeds if not row.adapters_from else _row(suite, row.adapters_from).seeds
         files = [out / row.name / f"seed-{s}" / "metrics.json" for s in seeds]
-    return [json.loads(f.read_text())["metrics"] for f in files if f.exists()]
+    return [load_metrics(f.parent)["metrics"] for f in files if f.exists()]
 
 
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:

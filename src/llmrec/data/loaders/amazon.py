@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from llmrec.data.columns import isin, unescape_html
-from llmrec.data.loaders.files import SourceFiles
+from llmrec.data.loaders.files import SourceFiles, documented_encoding
 from llmrec.data.schema import RecData, require_columns
 from llmrec.errors import DataError
 
@@ -62,6 +62,7 @@ _FALSE = {"0", "false", "False", "FALSE", "no", ""}
 def _read_tsv(raw: bytes, where: str, columns: list[str], what: str) -> pd.DataFrame:
     if not raw.strip():
         raise DataError("file is empty", path=where)
+    documented_encoding(raw, "utf-8", where)
     header = raw.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
     if "\t" not in header:
         raise DataError(
@@ -76,7 +77,7 @@ def _read_tsv(raw: bytes, where: str, columns: list[str], what: str) -> pd.DataF
             quoting=csv.QUOTE_NONE, encoding="utf-8", engine="c",
         )  # fmt: skip
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"could not parse: {exc}", path=where) from exc
+        raise DataError(f"could not parse: {exc}", path=where) from None
     require_columns(frame, columns, path=where, what=what)
     return frame
 

@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 from llmrec.errors import DataError
@@ -33,8 +34,12 @@ class SourceFiles:
         if self.path.is_file() and not self.is_zip:
             raise DataError("expected a zip archive or a directory", path=self.path)
         if self.is_zip:
-            with zipfile.ZipFile(self.path) as z:
-                self._members = [n for n in z.namelist() if not n.endswith("/")]
+            try:
+                with zipfile.ZipFile(self.path) as z:
+                    self._members = [n for n in z.namelist() if not n.endswith("/")]
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise DataError(f"corrupt zip archive ({exc})", path=self.path,
+                                hint="download the archive again") from None
         else:
             self._members = [str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file()]
 
@@ -63,11 +68,53 @@ class SourceFiles:
     def read_bytes(self, *names: str) -> bytes:
         member = self.require(*names)
         if self.is_zip:
-            with zipfile.ZipFile(self.path) as z:
-                return z.read(member)
-        return (self.path / member).read_bytes()
+            try:
+                with zipfile.ZipFile(self.path) as z:
+                    return z.read(member)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise DataError(f"corrupt compressed data ({type(exc).__name__}: {exc})", path=self.display(*names),
+                                hint="download the archive again") from None
+        try:
+            return (self.path / member).read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read ({exc.strerror})", path=self.path / member) from None
 
     def display(self, *names: str) -> str:
         """Human-readable location of a member, for error messages."""
         member = self.find(*names) or names[0]
         return f"{self.path}!{member}" if self.is_zip else str(self.path / member)
+
+
+def documented_encoding(raw: bytes, documented: str, where: str) -> str:
+    r"""The encoding to decode ``raw`` with, given the data set's documented one.
+
+    * documented latin-1 (MovieLens 100K/1M): a copy re-encoded as UTF-8 (valid UTF-8 with
+      non-ASCII characters, which latin-1 text practically never is) is read as UTF-8, so its
+      titles do not turn into mojibake ("CafÃ©");
+    * documented UTF-8: bytes that are not UTF-8 fail with the file, line and byte named.
+
+    >>> documented_encoding("Café".encode("utf-8"), "latin-1", "movies.dat")
+    'utf-8'
+    >>> documented_encoding("Café".encode("latin-1"), "latin-1", "movies.dat")
+    'latin-1'
+    >>> documented_encoding(b"ok\nCaf\xe9", "utf-8", "movies.csv")
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.DataError: movies.csv:2: not UTF-8 text (byte 0xe9), but this data set is documented as UTF-8 (re-encode the file, e.g. iconv -f latin1 -t utf-8)
+    """
+    enc = documented.lower().replace("_", "-")
+    if enc in ("latin-1", "latin1", "iso-8859-1", "cp1252"):
+        if raw.isascii():
+            return documented
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return documented
+        return "utf-8"
+    try:
+        raw.decode(enc)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}), but this data set is documented as UTF-8",
+                        path=where, line=line, hint="re-encode the file, e.g. iconv -f latin1 -t utf-8") from None
+    return documented

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llmrec.data.loaders.files import SourceFiles
+from llmrec.data.loaders.files import SourceFiles, documented_encoding
 from llmrec.data.schema import RecData
 from llmrec.errors import DataError
 
@@ -64,6 +64,7 @@ def read_delimited(
     """
     if not raw.strip():
         raise DataError("file is empty", path=where)
+    encoding = documented_encoding(raw, encoding, where)
     if len(sep) > 1:
         if b"\t" in raw[:65536]:
             raise DataError(f"unexpected tab character; expected {sep!r}-separated fields", path=where, line=1)
@@ -94,7 +95,9 @@ def read_delimited(
             na_values=[""],
         )
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"could not parse: {exc}", path=where) from exc
+        if isinstance(exc.__context__, KeyboardInterrupt) or "KeyboardInterrupt" in str(exc):
+            raise KeyboardInterrupt from None  # Ctrl-C inside the C parser is not a corrupt file
+        raise DataError(f"could not parse: {exc}", path=where) from None
     return frame
 
 
@@ -160,12 +163,16 @@ def load_ml_csv(path: str | Path, name: str = "ml-25m") -> RecData:
     from llmrec.data.schema import require_columns
 
     require_columns(ratings, ["user", "item", "rating", "timestamp"], path=where["interactions"], what="ratings")
-    movies = pd.read_csv(io.BytesIO(src.read_bytes("movies.csv")), dtype=str, keep_default_na=False, encoding="utf-8")
+    movies_raw = src.read_bytes("movies.csv")
+    documented_encoding(movies_raw, "utf-8", where["items"])
+    movies = pd.read_csv(io.BytesIO(movies_raw), dtype=str, keep_default_na=False, encoding="utf-8")
     movies = movies.rename(columns={"movieId": "item"})
     require_columns(movies, ["item", "title", "genres"], path=where["items"], what="movies")
     movies["genres"] = movies["genres"].str.replace("|", ", ", regex=False).replace("(no genres listed)", "")
     if src.has("tags.csv"):
-        tags = pd.read_csv(io.BytesIO(src.read_bytes("tags.csv")), dtype=str, keep_default_na=False)
+        tags_raw = src.read_bytes("tags.csv")
+        documented_encoding(tags_raw, "utf-8", src.display("tags.csv"))
+        tags = pd.read_csv(io.BytesIO(tags_raw), dtype=str, keep_default_na=False)
         if {"movieId", "tag"} <= set(tags.columns):
             top = (
                 tags.assign(tag=tags["tag"].str.strip().str.lower())
