@@ -173,12 +173,21 @@ def test_resume_after_interruption_gives_the_same_adapter(tmp_path, tallrec_data
         train(cfg, loaded=tiny_loaded("llama"), callbacks=[Crash()], **QUIET)
     assert not (tmp_path / "b" / "metrics.json").exists()
     assert (tmp_path / "b" / "checkpoints" / "checkpoint-4").exists()
+    # kill -9 while transformers writes the next checkpoint: an empty / half-written folder
+    (tmp_path / "b" / "checkpoints" / "checkpoint-6").mkdir()
+    (tmp_path / "b" / "checkpoints" / "checkpoint-8").mkdir()
+    (tmp_path / "b" / "checkpoints" / "checkpoint-8" / "trainer_state.json").write_text('{"glob')
     resumed, result = train(cfg, loaded=tiny_loaded("llama"), **QUIET)
+    assert not (tmp_path / "b" / "checkpoints" / "checkpoint-6").exists()  # the torn ones are removed
+    assert result["train"]["resumed_from"].endswith("checkpoint-4")
     a, b = _adapter_weights(straight), _adapter_weights(resumed)
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=1e-5)
     assert [e["step"] for e in result["selection"]["evaluations"]] == [0, 4, 8, 12, 16]
+    # train_loss covers the whole run, not only the steps after the resume
+    straight_result = json.loads((straight / "metrics.json").read_text())
+    assert result["train"]["train_loss"] == pytest.approx(straight_result["train"]["train_loss"], rel=1e-4)
 
 
 def test_a_run_folder_with_another_config_is_refused(tmp_path, tallrec_data):

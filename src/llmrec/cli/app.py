@@ -18,11 +18,17 @@ def debug_enabled() -> bool:
     return os.environ.get("LLMREC_DEBUG", "").lower() in ("1", "true", "yes", "on")
 
 
+def _errors_only(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR
+
+
 def quiet_third_party() -> None:
     """Silence warnings a user cannot act on (torchao kernels, deprecations deep in libraries)."""
     for name in ("torchao", "torch._dynamo", "torch.utils._pytree", "accelerate", "datasets", "peft", "trl",
                  "transformers.modeling_utils", "transformers.trainer", "transformers.configuration_utils"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        logger.addFilter(_errors_only)  # survives torch resetting the levels of its loggers at import
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", module=r"(torchao|torch|transformers|peft|trl|accelerate|datasets)(\..*)?")

@@ -1,5 +1,8 @@
 """LoRA instruction tuning with TRL (TALLRec; ReLLa's ReiT and TRSR build on it).
 
+The configs import light; ``train`` / ``train_seeds`` bring in torch, transformers and TRL
+on first use, so a bad argument is reported before those load.
+
 >>> from llmrec.train import TrainConfig
 >>> TrainConfig(data="prepared/ml-100k-tallrec").optim.loss
 'answer_only'
@@ -7,7 +10,6 @@
 
 from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import InstructionStage, OptimSettings, SelectionSettings, TestSettings, TrainConfig
-from llmrec.train.run import train, train_seeds
 
 __all__ = [
     "InstructionStage",
@@ -19,3 +21,11 @@ __all__ = [
     "train",
     "train_seeds",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("train", "train_seeds"):
+        import llmrec.train.run as run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'llmrec.train' has no attribute {name!r}")

@@ -38,7 +38,6 @@ from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
 from llmrec.train.examples import Example, ctr_examples, instruction_examples, read_instruction_file, sample_indices
-from llmrec.train.selection import ValidationSelector
 
 
 def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: bool = True, bf16: bool = False,
@@ -283,7 +282,9 @@ def _alpaca():
     return load_template("alpaca")
 
 
-def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log) -> ValidationSelector:
+def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log):
+    from llmrec.train.selection import ValidationSelector
+
     sel = config.selection
     table = prepared.split(sel.split)
     renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
