@@ -103,3 +103,57 @@ def test_smoothing_keeps_the_float_function(arch):
     changed = [n for (n, a), (_, b) in zip(model.named_parameters(), smoothed.named_parameters()) if not torch.equal(a, b)]
     assert any("q_proj" in n for n in changed) and any("down_proj" in n for n in changed)
     np.testing.assert_allclose(YesNoScorer(smoothed, ANSWER).score(prompts), before, atol=1e-4)
+
+
+@pytest.mark.parametrize("head", ["answer_rows", "full"])
+@pytest.mark.parametrize("reuse", ["auto", "off"])
+def test_soft_capping_is_applied_where_logits_exceed_the_cap(head, reuse):
+    """Gemma caps logits with 30 * tanh(x / 30): give both answer rows a large shared part, so the raw
+    logits sit far past the cap while their difference stays moderate; the cap then shrinks it."""
+    model = tiny_gemma3(vocab=80)
+    prompts = random_prompts(8, seed=3, shared_context=reuse == "auto")  # tokens < 64: rows 64+ are free
+    decoder = model.get_decoder()
+    with torch.no_grad():
+        hidden = torch.stack([decoder(input_ids=torch.tensor([p.ids])).last_hidden_state[0, -1] for p in prompts])
+        direction = hidden.mean(0) / hidden.mean(0).norm() ** 2
+        model.lm_head.weight[ANSWER.yes_id] += 80 * direction
+        model.lm_head.weight[ANSWER.no_id] += 80 * direction
+    rows = model.lm_head.weight[[ANSWER.yes_id, ANSWER.no_id]]
+    with torch.no_grad():
+        raw = torch.stack([decoder(input_ids=torch.tensor([p.ids])).last_hidden_state[0, -1] @ rows.T
+                           for p in prompts]).double()
+    assert raw.abs().max() > 60  # far past the cap: tanh compresses the yes/no difference
+    uncapped = torch.softmax(raw, -1)[:, 0].numpy()
+    expected = reference(model, prompts)  # the model's own (capped) logits
+    assert np.abs(expected - uncapped).max() > 0.02  # the cap changes the scores here (tolerance below: 1e-4)
+    got = YesNoScorer(model, ANSWER, ScoringConfig(head=head, prefix_reuse=reuse, batch_size=3)).score(prompts)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_shipped_int8_path_with_tokenizer_smooths_then_quantizes(tmp_path):
+    """The path `model.quantize=int8` takes: SmoothQuant calibrated on text from the tokenizer, then W8A8."""
+    pytest.importorskip("torchao")
+    from llmrec.llm import ModelConfig, load_model
+    from llmrec.llm.quantize import quantize_int8
+    from tests.tiny_models import tiny_loaded
+
+    tiny = tiny_loaded("gemma3")
+    with torch.no_grad():
+        for name, p in tiny.model.named_parameters():
+            if "norm" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    prompts = random_prompts(8, vocab=len(tiny.tokenizer), seed=4)
+    answer = AnswerTokens(5, 6, "Yes", "No")
+    fp32 = YesNoScorer(tiny.model, answer).score(prompts)
+    smoothed = quantize_int8(tiny.model, tiny.tokenizer)
+    plain = quantize_int8(tiny.model, None)  # no tokenizer: no calibration text, no smoothing
+    norm = "model.layers.0.input_layernorm.weight"
+    assert not torch.equal(dict(smoothed.named_parameters())[norm], dict(plain.named_parameters())[norm])
+    np.testing.assert_allclose(YesNoScorer(smoothed, answer).score(prompts), fp32, atol=0.03)
+
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    loaded = load_model(ModelConfig(name=str(tmp_path / "m"), device="cpu", quantize="int8"))
+    assert "SmoothQuant + int8" in loaded.source
+    assert "Int8" in type(loaded.model.model.layers[0].self_attn.q_proj.weight).__name__
+    np.testing.assert_allclose(YesNoScorer(loaded.model, answer).score(prompts), fp32, atol=0.03)
