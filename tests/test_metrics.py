@@ -516,3 +516,35 @@ def test_ranking_report_errors():
         ranking_report([[0.1]], [[1]], ks=())
     with pytest.raises(MetricInputError, match="k must be >= 1"):
         ranking_report([[0.1]], [[1]], ks=(3, 0))
+
+
+def test_bootstrap_interval_is_seeded_and_close_to_the_analytic_width():
+    from llmrec.metrics import auc, bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 2000)
+    s = y * 0.8 + rng.normal(size=2000)
+    a = auc(y, s)
+    lo, hi = bootstrap_ci(auc, y, s, n_boot=400, seed=1)
+    assert (lo, hi) == bootstrap_ci(auc, y, s, n_boot=400, seed=1)
+    assert lo < a < hi
+    # Hanley & McNeil (1982) standard error of the AUC
+    n1, n0 = y.sum(), (1 - y).sum()
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
+    assert 0.8 < (hi - lo) / (2 * 1.96 * se) < 1.25
+
+
+def test_bootstrap_by_group_is_wider_for_correlated_samples():
+    from llmrec.metrics import bootstrap_ci, log_loss
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(20), 50)
+    bias = rng.normal(scale=2.0, size=20)[users]  # samples of one user move together
+    y = (rng.random(1000) < 0.5).astype(int)
+    p = 1 / (1 + np.exp(-(bias + (2 * y - 1) * 0.5)))
+    rows = bootstrap_ci(log_loss, y, p, n_boot=300)
+    grouped = bootstrap_ci(log_loss, y, p, n_boot=300, groups=users)
+    assert grouped[1] - grouped[0] > 1.5 * (rows[1] - rows[0])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ci(log_loss, y, p, level=1.5)

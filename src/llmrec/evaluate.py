@@ -30,7 +30,15 @@ from llmrec.llm import (
     load_model,
     make_scorer,
 )
-from llmrec.metrics import ctr_report, ranking_report
+from llmrec.metrics import (
+    accuracy,
+    auc,
+    bootstrap_ci,
+    ctr_report,
+    log_loss,
+    ranking_per_list,
+    ranking_report,
+)
 from llmrec.prompts.settings import PromptSettings
 from llmrec.runs import RunDir
 
@@ -191,6 +199,8 @@ def _finish(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str
         scores = preds["score"].to_numpy().reshape(len(rows), width)
         labels = preds["label"].to_numpy().reshape(len(rows), width)
         metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
+        per_list = ranking_per_list(scores, labels, ks=(3, 10), metrics=("recall", "mrr", "ndcg"))
+        intervals = {key: bootstrap_ci(np.mean, rows) for key, rows in per_list.items()}
         pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
         plots = rank_plot(pos_rank, width, run.path / "plots", title)
     else:
@@ -198,8 +208,11 @@ def _finish(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str
                               "item": [r.get("item") for r in rows], "label": [int(r["label"]) for r in rows],
                               "score": [done[str(r["sample_id"])]["score"] for r in rows]})
         metrics = ctr_report(preds["label"].to_numpy(), preds["score"].to_numpy())
+        intervals = {name: bootstrap_ci(fn, preds["label"].to_numpy(), preds["score"].to_numpy())
+                     for name, fn in (("auc", auc), ("logloss", log_loss), ("acc", accuracy))}
         metrics["positive_rate"] = float(preds["label"].mean())
         metrics["mean_score"] = float(preds["score"].mean())
         plots = ctr_plots(preds["label"].to_numpy(), preds["score"].to_numpy(), run.path / "plots", title)
     write_parquet(run.path / "predictions.parquet", preds)
+    metrics["ci95"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in intervals.items()}
     return metrics, plots

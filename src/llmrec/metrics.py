@@ -43,6 +43,8 @@ __all__ = [
     "log_loss",
     "accuracy",
     "ctr_report",
+    "bootstrap_ci",
+    "ranking_per_list",
     "recall_at_k",
     "mrr_at_k",
     "ndcg_at_k",
@@ -311,6 +313,53 @@ def ctr_report(
     return report
 
 
+def bootstrap_ci(
+    metric, *arrays: ArrayLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0, groups: ArrayLike | None = None
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(*arrays)``: resample rows with replacement.
+
+    ``groups`` (e.g. users) resamples whole groups instead of rows, for samples that are not
+    independent. Resamples where the metric is undefined (one class only) are skipped. The
+    same ``seed`` gives the same interval.
+
+    >>> lo, hi = bootstrap_ci(auc, [0, 1] * 50, [0.4, 0.6] * 50, n_boot=200)
+    >>> (lo, hi)   # a perfect ranking stays perfect in every resample
+    (1.0, 1.0)
+    >>> lo, hi = bootstrap_ci(auc, [0, 0, 1, 1] * 25, [0.1, 0.4, 0.35, 0.8] * 25, n_boot=500)
+    >>> lo < 0.75 < hi
+    True
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    cols = [np.asarray(a) for a in arrays]
+    n = len(cols[0])
+    if any(len(c) != n for c in cols):
+        raise ValueError("bootstrap_ci: arrays of different lengths")
+    rng = np.random.default_rng(seed)
+    if groups is not None:
+        codes, index = np.unique(np.asarray(groups), return_inverse=True)
+        members = [np.flatnonzero(index == g) for g in range(len(codes))]
+    values = []
+    for _ in range(n_boot):
+        if groups is None:
+            idx = rng.integers(0, n, size=n)
+        else:
+            idx = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                v = float(metric(*[c[idx] for c in cols]))
+        except UndefinedMetricError:
+            continue
+        if np.isfinite(v):
+            values.append(v)
+    if not values:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------- ranking
 #
 # For every positive we need g (candidates with a strictly greater score) and t (size
@@ -420,14 +469,21 @@ def _hit_rows(ch: _Chunk, k: int) -> NDArray[np.float64]:
 _METRICS = ("recall", "mrr", "ndcg", "hit")
 
 
-def _ranking_means(
-    scores: ArrayLike, labels: ArrayLike, ks: Sequence[int], metrics: Sequence[str]
-) -> dict[str, float]:
+def ranking_per_list(
+    scores: ArrayLike, labels: ArrayLike, ks: Sequence[int] = (3,), metrics: Sequence[str] = ("recall", "mrr", "ndcg")
+) -> dict[str, NDArray[np.float64]]:
+    """Each list's own value of every ``metric@k`` (the ranking metrics are their means).
+
+    For intervals: a bootstrap of the mean of these values is a bootstrap of the metric.
+
+    >>> ranking_per_list([[0.9, 0.5, 0.7], [0.1, 0.8, 0.2]], [[0, 1, 0], [0, 1, 0]], ks=(1,), metrics=("recall",))
+    {'recall@1': array([0., 1.])}
+    """
     s, pos = _ranking_inputs(scores, labels)
     ks = list(dict.fromkeys(_check_k(k) for k in ks))
     n, c = s.shape
     d = _cum_discounts(c)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in metrics}
+    out = {f"{m}@{k}": np.empty(n, dtype=np.float64) for k in ks for m in metrics}
     step = max(1, _CHUNK_ELEMENTS // c)
     for lo in range(0, n, step):
         ch = _Chunk(s[lo : lo + step], pos[lo : lo + step])
@@ -440,10 +496,18 @@ def _ranking_means(
                     rows = _first_position_rows(ch, kk, reciprocal=True)
                 elif m == "ndcg":
                     rows = _ndcg_rows(ch, kk, d)
-                else:
+                elif m == "hit":
                     rows = _hit_rows(ch, kk)
-                sums[f"{m}@{k}"] += float(rows.sum())
-    return {key: total / n for key, total in sums.items()}
+                else:
+                    raise MetricInputError(f"unknown ranking metric {m!r} (recall, mrr, ndcg, hit)")
+                out[f"{m}@{k}"][lo : lo + ch.n_rows] = rows
+    return out
+
+
+def _ranking_means(
+    scores: ArrayLike, labels: ArrayLike, ks: Sequence[int], metrics: Sequence[str]
+) -> dict[str, float]:
+    return {key: float(rows.mean()) for key, rows in ranking_per_list(scores, labels, ks, metrics).items()}
 
 
 def recall_at_k(scores: ArrayLike, labels: ArrayLike, k: int) -> float:

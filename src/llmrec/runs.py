@@ -160,7 +160,8 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def compare_table(paths: list[str] | tuple[str, ...]) -> str:
-    """A plain-text table of the metrics of several run folders (seeds folders: mean ± std).
+    """A plain-text table of the metrics of several run folders: value [95% bootstrap interval] for
+    one run, mean ± std over seeds for a ``--seeds`` folder.
 
     Every folder is checked first; a folder without results gives one error naming it.
     """
@@ -173,6 +174,7 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     rows = [header]
     for p, res in results:
         m, sd = res["metrics"], res.get("metrics_std", {})
+        ci = m.get("ci95") if isinstance(m.get("ci95"), dict) else {}
         where = "/".join(str(res.get(k, "?")) for k in ("dataset", "protocol", "split"))
         prompts = (res.get("run") or {}).get("prompts", "-")
         seeds = f" ({len(res['seeds'])} seeds)" if isinstance(res.get("seeds"), list) else ""
@@ -180,7 +182,8 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
         for k in keys:
             v = m.get(k)
             if isinstance(v, float):
-                cells.append(f"{v:.4f}" + (f" ± {sd[k]:.4f}" if k in sd else ""))
+                interval = f" [{ci[k][0]:.4f}, {ci[k][1]:.4f}]" if k in ci and len(ci[k]) == 2 else ""
+                cells.append(f"{v:.4f}" + (f" ± {sd[k]:.4f}" if k in sd else "") + interval)
             else:
                 cells.append("-" if v is None else str(v))
         rows.append([Path(p).name + seeds, where, str(prompts), *cells])
