@@ -266,7 +266,8 @@ def test_unknown_hub_id_offline_fails_fast(tmp_path, tallrec_dir):
     code, out = run("evaluate", "--data", str(tallrec_dir), "--model", "no-such-org/no-such-model", "--device", "cpu",
                     "--run-dir", str(tmp_path / "r"), "--limit", "8", env={"HF_HUB_OFFLINE": "1"})
     assert time.perf_counter() - t0 < 20
-    assert_clean_failure(code, out, "no-such-org/no-such-model")
+    assert_clean_failure(code, out, "no-such-org/no-such-model", "offline")
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"dataset": "x"}', "[]"])

@@ -14,7 +14,11 @@ from llmrec.errors import LlmrecError
 EXIT_INTERRUPTED = 130
 
 
-def debug_enabled() -> bool:
+def debug_enabled(ctx: click.Context | None = None) -> bool:
+    """``--debug`` on the command line (this invocation only) or ``LLMREC_DEBUG=1``."""
+    root = (ctx or click.get_current_context(silent=True))
+    if root is not None and root.find_root().params.get("debug"):
+        return True
     return os.environ.get("LLMREC_DEBUG", "").lower() in ("1", "true", "yes", "on")
 
 
@@ -53,20 +57,20 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
-            if debug_enabled():
+            if debug_enabled(ctx):
                 raise
             click.echo("\ninterrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except LlmrecError as exc:
-            if debug_enabled():
+            if debug_enabled(ctx):
                 raise
             raise click.ClickException(str(exc)) from None
         except MemoryError:
-            if debug_enabled():
+            if debug_enabled(ctx):
                 raise
             raise click.ClickException("out of memory; lower the batch size or the data size") from None
         except (OSError, RuntimeError, ValueError, ImportError) as exc:
-            if debug_enabled():
+            if debug_enabled(ctx):
                 raise
             raise click.ClickException(f"{type(exc).__name__}: {_one_line(exc)} (LLMREC_DEBUG=1 shows the traceback)") \
                 from None
@@ -80,9 +84,7 @@ def main(debug: bool) -> None:
 
     Start with `llmrec data prepare ml-1m --protocol rella`.
     """
-    if debug:
-        os.environ["LLMREC_DEBUG"] = "1"
-    if not debug_enabled():
+    if not debug and not debug_enabled():
         quiet_third_party()
 
 

@@ -95,7 +95,23 @@ def check_model_name(config: ModelConfig) -> Path | None:
         (".bin", ".safetensors", ".pt"))
     if looks_like_path:
         raise ModelError(f"{config.name}: model not found (no such file or folder)")
+    if not hub_reachable() and not _in_hub_cache(config.name, config.revision):
+        raise ModelError(f"{config.name}: not a local file or folder, not in the local Hugging Face cache, and the "
+                         "hub is unreachable (offline); pass a local path or a .gguf file")
     return None
+
+
+def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+    """Whether a hub model's config is in the local Hugging Face cache (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return True
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", revision=revision)
+    except Exception:  # noqa: BLE001 - a malformed id: let the real load report it
+        return True
+    return isinstance(found, str)
 
 
 def load_transformers(config: ModelConfig) -> LoadedModel:
