@@ -326,3 +326,37 @@ def test_argument_errors_come_before_heavy_imports():
     assert "ERR" in proc.stdout and "no/such/folder" in proc.stdout, proc.stdout + proc.stderr
     assert "HEAVY []" in proc.stdout, proc.stdout
     assert "torchao" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------- the run commands, working
+
+
+def test_evaluate_compare_and_suite_through_the_cli(tmp_path, tallrec_dir, model_dir):
+    common = ["--data", str(tallrec_dir), "--model", str(model_dir), "--device", "cpu", "--limit", "40"]
+    code, out = run("evaluate", *common, "--run-dir", str(tmp_path / "a"))
+    assert code == 0, out
+    code, out = run("evaluate", *common, "--run-dir", str(tmp_path / "b"), "--set", "history_k=2")
+    assert code == 0, out
+    code, out = run("compare", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:3] == ["run", "data", "prompts"] and len(lines) == 3
+    assert "[" in lines[1] and "ml-1m/tallrec/test" in lines[1]  # value [95% interval]
+
+    (tmp_path / "row.yaml").write_text(f"data: {tallrec_dir}\nmodel: {{name: {model_dir}, device: cpu}}\nlimit: 20\n")
+    (tmp_path / "suite.yaml").write_text("name: s\nmetrics: [auc, logloss]\nrows:\n  - {name: zero, evaluate: row.yaml}\n"
+                                         "  - {name: short, evaluate: row.yaml, set: [history_k=1]}\n")
+    code, out = run("suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "s"))
+    assert code == 0, out
+    table = (tmp_path / "s" / "table.md").read_text()
+    assert "| zero | 1 |" in table and "| short | 1 |" in table
+    code, again = run("suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "s"))  # finished: nothing reruns
+    assert code == 0 and "is finished" in again
+
+
+def test_bench_data_through_the_cli(tmp_path, ml1m_zip):
+    code, out = run("bench", "data", "--dataset", "ml-1m", "--protocol", "rella", "--path", str(ml1m_zip),
+                    "-o", str(tmp_path / "b.json"))
+    assert code == 0, out
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["prepare"] and result["metrics"]
