@@ -12,6 +12,7 @@ it (float16 otherwise). A device that is not there fails at once, before any con
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -63,12 +64,17 @@ def resolve_dtype(dtype: str, device) -> Any:
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """Whether the model hub answers (False at once when offline mode is set)."""
+    """Whether the model hub answers (False at once when offline mode is set); asked once per process."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     endpoint = os.environ.get("HF_ENDPOINT", "")
     if endpoint:
         host = endpoint.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return _connects(host, timeout)
+
+
+@functools.lru_cache(maxsize=8)
+def _connects(host: str, timeout: float) -> bool:
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
