@@ -360,3 +360,16 @@ def test_bench_data_through_the_cli(tmp_path, ml1m_zip):
     assert code == 0, out
     result = json.loads((tmp_path / "b.json").read_text())
     assert result["prepare"] and result["metrics"]
+
+
+def test_hidden_files_are_the_users_too(tmp_path, ml1m_zip, tallrec_dir):
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    code, out = run("data", "prepare", "ml-1m", "-p", "tallrec", "--path", str(ml1m_zip), "-o", str(repo))
+    assert_clean_failure(code, out, ".git")
+    assert (repo / ".git").is_dir()
+    (tallrec_dir / ".env").write_text("SECRET=1")  # a prepared folder with a file we did not write
+    code, out = run("data", "prepare", "ml-1m", "-p", "tallrec", "--path", str(ml1m_zip), "-o", str(tallrec_dir),
+                    "--overwrite")
+    assert_clean_failure(code, out, ".env")
+    assert (tallrec_dir / ".env").exists()

@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -117,6 +118,18 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_LEFTOVER = re.compile(r"\..+\.(tmp|old-\d+)")
+
+
+def is_leftover(name: str) -> bool:
+    """A temporary name of :func:`atomic_path` / :func:`atomic_directory` (left by a kill -9).
+
+    >>> is_leftover(".train.parquet.k2j1.tmp"), is_leftover(".git"), is_leftover("notes.txt")
+    (True, False, False)
+    """
+    return bool(_LEFTOVER.fullmatch(name))
+
+
 def check_output_dir(path: str | Path, *, owned: Callable[[Path], str | None], overwrite: bool = False,
                      what: str = "output folder", sources: Iterable[str | Path] = ()) -> None:
     """Refuse to write a folder over anything that is not ours; call before any work starts.
@@ -157,7 +170,7 @@ def check_output_dir(path: str | Path, *, owned: Callable[[Path], str | None], o
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: cannot write in {parent} (permission denied); choose another {what}")
     if path.is_dir():
-        entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        entries = sorted(p.name for p in path.iterdir() if not is_leftover(p.name))  # .git counts: never ours
         if not entries:
             return
         whose = owned(path)

@@ -25,7 +25,15 @@ import pyarrow.parquet as pq
 
 from llmrec.data.stats import format_stats, prepared_stats
 from llmrec.errors import ConfigError, DataError
-from llmrec.io import atomic_directory, check_output_dir, file_sha256, write_json, write_parquet, write_text
+from llmrec.io import (
+    atomic_directory,
+    check_output_dir,
+    file_sha256,
+    is_leftover,
+    write_json,
+    write_parquet,
+    write_text,
+)
 
 OWN_FILES = ("meta.json", "stats.json", "stats.txt")
 
@@ -41,7 +49,7 @@ def prepared_kind(directory: Path) -> tuple[str, str] | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     for p in directory.iterdir():
-        if p.name.startswith("."):
+        if is_leftover(p.name):
             continue
         if not (p.is_file() and (p.suffix == ".parquet" or p.name in OWN_FILES or p.suffix == ".json")):
             return None

@@ -33,7 +33,7 @@ import pandas as pd
 
 from llmrec.data.columns import isin
 from llmrec.errors import DataError
-from llmrec.io import atomic_directory, check_output_dir, write_json, write_parquet
+from llmrec.io import atomic_directory, check_output_dir, is_leftover, write_json, write_parquet
 
 TimestampKind = Literal["unix", "order", "none"]
 
@@ -89,7 +89,7 @@ def _schema_kind(directory: Path) -> str | None:
     if name is None:
         return None
     ours = {"interactions.parquet", "items.parquet", "users.parquet", "meta.json"}
-    return name if all(p.name in ours or p.name.startswith(".") for p in directory.iterdir()) else None
+    return name if all(p.name in ours or is_leftover(p.name) for p in directory.iterdir()) else None
 
 
 def check_schema_target(directory: str | Path, name: str, overwrite: bool = False, sources=()) -> None:
