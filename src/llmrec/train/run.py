@@ -118,8 +118,10 @@ def _rows(table, renderer: PromptRenderer, indices) -> list[dict]:
     return table.select(cols).take(list(map(int, indices))).to_pylist()
 
 
-def check_train(config: TrainConfig) -> tuple[PreparedData, Any, dict[str, str]]:
-    """Every cheap check, before the run folder exists; returns the data, the split, the data hashes."""
+def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedData, Any, dict[str, str]]:
+    """Every cheap check, before the run folder exists; returns the data, the split, the data hashes.
+
+    ``model=False`` skips the model checks (the caller brings a loaded model)."""
     prepared = PreparedData.load(config.data)
     table = prepared.split(config.split)
     if get_protocol(prepared.protocol).kind == "ranking":
@@ -139,7 +141,8 @@ def check_train(config: TrainConfig) -> tuple[PreparedData, Any, dict[str, str]]
     if config.instruction.data:
         read_instruction_file(config.instruction.data)
     config.check_template()
-    check_model(config.model, train=True)
+    if model:
+        check_model(config.model, train=True)
     return prepared, table, hashes
 
 
@@ -150,7 +153,7 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     Everything cheap (data, splits, shot count, template, model, device) is checked before the
     run folder is created, so a run that fails these checks leaves nothing behind.
     """
-    prepared, table, hashes = check_train(config)
+    prepared, table, hashes = check_train(config, model=loaded is None)
     n = config.train_samples or table.num_rows
     run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset,
                                                                                       prepared.protocol, str(n)),
@@ -328,7 +331,7 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int], loader: Callable[[], 
                                                                       str(config.train_samples or "all")))
     configs = [config.model_copy(update={"seed": s, "run_dir": str(base / f"seed-{s}")}) for s in seeds]
     for cfg in configs:
-        check_train(cfg)
+        check_train(cfg, model=loader is None)
     results = [train(cfg, loaded=loader() if loader else None, **kwargs)[1] for cfg in configs]
     stats = summarize_seeds(results) if results[0]["metrics"] else {}
     summary = {"dataset": results[0]["dataset"], "protocol": results[0]["protocol"],
