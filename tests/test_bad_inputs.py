@@ -373,3 +373,19 @@ def test_hidden_files_are_the_users_too(tmp_path, ml1m_zip, tallrec_dir):
                     "--overwrite")
     assert_clean_failure(code, out, ".env")
     assert (tallrec_dir / ".env").exists()
+
+
+def test_ctrl_c_inside_the_csv_parser_is_not_a_corrupt_file(monkeypatch):
+    import pandas as pd
+
+    from llmrec.data.loaders import movielens
+
+    def interrupted_parse(*a, **k):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise pd.errors.ParserError("Error tokenizing data") from None  # what the C parser surfaces
+
+    monkeypatch.setattr(movielens.pd, "read_csv", interrupted_parse)
+    with pytest.raises(KeyboardInterrupt):
+        movielens.read_delimited(b"1\t2\t3\t4\n", sep="\t", names=["a", "b", "c", "d"], where="u.data")
