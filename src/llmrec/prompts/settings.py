@@ -22,10 +22,6 @@ class PromptSettings(BaseModel):
     max_prompt_tokens: int | None = Field(1024, ge=16, description="token budget; oldest history dropped first")
     chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
 
-    def prompt_settings(self) -> PromptSettings:
-        """Just the prompt fields (of a config that inherits them)."""
-        return PromptSettings(**{k: getattr(self, k) for k in PromptSettings.model_fields})
-
     def renderer(self, prepared, tokenizer, split: str, max_context: int | None = None, *, template: str | None = None):
         """A :class:`~llmrec.prompts.build.PromptRenderer` for ``split`` of ``prepared`` with these settings."""
         from llmrec.prompts.build import PromptRenderer
