@@ -77,4 +77,4 @@ def test_every_buildable_protocol_has_a_conformance_class():
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed")
 def test_backend_check_passes_when_installed():
-    BACKENDS["llama.cpp"].check()
+    BACKENDS["llama.cpp"].check(None)

@@ -56,24 +56,19 @@ class Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, LlmrecError, MemoryError, OSError, RuntimeError, ValueError, ImportError) as exc:
             if debug_enabled(ctx):
                 raise
-            click.echo("\ninterrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        except LlmrecError as exc:
-            if debug_enabled(ctx):
-                raise
-            raise click.ClickException(str(exc)) from None
-        except MemoryError:
-            if debug_enabled(ctx):
-                raise
-            raise click.ClickException("out of memory; lower the batch size or the data size") from None
-        except (OSError, RuntimeError, ValueError, ImportError) as exc:
-            if debug_enabled(ctx):
-                raise
-            raise click.ClickException(f"{type(exc).__name__}: {_one_line(exc)} (LLMREC_DEBUG=1 shows the traceback)") \
-                from None
+            if isinstance(exc, KeyboardInterrupt):
+                click.echo("\ninterrupted", err=True)
+                ctx.exit(EXIT_INTERRUPTED)
+            if isinstance(exc, LlmrecError):
+                message = str(exc)
+            elif isinstance(exc, MemoryError):
+                message = "out of memory; lower the batch size or the data size"
+            else:
+                message = f"{type(exc).__name__}: {_one_line(exc)} (LLMREC_DEBUG=1 shows the traceback)"
+            raise click.ClickException(message) from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

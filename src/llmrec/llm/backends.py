@@ -7,15 +7,15 @@
 
 from __future__ import annotations
 
-from llmrec.llm.hf import load_transformers
-from llmrec.llm.llamacpp import LlamaCppScorer, check_installed, load_llamacpp
+from llmrec.llm.hf import check_transformers, load_transformers
+from llmrec.llm.llamacpp import LlamaCppScorer, check_llamacpp, load_llamacpp
 from llmrec.llm.registry import Backend, register_backend
 from llmrec.llm.scoring import YesNoScorer
 
 TRANSFORMERS = register_backend(Backend(
     "transformers", load=load_transformers, scorer=YesNoScorer.for_loaded,
-    description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True))
+    description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True, check=check_transformers))
 LLAMACPP = register_backend(Backend(
     "llama.cpp", load=load_llamacpp, scorer=LlamaCppScorer.for_loaded,
     description="llama.cpp (GGUF weights run directly; pip install 'llmrec[llamacpp]')",
-    check=check_installed))
+    check=check_llamacpp))

@@ -120,6 +120,12 @@ def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
     return isinstance(found, str)
 
 
+def check_transformers(config: ModelConfig) -> None:
+    """The transformers backend's cheap checks: the device is here, the model file/folder exists."""
+    resolve_device(config.device)
+    check_model_name(config)
+
+
 def load_transformers(config: ModelConfig) -> LoadedModel:
     """Load model and tokenizer as :class:`ModelConfig` describes (see the module docstring)."""
     device = resolve_device(config.device)

@@ -74,6 +74,13 @@ def load_llamacpp(config: ModelConfig) -> LoadedModel:
                        backend="llama.cpp")
 
 
+def check_llamacpp(config: ModelConfig | None = None) -> None:
+    """The llama.cpp backend's cheap checks: llama-cpp-python is installed, the model is a GGUF file."""
+    check_installed()
+    if config is not None and locate_gguf(config.name, config.gguf_file) is None:
+        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+
+
 def check_installed() -> None:
     """ModelError when llama-cpp-python is missing."""
     import importlib.util

@@ -27,8 +27,6 @@ def check_model(config: ModelConfig, adapter: str | Path | None = None, *, train
     device is on this machine, and a local model file/folder and the adapter exist.
     """
     backend = get_backend(config.backend)
-    if backend.check:
-        backend.check()
     if train and not backend.trainable:
         raise ConfigError(f"model.backend: training needs a trainable backend ({_able('trainable')}), "
                           f"not {backend.name!r}")
@@ -41,15 +39,8 @@ def check_model(config: ModelConfig, adapter: str | Path | None = None, *, train
         if not backend.adapters:
             raise ConfigError(f"adapters need a backend that takes them ({_able('adapters')}), not {backend.name!r}")
         check_adapter(adapter)
-    if backend.name == "transformers":
-        from llmrec.llm.hf import check_model_name, resolve_device
-
-        resolve_device(config.device)
-        check_model_name(config)
-    else:
-        from llmrec.llm.gguf import locate_gguf
-
-        locate_gguf(config.name, config.gguf_file)
+    if backend.check:
+        backend.check(config)  # the backend's own cheap checks: installed, device, model file
     return backend
 
 

@@ -34,7 +34,7 @@ class Backend:
     trainable: bool = False  # LoRA training (llmrec train)
     adapters: bool = False  # a trained LoRA adapter can be applied at scoring time
     int8: bool = False  # model.quantize=int8
-    check: Callable[[], None] | None = None  # raises when the backend's extra is not installed
+    check: Callable[[Any], None] | None = None  # ModelConfig -> raises: extra not installed, no device, no model file
 
 
 BACKENDS: dict[str, Backend] = {}
