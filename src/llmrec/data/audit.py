@@ -3,7 +3,9 @@
 Checks, each reported with counts (vectorized: no Python loop per sample):
 
 * ``history_matches_chronology``: every history list is the stretch of the user's full
-  chronology (``sequences.parquet``) that ends right before the target;
+  chronology (``sequences.parquet``) that ends right before the target; for a retrieved
+  folder (``llmrec retrieve``: ``history_positions``), every history item sits at its
+  position of the chronology, before the target, positions ascending;
 * ``history_before_target``: every history item is not later than its target (equal
   timestamps are reported as ties, not failures: MovieLens rates many items in one second);
 * ``split_periods`` (protocols split by time): no sample of a split uses an interaction from a
@@ -95,10 +97,20 @@ def _history_checks(prepared: PreparedData) -> list[dict[str, Any]]:
         # the target sits at position history_end of the user's chronology
         inside = end < lengths[code]
         targets_off += int((~inside).sum()) + int((items[(starts[code] + end)[inside]] != target[inside]).sum())
-        flat, _ = concat_ranges(starts[code] + end - hist_len, hist_len)
-        got = _codes(pc.list_flatten(hist), vocab)
         per_row = np.repeat(np.arange(len(code)), hist_len)
-        wrong = got != items[flat]
+        got = _codes(pc.list_flatten(hist), vocab)
+        if "history_positions" in t.column_names:  # retrieved: any earlier items, in chronological order
+            pos = pc.list_flatten(t["history_positions"].filter(pa.array(ok))).to_numpy(zero_copy_only=False)
+            pos = pos.astype(np.int64)
+            flat = np.clip(starts[code][per_row] + pos, 0, max(len(items) - 1, 0))
+            ascending = np.ones(len(pos), dtype=bool)
+            same_row = per_row[1:] == per_row[:-1]
+            ascending[1:][same_row] = pos[1:][same_row] > pos[:-1][same_row]
+            wrong = (pos >= end[per_row]) | (pos < 0) | ~ascending
+            wrong |= got != items[flat]
+        else:
+            flat, _ = concat_ranges(starts[code] + end - hist_len, hist_len)
+            wrong = got != items[flat]
         mismatched += int(np.unique(per_row[wrong]).size)
         hts = stamps[flat]
         tts = target_ts[per_row]

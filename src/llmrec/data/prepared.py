@@ -80,6 +80,7 @@ class PreparedData:
     sequences: pa.Table | None
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> JSON written beside the data
     _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -113,6 +114,8 @@ class PreparedData:
                 write_parquet(tmp / "sequences.parquet", self.sequences)
             write_json(tmp / "stats.json", stats)
             write_text(tmp / "stats.txt", format_stats(stats) + "\n")
+            for name, record in self.provenance.items():  # e.g. retrieval.json of a SUBR folder
+                write_json(tmp / name, record)
             write_json(
                 tmp / "meta.json",
                 {
@@ -123,7 +126,7 @@ class PreparedData:
                     "config": self.config,
                     "notes": self.notes,
                     "files": {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix in (".parquet", ".txt")
-                              or p.name == "stats.json"},
+                              or p.name == "stats.json" or p.name in self.provenance},
                 },
             )
         return Path(directory)

@@ -90,13 +90,32 @@ class PromptData:
         return {"user": self.user(user_id), "target": self.item(target_id), "summary": summary,
                 "domain": self.domain, "domain_plural": self.domain_plural}
 
-    def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None) -> list[dict[str, Any]]:
-        """The ``k`` most recent history items (all when ``k`` is None), oldest first."""
+    def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None,
+                similarity: Iterable[float] | None = None) -> tuple[list[dict[str, Any]], list[int] | None]:
+        """The history shown in a prompt (oldest first) and the order to drop its items in.
+
+        Without ``similarity``: the ``k`` most recent items (all when ``k`` is None), dropped
+        oldest first. With it (a retrieved history): the ``k`` most similar, dropped least
+        similar first (the older first among equals).
+
+        >>> texts = PromptData({"a": {"title": "A"}, "b": {"title": "B"}, "c": {"title": "C"}}, {}, "ml-1m")
+        >>> hist, drop = texts.history(["a", "b", "c"], None, 2, similarity=[0.9, 0.1, 0.5])
+        >>> [h["title"] for h in hist], drop
+        (['A', 'C'], [1, 0])
+        """
         items = list(items)
         ratings = list(ratings) if ratings is not None else [None] * len(items)
-        if k is not None:
-            items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
-        return [self.item(i, r) for i, r in zip(items, ratings)]
+        if similarity is None:
+            if k is not None:
+                items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
+            return [self.item(i, r) for i, r in zip(items, ratings)], None
+        sims = list(similarity)
+        drop = sorted(range(len(items)), key=lambda i: (sims[i], i))  # least similar first, then the older
+        if k is not None and k < len(items):
+            keep = sorted(drop[len(items) - k :])
+            items, ratings, sims = [items[i] for i in keep], [ratings[i] for i in keep], [sims[i] for i in keep]
+            drop = sorted(range(len(items)), key=lambda i: (sims[i], i))
+        return [self.item(i, r) for i, r in zip(items, ratings)], drop
 
 
 def render_ctr(
@@ -111,9 +130,10 @@ def render_ctr(
     """One prompt per CTR sample (``item`` is the target)."""
     out = []
     for row in rows:
-        hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
+        hist, drop = texts.history(row["history_items"], row.get("history_ratings"), history_k,
+                                   row.get("history_similarity"))
         out.append(template.render(tokenizer, texts.variables(row["user"], row["item"]), hist, max_tokens, chat,
-                                   where=f"sample {row['sample_id']}"))
+                                   where=f"sample {row['sample_id']}", drop_order=drop))
     return out
 
 
@@ -134,7 +154,7 @@ def render_ranking(
     """
     out = []
     for row in rows:
-        hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
+        hist, _ = texts.history(row["history_items"], row.get("history_ratings"), history_k)
         summary = (summaries or {}).get(row["user"])
         cands = list(row["candidates"])
         longest = max(cands, key=lambda c: len(texts.item(c)["title"]))
@@ -189,7 +209,9 @@ class PromptRenderer:
         if kind != "instruction":
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
                                            prepared.config.get("label_threshold"))
-        k = history_k if history_k is not None else default_history_k(prepared.protocol)
+        k = history_k
+        if k is None and "retrieval" not in prepared.config:  # a retrieved folder shows its K items by default
+            k = default_history_k(prepared.protocol)
         budget = max_tokens
         if max_context and budget and budget > max_context:
             budget = max_context
@@ -200,7 +222,8 @@ class PromptRenderer:
         """The sample columns this renderer reads."""
         return {"ranking": ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels"),
                 "instruction": ("sample_id", "instruction", "input", "label"),
-                "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings")}[self.kind]
+                "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings",
+                        "history_similarity")}[self.kind]
 
     def render(self, rows: list[dict[str, Any]]) -> list[list[RenderedPrompt]]:
         if self.kind == "ranking":

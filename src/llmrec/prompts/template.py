@@ -9,8 +9,9 @@ plus ``rating``, ``stars``, ``liked`` and ``label``), ``target`` (item dict), ``
 (profile dict), ``summary`` (text or None), ``domain`` / ``domain_plural``. The filter
 ``quote`` wraps text in double quotes.
 
-:meth:`PromptTemplate.render` keeps the prompt within ``max_tokens`` by dropping the oldest
-history items first; the question and the candidate are never cut. With a chat model the
+:meth:`PromptTemplate.render` keeps the prompt within ``max_tokens`` by dropping history items,
+the oldest first, or in a given ``drop_order`` (retrieved histories drop the least similar
+first); the question and the candidate are never cut. With a chat model the
 prompt becomes the user turn of the tokenizer's chat template.
 """
 
@@ -103,11 +104,20 @@ class PromptTemplate:
         max_tokens: int | None = None,
         chat: bool = False,
         where: str = "",
+        drop_order: list[int] | None = None,
     ) -> RenderedPrompt:
-        """Render and tokenize, dropping the oldest history items until within ``max_tokens``."""
+        """Render and tokenize, dropping history items until within ``max_tokens``.
+
+        Items go oldest first, or in ``drop_order`` (indices into ``history``); the kept ones
+        stay in their order.
+        """
 
         def build(n: int) -> RenderedPrompt:
-            kept = history[len(history) - n :] if n else []
+            if drop_order is None:
+                kept = history[len(history) - n :] if n else []
+            else:
+                dropped = set(drop_order[: len(history) - n])
+                kept = [h for i, h in enumerate(history) if i not in dropped]
             ctx, cand = self.render_text(variables, kept)
             ctx_ids, cand_ids, text = encode(tokenizer, ctx, cand, chat)
             return RenderedPrompt(ctx_ids, cand_ids, text, n, len(history))

@@ -1,0 +1,256 @@
+"""SUBR (ReLLa's semantic user behaviour retrieval): encoding cache, the two SUBR paths, the transform."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from llmrec.data.audit import audit_prepared
+from llmrec.data.prepare import PrepareConfig, prepare
+from llmrec.data.prepared import PreparedData
+from llmrec.retrieval import EncoderSettings, RetrievalConfig, encode_items, retrieve, subr_fast, subr_reference
+from llmrec.retrieval.encode import project
+from tests.conftest import random_ratings, write_ml1m_zip
+from tests.test_bad_inputs import assert_clean_failure, run
+from tests.tiny_models import tiny_loaded
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMREC_CACHE", str(tmp_path / "cache"))
+
+
+# ------------------------------------------------------------------ the two SUBR paths
+
+
+def _random_problem(seed: int, n_users: int = 40, n_items: int = 50, dim: int = 6, k: int = 4):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 60, n_users)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    seq_rows = rng.integers(0, n_items, int(lengths.sum()))
+    users = np.repeat(np.arange(n_users), lengths - 1)
+    ends = np.concatenate([np.arange(1, n) for n in lengths])
+    vectors, _ = project(rng.normal(size=(n_items, dim)), None)
+    return seq_rows, starts, users, ends, vectors, k
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("dense_max_items", [0, 10_000])  # per-user blocks, and the items x items matrix
+@pytest.mark.parametrize("block_entries", [1024, 1 << 15])
+def test_fast_subr_equals_the_straightforward_one(seed, dense_max_items, block_entries):
+    problem = _random_problem(seed)
+    ref = subr_reference(*problem)
+    for threads in (1, 2):
+        fast = subr_fast(*problem, dense_max_items=dense_max_items, block_entries=block_entries, threads=threads)
+        assert fast.equals(ref)
+
+
+def test_subr_picks_the_most_similar_items_in_chronological_order():
+    vectors = np.array([[0.6, 0.8], [0.8, 0.6], [1, 0], [0, 1], [0.6, -0.8], [-1, 0]], dtype=np.float32)
+    seq = np.array([3, 0, 5, 1, 4, 2])  # the target (position 5) is item 2; similarities .0 .6 -1 .8 .6
+    for fn in (subr_fast, subr_reference):
+        got = fn(seq, np.array([0]), np.array([0]), np.array([5]), vectors, 3)
+        assert got.positions.tolist() == [1, 3, 4]  # items 0, 1, 4, oldest first
+        np.testing.assert_allclose(got.similarity, [0.6, 0.8, 0.6], atol=1e-3)
+        # items 0 and 4 tie at .6: with K=2 the more recent one is kept
+        got = fn(seq, np.array([0]), np.array([0]), np.array([5]), vectors, 2)
+        assert got.positions.tolist() == [3, 4]
+
+
+def test_k_larger_than_the_history_keeps_everything():
+    problem = list(_random_problem(3, k=100))
+    got = subr_fast(*problem)
+    ends = problem[3]
+    assert np.diff(got.offsets).tolist() == ends.tolist()
+    first = got.positions[got.offsets[0] : got.offsets[1]]
+    assert first.tolist() == list(range(ends[0]))
+
+
+# ------------------------------------------------------------------ the transform on a toy catalogue
+
+
+def _toy_rella(tmp_path, min_history: int = 5):
+    zip_path = write_ml1m_zip(tmp_path / "ml-1m.zip", random_ratings(12, 50, (3, 40), seed=4))
+    out = tmp_path / f"rella-{min_history}"
+    prepare(PrepareConfig(dataset="ml-1m", protocol="rella", path=str(zip_path), out=str(out),
+                          rella={"min_history": min_history}), log=lambda m: None)
+    return out
+
+
+def _angle(item: str) -> float:
+    i = int(item)
+    return (7.0 * i + 0.37 * i * i) % 360  # irregular gaps: no two items tie in similarity to a third
+
+
+def _vector_file(tmp_path, items, drop: str | None = None):
+    """Item i points at angle(i) degrees: the similarity of two items is known from their ids."""
+    ids = [i for i in items if i != drop]
+    angles = np.deg2rad([_angle(i) for i in ids])
+    path = tmp_path / "vectors.parquet"
+    pd.DataFrame({"item": ids, "vector": [[float(np.cos(a)), float(np.sin(a))] for a in angles]}).to_parquet(path)
+    return path
+
+
+def _expected(prepared: PreparedData, split: str, k: int) -> list[list[str]]:
+    """By hand: the k earlier items closest in angle (ties: the more recent), in chronological order."""
+    seqs = {r["user"]: r["items"] for r in prepared.sequences.to_pylist()}
+    out = []
+    for row in prepared.splits[split].to_pylist():
+        earlier = seqs[row["user"]][: row["history_end"]]
+        target = _angle(row["item"])
+        gap = [1 - np.cos(np.deg2rad(target - _angle(i))) for i in earlier]
+        order = sorted(range(len(earlier)), key=lambda p: (round(gap[p], 9), -p))[:k]
+        out.append([earlier[p] for p in sorted(order)])
+    return out
+
+
+@pytest.mark.parametrize("min_history", [5, 1])  # 1: samples with histories shorter than 5
+def test_retrieve_writes_the_k_most_similar_items_per_sample(tmp_path, min_history):
+    data = _toy_rella(tmp_path, min_history)
+    src = PreparedData.load(data)
+    vec = _vector_file(tmp_path, src.items["item"].tolist())
+    out = tmp_path / "subr"
+    cfg = RetrievalConfig(data=str(data), out=str(out), k=6, encoder=EncoderSettings(kind="file", path=str(vec),
+                                                                                     pca_dim=None))
+    path, summary = retrieve(cfg, log=lambda m: None, progress=False)
+    got = PreparedData.load(path)
+    for split in ("train", "valid", "test"):
+        a, b = src.splits[split], got.splits[split]
+        assert a["sample_id"].to_pylist() == b["sample_id"].to_pylist()
+        assert a["label"].to_pylist() == b["label"].to_pylist()
+        assert b["history_items"].to_pylist() == _expected(src, split, 6)
+        assert [len(h) for h in b["history_items"].to_pylist()] == [min(e, 6) for e in a["history_end"].to_pylist()]
+    assert summary["samples_with_fewer_than_k"] > 0
+    assert got.config["retrieval"]["k"] == 6
+    provenance = json.loads((path / "retrieval.json").read_text())
+    assert provenance["source"]["fingerprint"] == src.fingerprint()
+    assert audit_prepared(path)["ok"]
+
+
+def test_audit_catches_a_retrieved_history_that_is_not_in_the_chronology(tmp_path):
+    data = _toy_rella(tmp_path)
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=3,
+                                       encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
+                       log=lambda m: None, progress=False)
+    table = pq.read_table(path / "test.parquet").to_pandas()
+    table.at[0, "history_positions"] = table.at[0, "history_positions"][::-1]  # not chronological any more
+    table.to_parquet(path / "test.parquet")
+    report = audit_prepared(path)
+    assert not report["ok"]
+
+
+def test_items_without_a_vector_fail_with_a_clear_error(tmp_path):
+    data = _toy_rella(tmp_path)
+    items = PreparedData.load(data).items["item"].tolist()
+    seq = PreparedData.load(data).sequences.to_pylist()
+    drop = seq[0]["items"][0]
+    vec = _vector_file(tmp_path, items, drop=drop)
+    code, out = run("retrieve", str(data), "-o", str(tmp_path / "subr"), "--encoder", "file",
+                    "--set", f"encoder.path={vec}", "--pca-dim", "0")
+    assert_clean_failure(code, out, "without a vector", repr(drop))
+    assert not (tmp_path / "subr").exists()
+
+
+def test_retrieve_refuses_bad_inputs(tmp_path):
+    data = _toy_rella(tmp_path)
+    code, out = run("retrieve", str(data), "-o", str(data), "--encoder", "file", "--set", "encoder.path=x.parquet")
+    assert_clean_failure(code, out, "holds the input")  # the input folder is never replaced
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=3,
+                                       encoder=EncoderSettings(kind="file", path=str(vec))),
+                       log=lambda m: None, progress=False)
+    code, out = run("retrieve", str(path), "-o", str(tmp_path / "again"), "--encoder", "file",
+                    "--set", f"encoder.path={vec}")
+    assert_clean_failure(code, out, "already holds retrieved histories")
+    code, out = run("retrieve", str(tmp_path / "nothing"), "-o", str(tmp_path / "o2"))
+    assert_clean_failure(code, out, "meta.json")
+
+
+# ------------------------------------------------------------------ the item encoder and its cache
+
+
+@pytest.fixture
+def tiny_model_folder(tmp_path):
+    loaded = tiny_loaded("llama")
+    folder = tmp_path / "tiny-model"
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _items(n: int = 70) -> pd.DataFrame:
+    return pd.DataFrame({"item": [str(i) for i in range(n)], "title": [f"Movie {i % 9} stars" for i in range(n)],
+                         "genres": ["Comedy" if i % 2 else "Drama" for i in range(n)]})
+
+
+def test_item_encoding_is_cached_and_invalidated_by_text_and_model(tmp_path, tiny_model_folder):
+    settings = EncoderSettings(model={"name": str(tiny_model_folder), "device": "cpu"}, chunk_items=16, batch_size=8)
+    first = encode_items(_items(), settings, progress=False, log=lambda m: None)
+    assert first.vectors.shape == (70, 32) and not first.info["cached"]
+    t0 = time.perf_counter()
+    again = encode_items(_items(), settings, progress=False, log=lambda m: None)
+    assert again.info["cached"] and time.perf_counter() - t0 < 2.0
+    np.testing.assert_array_equal(first.vectors, again.vectors)
+
+    changed = _items()
+    changed.loc[3, "title"] = "Another title"
+    other = encode_items(changed, settings, progress=False, log=lambda m: None)
+    assert not other.info["cached"]
+    assert not np.allclose(other.vectors[3], first.vectors[3])
+    np.testing.assert_allclose(other.vectors[4], first.vectors[4], atol=1e-5)
+
+    new_weights = tiny_loaded("llama", seed=7)  # other weights saved in the same folder
+    new_weights.model.save_pretrained(tiny_model_folder)
+    retrained = encode_items(_items(), settings, progress=False, log=lambda m: None)
+    assert not retrained.info["cached"]
+    assert not np.allclose(retrained.vectors, first.vectors)
+
+
+def test_batched_encoding_equals_one_at_a_time(tmp_path, tiny_model_folder):
+    loaded = tiny_loaded("llama")
+    batched = encode_items(_items(20), EncoderSettings(batch_size=8), loaded=loaded, progress=False)
+    single = encode_items(_items(20), EncoderSettings(batch_size=1, chunk_items=1), loaded=loaded, progress=False)
+    np.testing.assert_allclose(batched.vectors, single.vectors, atol=1e-5)
+
+
+def test_item_encoding_resumes_after_an_interruption(tmp_path, monkeypatch):
+    import llmrec.llm.embed as embed
+
+    loaded = tiny_loaded("llama")
+    settings = EncoderSettings(chunk_items=16, batch_size=8)
+    real = embed.mean_pooled
+    calls = []
+
+    def dies_on_the_third_chunk(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embed, "mean_pooled", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        encode_items(_items(), settings, loaded=loaded, progress=False)
+    monkeypatch.setattr(embed, "mean_pooled", real)
+    logs = []
+    resumed = encode_items(_items(), settings, loaded=loaded, progress=False, log=logs.append)
+    assert any("32 of 70" in m for m in logs)  # two chunks of 16 were kept
+    fresh_settings = EncoderSettings(chunk_items=70, batch_size=8, max_tokens=63)  # another key: encoded anew
+    fresh = encode_items(_items(), fresh_settings, loaded=loaded, progress=False)
+    np.testing.assert_allclose(resumed.vectors, fresh.vectors, atol=1e-5)
+
+
+def test_projection_centres_reduces_and_normalises():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(200, 16)) * 0.1 + 3.0  # one dominant shared direction, like LLM states
+    out, info = project(raw, pca_dim=8)
+    assert out.shape == (200, 8)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-6)
+    assert info["mean_pair_cosine_before"] > 0.9 and abs(info["mean_pair_cosine_after"]) < 0.1
+    same, _ = project(raw, pca_dim=8)
+    np.testing.assert_array_equal(out, same)
