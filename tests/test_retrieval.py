@@ -254,3 +254,66 @@ def test_projection_centres_reduces_and_normalises():
     assert info["mean_pair_cosine_before"] > 0.9 and abs(info["mean_pair_cosine_after"]) < 0.1
     same, _ = project(raw, pca_dim=8)
     np.testing.assert_array_equal(out, same)
+
+
+# ------------------------------------------------------------------ retrieved folders in evaluate and train (ReiT)
+
+
+@pytest.fixture
+def retrieved(tmp_path):
+    data = _toy_rella(tmp_path)
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=8,
+                                       encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
+                       log=lambda m: None, progress=False)
+    return data, path
+
+
+def test_over_budget_prompts_drop_the_least_similar_retrieved_items_first(retrieved):
+    from llmrec.prompts.settings import PromptSettings
+
+    _, path = retrieved
+    prepared = PreparedData.load(path)
+    tok = tiny_loaded().tokenizer
+    row = next(r for r in prepared.splits["test"].to_pylist() if len(r["history_items"]) == 8)
+    full = PromptSettings(max_prompt_tokens=None).renderer(prepared, tok, "test").render([row])[0][0]
+    assert full.history_kept == 8  # a retrieved folder shows its K items by default
+    budget = len(full) - 1
+    cut = PromptSettings(max_prompt_tokens=budget).renderer(prepared, tok, "test").render([row])[0][0]
+    assert cut.history_kept < 8
+    sims = row["history_similarity"]
+    keep = sorted(sorted(range(8), key=lambda i: (sims[i], i))[8 - cut.history_kept :])
+    titles = [prepared.items.set_index("item").loc[row["history_items"][i], "title"] for i in keep]
+    dropped = [prepared.items.set_index("item").loc[row["history_items"][i], "title"] for i in range(8) if i not in keep]
+    for t in titles:
+        assert t in cut.text
+    assert sum(t in cut.text for t in dropped) < len(dropped)
+
+
+def test_evaluate_reads_a_retrieved_folder_and_counts_cut_prompts(tmp_path, retrieved):
+    from llmrec.evaluate import EvaluateConfig, evaluate
+
+    _, path = retrieved
+    cfg = EvaluateConfig(data=str(path), limit=20, max_prompt_tokens=90, run_dir=str(tmp_path / "ev"))
+    _, result = evaluate(cfg, loaded=tiny_loaded(), log=lambda m: None, progress=False)
+    assert result["run"]["history_k"] is None
+    assert result["run"]["prompts_with_history_cut"] > 0
+
+
+def test_reit_trains_on_both_views_of_the_same_samples(tmp_path, retrieved):
+    from llmrec.errors import ConfigError
+    from llmrec.train import TrainConfig, train
+
+    original, subr = retrieved
+    cfg = TrainConfig(data=str(subr), mix_data=[str(original)], train_samples=8, run_dir=str(tmp_path / "reit"),
+                      optim={"max_steps": 1, "batch_size": 8}, selection={"enabled": False}, test={"limit": 10})
+    _, result = train(cfg, loaded=tiny_loaded(), progress=False, log=lambda m: None)
+    assert result["train"]["samples"] == 8 and result["train"]["examples"] == 16
+    assert result["test"]["data"] == str(subr)
+
+    (tmp_path / "other").mkdir()
+    other = _toy_rella(tmp_path / "other", min_history=3)  # other samples: refused before anything runs
+    bad = cfg.model_copy(update={"mix_data": [str(other)], "run_dir": str(tmp_path / "bad")})
+    with pytest.raises(ConfigError, match="same samples"):
+        train(bad, loaded=tiny_loaded(), progress=False, log=lambda m: None)
+    assert not (tmp_path / "bad").exists()

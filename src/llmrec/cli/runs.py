@@ -134,8 +134,24 @@ def suite_cmd(suite_file, out, only, overrides, table_only) -> None:
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-def compare_cmd(runs) -> None:
-    """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds)."""
+@click.option("--paired", is_flag=True, help="Also each run minus the first on their common samples, with a "
+              "bootstrap interval of the difference (runs of the same split, limit and sample_seed).")
+def compare_cmd(runs, paired) -> None:
+    """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds).
+
+    \b
+    Examples:
+      llmrec compare runs/zs-recent10 runs/zs-subr10
+      llmrec compare runs/zs-recent10 runs/zs-subr10 --paired
+    """
     from llmrec.runs import compare_table
 
+    if paired and len(runs) < 2:
+        raise click.UsageError("--paired needs at least two runs")
     click.echo(compare_table(runs))
+    if paired:
+        from llmrec.paired import format_paired, paired_difference
+
+        for other in runs[1:]:
+            click.echo("")
+            click.echo(format_paired(paired_difference(other, runs[0])))

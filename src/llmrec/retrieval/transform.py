@@ -164,13 +164,12 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
     summary = {
         **settings,
         "source": {"folder": str(config.data), "fingerprint": source.fingerprint()},
-        "encoder_key": {k: v for k, v in raw.info.items() if k not in ("cache",)},
+        "encoder_key": {k: v for k, v in raw.info.items() if k not in ("cache", "cached")},
         "projection": projection,
         "samples": int(len(ends)),
         "samples_with_fewer_than_k": int((counts < config.k).sum()),
         "mean_prior_history": round(float(ends.mean()), 1) if len(ends) else 0.0,
         "mean_similarity": round(float(got.similarity.mean()), 4) if len(got.dots) else None,
-        "seconds": {"encode": round(encode_s, 2), "subr": round(subr_s, 2)},
     }
     out = PreparedData(
         dataset=source.dataset, protocol=source.protocol, splits=splits, items=source.items, users=source.users,
@@ -178,7 +177,8 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
         notes=[*source.notes, f"history = the {config.k} earlier items most similar to the target (SUBR), oldest first"],
         provenance={"retrieval.json": summary},
     )
-    path = out.save(config.out, overwrite=config.overwrite, sources=[config.data])
+    path = out.save(config.out, overwrite=config.overwrite, sources=[config.data])  # the same inputs: the same files
+    summary["seconds"] = {"encode": round(encode_s, 2), "subr": round(subr_s, 2), "cached": bool(raw.info.get("cached"))}
     log(f"SUBR K={config.k}: {len(ends):,} samples, {summary['mean_prior_history']} earlier items on average, "
         f"encode {encode_s:.1f} s{' (cached)' if raw.info.get('cached') else ''}, SUBR {subr_s:.1f} s -> {path}")
     return path, summary

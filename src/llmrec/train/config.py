@@ -80,6 +80,9 @@ class TrainConfig(PromptSettings):
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(description="prepared folder (llmrec data prepare / data import-tallrec)")
+    mix_data: list[str] = Field(default_factory=list, description="more views of the same samples (e.g. the "
+                                "folder before llmrec retrieve): the same few-shot rows of each are added, so ReLLa's "
+                                "ReiT is data=<SUBR folder>, mix_data=[<original folder>] (N + N samples)")
     split: str = "train"
     train_samples: int | None = Field(None, ge=1, description="few-shot: a seeded subset of this many samples")
     sample_seed: int | None = Field(None, description="seed of the few-shot draw (default: seed)")

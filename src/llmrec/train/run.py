@@ -130,9 +130,11 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
     if "label" not in table.column_names:
         raise DataError(f"{config.data}/{config.split}: training samples need a 'label' column", field="label")
     _fewshot_indices(table, config)
+    hashes = {"data": prepared.fingerprint()}
+    for i, mix in enumerate(check_mix(config, table)):
+        hashes[f"mix{i}"] = mix.fingerprint()
     if config.selection.enabled:
         prepared.split(config.selection.split)
-    hashes = {"data": prepared.fingerprint()}
     if config.test.enabled:
         test_data = PreparedData.load(config.test.data) if config.test.data else prepared
         test_data.split(config.test.split)
@@ -144,6 +146,22 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
     if model:
         check_model(config.model, train=True)
     return prepared, table, hashes
+
+
+def check_mix(config: TrainConfig, table) -> list[PreparedData]:
+    """The ``mix_data`` folders, each checked to hold the same samples as ``data`` (other views of them)."""
+    out = []
+    for path in config.mix_data:
+        mix = PreparedData.load(path)
+        other = mix.split(config.split)
+        same = (other.num_rows == table.num_rows and "sample_id" in other.column_names
+                and other["sample_id"].equals(table["sample_id"]) and other["label"].equals(table["label"]))
+        if not same:
+            raise ConfigError(f"mix_data: {path}/{config.split} does not hold the same samples as {config.data}/"
+                              f"{config.split} (sample_id and label must match row by row); mix a folder made from "
+                              "the same prepared data, e.g. with llmrec retrieve")
+        out.append(mix)
+    return out
 
 
 def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callable[[str], None] = print,
@@ -173,12 +191,19 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     tok = loaded.tokenizer
     renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
-    rows = _rows(table, renderer, _fewshot_indices(table, config))
+    indices = _fewshot_indices(table, config)
+    rows = _rows(table, renderer, indices)
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
-    log(f"{len(examples)} training samples from {config.data}/{config.split} (positive rate {labels.mean():.3f}, "
-        f"mean {np.mean([len(e.input_ids) for e in examples]):.0f} tokens); answers {answer.yes_text!r}/{answer.no_text!r}")
+    for path, mix in zip(config.mix_data, check_mix(config, table)):  # ReiT: the same samples, another view
+        mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context)
+        examples += ctr_examples(_rows(mix.split(config.split), mix_renderer, indices), mix_renderer, answer,
+                                 config.answer_suffix)
+    sources = " + ".join([config.data, *config.mix_data])
+    log(f"{len(examples)} training examples ({len(rows)} samples from {sources}, split {config.split}; positive rate "
+        f"{labels.mean():.3f}, mean {np.mean([len(e.input_ids) for e in examples]):.0f} tokens); answers "
+        f"{answer.yes_text!r}/{answer.no_text!r}")
 
     model = loaded.model
     bf16 = loaded.device.type == "cuda" and loaded.dtype == torch.bfloat16
@@ -212,7 +237,8 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
 
     result: dict[str, Any] = {
         "dataset": prepared.dataset, "protocol": prepared.protocol, "split": config.split,
-        "train": {"samples": len(examples), "sample_seed": seed, "seed": config.seed, "steps": trainer.state.global_step,
+        "train": {"samples": len(rows), "examples": len(examples), "mix_data": list(config.mix_data),
+                  "sample_seed": seed, "seed": config.seed, "steps": trainer.state.global_step,
                   "epochs": trainer.state.epoch, "train_loss": run_train_loss(trainer.state.log_history),
                   "train_s_this_session": round(train_s, 1), "resumed_from": resume_from,
                   "loss": config.optim.loss, "positive_rate": float(labels.mean()), "model": loaded.source},
