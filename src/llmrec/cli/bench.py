@@ -73,3 +73,21 @@ def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
     from llmrec.bench.training import run
 
     _emit(run(data, model_name, batch_size, steps, tuple(paths), log=echo_err), output)
+
+
+@bench.command("retrieval")
+@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True, help="Item encoder model.")
+@click.option("-k", "k", default=10, show_default=True, help="Retrieved items per sample.")
+@click.option("--encode-items", default=512, show_default=True, help="Items timed for the encoding speed.")
+@click.option("--batch-size", default=32, show_default=True, help="Item texts per forward pass.")
+@click.option("--no-encoding", is_flag=True, help="Skip the encoding figures (SUBR only).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, output) -> None:
+    """Item encoding items/s, and SUBR over every sample: fast vs straightforward (time, peak memory, same output)."""
+    from llmrec.bench.retrieval import run
+    from llmrec.data.prepared import PreparedData
+    from llmrec.retrieval.transform import check_retrievable
+
+    check_retrievable(PreparedData.load(data), data)
+    _emit(run(data, model_name, k, encode_items, batch_size, encoding=not no_encoding, log=echo_err), output)

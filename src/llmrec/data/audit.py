@@ -119,7 +119,7 @@ def _history_checks(prepared: PreparedData) -> list[dict[str, Any]]:
         total += len(flat)
     checks = [
         _check("history_matches_chronology", mismatched == 0 and unknown == 0 and targets_off == 0,
-               f"{mismatched} samples whose history is not the stretch of the chronology before the target; "
+               f"{mismatched} samples whose history does not match the chronology before the target; "
                f"{targets_off} targets not at history_end; {unknown} users missing from sequences.parquet",
                samples_mismatched=mismatched, targets_misplaced=targets_off, unknown_users=unknown),
     ]

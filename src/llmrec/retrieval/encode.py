@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -89,12 +90,9 @@ def _digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None, log: Callable[[str], None] = print,
-                 progress: bool = True) -> ItemVectors:
-    """Raw (un-projected) vectors of every item in ``items``, from the cache when it has them."""
+def cached_items(items: pd.DataFrame, settings: EncoderSettings) -> tuple[ItemVectors | None, dict[str, Any], Path]:
+    """The finished cached encoding of ``items`` (None when there is none), its key and its folder."""
     ids = items["item"].astype(str).tolist()
-    if settings.kind == "file":
-        return _read_vector_file(settings.path, ids)
     texts = item_texts(items, settings.item_template)
     key = cache_key(settings, ids, texts)
     folder = cache_dir() / "embeddings" / _digest(key)
@@ -102,7 +100,21 @@ def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None,
     if done.exists():
         vectors = np.load(done)
         if vectors.shape[0] == len(ids):
-            return ItemVectors(ids, vectors, {**key, "cache": str(folder), "cached": True})
+            return ItemVectors(ids, vectors, {**key, "cache": str(folder), "cached": True}), key, folder
+    return None, key, folder
+
+
+def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None, log: Callable[[str], None] = print,
+                 progress: bool = True) -> ItemVectors:
+    """Raw (un-projected) vectors of every item in ``items``, from the cache when it has them."""
+    ids = items["item"].astype(str).tolist()
+    if settings.kind == "file":
+        return _read_vector_file(settings.path, ids)
+    found, key, folder = cached_items(items, settings)
+    if found is not None:
+        return found
+    texts = item_texts(items, settings.item_template)
+    done = folder / "vectors.npy"
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "key.json", key)
     encode = _llm_encoder(settings, loaded) if settings.kind == "llm" else _st_encoder(settings)

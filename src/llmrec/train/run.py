@@ -196,7 +196,7 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
-    for path, mix in zip(config.mix_data, check_mix(config, table)):  # ReiT: the same samples, another view
+    for mix in check_mix(config, table):  # ReiT: the same samples, another view
         mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context)
         examples += ctr_examples(_rows(mix.split(config.split), mix_renderer, indices), mix_renderer, answer,
                                  config.answer_suffix)
