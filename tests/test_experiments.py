@@ -33,7 +33,8 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
         "paper": {"label": "paper", "scale": 100, "values": {"shots": 60.0}},
         "rows": [{"name": "zero", "evaluate": "zs.yaml"},
                  {"name": "shots", "train": "tr.yaml", "seeds": [0, 1]},
-                 {"name": "transfer", "evaluate": "zs.yaml", "adapters_from": "shots"}]}))
+                 {"name": "transfer", "evaluate": "zs.yaml", "adapters_from": "shots"}],
+        "curves": [{"name": "auc-vs-n", "xlabel": "N", "series": {"tiny": {"zero": 0, "shots": 8}}}]}))
     out = tmp_path / "out"
     logs = []
     table = run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
@@ -43,6 +44,8 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     assert table["rows"]["zero"]["runs"] == 1 and table["rows"]["transfer"]["runs"] == 2
     md = (out / "table.md").read_text()
     assert "| shots | 2 |" in md and "0.6000" in md
+    assert table["curves"] == ["auc-vs-n.png"] and (out / "auc-vs-n.png").stat().st_size > 0
+    assert "![auc-vs-n.png](auc-vs-n.png)" in md
     # finished runs are not run again
     logs.clear()
     run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
@@ -54,6 +57,9 @@ def test_suite_configs_are_validated(tmp_path):
         SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a"}]})
     with pytest.raises(ValueError, match="not an earlier train row"):
         SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml", "adapters_from": "b"}]})
+    with pytest.raises(ValueError, match="no row named b"):
+        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
+                                    "curves": [{"name": "c", "series": {"s": {"a": 1, "b": 2}}}]})
     (tmp_path / "s.yaml").write_text("name: x\nrows: [{name: a, train: missing.yaml}]\n")
     with pytest.raises(ConfigError, match="missing.yaml"):
         run_suite(tmp_path / "s.yaml", tmp_path / "out", log=lambda m: None)

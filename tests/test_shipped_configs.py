@@ -36,3 +36,27 @@ def test_tallrec_configs_load(path):
         assert cfg.train_samples == int(path.stem.split("-")[1])
         assert (cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout) == (8, 16, 0.05)
     assert ("ml-100k" in cfg.data) == path.name.startswith("movie")
+
+
+RELLA_SUITES = sorted((Path(__file__).resolve().parents[1] / "configs" / "rella").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [p for p in RELLA_SUITES if "name:" in p.read_text()], ids=lambda p: p.name)
+def test_rella_suites_and_every_row_config_load(path):
+    """Each suite validates, and each row's config (with the row's overrides) loads into its typed config."""
+    from llmrec.evaluate import EvaluateConfig
+    from llmrec.experiments import load_suite
+    from llmrec.prompts import load_template
+    from llmrec.train import TrainConfig
+
+    suite = load_suite(path)
+    for row in suite.rows:
+        cls, file = (TrainConfig, row.train) if row.train else (EvaluateConfig, row.evaluate)
+        cfg = load_config(cls, path.parent / file, row.set)
+        assert "ml-1m" in cfg.data
+        if cfg.template:
+            load_template(cfg.template)
+        if row.train:
+            assert cfg.test.limit == 2000 and cfg.selection.split == "valid"
+        else:
+            assert cfg.limit == 2000 and cfg.sample_seed == 0

@@ -65,6 +65,18 @@ class PaperNumbers(BaseModel):
     values: dict[str, float] = Field(default_factory=dict)
 
 
+class Curve(BaseModel):
+    """A plot of a metric against a setting of the rows (AUC vs K, AUC vs N): ``OUT/<name>.png``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="file name of the plot (without .png)")
+    metric: str = "auc"
+    xlabel: str = "x"
+    log_x: bool = False
+    series: dict[str, dict[str, float]] = Field(description="line label -> {row name: x value}")
+
+
 class SuiteConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -73,6 +85,7 @@ class SuiteConfig(BaseModel):
     metrics: list[str] = Field(default_factory=lambda: ["auc", "logloss", "acc"])
     paper: PaperNumbers | None = None
     rows: list[SuiteRow]
+    curves: list[Curve] = Field(default_factory=list, description="plots of a metric against a row setting")
 
     @model_validator(mode="after")
     def _references(self) -> SuiteConfig:
@@ -85,6 +98,10 @@ class SuiteConfig(BaseModel):
                 raise ValueError(f"row {r.name!r}: adapters_from {r.adapters_from!r} is not an earlier train row")
             if r.train:
                 trained.add(r.name)
+        for curve in self.curves:
+            unknown = sorted({row for points in curve.series.values() for row in points} - set(names))
+            if unknown:
+                raise ValueError(f"curve {curve.name!r}: no row named {', '.join(unknown)}")
         return self
 
 
@@ -178,6 +195,21 @@ def _row_metrics(out: Path, row: SuiteRow, suite: SuiteConfig) -> list[dict[str,
     return [load_metrics(f.parent)["metrics"] for f in files if f.exists()]
 
 
+def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[str]:
+    """The suite's curves as PNG files, from the finished rows (a curve without two points is skipped)."""
+    from llmrec.plots import curve_plot
+
+    written = []
+    for curve in suite.curves:
+        series = {label: [(x, rows[r][curve.metric]["mean"], rows[r][curve.metric]["std"]) for r, x in points.items()
+                          if curve.metric in rows.get(r, {})] for label, points in curve.series.items()}
+        series = {k: v for k, v in series.items() if v}
+        if sum(len(v) for v in series.values()) >= 2:
+            written.append(curve_plot(series, out / f"{curve.name}.png", curve.xlabel, curve.metric.upper(),
+                                      f"{suite.name}: {curve.metric} vs {curve.xlabel}", log_x=curve.log_x))
+    return written
+
+
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
     """``table.md`` and ``table.json`` from whatever runs of the suite are finished."""
     out = Path(out)
@@ -206,6 +238,9 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
     text = f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n"
+    table["curves"] = _write_curves(suite, table["rows"], out)
+    if table["curves"]:
+        text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"
     write_text(out / "table.md", text)
     write_json(out / "table.json", table)
     table["markdown"] = text

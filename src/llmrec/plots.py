@@ -59,3 +59,25 @@ def rank_plot(ranks: np.ndarray, n_candidates: int, folder: Path, title: str) ->
     fig.savefig(folder / "ranks.png", dpi=110)
     plt.close(fig)
     return ["plots/ranks.png"]
+
+
+def curve_plot(series: dict[str, list[tuple[float, float, float]]], path: Path, xlabel: str, ylabel: str,
+               title: str, log_x: bool = False) -> str:
+    """Lines of (x, mean, std) points with error bars, one per series (e.g. AUC vs K, AUC vs N)."""
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, points in series.items():
+        points = sorted(points)
+        xs, means, stds = (np.array(v, dtype=float) for v in zip(*points))
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, lw=1.5, label=name)
+    if log_x:
+        ax.set_xscale("log", base=2)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
