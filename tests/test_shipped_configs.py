@@ -41,7 +41,7 @@ def test_tallrec_configs_load(path):
 RELLA_SUITES = sorted((Path(__file__).resolve().parents[1] / "configs" / "rella").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", [p for p in RELLA_SUITES if "name:" in p.read_text()], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in RELLA_SUITES if "\nrows:" in p.read_text()], ids=lambda p: p.name)
 def test_rella_suites_and_every_row_config_load(path):
     """Each suite validates, and each row's config (with the row's overrides) loads into its typed config."""
     from llmrec.evaluate import EvaluateConfig
