@@ -22,6 +22,12 @@ def test_load_local_folder(tmp_path):
     ids = torch.tensor([[1, 5, 6, 7]])
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(ids).logits, tiny.model(ids).logits)
+    eager = load_model(ModelConfig(name=str(tmp_path / "m"), device="cpu", attn_implementation="eager"))
+    assert eager.model.config._attn_implementation == "eager"
+    with torch.no_grad():  # eager attention returns the weights (the attention case study reads them)
+        out = eager.model(ids, output_attentions=True)
+    assert len(out.attentions) == tiny.model.config.num_hidden_layers
+    torch.testing.assert_close(out.logits, tiny.model(ids).logits, atol=1e-5, rtol=1e-4)
 
 
 def test_load_errors(tmp_path):

@@ -149,6 +149,8 @@ def load_transformers(config: ModelConfig) -> LoadedModel:
                 source, path = f"{gguf} (converted cache {converted})", str(converted)
             else:
                 _drop_quantizer(model)
+                if config.attn_implementation:
+                    model.set_attn_implementation(config.attn_implementation)
                 return _finish(model, tok, device, dtype, str(gguf))
     else:
         local = Path(config.name).expanduser()
@@ -158,9 +160,10 @@ def load_transformers(config: ModelConfig) -> LoadedModel:
             extra["revision"] = config.revision
         if not local.exists() and not hub_reachable():
             extra["local_files_only"] = True  # offline: look in the local cache only, fail fast
+    attn = {"attn_implementation": config.attn_implementation} if config.attn_implementation else {}
     try:
         tok = AutoTokenizer.from_pretrained(path, **kwargs, **extra)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **extra)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **extra, **attn)
     except (OSError, ValueError) as exc:
         offline = " (the hub is unreachable and it is not in the local cache)" if extra.get("local_files_only") else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -27,6 +27,8 @@ class ModelConfig(BaseModel):
                          "(GGUF weights run directly, faster on CPU; pip install 'llmrec[llamacpp]')")
     n_ctx: int = Field(2048, ge=128, description="llama.cpp context size")
     quantize: Literal["none", "int8"] = Field("none", description="int8: W8A8 decoder linears via torchao (CPU speed-up)")
+    attn_implementation: str | None = Field(None, description="transformers attention kernel: eager (needed to read "
+                                            "attention weights), sdpa, flash_attention_2; None: the library's choice")
 
 
 class ScoringConfig(BaseModel):
