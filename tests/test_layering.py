@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "prompts": 3, "plots": 3,
     "llm": 4,
     "retrieval": 5, "summarize": 5,
-    "evaluate": 6, "paired": 6,
+    "evaluate": 6, "paired": 6, "attention": 6,
     "train": 7, "baselines": 7, "serve": 7,
     "experiments": 8, "bench": 8,
     "cli": 9,

@@ -317,3 +317,24 @@ def test_reit_trains_on_both_views_of_the_same_samples(tmp_path, retrieved):
     with pytest.raises(ConfigError, match="same samples"):
         train(bad, loaded=tiny_loaded(), progress=False, log=lambda m: None)
     assert not (tmp_path / "bad").exists()
+
+
+def test_attention_case_study_draws_one_strip_per_case(tmp_path, retrieved, tiny_model_folder):
+    from llmrec.attention import AttentionCase, attention_case_study
+    from llmrec.llm import ModelConfig
+    from llmrec.prompts.settings import PromptSettings
+
+    original, subr = retrieved
+    row = next(r for r in PreparedData.load(subr).splits["test"].to_pylist() if len(r["history_items"]) == 8)
+    cases = [AttentionCase("recent-8", str(original)), AttentionCase("SUBR", str(subr))]
+    out = tmp_path / "att" / "case.png"
+    summary = attention_case_study(cases, row["sample_id"], out, settings=PromptSettings(history_k=8),
+                                   model=ModelConfig(name=str(tiny_model_folder), device="cpu"), log=lambda m: None)
+    assert out.stat().st_size > 0 and out.with_suffix(".json").exists()
+    recent, retrieved_case = summary["cases"]
+    assert [i["item"] for i in retrieved_case["items"]] == row["history_items"]
+    for case in summary["cases"]:
+        assert len(case["items"]) == 8 and all(i["tokens"] > 0 for i in case["items"])
+        assert 0 < case["history_share"] <= 1.0
+    with pytest.raises(Exception, match="no sample with sample_id"):
+        attention_case_study(cases, -5, out, model=ModelConfig(name=str(tiny_model_folder), device="cpu"))

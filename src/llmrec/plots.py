@@ -81,3 +81,25 @@ def curve_plot(series: dict[str, list[tuple[float, float, float]]], path: Path, 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
+
+
+def attention_strips(results: list[dict], path: Path) -> str:
+    """Heat strips, one per case: the answer position's attention on each history item (oldest first)."""
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width = max(len(r["items"]) for r in results)
+    fig, axes = plt.subplots(len(results), 1, figsize=(max(6.0, 1.1 * width), 1.9 * len(results)), squeeze=False)
+    top = max((i["attention"] for r in results for i in r["items"]), default=1.0) or 1.0
+    for ax, res in zip(axes[:, 0], results):
+        ax.imshow(np.array([[i["attention"] for i in res["items"]]]), cmap="viridis", vmin=0, vmax=top, aspect="auto")
+        labels = [i["title"][:18] + ("" if i.get("rating") is None else f"\n{i['rating']:g}") for i in res["items"]]
+        ax.set_xticks(range(len(labels)), labels, fontsize=6)
+        ax.set_yticks([])
+        ax.set_title(f"{res['case']}: history share {res['history_share']:.3f}", fontsize=8, loc="left")
+    first = results[0]
+    fig.suptitle(f"attention of the answer position, sample {first['sample_id']} (target {first['target'][:40]}, "
+                 f"label {first['label']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
