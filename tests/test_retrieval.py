@@ -338,3 +338,28 @@ def test_attention_case_study_draws_one_strip_per_case(tmp_path, retrieved, tiny
         assert 0 < case["history_share"] <= 1.0
     with pytest.raises(Exception, match="no sample with sample_id"):
         attention_case_study(cases, -5, out, model=ModelConfig(name=str(tiny_model_folder), device="cpu"))
+
+
+def test_a_sentence_transformers_model_can_encode_the_items(tmp_path):
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    from tests.tiny_models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    bert = BertModel(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=128))
+    bert.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    word = models.Transformer(str(tmp_path / "bert"), max_seq_length=64)
+    st = SentenceTransformer(modules=[word, models.Pooling(word.get_embedding_dimension(), "mean")], device="cpu")
+    st.save(str(tmp_path / "st"))
+    settings = EncoderSettings(kind="sentence-transformers", model={"name": str(tmp_path / "st"), "device": "cpu"},
+                               batch_size=8, chunk_items=32)
+    got = encode_items(_items(), settings, progress=False, log=lambda m: None)
+    from llmrec.retrieval import item_texts
+
+    expected = st.encode(item_texts(_items(), settings.item_template), batch_size=8, convert_to_numpy=True)
+    np.testing.assert_allclose(got.vectors, expected, atol=1e-5)
+    assert got.vectors.shape == (70, 16) and encode_items(_items(), settings, progress=False).info["cached"]
+

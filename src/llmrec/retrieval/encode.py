@@ -162,7 +162,7 @@ def _st_encoder(settings: EncoderSettings):
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
-        raise ModelError("encoder.kind=sentence-transformers needs the package: pip install sentence-transformers") from None
+        raise ModelError('encoder.kind=sentence-transformers needs the package: pip install "llmrec[st]"') from None
     device = None if settings.model.device == "auto" else settings.model.device
     model = SentenceTransformer(settings.model.name, device=device, revision=settings.model.revision)
 
