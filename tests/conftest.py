@@ -75,6 +75,18 @@ def random_ratings(n_users: int, n_items: int, per_user: tuple[int, int], seed: 
 
 
 @pytest.fixture
+def tiny_model_folder(tmp_path) -> Path:
+    """A tiny random Llama and its toy tokenizer saved as a Hugging Face folder (loaded by path)."""
+    from tests.tiny_models import tiny_loaded
+
+    loaded = tiny_loaded("llama")
+    folder = tmp_path / "tiny-model"
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
 def tiny_ml1m(tmp_path) -> Path:
     """30 users x 8-40 ratings of 60 movies, in an ML-1M-format zip."""
     return write_ml1m_zip(tmp_path / "ml-1m.zip", random_ratings(30, 60, (8, 40)))

@@ -8,22 +8,12 @@ import yaml
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.errors import ConfigError
 from llmrec.experiments import SuiteConfig, load_suite, run_suite
-from tests.tiny_models import tiny_loaded
 
 
-@pytest.fixture
-def tiny_model_dir(tmp_path):
-    loaded = tiny_loaded("llama")
-    folder = tmp_path / "tiny-model"
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
-
-
-def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_model_dir):
+def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_model_folder):
     data = prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "d"),
                                  tallrec={"history_len": 5, "max_samples": 300}), log=lambda m: None)[1]
-    model = {"name": str(tiny_model_dir), "device": "cpu"}
+    model = {"name": str(tiny_model_folder), "device": "cpu"}
     (tmp_path / "zs.yaml").write_text(yaml.safe_dump({"data": str(data), "limit": 30, "model": model}))
     (tmp_path / "tr.yaml").write_text(yaml.safe_dump({
         "data": str(data), "train_samples": 8, "model": model, "optim": {"max_steps": 1, "batch_size": 8},

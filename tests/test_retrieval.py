@@ -96,6 +96,16 @@ def _vector_file(tmp_path, items, drop: str | None = None):
     return path
 
 
+def _toy_retrieved(tmp_path, k: int):
+    """A toy ReLLa folder and its SUBR version (vectors from :func:`_vector_file`)."""
+    data = _toy_rella(tmp_path)
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=k,
+                                       encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
+                       log=lambda m: None, progress=False)
+    return data, path
+
+
 def _expected(prepared: PreparedData, split: str, k: int) -> list[list[str]]:
     """By hand: the k earlier items closest in angle (ties: the more recent), in chronological order."""
     seqs = {r["user"]: r["items"] for r in prepared.sequences.to_pylist()}
@@ -133,11 +143,7 @@ def test_retrieve_writes_the_k_most_similar_items_per_sample(tmp_path, min_histo
 
 
 def test_audit_catches_a_retrieved_history_that_is_not_in_the_chronology(tmp_path):
-    data = _toy_rella(tmp_path)
-    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
-    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=3,
-                                       encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
-                       log=lambda m: None, progress=False)
+    _, path = _toy_retrieved(tmp_path, k=3)
     table = pq.read_table(path / "test.parquet").to_pandas()
     table.at[0, "history_positions"] = table.at[0, "history_positions"][::-1]  # not chronological any more
     table.to_parquet(path / "test.parquet")
@@ -173,15 +179,6 @@ def test_retrieve_refuses_bad_inputs(tmp_path):
 
 
 # ------------------------------------------------------------------ the item encoder and its cache
-
-
-@pytest.fixture
-def tiny_model_folder(tmp_path):
-    loaded = tiny_loaded("llama")
-    folder = tmp_path / "tiny-model"
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _items(n: int = 70) -> pd.DataFrame:
@@ -261,12 +258,7 @@ def test_projection_centres_reduces_and_normalises():
 
 @pytest.fixture
 def retrieved(tmp_path):
-    data = _toy_rella(tmp_path)
-    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
-    path, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=8,
-                                       encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
-                       log=lambda m: None, progress=False)
-    return data, path
+    return _toy_retrieved(tmp_path, k=8)
 
 
 def test_over_budget_prompts_drop_the_least_similar_retrieved_items_first(retrieved):
