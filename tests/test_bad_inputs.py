@@ -342,6 +342,13 @@ def test_evaluate_compare_and_suite_through_the_cli(tmp_path, tallrec_dir, model
     lines = out.strip().splitlines()
     assert lines[0].split()[:3] == ["run", "data", "prompts"] and len(lines) == 3
     assert "[" in lines[1] and "ml-1m/tallrec/test" in lines[1]  # value [95% interval]
+    code, out = run("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--paired")
+    assert code == 0, out
+    assert "b - a on 30 paired samples:" in out and "95% CI [" in out
+    code, out = run("evaluate", *common[:-1], "20", "--run-dir", str(tmp_path / "c"))
+    assert code == 0, out
+    code, out = run("compare", str(tmp_path / "a"), str(tmp_path / "c"), "--paired")  # other samples: refused
+    assert_clean_failure(code, out, "scored different samples")
 
     (tmp_path / "row.yaml").write_text(f"data: {tallrec_dir}\nmodel: {{name: {model_dir}, device: cpu}}\nlimit: 20\n")
     (tmp_path / "suite.yaml").write_text("name: s\nmetrics: [auc, logloss]\nrows:\n  - {name: zero, evaluate: row.yaml}\n"
