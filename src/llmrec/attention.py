@@ -66,8 +66,7 @@ def history_attention(loaded: LoadedModel, prepared: PreparedData, row: dict[str
     if renderer.kind != "ctr":
         raise ConfigError("the attention case study covers CTR samples")
     texts = renderer.texts
-    hist, _ = texts.history(row["history_items"], row.get("history_ratings"), renderer.history_k,
-                            row.get("history_similarity"))
+    hist, _ = texts.shown_history(row, renderer.history_k)
     variables = texts.variables(row["user"], row["item"])
     context, candidate = renderer.template.render_text(variables, hist)
     enc = tok(context, add_special_tokens=True, return_offsets_mapping=True)

@@ -131,7 +131,7 @@ def run(
     all_items = list(texts.items)
     rank_prompts = []
     for row in rows[:rank_users]:
-        hist, _ = texts.history(row["history_items"], row["history_ratings"], history_k)
+        hist = texts.history(row["history_items"], row["history_ratings"], history_k)
         cands = [row["item"], *rng.choice(all_items, size=20, replace=False).tolist()]
         for c in cands:
             p = template.render(tok, texts.variables(row["user"], c), hist, 1024)

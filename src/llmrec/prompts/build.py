@@ -90,31 +90,38 @@ class PromptData:
         return {"user": self.user(user_id), "target": self.item(target_id), "summary": summary,
                 "domain": self.domain, "domain_plural": self.domain_plural}
 
-    def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None,
-                similarity: Iterable[float] | None = None) -> tuple[list[dict[str, Any]], list[int] | None]:
-        """The history shown in a prompt (oldest first) and the order to drop its items in.
+    def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None) -> list[dict[str, Any]]:
+        """The ``k`` most recent history items (all when ``k`` is None), oldest first."""
+        items = list(items)
+        ratings = list(ratings) if ratings is not None else [None] * len(items)
+        if k is not None:
+            items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
+        return [self.item(i, r) for i, r in zip(items, ratings)]
 
-        Without ``similarity``: the ``k`` most recent items (all when ``k`` is None), dropped
-        oldest first. With it (a retrieved history): the ``k`` most similar, dropped least
-        similar first (the older first among equals).
+    def shown_history(self, row: dict[str, Any], k: int | None) -> tuple[list[dict[str, Any]], list[int] | None]:
+        """The history a prompt shows for ``row`` (oldest first) and the order to drop its items in.
+
+        A plain history: the ``k`` most recent items, dropped oldest first (order None). A
+        retrieved one (``history_similarity``, from ``llmrec retrieve``): the ``k`` most similar,
+        dropped least similar first (the older first among equals).
 
         >>> texts = PromptData({"a": {"title": "A"}, "b": {"title": "B"}, "c": {"title": "C"}}, {}, "ml-1m")
-        >>> hist, drop = texts.history(["a", "b", "c"], None, 2, similarity=[0.9, 0.1, 0.5])
+        >>> row = {"history_items": ["a", "b", "c"], "history_similarity": [0.9, 0.1, 0.5]}
+        >>> hist, drop = texts.shown_history(row, 2)
         >>> [h["title"] for h in hist], drop
         (['A', 'C'], [1, 0])
         """
-        items = list(items)
-        ratings = list(ratings) if ratings is not None else [None] * len(items)
+        ratings = row.get("history_ratings")
+        similarity = row.get("history_similarity")
         if similarity is None:
-            if k is not None:
-                items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
-            return [self.item(i, r) for i, r in zip(items, ratings)], None
+            return self.history(row["history_items"], ratings, k), None
+        items = list(row["history_items"])
+        ratings = list(ratings) if ratings is not None else [None] * len(items)
         sims = list(similarity)
-        drop = sorted(range(len(items)), key=lambda i: (sims[i], i))  # least similar first, then the older
         if k is not None and k < len(items):
-            keep = sorted(drop[len(items) - k :])
+            keep = sorted(sorted(range(len(items)), key=lambda i: (sims[i], i))[len(items) - k :])
             items, ratings, sims = [items[i] for i in keep], [ratings[i] for i in keep], [sims[i] for i in keep]
-            drop = sorted(range(len(items)), key=lambda i: (sims[i], i))
+        drop = sorted(range(len(items)), key=lambda i: (sims[i], i))  # least similar first, then the older
         return [self.item(i, r) for i, r in zip(items, ratings)], drop
 
 
@@ -130,8 +137,7 @@ def render_ctr(
     """One prompt per CTR sample (``item`` is the target)."""
     out = []
     for row in rows:
-        hist, drop = texts.history(row["history_items"], row.get("history_ratings"), history_k,
-                                   row.get("history_similarity"))
+        hist, drop = texts.shown_history(row, history_k)
         out.append(template.render(tokenizer, texts.variables(row["user"], row["item"]), hist, max_tokens, chat,
                                    where=f"sample {row['sample_id']}", drop_order=drop))
     return out
@@ -154,7 +160,7 @@ def render_ranking(
     """
     out = []
     for row in rows:
-        hist, _ = texts.history(row["history_items"], row.get("history_ratings"), history_k)
+        hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
         summary = (summaries or {}).get(row["user"])
         cands = list(row["candidates"])
         longest = max(cands, key=lambda c: len(texts.item(c)["title"]))
