@@ -33,7 +33,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from llmrec.errors import ConfigError, DataError, ModelError
-from llmrec.io import atomic_path, write_json
+from llmrec.io import atomic_path, file_sha256, write_json
 from llmrec.paths import cache_dir
 from llmrec.retrieval.config import EncoderSettings
 
@@ -76,11 +76,6 @@ def cache_key(settings: EncoderSettings, ids: list[str], texts: list[str]) -> di
     from llmrec.llm.fingerprint import model_fingerprint
 
     key: dict[str, Any] = {"kind": settings.kind, "texts": texts_digest(ids, texts), "n_items": len(ids)}
-    if settings.kind == "file":
-        from llmrec.io import file_sha256
-
-        key["file"] = file_sha256(settings.path) if settings.path else None
-        return key
     key.update(model=model_fingerprint(settings.model), model_name=settings.model.name, template=settings.item_template,
                max_tokens=settings.max_tokens, pooling=POOLING if settings.kind == "llm" else "sentence-transformers")
     return key
@@ -90,10 +85,14 @@ def _digest(key: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def cached_items(items: pd.DataFrame, settings: EncoderSettings) -> tuple[ItemVectors | None, dict[str, Any], Path]:
-    """The finished cached encoding of ``items`` (None when there is none), its key and its folder."""
+def cached_items(items: pd.DataFrame, settings: EncoderSettings, texts: list[str] | None = None
+                 ) -> tuple[ItemVectors | None, dict[str, Any], Path]:
+    """The finished cached encoding of ``items`` (None when there is none), its key and its folder.
+
+    ``texts``: the items' texts when the caller has rendered them already.
+    """
     ids = items["item"].astype(str).tolist()
-    texts = item_texts(items, settings.item_template)
+    texts = texts if texts is not None else item_texts(items, settings.item_template)
     key = cache_key(settings, ids, texts)
     folder = cache_dir() / "embeddings" / _digest(key)
     done = folder / "vectors.npy"
@@ -110,10 +109,10 @@ def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None,
     ids = items["item"].astype(str).tolist()
     if settings.kind == "file":
         return _read_vector_file(settings.path, ids)
-    found, key, folder = cached_items(items, settings)
+    texts = item_texts(items, settings.item_template)
+    found, key, folder = cached_items(items, settings, texts)
     if found is not None:
         return found
-    texts = item_texts(items, settings.item_template)
     done = folder / "vectors.npy"
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "key.json", key)
@@ -185,8 +184,6 @@ def _read_vector_file(path: str | None, ids: list[str]) -> ItemVectors:
     if missing:
         raise DataError(f"item vector file lacks column {missing[0]!r} (needs item, vector)", path=path)
     vectors = np.stack([np.asarray(v, dtype=np.float32) for v in table["vector"]]) if len(table) else np.zeros((0, 1))
-    from llmrec.io import file_sha256
-
     return ItemVectors(table["item"].astype(str).tolist(), vectors, {"kind": "file", "file": file_sha256(path)})
 
 
