@@ -42,7 +42,7 @@ from llmrec.metrics import (
 from llmrec.prompts.settings import PromptSettings
 from llmrec.runs import RunDir
 
-__all__ = ["EvaluateConfig", "evaluate", "select_rows"]
+__all__ = ["EvaluateConfig", "evaluate", "select_rows", "write_results"]
 
 
 class EvaluateConfig(PromptSettings):
@@ -172,7 +172,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None,
         "tokens_per_s_this_session": round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None,
     }
-    metrics, plots = _finish(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
+    metrics, plots = write_results(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
     result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
               "plots": plots}
     run.finish(result)
@@ -185,7 +185,12 @@ def _keys(row: dict, ranking: bool) -> list[str]:
     return [str(row["sample_id"])]
 
 
-def _finish(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str) -> tuple[dict, list[str]]:
+def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str) -> tuple[dict, list[str]]:
+    """Write predictions.parquet and the plots of a finished scoring; return (metrics with 95% intervals, plots).
+
+    ``done`` maps each key (``sample_id``, or ``sample_id:j`` for candidate ``j`` of a ranking row) to
+    ``{"score": ...}``. Shared by every scorer that writes a run folder (LLMs and baselines).
+    """
     from llmrec.plots import ctr_plots, rank_plot
 
     if ranking:

@@ -55,11 +55,12 @@ def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", bat
     from peft import get_peft_model
 
     from llmrec.data.prepared import PreparedData
+    from llmrec.data.sampling import sample_indices
     from llmrec.llm import AnswerTokens, ModelConfig, load_model
     from llmrec.prompts.build import PromptRenderer
     from llmrec.train.adapters import LoraSettings
     from llmrec.train.config import OptimSettings
-    from llmrec.train.examples import ctr_examples, sample_indices
+    from llmrec.train.examples import ctr_examples
     from llmrec.train.run import make_trainer, sft_config
     from llmrec.train.trainer import LeftPadCollator, answer_only_loss
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols import get_protocol
+from llmrec.data.sampling import sample_indices
 from llmrec.errors import ConfigError, DataError
 from llmrec.evaluate import EvaluateConfig, evaluate, select_rows
 from llmrec.io import atomic_directory, write_json
@@ -37,7 +38,7 @@ from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, ge
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
-from llmrec.train.examples import Example, ctr_examples, instruction_examples, read_instruction_file, sample_indices
+from llmrec.train.examples import Example, ctr_examples, instruction_examples, read_instruction_file
 
 
 def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: bool = True, bf16: bool = False,

@@ -1,0 +1,81 @@
+"""Typed config of ``llmrec baseline`` (one YAML file; any field overridable with ``--set``).
+
+>>> cfg = BaselineConfig(model="din", data="prepared/ml-1m-rella")
+>>> cfg.train.batch_size, cfg.train.patience, cfg.valid.split, cfg.test.split
+(1024, 2, 'valid', 'test')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings"]
+
+
+class BaselineTrainSettings(BaseModel):
+    """Optimisation of the trainable models (Adam, shuffled mini-batches, early stopping)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(10, ge=1, description="at most this many epochs (early stopping may end sooner)")
+    batch_size: int = Field(1024, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(10.0, gt=0)
+    patience: int = Field(2, ge=1, description="stop after this many validations without improvement")
+    eval_every: int | None = Field(None, ge=1, description="validate every N steps (default: every epoch)")
+    checkpoint_every: int = Field(200, ge=1, description="steps between checkpoints (resume after a kill)")
+
+
+class BaselineValidSettings(BaseModel):
+    """Early stopping and model selection on the validation split (never on test)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    split: str = "valid"
+    limit: int | None = Field(None, ge=1, description="a seeded subset of the split")
+    sample_seed: int = 0
+    metric: Literal["auc", "logloss"] = "auc"
+
+
+class BaselineTestSettings(BaseModel):
+    """Scoring of the test split with the selected model (the run folder's predictions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    split: str = "test"
+    limit: int | None = Field(None, ge=1, description="a seeded subset (the same rows as llmrec evaluate's limit)")
+    sample_seed: int = 0
+
+
+class BaselineConfig(BaseModel):
+    """Everything ``llmrec baseline`` needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="a registered baseline (llmrec baseline --list)")
+    data: str = Field(description="prepared folder (llmrec data prepare)")
+    params: dict[str, Any] = Field(default_factory=dict, description="model hyper-parameters (update its defaults; "
+                                   "for DIN/DIEN/DCNv2/SIM FuxiCTR's constructor arguments)")
+    history_len: int | None = Field(None, ge=0, description="history items per sample (default: the model's; "
+                                    "None there: as many as the samples keep)")
+    split: str = "train"
+    train_samples: int | None = Field(None, ge=1, description="train on a seeded subset of this many samples "
+                                      "(the same rows llmrec train draws with the same seed)")
+    sample_seed: int | None = Field(None, description="seed of the subset draw (default: seed)")
+    seed: int = 42
+    train: BaselineTrainSettings = Field(default_factory=BaselineTrainSettings)
+    valid: BaselineValidSettings = Field(default_factory=BaselineValidSettings)
+    test: BaselineTestSettings = Field(default_factory=BaselineTestSettings)
+    run_dir: str | None = Field(None, description="run folder (default: runs/<time>-baseline-<model>-<dataset>)")
+    resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+
+    def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
+        """Fields that determine the result (a resumed run must match them)."""
+        keep = self.model_dump(mode="json", exclude={"run_dir", "resume"})
+        if data_fingerprint:
+            keep["data_fingerprint"] = data_fingerprint
+        return keep

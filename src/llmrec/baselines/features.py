@@ -1,0 +1,256 @@
+"""From a prepared CTR folder to the integer arrays classic models read (no re-split, no new rows).
+
+Every model trains on exactly the samples of our split files. Ids become integers through
+vocabularies built from the folder's own tables: items from ``items.parquet`` (index 0 is
+padding, the last index stands for an item the table lacks), users from the splits and
+``users.parquet``, one category per item (the first genre; for books the author), the user
+profile fields (gender, age, occupation, ...) and the rating levels of history items.
+
+A sample's history is the last ``history_len`` items before its target, oldest first and
+left-padded with 0. They come from the sample's own ``history_items`` when it keeps enough
+of them, otherwise from the user's whole chronology in ``sequences.parquet`` (the ReLLa
+protocol keeps 60 items per sample but points into the chronology with ``history_end``), so
+SIM's long history is the same one SUBR searches. The target's own rating is never an input
+(its slot in the rating feature is always 0).
+
+>>> import pyarrow as pa
+>>> vocab = Vocab.build(["b", "a", "b"])
+>>> vocab.size, vocab.encode(["a", "b", "zz"]).tolist()
+(4, [1, 2, 3])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from llmrec.data.prepared import PreparedData
+from llmrec.errors import DataError
+
+__all__ = ["Vocab", "CtrFeatures", "CtrSplit", "CtrBatch", "CATEGORY_FIELDS", "PROFILE_FIELDS"]
+
+# the item column that gives an item its category, in order of preference
+CATEGORY_FIELDS = ("genres", "genre", "category", "categories", "author", "publisher")
+# user profile columns used as categorical features where the data has them
+PROFILE_FIELDS = ("gender", "age", "occupation")
+
+
+@dataclass
+class Vocab:
+    """Values -> 1..n (0: padding, n + 1: unknown)."""
+
+    values: list[str]
+    index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {v: i + 1 for i, v in enumerate(self.values)}
+
+    @classmethod
+    def build(cls, values) -> Vocab:
+        return cls(sorted({str(v) for v in values if v is not None}))
+
+    @property
+    def unknown(self) -> int:
+        return len(self.values) + 1
+
+    @property
+    def size(self) -> int:
+        """Embedding rows needed: padding + values + unknown."""
+        return len(self.values) + 2
+
+    def encode(self, values) -> np.ndarray:
+        get, unk = self.index.get, self.unknown
+        return np.fromiter((get(str(v), unk) if v is not None else 0 for v in values), dtype=np.int64,
+                           count=len(values))
+
+
+def _first_category(text: Any) -> str | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).replace("|", ",").split(",")]
+    return parts[0] if parts and parts[0] else None
+
+
+@dataclass
+class CtrBatch:
+    """One batch: per-sample ids, the history (B, L) left-padded, labels."""
+
+    user: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    profile: dict[str, np.ndarray]
+    history: np.ndarray
+    history_category: np.ndarray
+    history_rating: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+
+@dataclass
+class CtrSplit:
+    """A split as arrays; row ``i``'s history is ``flat[start[i]:end[i]]`` (the last ``history_len`` taken)."""
+
+    sample_id: np.ndarray
+    users: list[str]
+    items: list[str]
+    user: np.ndarray
+    item: np.ndarray
+    label: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    flat_items: np.ndarray
+    flat_ratings: np.ndarray
+    source: str = "samples"  # where histories come from: "samples" or "chronology"
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def take(self, rows: np.ndarray) -> CtrSplit:
+        rows = np.asarray(rows)
+        return CtrSplit(self.sample_id[rows], [self.users[i] for i in rows], [self.items[i] for i in rows],
+                        self.user[rows], self.item[rows], self.label[rows], self.start[rows], self.end[rows],
+                        self.flat_items, self.flat_ratings, self.source)
+
+
+@dataclass
+class CtrFeatures:
+    """Vocabularies and lookup tables of one prepared folder (see the module docstring)."""
+
+    items: Vocab
+    users: Vocab
+    categories: Vocab
+    ratings: Vocab
+    item_category: np.ndarray
+    profile_vocabs: dict[str, Vocab]
+    user_profile: dict[str, np.ndarray]
+    category_field: str | None
+    history_len: int
+    chronology: tuple[np.ndarray, np.ndarray, dict[str, int]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, prepared: PreparedData, history_len: int) -> CtrFeatures:
+        """Vocabularies from the folder's item, user and split tables."""
+        items_t = prepared.items
+        items = Vocab([str(v) for v in items_t["item"]])
+        category_field = next((f for f in CATEGORY_FIELDS if f in items_t.columns), None)
+        if category_field:
+            cats = [_first_category(v) for v in items_t[category_field]]
+        else:
+            cats = [None] * len(items_t)
+        categories = Vocab.build(cats)
+        item_category = np.zeros(items.size, dtype=np.int64)
+        item_category[1 : 1 + len(cats)] = categories.encode(cats)
+        user_ids: set[str] = set()
+        ratings: set[float] = set()
+        for name in ("train", "valid", "test"):
+            t = prepared.split(name)
+            user_ids.update(str(u) for u in pc.unique(t.column("user")).to_pylist())
+            if "history_ratings" in t.column_names:
+                ratings.update(pc.unique(pc.list_flatten(t.column("history_ratings"))).to_pylist())
+        users_t = prepared.users
+        has_users = users_t is not None and "user" in users_t.columns
+        if has_users:
+            user_ids.update(str(u) for u in users_t["user"])
+        users = Vocab(sorted(user_ids))
+        profile_vocabs, user_profile = {}, {}
+        if has_users:
+            uidx = users.encode(list(users_t["user"]))
+            for name in PROFILE_FIELDS:
+                if name in users_t.columns:
+                    values = [None if v is None or v != v else str(v) for v in users_t[name]]
+                    vocab = Vocab.build(values)
+                    table = np.zeros(users.size, dtype=np.int64)
+                    table[uidx] = vocab.encode(values)
+                    profile_vocabs[name], user_profile[name] = vocab, table
+        rating_vocab = Vocab([repr(float(r)) for r in sorted(r for r in ratings if r is not None and r == r)])
+        feats = cls(items, users, categories, rating_vocab, item_category, profile_vocabs, user_profile,
+                    category_field, history_len)
+        if prepared.sequences is not None and not prepared.config.get("retrieval"):
+            feats.chronology = feats._flatten_chronology(prepared.sequences)
+        return feats
+
+    def _flatten_chronology(self, seq: pa.Table) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        items = self.items.encode(pc.list_flatten(seq.column("items")).to_pylist())
+        ratings = self._ratings(pc.list_flatten(seq.column("ratings")).to_pylist())
+        lengths = pc.list_value_length(seq.column("items")).to_numpy(zero_copy_only=False)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return items, ratings, {str(u): int(o) for u, o in zip(seq.column("user").to_pylist(), offsets)}
+
+    def _ratings(self, values) -> np.ndarray:
+        return self.ratings.encode([repr(float(r)) if r is not None and r == r else None for r in values])
+
+    def split(self, prepared: PreparedData, name: str, rows: np.ndarray | None = None) -> CtrSplit:
+        """Arrays of one split (or of ``rows`` of it); the history source is chosen per folder."""
+        table = prepared.split(name)
+        if "label" not in table.column_names:
+            raise DataError(f"{prepared.path}/{name}.parquet: CTR baselines need a 'label' column (ranking lists "
+                            "are read by the sequential baselines)")
+        if rows is not None:
+            table = table.take(pa.array(rows))
+        users = [str(u) for u in table.column("user").to_pylist()]
+        items = [str(i) for i in table.column("item").to_pylist()]
+        kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
+        use_chronology = (self.chronology is not None and "history_end" in table.column_names
+                          and self.history_len > (int(kept.max()) if len(kept) else 0))
+        if use_chronology:
+            flat_items, flat_ratings, offsets = self.chronology
+            base = np.array([offsets.get(u, -1) for u in users], dtype=np.int64)
+            if (base < 0).any():
+                missing = users[int(np.argmax(base < 0))]
+                raise DataError(f"{prepared.path}/sequences.parquet: user {missing!r} of {name}.parquet has no "
+                                "chronology")
+            end = base + table.column("history_end").to_numpy(zero_copy_only=False).astype(np.int64)
+            start = base
+        else:
+            flat_items = self.items.encode(pc.list_flatten(table.column("history_items")).to_pylist())
+            flat_ratings = self._ratings(pc.list_flatten(table.column("history_ratings")).to_pylist())
+            end = np.cumsum(kept).astype(np.int64)
+            start = end - kept
+        return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), users, items,
+                        self.users.encode(users), self.items.encode(items),
+                        table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
+                        start, end, flat_items, flat_ratings, "chronology" if use_chronology else "samples")
+
+    def batch(self, split: CtrSplit, rows: np.ndarray) -> CtrBatch:
+        """The rows' ids and their last ``history_len`` history items, oldest first, left-padded."""
+        L = self.history_len
+        end = split.end[rows]
+        pos = end[:, None] - L + np.arange(L)[None, :]
+        valid = pos >= split.start[rows][:, None]
+        pos = np.where(valid, pos, 0)
+        hist = np.where(valid, split.flat_items[pos] if len(split.flat_items) else 0, 0)
+        rating = np.where(valid, split.flat_ratings[pos] if len(split.flat_ratings) else 0, 0)
+        user = split.user[rows]
+        item = split.item[rows]
+        return CtrBatch(user=user, item=item, category=self.item_category[item],
+                        profile={k: v[user] for k, v in self.user_profile.items()},
+                        history=hist, history_category=self.item_category[hist], history_rating=rating,
+                        label=split.label[rows])
+
+    def describe(self) -> dict[str, Any]:
+        return {"items": len(self.items.values), "users": len(self.users.values),
+                "categories": len(self.categories.values), "category_field": self.category_field,
+                "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
+                "history_len": self.history_len, "chronology": self.chronology is not None}
+
+    def save(self, path: str | Path) -> None:
+        """The vocabularies as JSON (a saved model scores new rows with the same ids)."""
+        from llmrec.io import write_json
+
+        write_json(path, {"items": self.items.values, "users": self.users.values,
+                          "categories": self.categories.values, "ratings": self.ratings.values,
+                          "category_field": self.category_field, "history_len": self.history_len,
+                          "profile": {k: v.values for k, v in self.profile_vocabs.items()}})
+
+    def same_vocabularies(self, path: str | Path) -> bool:
+        saved = json.loads(Path(path).read_text())
+        return (saved["items"] == self.items.values and saved["users"] == self.users.values
+                and saved["categories"] == self.categories.values and saved["ratings"] == self.ratings.values)

@@ -1,0 +1,239 @@
+"""Classic CTR models behind one small interface, and the registry that names them.
+
+Every model is a ``torch.nn.Module`` with
+
+* ``scores(batch) -> Tensor`` of probabilities, one per sample of a :class:`CtrBatch`;
+* ``loss(batch) -> Tensor`` (trainable models), minimised by the shared trainer;
+* ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean);
+
+so the trainer, the run folder and the conformance tests treat them alike. DIN, DIEN, DCNv2
+and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
+"llmrec[baselines]"``), fed our arrays directly; the floors are a few lines of torch here.
+
+>>> sorted(BASELINES)[:4]
+['dcnv2', 'dien', 'din', 'logreg']
+>>> BASELINES["sim"].library, BASELINES["popularity"].trainable
+('fuxictr', False)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from llmrec.baselines.features import CtrBatch, CtrFeatures, CtrSplit
+from llmrec.errors import ConfigError
+
+__all__ = ["BASELINES", "BaselineSpec", "build_model", "CtrModel"]
+
+
+class CtrModel(nn.Module):
+    """Base class: probabilities for a batch; ``trainable`` models also give a loss."""
+
+    trainable = True
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def loss(self, batch: CtrBatch) -> torch.Tensor:
+        p = self.scores(batch).clamp(1e-7, 1 - 1e-7)
+        return nn.functional.binary_cross_entropy(p, torch.as_tensor(batch.label, dtype=torch.float32))
+
+    def fit_counts(self, features: CtrFeatures, split: CtrSplit) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def _long(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.long)
+
+
+# ---------------------------------------------------------------- floors
+
+class SmoothedRate(CtrModel):
+    """Positive rate of a key (item or user) in the training rows, shrunk toward the global rate:
+    ``(positives + m * global) / (count + m)``; unseen keys get the global rate."""
+
+    trainable = False
+
+    def __init__(self, features: CtrFeatures, key: str, m: float = 10.0) -> None:
+        super().__init__()
+        self.key, self.m = key, float(m)
+        size = features.items.size if key == "item" else features.users.size
+        self.register_buffer("rate", torch.zeros(size, dtype=torch.float64))
+
+    def fit_counts(self, features: CtrFeatures, split: CtrSplit) -> None:
+        keys = split.item if self.key == "item" else split.user
+        size = self.rate.numel()
+        count = np.bincount(keys, minlength=size).astype(np.float64)
+        pos = np.bincount(keys, weights=split.label.astype(np.float64), minlength=size)
+        prior = float(split.label.mean()) if len(split) else 0.5
+        self.rate.copy_(torch.from_numpy((pos + self.m * prior) / (count + self.m)))
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:
+        keys = batch.item if self.key == "item" else batch.user
+        return self.rate[_long(keys)].float()
+
+
+class LogisticRegression(CtrModel):
+    """Logistic regression on one-hot user, item and item category ids (one weight per id)."""
+
+    def __init__(self, features: CtrFeatures) -> None:
+        super().__init__()
+        self.user = nn.Embedding(features.users.size, 1, padding_idx=0)
+        self.item = nn.Embedding(features.items.size, 1, padding_idx=0)
+        self.category = nn.Embedding(features.categories.size, 1, padding_idx=0)
+        self.bias = nn.Parameter(torch.zeros(1))
+        for emb in (self.user, self.item, self.category):
+            nn.init.zeros_(emb.weight)
+
+    def logits(self, batch: CtrBatch) -> torch.Tensor:
+        return (self.user(_long(batch.user)) + self.item(_long(batch.item))
+                + self.category(_long(batch.category))).squeeze(-1) + self.bias
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:
+        return torch.sigmoid(self.logits(batch))
+
+    def loss(self, batch: CtrBatch) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(self.logits(batch),
+                                                              torch.as_tensor(batch.label, dtype=torch.float32))
+
+
+# ---------------------------------------------------------------- FuxiCTR models
+
+def _fuxictr_class(name: str):
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            module = __import__(f"model_zoo.LongCTR.{name}.{name}", fromlist=[name])
+    except ImportError as exc:
+        raise ConfigError(f"baseline {name.lower()!r} needs FuxiCTR: pip install \"llmrec[baselines]\" "
+                          f"({type(exc).__name__}: {exc})") from None
+    return getattr(module, name)
+
+
+def feature_map(features: CtrFeatures, embedding_dim: int):
+    """A FuxiCTR ``FeatureMap`` for our arrays: user-side categorical fields in the batch, and
+    per item (history and target) its id, category and rating level (always 0 for the target)."""
+    from fuxictr.features import FeatureMap
+
+    fmap = FeatureMap("llmrec", data_dir=tempfile.gettempdir())
+    specs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    specs["user_id"] = {"type": "categorical", "source": "user", "vocab_size": features.users.size, "padding_idx": 0}
+    for name, vocab in features.profile_vocabs.items():
+        specs[f"user_{name}"] = {"type": "categorical", "source": "user", "vocab_size": vocab.size, "padding_idx": 0}
+    specs["item_id"] = {"type": "categorical", "source": "item", "vocab_size": features.items.size, "padding_idx": 0}
+    specs["item_category"] = {"type": "categorical", "source": "item", "vocab_size": features.categories.size,
+                              "padding_idx": 0}
+    specs["item_rating"] = {"type": "categorical", "source": "item", "vocab_size": features.ratings.size,
+                            "padding_idx": 0}
+    fmap.features = specs
+    fmap.labels = ["label"]
+    fmap.default_emb_dim = embedding_dim
+    fmap.num_fields = fmap.get_num_fields()
+    fmap.set_column_index()
+    return fmap
+
+
+class FuxiCtrModel(CtrModel):
+    """One of FuxiCTR's LongCTR models (DIN, DIEN, DCNv2, SIM) on our batches."""
+
+    def __init__(self, features: CtrFeatures, class_name: str, params: dict[str, Any]) -> None:
+        super().__init__()
+        cls = _fuxictr_class(class_name)
+        params = dict(params)
+        emb = int(params.pop("embedding_dim", 16))
+        self.profile_fields = list(features.profile_vocabs)
+        kwargs = {"gpu": -1, "verbose": 0, "model_root": tempfile.gettempdir(), "metrics": ["AUC"],
+                  "optimizer": "adam", "loss": "binary_crossentropy", "embedding_dim": emb, **params}
+        logging.getLogger().disabled, was = True, logging.getLogger().disabled
+        try:
+            self.net = cls(feature_map(features, emb), **kwargs)
+        except TypeError as exc:
+            raise ConfigError(f"params: {exc}") from None
+        finally:
+            logging.getLogger().disabled = was
+        self.net.optimizer = None  # the shared trainer owns the optimizer
+
+    def _inputs(self, batch: CtrBatch):
+        batch_dict = {"user_id": _long(batch.user), "label": torch.as_tensor(batch.label, dtype=torch.float32)}
+        for name in self.profile_fields:
+            batch_dict[f"user_{name}"] = _long(batch.profile[name])
+        items = np.concatenate([batch.history, batch.item[:, None]], axis=1)
+        cats = np.concatenate([batch.history_category, batch.category[:, None]], axis=1)
+        ratings = np.concatenate([batch.history_rating, np.zeros((len(batch), 1), dtype=np.int64)], axis=1)
+        item_dict = {"item_id": _long(items.reshape(-1)), "item_category": _long(cats.reshape(-1)),
+                     "item_rating": _long(ratings.reshape(-1))}
+        mask = torch.as_tensor(batch.history > 0, dtype=torch.float32)
+        return batch_dict, item_dict, mask
+
+    def _forward(self, batch: CtrBatch) -> dict[str, torch.Tensor]:
+        if batch.history.shape[1] == 0:
+            raise ConfigError("FuxiCTR models need history_len >= 1")
+        return self.net.forward(self._inputs(batch))
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:
+        return self._forward(batch)["y_pred"].reshape(-1)
+
+    def loss(self, batch: CtrBatch) -> torch.Tensor:
+        out = self._forward(batch)
+        return self.net.compute_loss(out, torch.as_tensor(batch.label, dtype=torch.float32).view(-1, 1))
+
+
+# ---------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """A registered baseline: how to build it and what it reads."""
+
+    name: str
+    build: Callable[[CtrFeatures, dict[str, Any]], CtrModel]
+    description: str
+    library: str = "llmrec"
+    trainable: bool = True
+    history_len: int | None = None  # None: as many items as the samples keep
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _fuxi(name: str) -> Callable[[CtrFeatures, dict[str, Any]], CtrModel]:
+    return lambda features, params: FuxiCtrModel(features, name, params)
+
+
+BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
+    BaselineSpec("popularity", lambda f, p: SmoothedRate(f, "item", **p),
+                 "floor: the target item's positive rate in the training rows", trainable=False, history_len=0),
+    BaselineSpec("user_mean", lambda f, p: SmoothedRate(f, "user", **p),
+                 "floor: the user's positive rate in the training rows", trainable=False, history_len=0),
+    BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),
+                 "floor: logistic regression on one-hot user, item and category ids", history_len=0),
+    BaselineSpec("din", _fuxi("DIN"), "DIN (Zhou et al. 2018): target attention over the history",
+                 library="fuxictr", defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80],
+                                              "attention_hidden_units": [64], "net_dropout": 0.1}),
+    BaselineSpec("dien", _fuxi("DIEN"), "DIEN (Zhou et al. 2019): GRU interest extraction + AUGRU evolution",
+                 library="fuxictr", defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80],
+                                              "net_dropout": 0.1}),
+    BaselineSpec("dcnv2", _fuxi("DCNv2"), "DCNv2 (Wang et al. 2021): cross network over the features and "
+                 "the mean-pooled history", library="fuxictr",
+                 defaults={"embedding_dim": 16, "model_structure": "parallel", "num_cross_layers": 3,
+                           "parallel_dnn_hidden_units": [200, 80], "net_dropout": 0.1}),
+    BaselineSpec("sim", _fuxi("SIM"), "SIM (Pi et al. 2020): soft search of the long history, then target "
+                 "attention over the top k and the recent items", library="fuxictr", history_len=500,
+                 defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80], "short_seq_len": 60, "topk": 50,
+                           "net_dropout": 0.1}),
+)}
+
+
+def build_model(name: str, features: CtrFeatures, params: dict[str, Any] | None = None) -> CtrModel:
+    """The model ``name`` with its defaults updated by ``params``."""
+    if name not in BASELINES:
+        raise ConfigError(f"model: unknown baseline {name!r} (known: {', '.join(sorted(BASELINES))})")
+    spec = BASELINES[name]
+    return spec.build(features, {**spec.defaults, **(params or {})})
