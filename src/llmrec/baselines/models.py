@@ -143,6 +143,38 @@ def feature_map(features: CtrFeatures, embedding_dim: int):
     return fmap
 
 
+def _init_arguments(cls) -> set[str]:
+    """Named constructor arguments of ``cls`` and its bases (FuxiCTR passes ``**kwargs`` up)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is nn.Module or klass is object or "__init__" not in vars(klass):
+            continue
+        names |= {n for n, prm in inspect.signature(klass.__init__).parameters.items()
+                  if n != "self" and prm.kind not in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL)}
+    return names
+
+
+# arguments of FuxiCTR's own training loop, which llmrec does not use (the shared trainer does)
+TRAINER_ARGUMENTS = {"learning_rate", "monitor", "monitor_mode", "early_stop_patience", "eval_steps", "save_best_only",
+                     "reduce_lr_on_plateau", "accumulation_steps", "model_id", "task"}
+# arguments llmrec fills in itself
+BUILT_ARGUMENTS = {"feature_map", "features", "key", "class_name"}
+
+
+def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
+    owned = sorted(set(params) & TRAINER_ARGUMENTS)
+    if owned:
+        raise ConfigError(f"params: {', '.join(owned)} belong to the training loop; set train.* instead "
+                          "(train.learning_rate, train.patience, train.eval_every)")
+    allowed = _init_arguments(cls) - TRAINER_ARGUMENTS - BUILT_ARGUMENTS
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise ConfigError(f"params: {', '.join(unknown)} not an argument of {what} "
+                          f"(known: {', '.join(sorted(allowed)) or 'none'})")
+
+
 class FuxiCtrModel(CtrModel):
     """One of FuxiCTR's LongCTR models (DIN, DIEN, DCNv2, SIM) on our batches."""
 
@@ -150,6 +182,7 @@ class FuxiCtrModel(CtrModel):
         super().__init__()
         cls = _fuxictr_class(class_name)
         params = dict(params)
+        _check_arguments(cls, params, f"FuxiCTR's {class_name}")
         emb = int(params.pop("embedding_dim", 16))
         self.profile_fields = list(features.profile_vocabs)
         kwargs = {"gpu": -1, "verbose": 0, "model_root": tempfile.gettempdir(), "metrics": ["AUC"],
@@ -201,33 +234,40 @@ class BaselineSpec:
     trainable: bool = True
     history_len: int | None = None  # None: as many items as the samples keep
     defaults: dict[str, Any] = field(default_factory=dict)
+    model_class: Callable[[], type] | None = None  # the class whose arguments ``params`` may set
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """A ConfigError naming any key of ``params`` the model does not take."""
+        if self.model_class is not None:
+            cls = self.model_class()
+            _check_arguments(cls, params, f"{cls.__name__} ({self.library})")
 
 
-def _fuxi(name: str) -> Callable[[CtrFeatures, dict[str, Any]], CtrModel]:
-    return lambda features, params: FuxiCtrModel(features, name, params)
+def _fuxi(name: str, description: str, history_len: int | None = None, **defaults: Any) -> BaselineSpec:
+    return BaselineSpec(name.lower(), lambda features, params: FuxiCtrModel(features, name, params), description,
+                        library="fuxictr", history_len=history_len, defaults={"embedding_dim": 16, **defaults},
+                        model_class=lambda: _fuxictr_class(name))
 
 
 BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
     BaselineSpec("popularity", lambda f, p: SmoothedRate(f, "item", **p),
-                 "floor: the target item's positive rate in the training rows", trainable=False, history_len=0),
+                 "floor: the target item's positive rate in the training rows", trainable=False, history_len=0,
+                 model_class=lambda: SmoothedRate),
     BaselineSpec("user_mean", lambda f, p: SmoothedRate(f, "user", **p),
-                 "floor: the user's positive rate in the training rows", trainable=False, history_len=0),
+                 "floor: the user's positive rate in the training rows", trainable=False, history_len=0,
+                 model_class=lambda: SmoothedRate),
     BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),
-                 "floor: logistic regression on one-hot user, item and category ids", history_len=0),
-    BaselineSpec("din", _fuxi("DIN"), "DIN (Zhou et al. 2018): target attention over the history",
-                 library="fuxictr", defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80],
-                                              "attention_hidden_units": [64], "net_dropout": 0.1}),
-    BaselineSpec("dien", _fuxi("DIEN"), "DIEN (Zhou et al. 2019): GRU interest extraction + AUGRU evolution",
-                 library="fuxictr", defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80],
-                                              "net_dropout": 0.1}),
-    BaselineSpec("dcnv2", _fuxi("DCNv2"), "DCNv2 (Wang et al. 2021): cross network over the features and "
-                 "the mean-pooled history", library="fuxictr",
-                 defaults={"embedding_dim": 16, "model_structure": "parallel", "num_cross_layers": 3,
-                           "parallel_dnn_hidden_units": [200, 80], "net_dropout": 0.1}),
-    BaselineSpec("sim", _fuxi("SIM"), "SIM (Pi et al. 2020): soft search of the long history, then target "
-                 "attention over the top k and the recent items", library="fuxictr", history_len=500,
-                 defaults={"embedding_dim": 16, "dnn_hidden_units": [200, 80], "short_seq_len": 60, "topk": 50,
-                           "net_dropout": 0.1}),
+                 "floor: logistic regression on one-hot user, item and category ids", history_len=0,
+                 model_class=lambda: LogisticRegression),
+    _fuxi("DIN", "DIN (Zhou et al. 2018): target attention over the history",
+          dnn_hidden_units=[200, 80], attention_hidden_units=[64], net_dropout=0.1),
+    _fuxi("DIEN", "DIEN (Zhou et al. 2019): GRU interest extraction + AUGRU evolution",
+          dnn_hidden_units=[200, 80], net_dropout=0.1),
+    _fuxi("DCNv2", "DCNv2 (Wang et al. 2021): cross network over the features and the mean-pooled history",
+          model_structure="parallel", num_cross_layers=3, parallel_dnn_hidden_units=[200, 80], net_dropout=0.1),
+    _fuxi("SIM", "SIM (Pi et al. 2020): soft search of the long history, then target attention over the top k "
+          "and the recent items", history_len=500, dnn_hidden_units=[200, 80], short_seq_len=60, topk=50,
+          net_dropout=0.1),
 )}
 
 

@@ -55,6 +55,7 @@ def check_baseline(config: BaselineConfig) -> tuple[PreparedData, int]:
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
     spec = BASELINES[config.model]
+    spec.check_params({**spec.defaults, **config.params})
     history_len = config.history_len if config.history_len is not None else spec.history_len
     if history_len is None:
         kept = prepared.split(config.split).column("history_items")

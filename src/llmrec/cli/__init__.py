@@ -11,12 +11,13 @@ from __future__ import annotations
 import sys
 
 from llmrec.cli.app import main
+from llmrec.cli.baseline import baseline_cmd
 from llmrec.cli.bench import bench
 from llmrec.cli.data import data
 from llmrec.cli.retrieve import retrieve_cmd
 from llmrec.cli.runs import attention_cmd, compare_cmd, evaluate_cmd, suite_cmd, train_cmd
 
-for command in (data, retrieve_cmd, evaluate_cmd, train_cmd, suite_cmd, compare_cmd, attention_cmd, bench):
+for command in (data, retrieve_cmd, evaluate_cmd, train_cmd, baseline_cmd, suite_cmd, compare_cmd, attention_cmd, bench):
     main.add_command(command)
 
 __all__ = ["main"]
