@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from llmrec.data.prepare import PrepareConfig, prepare
+from llmrec.data.sampling import sample_indices
 from llmrec.errors import ConfigError, DataError, ModelError
 from llmrec.evaluate import EvaluateConfig, evaluate
 from llmrec.llm import apply_adapter
 from llmrec.train import TrainConfig, train, train_seeds
 from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import OptimSettings
-from llmrec.train.examples import Example, read_instruction_file, sample_indices
+from llmrec.train.examples import Example, read_instruction_file
 from llmrec.train.run import make_trainer, sft_config
 from llmrec.train.trainer import IGNORE, LeftPadCollator, answer_only_loss
 from tests.tiny_models import tiny_gemma3, tiny_llama, tiny_loaded

@@ -1,8 +1,8 @@
 """Experiment suites: one YAML file -> every row of a results table, run and tabulated.
 
-A suite lists rows; each row is a ``train`` run (a config file, with seeds) or an
+A suite lists rows; each row is a ``train`` run (a config file, with seeds), an
 ``evaluate`` run (a config file, optionally with the adapters of an earlier train row, for
-cross-domain tests). ``llmrec suite FILE`` runs the rows in order into ``OUT/<row>/``
+cross-domain tests) or a ``baseline`` run (a classic model's config file, with seeds). ``llmrec suite FILE`` runs the rows in order into ``OUT/<row>/``
 (``seed-N`` subfolders for train rows), skips runs that are already finished (so an
 interrupted suite continues where it stopped), and writes ``OUT/table.md`` and
 ``OUT/table.json``: the mean and standard deviation over seeds of each metric, next to the
@@ -17,6 +17,8 @@ Example (``configs/tallrec/table.yaml``)::
       - {name: movie-zeroshot, evaluate: configs/tallrec/movie-zeroshot.yaml}
       - {name: movie-256, train: configs/tallrec/movie-256.yaml, seeds: [0, 1, 2]}
       - {name: movie-256-on-book, evaluate: configs/tallrec/book-zeroshot.yaml, adapters_from: movie-256}
+      - {name: movie-din-256, baseline: configs/baselines/din.yaml, seeds: [0, 1, 2],
+         set: [data=prepared/ml-100k-tallrec, train_samples=256]}
 
 >>> suite = SuiteConfig.model_validate({"name": "t", "rows": [{"name": "a", "train": "a.yaml"}]})
 >>> suite.rows[0].seeds, suite.metrics
@@ -43,14 +45,15 @@ class SuiteRow(BaseModel):
     name: str
     train: str | None = Field(None, description="train config file")
     evaluate: str | None = Field(None, description="evaluate config file")
+    baseline: str | None = Field(None, description="baseline config file (llmrec baseline)")
     seeds: list[int] = Field(default_factory=lambda: [0])
     adapters_from: str | None = Field(None, description="evaluate with the adapters of this train row (one per seed)")
     set: list[str] = Field(default_factory=list, description="overrides for this row's config")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SuiteRow:
-        if (self.train is None) == (self.evaluate is None):
-            raise ValueError(f"row {self.name!r}: give exactly one of 'train' or 'evaluate'")
+        if sum(k is not None for k in (self.train, self.evaluate, self.baseline)) != 1:
+            raise ValueError(f"row {self.name!r}: give exactly one of 'train', 'evaluate' or 'baseline'")
         if self.adapters_from and self.train:
             raise ValueError(f"row {self.name!r}: adapters_from is for evaluate rows")
         return self
@@ -126,6 +129,8 @@ def plan_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...]
     A bad row (a missing config file, an invalid field, a missing data folder or split, a
     model that is not there) fails here, before the first row trains.
     """
+    from llmrec.baselines.config import BaselineConfig
+    from llmrec.baselines.run import check_baseline
     from llmrec.evaluate import EvaluateConfig, check_evaluate
     from llmrec.train.config import TrainConfig
     from llmrec.train.run import check_train
@@ -150,6 +155,11 @@ def plan_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...]
                     cfg = cfg.model_copy(update={"seed": seed, "run_dir": str(folder)})
                     check_train(cfg)
                     plan.append((f"{row.name} seed {seed}: train -> {folder}", "train", cfg))
+                elif row.baseline:
+                    cfg = load_config(BaselineConfig, _config_path(row.baseline, suite_file), [*row.set, *extra])
+                    cfg = cfg.model_copy(update={"seed": seed, "run_dir": str(folder)})
+                    check_baseline(cfg)
+                    plan.append((f"{row.name} seed {seed}: baseline {cfg.model} -> {folder}", "baseline", cfg))
                 else:
                     cfg = load_config(EvaluateConfig, _config_path(row.evaluate, suite_file), [*row.set, *extra])
                     update: dict[str, Any] = {"run_dir": str(folder if row.adapters_from else out / row.name)}
@@ -170,12 +180,14 @@ def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] 
               log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
     """Check every row (or those in ``only``), then run them into ``out`` and write the table."""
     plan = plan_suite(suite_file, out, only=only, extra=extra)
+    from llmrec.baselines.run import run_baseline
     from llmrec.evaluate import evaluate
     from llmrec.train.run import train
 
+    runner = {"train": train, "evaluate": evaluate, "baseline": run_baseline}
     for label, kind, cfg in plan:
         log(f"== {label}")
-        (train if kind == "train" else evaluate)(cfg, log=log, progress=progress)
+        runner[kind](cfg, log=log, progress=progress)
     return write_table(load_suite(suite_file), out)
 
 
