@@ -240,3 +240,15 @@ def test_cli_list_run_and_compare(planted, tmp_path):
     assert "pop" in cmp.output and "lr" in cmp.output
     bad = runner.invoke(main, ["baseline", "din", "-d", str(tmp_path / "missing")])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and "meta.json missing" in bad.output
+
+
+def test_bench_baselines(planted):
+    from llmrec.bench.baselines import run
+
+    result = run(planted, ("popularity", "logreg", "din"), steps=2, batch_size=64, score_samples=100, log=lambda m: None)
+    assert set(result["models"]) == {"popularity", "logreg", "din"}
+    for entry in result["models"].values():
+        assert entry["train_samples_per_s"] > 0 and entry["score_samples_per_s"] > 0
+    assert result["machine"]["cores"] >= 1
+    bad = CliRunner().invoke(main, ["bench", "baselines", "-d", planted, "--model", "nope"])
+    assert bad.exit_code == 1 and "unknown baseline" in bad.output

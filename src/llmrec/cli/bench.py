@@ -91,3 +91,25 @@ def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, 
 
     check_retrievable(PreparedData.load(data), data)
     _emit(run(data, model_name, k, encode_items, batch_size, encoding=not no_encoding, log=echo_err), output)
+
+
+@bench.command("baselines")
+@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder.")
+@click.option("--model", "models", multiple=True, help="Baselines to time (repeatable) [all].")
+@click.option("--steps", default=20, show_default=True, help="Timed training steps per model.")
+@click.option("--batch-size", default=1024, show_default=True)
+@click.option("--score-samples", default=20_000, show_default=True, help="Validation samples scored per model.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_baselines(data, models, steps, batch_size, score_samples, output) -> None:
+    """Training and scoring samples/s of each classic baseline (llmrec baseline --list)."""
+    from llmrec.baselines.models import BASELINES
+    from llmrec.data.prepared import PreparedData
+    from llmrec.errors import ConfigError
+
+    unknown = sorted(set(models) - set(BASELINES))
+    if unknown:
+        raise ConfigError(f"--model: unknown baseline {', '.join(unknown)} (known: {', '.join(sorted(BASELINES))})")
+    PreparedData.load(data)
+    from llmrec.bench.baselines import run
+
+    _emit(run(data, tuple(models), steps, batch_size, score_samples, log=echo_err), output)
