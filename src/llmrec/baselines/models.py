@@ -175,11 +175,32 @@ def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
                           f"(known: {', '.join(sorted(allowed)) or 'none'})")
 
 
+def right_aligned(batch: CtrBatch) -> CtrBatch:
+    """The batch with each history moved to the left end (padding after the items, oldest first).
+
+    >>> import numpy as np
+    >>> b = CtrBatch(np.zeros(2, int), np.zeros(2, int), np.zeros(2, int), {}, np.array([[0, 0, 7, 8], [0, 0, 0, 0]]),
+    ...              np.zeros((2, 4), int), np.zeros((2, 4), int), np.zeros(2))
+    >>> right_aligned(b).history.tolist()
+    [[7, 8, 0, 0], [0, 0, 0, 0]]
+    """
+    L = batch.history.shape[1]
+    n = (batch.history > 0).sum(axis=1)
+    idx = (np.arange(L)[None, :] + (L - n)[:, None]) % L
+
+    def roll(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, idx, axis=1)
+
+    return CtrBatch(batch.user, batch.item, batch.category, batch.profile, roll(batch.history),
+                    roll(batch.history_category), roll(batch.history_rating), batch.label)
+
+
 class FuxiCtrModel(CtrModel):
     """One of FuxiCTR's LongCTR models (DIN, DIEN, DCNv2, SIM) on our batches."""
 
-    def __init__(self, features: CtrFeatures, class_name: str, params: dict[str, Any]) -> None:
+    def __init__(self, features: CtrFeatures, class_name: str, params: dict[str, Any], padding: str = "pre") -> None:
         super().__init__()
+        self.padding = padding
         cls = _fuxictr_class(class_name)
         params = dict(params)
         _check_arguments(cls, params, f"FuxiCTR's {class_name}")
@@ -197,6 +218,8 @@ class FuxiCtrModel(CtrModel):
         self.net.optimizer = None  # the shared trainer owns the optimizer
 
     def _inputs(self, batch: CtrBatch):
+        if self.padding == "post":
+            batch = right_aligned(batch)
         batch_dict = {"user_id": _long(batch.user), "label": torch.as_tensor(batch.label, dtype=torch.float32)}
         for name in self.profile_fields:
             batch_dict[f"user_{name}"] = _long(batch.profile[name])
@@ -243,8 +266,10 @@ class BaselineSpec:
             _check_arguments(cls, params, f"{cls.__name__} ({self.library})")
 
 
-def _fuxi(name: str, description: str, history_len: int | None = None, **defaults: Any) -> BaselineSpec:
-    return BaselineSpec(name.lower(), lambda features, params: FuxiCtrModel(features, name, params), description,
+def _fuxi(name: str, description: str, history_len: int | None = None, padding: str = "pre",
+          **defaults: Any) -> BaselineSpec:
+    return BaselineSpec(name.lower(), lambda features, params: FuxiCtrModel(features, name, params, padding),
+                        description,
                         library="fuxictr", history_len=history_len, defaults={"embedding_dim": 16, **defaults},
                         model_class=lambda: _fuxictr_class(name))
 
@@ -261,7 +286,9 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
                  model_class=lambda: LogisticRegression),
     _fuxi("DIN", "DIN (Zhou et al. 2018): target attention over the history",
           dnn_hidden_units=[200, 80], attention_hidden_units=[64], net_dropout=0.1),
-    _fuxi("DIEN", "DIEN (Zhou et al. 2019): GRU interest extraction + AUGRU evolution",
+    # DIEN packs its GRU inputs with pack_padded_sequence, which reads the first `length` steps:
+    # it needs the items at the left end (FuxiCTR's LongCTR loader pads on the left by default)
+    _fuxi("DIEN", "DIEN (Zhou et al. 2019): GRU interest extraction + AUGRU evolution", padding="post",
           dnn_hidden_units=[200, 80], net_dropout=0.1),
     _fuxi("DCNv2", "DCNv2 (Wang et al. 2021): cross network over the features and the mean-pooled history",
           model_structure="parallel", num_cross_layers=3, parallel_dnn_hidden_units=[200, 80], net_dropout=0.1),
