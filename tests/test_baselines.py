@@ -252,3 +252,19 @@ def test_bench_baselines(planted):
     assert result["machine"]["cores"] >= 1
     bad = CliRunner().invoke(main, ["bench", "baselines", "-d", planted, "--model", "nope"])
     assert bad.exit_code == 1 and "unknown baseline" in bad.output
+
+
+@pytest.mark.shared_data
+def test_real_ml100k_few_shot_baselines(shared_data, tmp_path):
+    """Smoke test on real data: TALLRec's ML-100K split, 256 samples, DIN and the floors."""
+    data = prepare(PrepareConfig(dataset="ml-100k", protocol="tallrec", data_root=str(shared_data),
+                                 out=str(tmp_path / "t")), log=lambda m: None)[1]
+    for name in ("popularity", "logreg", "din"):
+        path, result = run_baseline(BaselineConfig(model=name, data=str(data), train_samples=256, seed=0,
+                                                   run_dir=str(tmp_path / name), valid={"limit": 200},
+                                                   test={"limit": 300},
+                                                   train={"epochs": 5, "batch_size": 32}), **QUIET)
+        m = result["metrics"]
+        assert 0.3 < m["auc"] < 1.0 and np.isfinite(m["logloss"]), (name, m)
+        assert result["training"]["train_samples"] == 256
+        assert len(pd.read_parquet(path / "predictions.parquet")) == 300

@@ -60,3 +60,43 @@ def test_rella_suites_and_every_row_config_load(path):
             assert cfg.test.limit == 2000 and cfg.selection.split == "valid"
         else:
             assert cfg.limit == 2000 and cfg.sample_seed == 0
+
+
+BASELINE_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "baselines").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BASELINE_FILES, ids=lambda p: p.name)
+def test_baseline_configs_and_suites_load(path):
+    """Baseline configs load and name a registered model; suites validate, every row's config
+    (with the row's overrides) loads, and params are accepted by the model."""
+    from llmrec.baselines.config import BaselineConfig
+    from llmrec.baselines.models import BASELINES
+    from llmrec.experiments import load_suite
+
+    if "\nrows:" in path.read_text():
+        suite = load_suite(path)
+        for row in suite.rows:
+            cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
+            assert cfg.model in BASELINES and "ml-1m" in cfg.data
+            assert row.name.split("-")[0] == cfg.model
+    else:
+        cfg = load_config(BaselineConfig, path)
+        assert cfg.model in BASELINES
+        BASELINES[cfg.model].check_params({**BASELINES[cfg.model].defaults, **cfg.params})
+
+
+def test_tallrec_table_baseline_rows_use_the_llm_rows_draws():
+    from llmrec.baselines.config import BaselineConfig
+    from llmrec.experiments import load_suite
+    from llmrec.train import TrainConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "tallrec" / "table.yaml"
+    suite = load_suite(path)
+    rows = [r for r in suite.rows if r.baseline]
+    assert len(rows) == 18
+    for row in rows:
+        cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
+        domain, model, n = row.name.split("-")
+        llm = load_config(TrainConfig, path.parent / f"{domain}-{n}.yaml")
+        assert (cfg.model, cfg.train_samples, cfg.data) == (model, int(n), llm.data)
+        assert cfg.valid.limit == llm.selection.limit and cfg.test.limit == llm.test.limit
