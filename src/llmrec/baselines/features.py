@@ -65,9 +65,21 @@ class Vocab:
         return len(self.values) + 2
 
     def encode(self, values) -> np.ndarray:
+        """Indices of ``values`` (a list, or a pyarrow array: encoded without a Python loop)."""
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            return self.encode_arrow(values)
         get, unk = self.index.get, self.unknown
         return np.fromiter((get(str(v), unk) if v is not None else 0 for v in values), dtype=np.int64,
                            count=len(values))
+
+    def encode_arrow(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
+            values = pc.cast(values, pa.string())
+        pos = pc.index_in(values, value_set=pa.array(self.values, pa.string()))
+        out = pc.fill_null(pc.add(pos, 1), self.unknown).to_numpy(zero_copy_only=False).astype(np.int64)
+        if values.null_count:
+            out[pc.is_null(values).to_numpy(zero_copy_only=False)] = 0
+        return out
 
 
 def _first_category(text: Any) -> str | None:
@@ -178,13 +190,20 @@ class CtrFeatures:
         return feats
 
     def _flatten_chronology(self, seq: pa.Table) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-        items = self.items.encode(pc.list_flatten(seq.column("items")).to_pylist())
-        ratings = self._ratings(pc.list_flatten(seq.column("ratings")).to_pylist())
+        items = self.items.encode(pc.list_flatten(seq.column("items")))
+        ratings = self._ratings(pc.list_flatten(seq.column("ratings")))
         lengths = pc.list_value_length(seq.column("items")).to_numpy(zero_copy_only=False)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         return items, ratings, {str(u): int(o) for u, o in zip(seq.column("user").to_pylist(), offsets)}
 
     def _ratings(self, values) -> np.ndarray:
+        """Rating levels (1..R; 0 for a missing rating)."""
+        if isinstance(values, (pa.Array, pa.ChunkedArray)):
+            levels = np.array([float(v) for v in self.ratings.values], dtype=np.float64)
+            x = pc.fill_null(pc.cast(values, pa.float64()), np.nan).to_numpy(zero_copy_only=False)
+            idx = np.searchsorted(levels, x)
+            ok = (idx < len(levels)) & (levels[np.minimum(idx, len(levels) - 1)] == x) if len(levels) else x != x
+            return np.where(ok, idx + 1, np.where(np.isnan(x), 0, self.ratings.unknown)).astype(np.int64)
         return self.ratings.encode([repr(float(r)) if r is not None and r == r else None for r in values])
 
     def split(self, prepared: PreparedData, name: str, rows: np.ndarray | None = None) -> CtrSplit:
@@ -197,6 +216,7 @@ class CtrFeatures:
             table = table.take(pa.array(rows))
         users = [str(u) for u in table.column("user").to_pylist()]
         items = [str(i) for i in table.column("item").to_pylist()]
+        user_ids, item_ids = self.users.encode(table.column("user")), self.items.encode(table.column("item"))
         kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
         use_chronology = (self.chronology is not None and "history_end" in table.column_names
                           and self.history_len > (int(kept.max()) if len(kept) else 0))
@@ -210,12 +230,12 @@ class CtrFeatures:
             end = base + table.column("history_end").to_numpy(zero_copy_only=False).astype(np.int64)
             start = base
         else:
-            flat_items = self.items.encode(pc.list_flatten(table.column("history_items")).to_pylist())
-            flat_ratings = self._ratings(pc.list_flatten(table.column("history_ratings")).to_pylist())
+            flat_items = self.items.encode(pc.list_flatten(table.column("history_items")))
+            flat_ratings = self._ratings(pc.list_flatten(table.column("history_ratings")))
             end = np.cumsum(kept).astype(np.int64)
             start = end - kept
         return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), users, items,
-                        self.users.encode(users), self.items.encode(items),
+                        user_ids, item_ids,
                         table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
                         start, end, flat_items, flat_ratings, "chronology" if use_chronology else "samples")
 
