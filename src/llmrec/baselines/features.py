@@ -111,8 +111,6 @@ class CtrSplit:
     """A split as arrays; row ``i``'s history is ``flat[start[i]:end[i]]`` (the last ``history_len`` taken)."""
 
     sample_id: np.ndarray
-    users: list[str]
-    items: list[str]
     user: np.ndarray
     item: np.ndarray
     label: np.ndarray
@@ -127,8 +125,7 @@ class CtrSplit:
 
     def take(self, rows: np.ndarray) -> CtrSplit:
         rows = np.asarray(rows)
-        return CtrSplit(self.sample_id[rows], [self.users[i] for i in rows], [self.items[i] for i in rows],
-                        self.user[rows], self.item[rows], self.label[rows], self.start[rows], self.end[rows],
+        return CtrSplit(self.sample_id[rows], self.user[rows], self.item[rows], self.label[rows], self.start[rows], self.end[rows],
                         self.flat_items, self.flat_ratings, self.source)
 
 
@@ -145,7 +142,9 @@ class CtrFeatures:
     user_profile: dict[str, np.ndarray]
     category_field: str | None
     history_len: int
-    chronology: tuple[np.ndarray, np.ndarray, dict[str, int]] | None = field(default=None, repr=False)
+    # flat item and rating-level arrays of every user's chronology, and each user's offset in them
+    # (indexed by user id; -1: no chronology)
+    chronology: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, prepared: PreparedData, history_len: int) -> CtrFeatures:
@@ -189,12 +188,14 @@ class CtrFeatures:
             feats.chronology = feats._flatten_chronology(prepared.sequences)
         return feats
 
-    def _flatten_chronology(self, seq: pa.Table) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    def _flatten_chronology(self, seq: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         items = self.items.encode(pc.list_flatten(seq.column("items")))
         ratings = self._ratings(pc.list_flatten(seq.column("ratings")))
         lengths = pc.list_value_length(seq.column("items")).to_numpy(zero_copy_only=False)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return items, ratings, {str(u): int(o) for u, o in zip(seq.column("user").to_pylist(), offsets)}
+        offsets = np.full(self.users.size, -1, dtype=np.int64)
+        offsets[self.users.encode(seq.column("user"))] = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        offsets[self.users.unknown] = -1
+        return items, ratings, offsets
 
     def _ratings(self, values) -> np.ndarray:
         """Rating levels (1..R; 0 for a missing rating)."""
@@ -214,17 +215,15 @@ class CtrFeatures:
                             "are read by the sequential baselines)")
         if rows is not None:
             table = table.take(pa.array(rows))
-        users = [str(u) for u in table.column("user").to_pylist()]
-        items = [str(i) for i in table.column("item").to_pylist()]
         user_ids, item_ids = self.users.encode(table.column("user")), self.items.encode(table.column("item"))
         kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
         use_chronology = (self.chronology is not None and "history_end" in table.column_names
                           and self.history_len > (int(kept.max()) if len(kept) else 0))
         if use_chronology:
             flat_items, flat_ratings, offsets = self.chronology
-            base = np.array([offsets.get(u, -1) for u in users], dtype=np.int64)
+            base = offsets[user_ids]
             if (base < 0).any():
-                missing = users[int(np.argmax(base < 0))]
+                missing = table.column("user")[int(np.argmax(base < 0))].as_py()
                 raise DataError(f"{prepared.path}/sequences.parquet: user {missing!r} of {name}.parquet has no "
                                 "chronology")
             end = base + table.column("history_end").to_numpy(zero_copy_only=False).astype(np.int64)
@@ -234,8 +233,7 @@ class CtrFeatures:
             flat_ratings = self._ratings(pc.list_flatten(table.column("history_ratings")))
             end = np.cumsum(kept).astype(np.int64)
             start = end - kept
-        return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), users, items,
-                        user_ids, item_ids,
+        return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), user_ids, item_ids,
                         table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
                         start, end, flat_items, flat_ratings, "chronology" if use_chronology else "samples")
 
@@ -254,6 +252,12 @@ class CtrFeatures:
                         profile={k: v[user] for k, v in self.user_profile.items()},
                         history=hist, history_category=self.item_category[hist], history_rating=rating,
                         label=split.label[rows])
+
+    @staticmethod
+    def kept_history(prepared: PreparedData, split: str = "train") -> int:
+        """The most history items a sample of ``split`` keeps (the default ``history_len``)."""
+        kept = pc.list_value_length(prepared.split(split).column("history_items"))
+        return int(pc.max(kept).as_py() or 0)
 
     def describe(self) -> dict[str, Any]:
         return {"items": len(self.items.values), "users": len(self.users.values),

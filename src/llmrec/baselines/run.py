@@ -43,7 +43,7 @@ def check_baseline(config: BaselineConfig) -> tuple[PreparedData, int]:
     if config.model not in BASELINES:
         raise ConfigError(f"model: unknown baseline {config.model!r} (known: {', '.join(sorted(BASELINES))})")
     prepared = PreparedData.load(config.data)
-    for name in {config.split, config.valid.split, *( [config.test.split] if config.test.enabled else [])}:
+    for name in {config.split, config.valid.split, *([config.test.split] if config.test.enabled else [])}:
         table = prepared.split(name)
         if table.num_rows == 0:
             raise DataError(f"{config.data}: split {name!r} is empty")
@@ -58,10 +58,7 @@ def check_baseline(config: BaselineConfig) -> tuple[PreparedData, int]:
     spec.check_params({**spec.defaults, **config.params})
     history_len = config.history_len if config.history_len is not None else spec.history_len
     if history_len is None:
-        kept = prepared.split(config.split).column("history_items")
-        import pyarrow.compute as pc
-
-        history_len = int(pc.max(pc.list_value_length(kept)).as_py() or 0)
+        history_len = CtrFeatures.kept_history(prepared, config.split)
     if spec.library == "fuxictr" and history_len < 1:
         raise ConfigError(f"history_len: {config.model} reads the history; give it at least 1 item")
     return prepared, history_len

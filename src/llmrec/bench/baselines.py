@@ -26,10 +26,7 @@ def run(data: str, models: tuple[str, ...] = (), steps: int = 20, batch_size: in
         seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     prepared = PreparedData.load(data)
     names = list(models) or list(BASELINES)
-    kept = prepared.split("train").column("history_items")
-    import pyarrow.compute as pc
-
-    default_len = int(pc.max(pc.list_value_length(kept)).as_py() or 0)
+    default_len = CtrFeatures.kept_history(prepared)
     cache: dict[int, tuple[CtrFeatures, Any, Any, float]] = {}
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"machine": machine_info(), "data": data, "batch_size": batch_size, "steps": steps,
