@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,8 @@ class BaselineValidSettings(BaseModel):
     split: str = "valid"
     limit: int | None = Field(None, ge=1, description="a seeded subset of the split")
     sample_seed: int = 0
-    metric: Literal["auc", "logloss"] = "auc"
+    metric: str | None = Field(None, description="auc or logloss (CTR); recall@k, mrr@k, ndcg@k or hit@k "
+                               "(candidate lists); default auc / ndcg@10")
 
 
 class BaselineTestSettings(BaseModel):

@@ -1,4 +1,5 @@
-"""Classic CTR models behind one small interface, and the registry that names them.
+"""Classic CTR models behind one small interface, and the registry that names every baseline
+(the sequential ones live in :mod:`llmrec.baselines.sequential`).
 
 Every model is a ``torch.nn.Module`` with
 
@@ -32,6 +33,8 @@ import torch
 from torch import nn
 
 from llmrec.baselines.features import CtrBatch, CtrFeatures, CtrSplit
+from llmrec.baselines.sequences import SeqFeatures
+from llmrec.baselines.sequential import GRU4Rec, NARM, NCF, SASRec, Caser, SeqPopularity
 from llmrec.errors import ConfigError
 
 __all__ = ["BASELINES", "BaselineSpec", "build_model", "CtrModel"]
@@ -160,7 +163,7 @@ def _init_arguments(cls) -> set[str]:
 TRAINER_ARGUMENTS = {"learning_rate", "monitor", "monitor_mode", "early_stop_patience", "eval_steps", "save_best_only",
                      "reduce_lr_on_plateau", "accumulation_steps", "model_id", "task"}
 # arguments llmrec fills in itself
-BUILT_ARGUMENTS = {"feature_map", "features", "key", "class_name"}
+BUILT_ARGUMENTS = {"feature_map", "features", "key", "class_name", "n_items", "n_users"}
 
 
 def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
@@ -254,10 +257,12 @@ class BaselineSpec:
     build: Callable[[CtrFeatures, dict[str, Any]], CtrModel]
     description: str
     library: str = "llmrec"
+    kind: str = "ctr"  # "ctr": labelled samples; "ranking": candidate lists
     trainable: bool = True
     history_len: int | None = None  # None: as many items as the samples keep
     defaults: dict[str, Any] = field(default_factory=dict)
     model_class: Callable[[], type] | None = None  # the class whose arguments ``params`` may set
+    inputs: str = "samples"  # ranking models: "sequences" (next-item) or "interactions" (user-item pairs)
 
     def check_params(self, params: dict[str, Any]) -> None:
         """A ConfigError naming any key of ``params`` the model does not take."""
@@ -298,7 +303,29 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
 )}
 
 
-def build_model(name: str, features: CtrFeatures, params: dict[str, Any] | None = None) -> CtrModel:
+def _seq(name: str, cls: type, description: str, history_len: int = 50, inputs: str = "sequences",
+         user_vocab: bool = False, **defaults: Any) -> BaselineSpec:
+    def build(features: SeqFeatures, params: dict[str, Any]) -> nn.Module:
+        extra = {"n_users": features.users.size} if user_vocab else {}
+        return cls(n_items=features.items.size, **extra, **params)
+
+    return BaselineSpec(name, build, description, kind="ranking", history_len=history_len, defaults=defaults,
+                        model_class=lambda: cls, inputs=inputs, trainable=cls.trainable)
+
+
+BASELINES.update({spec.name: spec for spec in (
+    _seq("seq_popularity", SeqPopularity, "floor: candidates ranked by how often they occur in the training "
+         "sequences", history_len=0),
+    _seq("gru4rec", GRU4Rec, "GRU4Rec (Hidasi et al. 2016): a GRU over the history"),
+    _seq("sasrec", SASRec, "SASRec (Kang & McAuley 2018): causal self-attention over the history"),
+    _seq("narm", NARM, "NARM (Li et al. 2017): GRU with attention over its states"),
+    _seq("caser", Caser, "Caser (Tang & Wang 2018): convolutions over the most recent items", history_len=5),
+    _seq("ncf", NCF, "NCF / NeuMF (He et al. 2017): user x item, trained on every input interaction",
+         history_len=0, inputs="interactions", user_vocab=True),
+)})
+
+
+def build_model(name: str, features: CtrFeatures | SeqFeatures, params: dict[str, Any] | None = None) -> nn.Module:
     """The model ``name`` with its defaults updated by ``params``."""
     if name not in BASELINES:
         raise ConfigError(f"model: unknown baseline {name!r} (known: {', '.join(sorted(BASELINES))})")

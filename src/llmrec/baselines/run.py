@@ -1,5 +1,6 @@
 """``llmrec baseline``: train a classic model on a prepared folder's training split and score its
-test split into the same run-folder format as ``llmrec evaluate``.
+test split into the same run-folder format as ``llmrec evaluate`` (CTR models: a probability
+per sample; sequential models: a score per candidate of each list).
 
 Layout of the run folder (beside config.yaml, predictions.parquet, metrics.json, plots/)::
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,10 @@ import torch
 
 from llmrec.baselines.config import BaselineConfig
 from llmrec.baselines.features import CtrFeatures
-from llmrec.baselines.models import BASELINES, CtrModel, build_model
-from llmrec.baselines.trainer import fit, predict
+from llmrec.baselines.models import BASELINES, build_model
+from llmrec.baselines.sequences import Instances, SeqFeatures
+from llmrec.baselines.tasks import CtrTask, RankingTask, check_metric, predict, predict_ranking
+from llmrec.baselines.trainer import fit
 from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import sample_indices
 from llmrec.errors import ConfigError, DataError
@@ -35,45 +39,95 @@ from llmrec.evaluate import select_rows, write_results
 from llmrec.io import write_json
 from llmrec.runs import RunDir
 
-__all__ = ["run_baseline", "check_baseline", "load_baseline"]
+__all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "build_features", "build_task"]
 
 
-def check_baseline(config: BaselineConfig) -> tuple[PreparedData, int]:
-    """Every cheap check before anything is written; returns (prepared data, history length)."""
+@dataclass(frozen=True)
+class BaselinePlan:
+    """What the checks settled: the data, the history length and the validation metric."""
+
+    prepared: PreparedData
+    history_len: int
+    metric: str
+    kind: str  # "ctr" or "ranking"
+
+
+def check_baseline(config: BaselineConfig) -> BaselinePlan:
+    """Every cheap check before anything is written."""
     if config.model not in BASELINES:
         raise ConfigError(f"model: unknown baseline {config.model!r} (known: {', '.join(sorted(BASELINES))})")
+    spec = BASELINES[config.model]
     prepared = PreparedData.load(config.data)
+    needs = "label" if spec.kind == "ctr" else "candidates"
     for name in {config.split, config.valid.split, *([config.test.split] if config.test.enabled else [])}:
         table = prepared.split(name)
         if table.num_rows == 0:
-            raise DataError(f"{config.data}: split {name!r} is empty")
-        if "label" not in table.column_names:
-            raise DataError(f"{config.data}/{name}.parquet: {config.model} is a CTR baseline and needs labelled "
-                            f"samples; this is a {prepared.protocol} ranking folder")
+            raise DataError(f"{config.data}/{name}.parquet: the split is empty")
+        if needs not in table.column_names:
+            what = ("a CTR baseline and needs labelled samples; this is a ranking folder (use a sequential "
+                    "baseline: llmrec baseline --list)" if spec.kind == "ctr" else
+                    "a sequential baseline and needs candidate lists; this is a CTR folder")
+            raise DataError(f"{config.data}/{name}.parquet: {config.model} is {what}")
     n = prepared.split(config.split).num_rows
     if config.train_samples and config.train_samples > n:
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
-    spec = BASELINES[config.model]
     spec.check_params({**spec.defaults, **config.params})
+    metric = config.valid.metric or ("auc" if spec.kind == "ctr" else "ndcg@10")
+    check_metric(metric, spec.kind)
     history_len = config.history_len if config.history_len is not None else spec.history_len
     if history_len is None:
         history_len = CtrFeatures.kept_history(prepared, config.split)
-    if spec.library == "fuxictr" and history_len < 1:
+    reads_history = spec.history_len is None or spec.history_len > 0
+    if reads_history and history_len < 1:
         raise ConfigError(f"history_len: {config.model} reads the history; give it at least 1 item")
-    return prepared, history_len
+    return BaselinePlan(prepared, history_len, metric, spec.kind)
 
 
 def _rows(table, rows: np.ndarray) -> list[dict[str, Any]]:
-    cols = [c for c in ("sample_id", "user", "item", "label") if c in table.column_names]
+    cols = [c for c in ("sample_id", "user", "item", "label", "candidates", "labels") if c in table.column_names]
     return table.select(cols).take(rows.tolist()).to_pylist()
+
+
+def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
+    """The vocabularies and lookup tables of the plan's folder."""
+    if plan.kind == "ctr":
+        return CtrFeatures.build(plan.prepared, plan.history_len)
+    return SeqFeatures.build(plan.prepared, plan.history_len)
+
+
+def build_task(plan: BaselinePlan, config: BaselineConfig, features, train_rows: np.ndarray,
+          valid_rows: np.ndarray) -> tuple[CtrTask | RankingTask, str]:
+    """The training task and a line describing it."""
+    prepared = plan.prepared
+    if plan.kind == "ctr":
+        train = features.split(prepared, config.split, train_rows)
+        valid = features.split(prepared, config.valid.split, valid_rows)
+        return (CtrTask(features, train, valid, plan.metric),
+                f"{len(train):,} training samples, {len(valid):,} validation samples, history "
+                f"{plan.history_len} items (from the {train.source})")
+    train = features.split(prepared, config.split, train_rows)
+    valid = features.split(prepared, config.valid.split, valid_rows)
+    if BASELINES[config.model].inputs == "interactions":
+        others = [features.split(prepared, name) for name in dict.fromkeys(
+            [config.valid.split, *([config.test.split] if config.test.enabled else [])]) if name != config.split]
+        users, items = features.interactions(train, others)
+        zeros = np.zeros(len(users), dtype=np.int64)
+        instances = Instances(users, zeros, zeros, items, np.zeros(0, dtype=np.int64))
+        line = (f"{len(instances):,} input interactions (the {len(train):,} training sequences and the histories "
+                f"of {', '.join(f'{len(o):,}' for o in others)} evaluation users), {len(valid):,} validation lists")
+    else:
+        instances = features.instances(train)
+        line = (f"{len(instances):,} next-item instances from {len(train):,} training sequences, {len(valid):,} "
+                f"validation lists, history {plan.history_len} items")
+    return RankingTask(features, instances, valid, plan.metric), line
 
 
 def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
                  progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Train, select on validation, score the test split, write the run folder; return (folder, result)."""
-    prepared, history_len = check_baseline(config)
-    spec = BASELINES[config.model]
+    plan = check_baseline(config)
+    prepared, spec = plan.prepared, BASELINES[config.model]
     dataset, protocol = prepared.dataset, prepared.protocol
     default = Path("runs") / RunDir.default_name("baseline", config.model, dataset, protocol)
     run, finished = RunDir.open(config.run_dir or default, config.model_dump(mode="json"),
@@ -81,32 +135,31 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
     if finished is not None:
         return run.path, finished
     t0 = time.perf_counter()
-    features = CtrFeatures.build(prepared, history_len)
-    train_table = prepared.split(config.split)
+    features = build_features(plan, config)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
-    train_rows = sample_indices(train_table.num_rows, config.train_samples, seed)
-    train = features.split(prepared, config.split, train_rows)
-    valid_table = prepared.split(config.valid.split)
-    valid_rows = np.asarray(select_rows(valid_table, config.valid.limit, config.valid.sample_seed))
-    valid = features.split(prepared, config.valid.split, valid_rows)
+    train_rows = sample_indices(prepared.split(config.split).num_rows, config.train_samples, seed)
+    valid_rows = np.asarray(select_rows(prepared.split(config.valid.split), config.valid.limit,
+                                        config.valid.sample_seed))
+    task, line = build_task(plan, config, features, train_rows, valid_rows)
     prep_s = time.perf_counter() - t0
-    log(f"{config.model}: {len(train):,} training samples, {len(valid):,} validation samples, history "
-        f"{history_len} items (from the {train.source})")
+    log(f"{config.model}: {line}")
 
     torch.manual_seed(config.seed)
     model = build_model(config.model, features, config.params)
     model_dir = run.path / "model"
     features.save(model_dir / "features.json")
     t1 = time.perf_counter()
-    state = fit(model, features, train, valid, config.train, model_dir, seed=config.seed,
-                metric=config.valid.metric, log=log, progress=progress)
+    state = fit(model, task, config.train, model_dir, seed=config.seed, log=log, progress=progress)
     train_s = time.perf_counter() - t1
     params = sum(p.numel() for p in model.parameters())
-    training = {"model": config.model, "library": spec.library, "parameters": int(params),
-                "features": {**features.describe(), "history_source": train.source}, "train_samples": len(train), "valid_samples": len(valid),
-                "selected_step": state.best_step, f"valid_{config.valid.metric}": state.best,
-                "steps": state.global_step, "history": state.history, "prepare_s": round(prep_s, 2),
-                "train_s": round(train_s, 2),
+    described = features.describe()
+    if plan.kind == "ctr":
+        described["history_source"] = task.train.source
+    training = {"model": config.model, "library": spec.library, "kind": plan.kind, "parameters": int(params),
+                "features": described, "train_samples": len(train_rows), "train_instances": len(task),
+                "valid_samples": len(valid_rows), "selected_step": state.best_step,
+                f"valid_{plan.metric}": state.best, "steps": state.global_step, "history": state.history,
+                "prepare_s": round(prep_s, 2), "train_s": round(train_s, 2),
                 "train_samples_per_s": round(state.global_step * config.train.batch_size / train_s, 1)
                 if state.global_step and train_s > 0 else None}
     write_json(run.path / "training.json", training)
@@ -118,14 +171,18 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
         test_rows = np.asarray(select_rows(test_table, config.test.limit, config.test.sample_seed))
         test = features.split(prepared, config.test.split, test_rows)
         t2 = time.perf_counter()
-        scores = predict(model, features, test)
+        scores = predict(model, features, test) if plan.kind == "ctr" else predict_ranking(model, features, test)
         score_s = time.perf_counter() - t2
         rows = _rows(test_table, test_rows)
-        done = {str(r["sample_id"]): {"score": float(s)} for r, s in zip(rows, scores)}
-        metrics, plots = write_results(run, rows, done, False, f"{config.model} {dataset}/{protocol}/"
-                                       f"{config.test.split}")
+        if plan.kind == "ctr":
+            done = {str(r["sample_id"]): {"score": float(s)} for r, s in zip(rows, scores)}
+        else:
+            done = {f"{r['sample_id']}:{j}": {"score": float(v)} for r, s in zip(rows, scores)
+                    for j, v in enumerate(s)}
+        metrics, plots = write_results(run, rows, done, plan.kind == "ranking", f"{config.model} {dataset}/"
+                                       f"{protocol}/{config.test.split}")
         result.update(metrics=metrics, plots=plots,
-                      run={"samples": len(rows), "prompts": len(rows), "scoring_s": round(score_s, 3),
+                      run={"samples": len(rows), "prompts": len(done), "scoring_s": round(score_s, 3),
                            "samples_per_s": round(len(rows) / score_s, 1) if score_s > 0 else None})
     else:
         result["metrics"] = {}
@@ -134,14 +191,14 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
     return run.path, result
 
 
-def load_baseline(run_dir: str | Path) -> tuple[CtrModel, CtrFeatures, BaselineConfig]:
+def load_baseline(run_dir: str | Path) -> tuple[torch.nn.Module, CtrFeatures | SeqFeatures, BaselineConfig]:
     """A finished baseline run's model (selected weights), its features and its config: scores again
     exactly what the run scored."""
     run = RunDir(run_dir)
     raw = {k: v for k, v in run.read_config().items() if not k.startswith("_")}
     config = BaselineConfig.model_validate(raw)
-    prepared, history_len = check_baseline(config)
-    features = CtrFeatures.build(prepared, history_len)
+    plan = check_baseline(config)
+    features = build_features(plan, config)
     if not features.same_vocabularies(run.path / "model" / "features.json"):
         raise DataError(f"{config.data}: its ids differ from the ones {run_dir} was trained on")
     model = build_model(config.model, features, config.params)

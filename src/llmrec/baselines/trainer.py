@@ -15,20 +15,17 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from llmrec.baselines.config import BaselineTrainSettings
-from llmrec.baselines.features import CtrFeatures, CtrSplit
-from llmrec.baselines.models import CtrModel
 from llmrec.errors import LlmrecError
 from llmrec.io import atomic_path
-from llmrec.metrics import auc, log_loss
 
-__all__ = ["TrainState", "fit", "predict"]
+__all__ = ["TrainState", "TrainTask", "fit", "lower_is_better"]
 
 
 @dataclass
@@ -45,23 +42,32 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def predict(model: CtrModel, features: CtrFeatures, split: CtrSplit, batch_size: int = 4096) -> np.ndarray:
-    """Probabilities for every row of ``split`` (evaluation mode, no gradients)."""
-    was = model.training
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            rows = np.arange(start, min(start + batch_size, len(split)))
-            out.append(model.scores(features.batch(split, rows)).double().cpu().numpy())
-    model.train(was)
-    return np.concatenate(out) if out else np.zeros(0)
+class TrainTask(Protocol):
+    """What the trainer needs from the data side (:mod:`llmrec.baselines.tasks`)."""
+
+    metric: str
+
+    def __len__(self) -> int:
+        """Training rows (instances) per epoch."""
+
+    def batch(self, rows: np.ndarray) -> Any:
+        """The training batch of ``rows``."""
+
+    def validate(self, model: torch.nn.Module) -> float:
+        """The validation metric of ``model``."""
+
+    def fit_counts(self, model: torch.nn.Module) -> None:
+        """Fit a counting model (no gradient steps)."""
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric == "logloss"
 
 
 def _better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
-    return value > best + 1e-6 if metric == "auc" else value < best - 1e-6
+    return value < best - 1e-6 if lower_is_better(metric) else value > best + 1e-6
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:
@@ -69,15 +75,15 @@ def _save(path: Path, obj: dict[str, Any]) -> None:
         torch.save(obj, tmp)
 
 
-def fit(model: CtrModel, features: CtrFeatures, train: CtrSplit, valid: CtrSplit, settings: BaselineTrainSettings,
-        folder: Path, *, seed: int, metric: str = "auc", log: Callable[[str], None] = print,
-        progress: bool = True) -> TrainState:
-    """Train ``model`` in place (best validation weights at the end); resumable from ``folder``."""
+def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings, folder: Path, *, seed: int,
+        log: Callable[[str], None] = print, progress: bool = True) -> TrainState:
+    """Train ``model`` on ``task`` in place (best validation weights at the end); resumable from ``folder``."""
+    metric = task.metric
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = folder / "checkpoint.pt", folder / "best.pt"
     if not model.trainable:
-        model.fit_counts(features, train)
-        value = _metric(metric, valid.label, predict(model, features, valid))
+        task.fit_counts(model)
+        value = task.validate(model)
         state = TrainState(best=value, best_step=0, stopped=True, history=[{"step": 0, "epoch": 0, metric: value}])
         _save(best_path, {"model": model.state_dict()})
         return state
@@ -95,7 +101,7 @@ def fit(model: CtrModel, features: CtrFeatures, train: CtrSplit, valid: CtrSplit
             raise LlmrecError(f"{ckpt_path}: unreadable checkpoint ({type(exc).__name__}); delete it to train "
                               "from the start") from None
         log(f"resuming from step {state.global_step} (epoch {state.epoch + 1})")
-    steps_per_epoch = max(1, math.ceil(len(train) / settings.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(task) / settings.batch_size))
     eval_every = settings.eval_every or steps_per_epoch
     total = settings.epochs * steps_per_epoch
 
@@ -104,7 +110,7 @@ def fit(model: CtrModel, features: CtrFeatures, train: CtrSplit, valid: CtrSplit
                           "rng": torch.get_rng_state(), "state": asdict(state)})
 
     def validate() -> None:
-        value = _metric(metric, valid.label, predict(model, features, valid))
+        value = task.validate(model)
         improved = _better(metric, value, state.best)
         state.history.append({"step": state.global_step, "epoch": round(state.global_step / steps_per_epoch, 4),
                               metric: round(value, 6), "best": improved})
@@ -120,10 +126,10 @@ def fit(model: CtrModel, features: CtrFeatures, train: CtrSplit, valid: CtrSplit
                disable=not progress)
     model.train()
     while state.epoch < settings.epochs and not state.stopped:
-        order = np.random.default_rng(seed + state.epoch).permutation(len(train))
+        order = np.random.default_rng(seed + state.epoch).permutation(len(task))
         for b in range(state.step_in_epoch, steps_per_epoch):
             rows = np.sort(order[b * settings.batch_size : (b + 1) * settings.batch_size])
-            loss = model.loss(features.batch(train, rows))
+            loss = model.loss(task.batch(rows))
             if not torch.isfinite(loss):
                 raise LlmrecError(f"training diverged at step {state.global_step} (loss {loss.item()}); lower "
                                   "train.learning_rate")
@@ -152,6 +158,3 @@ def fit(model: CtrModel, features: CtrFeatures, train: CtrSplit, valid: CtrSplit
     model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
     return state
 
-
-def _metric(name: str, labels: np.ndarray, scores: np.ndarray) -> float:
-    return float(auc(labels, scores) if name == "auc" else log_loss(labels, scores))

@@ -1,8 +1,10 @@
-"""``llmrec bench baselines``: training and scoring samples/s of every classic model on one folder.
+"""``llmrec bench baselines``: training and scoring throughput of every classic model that fits
+one folder (CTR models on labelled samples, sequential models on candidate lists).
 
-For each model: the features are built once per history length (timed), then ``steps``
-training steps of ``batch_size`` shuffled training samples (the first one is not timed: it
-warms up allocators) and the scoring of ``score_samples`` validation samples. The figures
+For each model: the features and training instances are built once per history length
+(timed), then ``steps`` training steps of ``batch_size`` shuffled instances (the first one is
+not timed: it warms up allocators) and the scoring of ``score_samples`` validation samples
+(lists). The figures
 are throughput on this machine, not a quality measure (no model is trained to the end).
 """
 
@@ -15,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from llmrec.baselines.features import CtrFeatures
+from llmrec.baselines.config import BaselineConfig
 from llmrec.baselines.models import BASELINES, build_model
-from llmrec.baselines.trainer import predict
+from llmrec.baselines.run import build_features, build_task, check_baseline
+from llmrec.baselines.tasks import predict, predict_ranking
 from llmrec.bench.machine import machine_info
 from llmrec.data.prepared import PreparedData
 
@@ -25,49 +28,56 @@ from llmrec.data.prepared import PreparedData
 def run(data: str, models: tuple[str, ...] = (), steps: int = 20, batch_size: int = 1024, score_samples: int = 20_000,
         seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     prepared = PreparedData.load(data)
-    names = list(models) or list(BASELINES)
-    default_len = CtrFeatures.kept_history(prepared)
-    cache: dict[int, tuple[CtrFeatures, Any, Any, float]] = {}
+    kind = "ranking" if "candidates" in prepared.split("train").column_names else "ctr"
+    names = list(models) or [n for n, spec in BASELINES.items() if spec.kind == kind]
+    cache: dict[tuple, tuple[Any, Any, float]] = {}
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"machine": machine_info(), "data": data, "batch_size": batch_size, "steps": steps,
                            "torch_threads": torch.get_num_threads(), "models": {}}
     for name in names:
         spec = BASELINES[name]
-        L = spec.history_len if spec.history_len is not None else default_len
-        if L not in cache:
+        config = BaselineConfig(model=name, data=data)
+        plan = check_baseline(config)
+        key = (plan.history_len, spec.inputs)
+        if key not in cache:
             t0 = time.perf_counter()
-            feats = CtrFeatures.build(prepared, L)
-            train = feats.split(prepared, "train")
-            valid = feats.split(prepared, "valid")
-            cache[L] = (feats, train, valid, time.perf_counter() - t0)
-        feats, train, valid, build_s = cache[L]
+            feats = build_features(plan, config)
+            n_train, n_valid = (prepared.split(s).num_rows for s in ("train", "valid"))
+            task, _ = build_task(plan, config, feats, np.arange(n_train), np.arange(min(score_samples, n_valid)))
+            cache[key] = (feats, task, time.perf_counter() - t0)
+        feats, task, build_s = cache[key]
         torch.manual_seed(seed)
         model = build_model(name, feats)
-        entry: dict[str, Any] = {"history_len": L, "features_s": round(build_s, 2), "library": spec.library}
+        entry: dict[str, Any] = {"kind": spec.kind, "history_len": plan.history_len, "features_s": round(build_s, 2),
+                                 "library": spec.library}
+        size = min(batch_size, len(task))
         if model.trainable:
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             timed = 0.0
             for step in range(steps + 1):
-                rows = np.sort(rng.choice(len(train), size=min(batch_size, len(train)), replace=False))
+                rows = np.sort(rng.choice(len(task), size=size, replace=False))
                 t = time.perf_counter()
-                loss = model.loss(feats.batch(train, rows))
+                loss = model.loss(task.batch(rows))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 if step:
                     timed += time.perf_counter() - t
-            entry["train_samples_per_s"] = round(steps * min(batch_size, len(train)) / timed, 1)
+            entry["train_samples_per_s"] = round(steps * size / timed, 1)
         else:
             t = time.perf_counter()
-            model.fit_counts(feats, train)
+            task.fit_counts(model)
             entry["fit_s"] = round(time.perf_counter() - t, 3)
-            entry["train_samples_per_s"] = round(len(train) / max(entry["fit_s"], 1e-9), 1)
-        rows = np.arange(min(score_samples, len(valid)))
-        sub = valid.take(rows)
+            entry["train_samples_per_s"] = round(len(task) / max(entry["fit_s"], 1e-9), 1)
         t = time.perf_counter()
-        predict(model, feats, sub)
-        entry["score_samples_per_s"] = round(len(sub) / (time.perf_counter() - t), 1)
+        if spec.kind == "ctr":
+            predict(model, feats, task.valid)
+        else:
+            predict_ranking(model, feats, task.valid)
+        entry["score_samples_per_s"] = round(len(task.valid) / (time.perf_counter() - t), 1)
         entry["parameters"] = int(sum(p.numel() for p in model.parameters()))
-        log(f"{name}: train {entry['train_samples_per_s']:,} samples/s, score {entry['score_samples_per_s']:,} samples/s")
+        unit = "samples" if spec.kind == "ctr" else "lists"
+        log(f"{name}: train {entry['train_samples_per_s']:,} instances/s, score {entry['score_samples_per_s']:,} "
+            f"{unit}/s")
         out["models"][name] = entry
     return out
