@@ -34,7 +34,7 @@ from torch import nn
 
 from llmrec.baselines.features import CtrBatch, CtrFeatures, CtrSplit
 from llmrec.baselines.sequences import SeqFeatures
-from llmrec.baselines.sequential import GRU4Rec, NARM, NCF, SASRec, Caser, SeqPopularity
+from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, SASRec, SeqPopularity
 from llmrec.errors import ConfigError
 
 __all__ = ["BASELINES", "BaselineSpec", "build_model", "CtrModel"]
