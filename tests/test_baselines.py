@@ -103,6 +103,25 @@ def test_adapter_histories_from_samples_and_chronology(planted):
     assert long.categories.values == sorted(GENRES)
 
 
+def test_adapter_multi_hot_genres(tmp_path):
+    import pyarrow as pa
+
+    table = pd.DataFrame({"sample_id": [0, 1], "user": ["u", "u"], "item": ["i", "j"], "label": [1, 0],
+                          "history_items": [["a"], ["a", "i"]], "history_ratings": [[5.0], [5.0, 4.0]]})
+    splits = {s: pa.Table.from_pandas(table, preserve_index=False) for s in ("train", "valid", "test")}
+    items = pd.DataFrame({"item": ["i", "j", "a"], "title": ["I", "J", "A"],
+                          "genres": ["Drama|Comedy", "Horror", None]})
+    PreparedData("toy", "tallrec", splits, items, pd.DataFrame({"user": ["u"]}), None, {}).save(tmp_path / "t")
+    prepared = PreparedData.load(tmp_path / "t")
+    feats = CtrFeatures.build(prepared, 2)
+    b = feats.batch(feats.split(prepared, "test"), np.arange(2))
+    cats = feats.categories
+    assert cats.values == ["Comedy", "Drama", "Horror"]
+    assert b.genres.tolist() == [[cats.index["Drama"], cats.index["Comedy"]], [cats.index["Horror"], 0]]
+    assert b.category.tolist() == [cats.index["Drama"], cats.index["Horror"]]  # the first genre
+    assert b.history_category.tolist() == [[0, 0], [0, cats.index["Drama"]]]  # "a" has none
+
+
 def test_adapter_rejects_ranking_folders(tmp_path):
     table = pd.DataFrame({"sample_id": [0], "user": ["u"], "target": ["i"], "history_items": [["a"]],
                           "history_ratings": [[1.0]], "candidates": [["i", "j"]], "labels": [[1, 0]]})

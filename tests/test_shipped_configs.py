@@ -77,8 +77,11 @@ def test_baseline_configs_and_suites_load(path):
         suite = load_suite(path)
         for row in suite.rows:
             cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
-            assert cfg.model in BASELINES and "ml-1m" in cfg.data
+            spec = BASELINES[cfg.model]
+            assert ("ml-1m" if spec.kind == "ctr" else "trsr") in cfg.data
             assert row.name.split("-")[0] == cfg.model
+            if spec.kind == "ranking":
+                assert all(m.partition("@")[0] in ("recall", "mrr", "ndcg", "hit") for m in suite.metrics)
     else:
         cfg = load_config(BaselineConfig, path)
         assert cfg.model in BASELINES

@@ -82,11 +82,11 @@ class Vocab:
         return out
 
 
-def _first_category(text: Any) -> str | None:
-    if text is None:
-        return None
-    parts = [p.strip() for p in str(text).replace("|", ",").split(",")]
-    return parts[0] if parts and parts[0] else None
+def _all_categories(text: Any) -> list[str]:
+    """The categories of a ``|``- or ``,``-separated field, in order."""
+    if text is None or text != text:
+        return []
+    return [p.strip() for p in str(text).replace("|", ",").split(",") if p.strip()]
 
 
 @dataclass
@@ -101,6 +101,7 @@ class CtrBatch:
     history_category: np.ndarray
     history_rating: np.ndarray
     label: np.ndarray
+    genres: np.ndarray | None = None  # (B, G) every category of the target item, 0-padded
 
     def __len__(self) -> int:
         return len(self.label)
@@ -142,6 +143,8 @@ class CtrFeatures:
     user_profile: dict[str, np.ndarray]
     category_field: str | None
     history_len: int
+    # every category of each item (items.size, G), 0-padded; column 0 is item_category
+    item_genres: np.ndarray | None = field(default=None, repr=False)
     # flat item and rating-level arrays of every user's chronology, and each user's offset in them
     # (indexed by user id; -1: no chronology)
     chronology: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -152,13 +155,14 @@ class CtrFeatures:
         items_t = prepared.items
         items = Vocab([str(v) for v in items_t["item"]])
         category_field = next((f for f in CATEGORY_FIELDS if f in items_t.columns), None)
-        if category_field:
-            cats = [_first_category(v) for v in items_t[category_field]]
-        else:
-            cats = [None] * len(items_t)
-        categories = Vocab.build(cats)
-        item_category = np.zeros(items.size, dtype=np.int64)
-        item_category[1 : 1 + len(cats)] = categories.encode(cats)
+        lists = [_all_categories(v) for v in items_t[category_field]] if category_field else [[]] * len(items_t)
+        categories = Vocab.build(c for cs in lists for c in cs)
+        width = max((len(cs) for cs in lists), default=0) or 1
+        item_genres = np.zeros((items.size, width), dtype=np.int64)
+        for i, cs in enumerate(lists):
+            if cs:
+                item_genres[1 + i, : len(cs)] = categories.encode(cs)
+        item_category = item_genres[:, 0].copy()
         user_ids: set[str] = set()
         ratings: set[float] = set()
         for name in ("train", "valid", "test"):
@@ -183,7 +187,7 @@ class CtrFeatures:
                     profile_vocabs[name], user_profile[name] = vocab, table
         rating_vocab = Vocab([repr(float(r)) for r in sorted(r for r in ratings if r is not None and r == r)])
         feats = cls(items, users, categories, rating_vocab, item_category, profile_vocabs, user_profile,
-                    category_field, history_len)
+                    category_field, history_len, item_genres)
         if prepared.sequences is not None and not prepared.config.get("retrieval"):
             feats.chronology = feats._flatten_chronology(prepared.sequences)
         return feats
@@ -251,7 +255,8 @@ class CtrFeatures:
         return CtrBatch(user=user, item=item, category=self.item_category[item],
                         profile={k: v[user] for k, v in self.user_profile.items()},
                         history=hist, history_category=self.item_category[hist], history_rating=rating,
-                        label=split.label[rows])
+                        label=split.label[rows],
+                        genres=self.item_genres[item] if self.item_genres is not None else None)
 
     @staticmethod
     def kept_history(prepared: PreparedData, split: str = "train") -> int:

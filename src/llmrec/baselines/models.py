@@ -88,7 +88,8 @@ class SmoothedRate(CtrModel):
 
 
 class LogisticRegression(CtrModel):
-    """Logistic regression on one-hot user, item and item category ids (one weight per id)."""
+    """Logistic regression on one-hot user and item ids and the multi-hot categories of the item
+    (every genre of a movie; one weight per id)."""
 
     def __init__(self, features: CtrFeatures) -> None:
         super().__init__()
@@ -100,8 +101,9 @@ class LogisticRegression(CtrModel):
             nn.init.zeros_(emb.weight)
 
     def logits(self, batch: CtrBatch) -> torch.Tensor:
-        return (self.user(_long(batch.user)) + self.item(_long(batch.item))
-                + self.category(_long(batch.category))).squeeze(-1) + self.bias
+        genres = batch.genres if batch.genres is not None else batch.category[:, None]
+        return (self.user(_long(batch.user)) + self.item(_long(batch.item))).squeeze(-1) \
+            + self.category(_long(genres)).squeeze(-1).sum(1) + self.bias
 
     def scores(self, batch: CtrBatch) -> torch.Tensor:
         return torch.sigmoid(self.logits(batch))
@@ -195,7 +197,7 @@ def right_aligned(batch: CtrBatch) -> CtrBatch:
         return np.take_along_axis(a, idx, axis=1)
 
     return CtrBatch(batch.user, batch.item, batch.category, batch.profile, roll(batch.history),
-                    roll(batch.history_category), roll(batch.history_rating), batch.label)
+                    roll(batch.history_category), roll(batch.history_rating), batch.label, batch.genres)
 
 
 class FuxiCtrModel(CtrModel):
@@ -287,7 +289,7 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
                  "floor: the user's positive rate in the training rows", trainable=False, history_len=0,
                  model_class=lambda: SmoothedRate),
     BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),
-                 "floor: logistic regression on one-hot user, item and category ids", history_len=0,
+                 "floor: logistic regression on one-hot user and item ids and multi-hot genres", history_len=0,
                  model_class=lambda: LogisticRegression),
     _fuxi("DIN", "DIN (Zhou et al. 2018): target attention over the history",
           dnn_hidden_units=[200, 80], attention_hidden_units=[64], net_dropout=0.1),

@@ -157,7 +157,7 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
         described["history_source"] = task.train.source
     training = {"model": config.model, "library": spec.library, "kind": plan.kind, "parameters": int(params),
                 "features": described, "train_samples": len(train_rows), "train_instances": len(task),
-                "valid_samples": len(valid_rows), "selected_step": state.best_step,
+                "valid_samples": len(valid_rows), "selected_step": state.best_step, "valid_metric": plan.metric,
                 f"valid_{plan.metric}": state.best, "steps": state.global_step, "history": state.history,
                 "prepare_s": round(prep_s, 2), "train_s": round(train_s, 2),
                 "train_samples_per_s": round(state.global_step * config.train.batch_size / train_s, 1)

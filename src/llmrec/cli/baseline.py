@@ -19,8 +19,10 @@ from llmrec.cli.app import config_command, config_options, echo_err
 @click.option("--list", "list_models", is_flag=True, help="List the registered baselines and exit.")
 @config_options
 def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, config_path, overrides, print_config):
-    """Train a classic model (NAME: din, sim, logreg, ...) on the training split, stop early on
-    validation, score the test split into a run folder like `llmrec evaluate` writes.
+    """Train a classic model on the training split, stop early on validation, score the test
+    split into a run folder like `llmrec evaluate` writes. NAME: a CTR model (din, dien, dcnv2,
+    sim, logreg, popularity, user_mean) for labelled samples, or a sequential one (gru4rec,
+    sasrec, narm, caser, ncf, seq_popularity) for candidate lists (TRSR).
 
     \b
     Examples:
@@ -29,13 +31,14 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
       llmrec baseline logreg -d prepared/ml-100k-tallrec --shots 64 --seed 0
       llmrec baseline sim -d prepared/ml-1m-rella --set params.topk=20 --set train.batch_size=512
       llmrec compare runs/din-ml-1m runs/rella-zs-recent10 --paired
+      llmrec baseline sasrec -d prepared/amazon-games-trsr --set valid.metric=mrr@3
     """
     from llmrec.baselines.models import BASELINES
 
     if list_models:
         width = max(len(n) for n in BASELINES)
         for spec in BASELINES.values():
-            click.echo(f"{spec.name.ljust(width)}  {spec.library:8s}  {spec.description}")
+            click.echo(f"{spec.name.ljust(width)}  {spec.kind:7s}  {spec.library:8s}  {spec.description}")
         return
     from llmrec.baselines.config import BaselineConfig
 
@@ -47,6 +50,7 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
     from llmrec.baselines.run import run_baseline
 
     path, result = run_baseline(config, log=echo_err)
-    click.echo(json.dumps({"valid_best": result["training"].get(f"valid_{config.valid.metric}"),
+    training = result["training"]
+    click.echo(json.dumps({"valid_best": {training["valid_metric"]: training[f"valid_{training['valid_metric']}"]},
                            "test": result["metrics"]}, indent=2))
     click.echo(f"run folder: {path}/")
