@@ -21,9 +21,9 @@ from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import auc
+from tests.baseline_helpers import QUIET, baseline_config, check_resume_after_kill
 from tests.conftest import write_ml1m_zip
 
-QUIET = dict(progress=False, log=lambda m: None)
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 # small networks: the toy data is small
 SMALL = {"din": {"embedding_dim": 8, "dnn_hidden_units": [32], "attention_hidden_units": [16]},
@@ -62,10 +62,8 @@ def planted(tmp_path_factory) -> str:
 
 
 def _config(model: str, data: str, run_dir, **extra) -> BaselineConfig:
-    fields = {"model": model, "data": data, "run_dir": str(run_dir), "seed": 0, "params": SMALL.get(model, {}),
-              "train": {"epochs": 15, "batch_size": 128, "learning_rate": 3e-3, "patience": 3}}
-    fields.update(extra)
-    return BaselineConfig.model_validate(fields)
+    extra.setdefault("train", {"epochs": 15, "batch_size": 128, "learning_rate": 3e-3, "patience": 3})
+    return baseline_config(model, data, run_dir, SMALL.get(model, {}), **extra)
 
 
 # ---------------------------------------------------------------- adapter
@@ -203,34 +201,10 @@ def test_few_shot_draw_matches_llm_training(planted, tmp_path):
 
 
 def test_resume_after_interruption_gives_the_same_result(planted, tmp_path, monkeypatch):
-    import llmrec.baselines.trainer as trainer
-
-    cfg = dict(train={"epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "patience": 5, "checkpoint_every": 3})
-    _, whole = run_baseline(_config("din", planted, tmp_path / "whole", **cfg), **QUIET)
-
-    calls = {"n": 0}
-    real = torch.optim.Adam.step
-
-    def dying_step(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 20:  # between checkpoints, mid-epoch
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        run_baseline(_config("din", planted, tmp_path / "cut", **cfg), **QUIET)
-    monkeypatch.setattr(torch.optim.Adam, "step", real)
-    assert (tmp_path / "cut" / "model" / "checkpoint.pt").exists()
-    assert not (tmp_path / "cut" / "metrics.json").exists()
-    logs = []
-    _, resumed = run_baseline(_config("din", planted, tmp_path / "cut", **cfg), progress=False, log=logs.append)
+    train = {"epochs": 4, "batch_size": 64, "learning_rate": 3e-3, "patience": 5, "checkpoint_every": 3}
+    logs = check_resume_after_kill(lambda d: _config("din", planted, d, train=train), tmp_path, monkeypatch,
+                                   kill_at_step=20)  # between checkpoints, mid-epoch
     assert any("resuming from step 18" in m for m in logs), logs
-    assert resumed["metrics"]["auc"] == whole["metrics"]["auc"]
-    a = pd.read_parquet(tmp_path / "whole" / "predictions.parquet")["score"]
-    b = pd.read_parquet(tmp_path / "cut" / "predictions.parquet")["score"]
-    assert np.array_equal(a, b)
-    assert trainer.TrainState  # the module under test
 
 
 # ---------------------------------------------------------------- config and CLI

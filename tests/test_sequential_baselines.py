@@ -22,9 +22,9 @@ from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import ranking_report
+from tests.baseline_helpers import QUIET, baseline_config, check_resume_after_kill
 from tests.conftest import write_ml1m_zip
 
-QUIET = dict(progress=False, log=lambda m: None)
 RANKING_MODELS = sorted(n for n, spec in BASELINES.items() if spec.kind == "ranking")
 SMALL = {"gru4rec": {"embedding_dim": 16, "hidden_size": 16}, "sasrec": {"embedding_dim": 16, "max_len": 30},
          "narm": {"embedding_dim": 16, "hidden_size": 16}, "caser": {"embedding_dim": 16, "n_h": 4, "n_v": 2},
@@ -56,10 +56,8 @@ def walks(tmp_path_factory) -> str:
 
 
 def _config(model: str, data: str, run_dir, **extra) -> BaselineConfig:
-    fields = {"model": model, "data": data, "run_dir": str(run_dir), "seed": 0, "params": SMALL.get(model, {}),
-              "train": {"epochs": 30, "batch_size": 64, "learning_rate": 1e-2, "patience": 5}}
-    fields.update(extra)
-    return BaselineConfig.model_validate(fields)
+    extra.setdefault("train", {"epochs": 30, "batch_size": 64, "learning_rate": 1e-2, "patience": 5})
+    return baseline_config(model, data, run_dir, SMALL.get(model, {}), **extra)
 
 
 # ---------------------------------------------------------------- adapter
@@ -153,27 +151,10 @@ def test_conformance(name, walks, floor, tmp_path):
 
 
 def test_resume_after_interruption_gives_the_same_result(walks, tmp_path, monkeypatch):
-    cfg = dict(train={"epochs": 3, "batch_size": 64, "learning_rate": 1e-2, "patience": 5, "checkpoint_every": 4})
-    _, whole = run_baseline(_config("sasrec", walks, tmp_path / "whole", **cfg), **QUIET)
-    calls = {"n": 0}
-    real = torch.optim.Adam.step
-
-    def dying_step(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 11:
-            raise KeyboardInterrupt
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", dying_step)
-    with pytest.raises(KeyboardInterrupt):
-        run_baseline(_config("sasrec", walks, tmp_path / "cut", **cfg), **QUIET)
-    monkeypatch.setattr(torch.optim.Adam, "step", real)
-    logs: list[str] = []
-    _, resumed = run_baseline(_config("sasrec", walks, tmp_path / "cut", **cfg), progress=False, log=logs.append)
-    assert any("resuming from step" in m for m in logs), logs
-    assert resumed["metrics"] == whole["metrics"]
-    assert np.array_equal(pd.read_parquet(tmp_path / "whole" / "predictions.parquet")["score"],
-                          pd.read_parquet(tmp_path / "cut" / "predictions.parquet")["score"])
+    train = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-2, "patience": 5, "checkpoint_every": 4}
+    logs = check_resume_after_kill(lambda d: _config("sasrec", walks, d, train=train), tmp_path, monkeypatch,
+                                   kill_at_step=11)
+    assert any("resuming from step 8" in m for m in logs), logs
 
 
 def test_cli_runs_a_sequential_model_and_bench(walks, tmp_path):
