@@ -94,14 +94,22 @@ def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, 
 
 
 @bench.command("baselines")
-@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder.")
-@click.option("--model", "models", multiple=True, help="Baselines to time (repeatable) [all].")
+@click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True,
+              help="Prepared folder: CTR samples or TRSR candidate lists.")
+@click.option("--model", "models", multiple=True, help="Baselines to time (repeatable) [all of the folder's kind].")
 @click.option("--steps", default=20, show_default=True, help="Timed training steps per model.")
 @click.option("--batch-size", default=1024, show_default=True)
 @click.option("--score-samples", default=20_000, show_default=True, help="Validation samples scored per model.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_baselines(data, models, steps, batch_size, score_samples, output) -> None:
-    """Training and scoring samples/s of each classic baseline (llmrec baseline --list)."""
+    """Training and scoring throughput of each classic baseline that fits the folder (CTR models on
+    labelled samples, sequential models on candidate lists; llmrec baseline --list).
+
+    \b
+    Examples:
+      llmrec bench baselines -d prepared/ml-1m-rella --steps 10
+      llmrec bench baselines -d prepared/amazon-games-trsr --batch-size 256
+    """
     from llmrec.baselines.models import BASELINES
     from llmrec.data.prepared import PreparedData
     from llmrec.errors import ConfigError
