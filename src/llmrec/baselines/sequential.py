@@ -156,7 +156,8 @@ class SASRec(NextItemModel):
     def encode(self, history: torch.Tensor) -> torch.Tensor:
         history = history[:, -self.max_len:]
         items, n = _right_pad(history)  # causal attention never sees the padding after the items
-        L = items.shape[1]
+        L = max(int(n.max()), 1) if len(n) else 1
+        items = items[:, :L]  # nothing after the longest history changes an output
         x = self.item(items) * math.sqrt(self.item.embedding_dim) + self.position(torch.arange(L))[None]
         mask = torch.triu(torch.full((L, L), -torch.inf), diagonal=1)
         h = self.norm(self.blocks(self.dropout(x), mask=mask, is_causal=True))
