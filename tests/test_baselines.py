@@ -63,7 +63,7 @@ def planted(tmp_path_factory) -> str:
 
 def _config(model: str, data: str, run_dir, **extra) -> BaselineConfig:
     extra.setdefault("train", {"epochs": 15, "batch_size": 128, "learning_rate": 3e-3, "patience": 3})
-    return baseline_config(model, data, run_dir, SMALL.get(model, {}), **extra)
+    return baseline_config(model, data, run_dir, extra.pop("params", SMALL.get(model, {})), **extra)
 
 
 # ---------------------------------------------------------------- adapter

@@ -57,7 +57,7 @@ def walks(tmp_path_factory) -> str:
 
 def _config(model: str, data: str, run_dir, **extra) -> BaselineConfig:
     extra.setdefault("train", {"epochs": 30, "batch_size": 64, "learning_rate": 1e-2, "patience": 5})
-    return baseline_config(model, data, run_dir, SMALL.get(model, {}), **extra)
+    return baseline_config(model, data, run_dir, extra.pop("params", SMALL.get(model, {})), **extra)
 
 
 # ---------------------------------------------------------------- adapter
