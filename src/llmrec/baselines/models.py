@@ -11,7 +11,7 @@ so the trainer, the run folder and the conformance tests treat them alike. DIN, 
 and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
 "llmrec[baselines]"``), fed our arrays directly; the floors are a few lines of torch here.
 
->>> sorted(BASELINES)[:4]
+>>> sorted(n for n, s in BASELINES.items() if s.kind == "ctr")[:4]
 ['dcnv2', 'dien', 'din', 'logreg']
 >>> BASELINES["sim"].library, BASELINES["popularity"].trainable
 ('fuxictr', False)
