@@ -97,17 +97,15 @@ def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | 
 
 
 def build_task(plan: BaselinePlan, config: BaselineConfig, features, train_rows: np.ndarray,
-          valid_rows: np.ndarray) -> tuple[CtrTask | RankingTask, str]:
+               valid_rows: np.ndarray) -> tuple[CtrTask | RankingTask, str]:
     """The training task and a line describing it."""
     prepared = plan.prepared
+    train = features.split(prepared, config.split, train_rows)
+    valid = features.split(prepared, config.valid.split, valid_rows)
     if plan.kind == "ctr":
-        train = features.split(prepared, config.split, train_rows)
-        valid = features.split(prepared, config.valid.split, valid_rows)
         return (CtrTask(features, train, valid, plan.metric),
                 f"{len(train):,} training samples, {len(valid):,} validation samples, history "
                 f"{plan.history_len} items (from the {train.source})")
-    train = features.split(prepared, config.split, train_rows)
-    valid = features.split(prepared, config.valid.split, valid_rows)
     if BASELINES[config.model].inputs == "interactions":
         others = [features.split(prepared, name) for name in dict.fromkeys(
             [config.valid.split, *([config.test.split] if config.test.enabled else [])]) if name != config.split]

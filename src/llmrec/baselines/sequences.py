@@ -39,6 +39,22 @@ from llmrec.errors import DataError
 __all__ = ["SeqFeatures", "SeqSplit", "SeqBatch"]
 
 
+def _ragged(start: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices ``start[i] + j`` for ``j < lengths[i]``, segment after segment (no Python loop).
+
+    >>> _ragged(np.array([10, 20]), np.array([2, 3])).tolist()
+    [10, 11, 20, 21, 22]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(start, lengths) + (np.arange(int(lengths.sum())) - offsets)
+
+
+def _targets(split: SeqSplit) -> np.ndarray:
+    """Each list's positive candidate (the first one labelled 1)."""
+    return split.candidates[np.arange(len(split)), np.argmax(split.labels, axis=1)]
+
+
 @dataclass
 class SeqBatch:
     """One batch: users, histories (B, L) left-padded, and either training targets (B,) or
@@ -131,35 +147,27 @@ class SeqFeatures:
     def expand(start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """``[sequence start, target position]`` of every next-item instance of the sequences
         ``flat[start:end]`` (one per item after the first)."""
-        lengths = end - start
-        n = np.maximum(lengths - 1, 0)
-        seq = np.repeat(np.arange(len(start)), n)
-        first = np.repeat(np.cumsum(n) - n, n)
-        pos = start[seq] + 1 + (np.arange(int(n.sum())) - first)
-        return np.stack([start[seq], pos], axis=1)
+        n = np.maximum(end - start - 1, 0)
+        return np.stack([np.repeat(start, n), _ragged(start + 1, n)], axis=1)
 
     def instances(self, split: SeqSplit) -> Instances:
         """Next-item instances from each sample's history followed by its target (the positive candidate)."""
         if len(split) and (split.labels.sum(axis=1) != 1).any():
             bad = int(np.argmax(split.labels.sum(axis=1) != 1))
             raise DataError(f"training sample {split.sample_id[bad]}: needs exactly one positive candidate")
-        target = split.candidates[np.arange(len(split)), np.argmax(split.labels, axis=1)]
-        flat, start, end = self._sequences(split, target)
+        flat, start, end = self._sequences(split, _targets(split))
         pairs = self.expand(start, end)
         owner = np.repeat(np.arange(len(split)), np.maximum(end - start - 1, 0))
         return Instances(split.user[owner], pairs[:, 0], pairs[:, 1], flat[pairs[:, 1]], flat)
 
     def interactions(self, train: SeqSplit, others: list[SeqSplit]) -> tuple[np.ndarray, np.ndarray]:
         """(user, item) of every input interaction: training histories and targets, the others' histories."""
-        target = train.candidates[np.arange(len(train)), np.argmax(train.labels, axis=1)]
-        flat, start, end = self._sequences(train, target)
+        flat, start, end = self._sequences(train, _targets(train))
         users = [np.repeat(train.user, end - start)]
         items = [flat]
         for s in others:
             users.append(np.repeat(s.user, s.end - s.start))
-            owner = np.repeat(np.arange(len(s)), s.end - s.start)
-            within = np.arange(len(owner)) - np.repeat(np.cumsum(s.end - s.start) - (s.end - s.start), s.end - s.start)
-            items.append(s.flat_items[s.start[owner] + within])
+            items.append(s.flat_items[_ragged(s.start, s.end - s.start)])
         return np.concatenate(users), np.concatenate(items)
 
     @staticmethod
@@ -169,9 +177,7 @@ class SeqFeatures:
         end = np.cumsum(lengths)
         start = end - lengths
         flat = np.zeros(int(end[-1]) if len(end) else 0, dtype=np.int64)
-        owner = np.repeat(np.arange(len(split)), lengths - 1)
-        within = np.arange(len(owner)) - np.repeat(np.cumsum(lengths - 1) - (lengths - 1), lengths - 1)
-        flat[start[owner] + within] = split.flat_items[split.start[owner] + within]
+        flat[_ragged(start, lengths - 1)] = split.flat_items[_ragged(split.start, lengths - 1)]
         flat[end - 1] = target
         return flat, start, end
 
