@@ -50,6 +50,10 @@ __all__ = [
     "ndcg_at_k",
     "hit_rate_at_k",
     "ranking_report",
+    "RANKING_METRICS",
+    "check_metric_name",
+    "metric_by_name",
+    "higher_is_better",
 ]
 
 
@@ -589,3 +593,47 @@ def ranking_report(
     if not ks:
         raise MetricInputError("ks must name at least one k")
     return _ranking_means(scores, labels, ks, _METRICS)
+
+
+# --------------------------------------------------------------------------- metrics by name
+RANKING_METRICS = ("recall", "mrr", "ndcg", "hit")
+
+
+def check_metric_name(metric: str, kind: str, field: str = "metric") -> None:
+    """A ConfigError (naming ``field``) unless ``metric`` suits the task ``kind`` (``ctr`` or ``ranking``).
+
+    >>> check_metric_name("recall@3", "ranking")
+    >>> check_metric_name("auc", "ranking", "selection.metric")
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.ConfigError: selection.metric: 'auc' is not a ranking metric (recall@k, mrr@k, ndcg@k, hit@k)
+    """
+    from llmrec.errors import ConfigError
+
+    if kind == "ctr":
+        if metric not in ("auc", "logloss"):
+            raise ConfigError(f"{field}: {metric!r} is not a CTR metric (auc, logloss)")
+        return
+    name, _, k = metric.partition("@")
+    if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
+        raise ConfigError(f"{field}: {metric!r} is not a ranking metric (recall@k, mrr@k, ndcg@k, hit@k)")
+
+
+def metric_by_name(metric: str, labels: ArrayLike, scores: ArrayLike) -> float:
+    """``metric`` (``auc``, ``logloss`` or ``recall@k`` / ``mrr@k`` / ``ndcg@k`` / ``hit@k``) of scores
+    against labels (1-D for CTR, ``(n_lists, n_candidates)`` for ranking).
+
+    >>> metric_by_name("mrr@3", [[0, 1, 0]], [[0.9, 0.8, 0.1]])
+    0.5
+    """
+    if metric == "auc":
+        return float(auc(labels, scores))
+    if metric == "logloss":
+        return float(log_loss(labels, scores))
+    k = int(metric.partition("@")[2])
+    return float(ranking_report(scores, labels, ks=(k,))[metric])
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better (all but LogLoss)."""
+    return metric != "logloss"

@@ -6,7 +6,7 @@
   item) pairs for NCF); a ranking metric (``recall@k``, ``mrr@k``, ``ndcg@k``, ``hit@k``) on
   validation lists.
 
->>> metric_value("mrr@3", np.array([[0, 1, 0]]), np.array([[0.9, 0.8, 0.1]]))
+>>> metric_by_name("mrr@3", np.array([[0, 1, 0]]), np.array([[0.9, 0.8, 0.1]]))
 0.5
 """
 
@@ -19,34 +19,14 @@ import torch
 
 from llmrec.baselines.features import CtrFeatures, CtrSplit
 from llmrec.baselines.sequences import Instances, SeqFeatures, SeqSplit
-from llmrec.errors import ConfigError
-from llmrec.metrics import auc, log_loss, ranking_report
+from llmrec.metrics import RANKING_METRICS, check_metric_name, metric_by_name
 
-__all__ = ["CtrTask", "RankingTask", "predict", "predict_ranking", "metric_value", "check_metric",
-           "RANKING_METRICS"]
-
-RANKING_METRICS = ("recall", "mrr", "ndcg", "hit")
+__all__ = ["CtrTask", "RankingTask", "predict", "predict_ranking", "check_metric", "RANKING_METRICS"]
 
 
 def check_metric(metric: str, kind: str) -> None:
     """A ConfigError unless ``metric`` suits the task kind (``ctr`` or ``ranking``)."""
-    if kind == "ctr":
-        if metric not in ("auc", "logloss"):
-            raise ConfigError(f"valid.metric: {metric!r} is not a CTR metric (auc, logloss)")
-        return
-    name, _, k = metric.partition("@")
-    if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
-        raise ConfigError(f"valid.metric: {metric!r} is not a ranking metric (recall@k, mrr@k, ndcg@k, hit@k)")
-
-
-def metric_value(metric: str, labels: np.ndarray, scores: np.ndarray) -> float:
-    """``metric`` of scores against labels (1-D for CTR, (n, C) lists for ranking)."""
-    if metric == "auc":
-        return float(auc(labels, scores))
-    if metric == "logloss":
-        return float(log_loss(labels, scores))
-    k = int(metric.partition("@")[2])
-    return float(ranking_report(scores, labels, ks=(k,))[metric])
+    check_metric_name(metric, kind, "valid.metric")
 
 
 def predict(model: torch.nn.Module, features: CtrFeatures, split: CtrSplit, batch_size: int = 4096) -> np.ndarray:
@@ -88,7 +68,7 @@ class CtrTask:
         return self.features.batch(self.train, rows)
 
     def validate(self, model: torch.nn.Module) -> float:
-        return metric_value(self.metric, self.valid.label, predict(model, self.features, self.valid))
+        return metric_by_name(self.metric, self.valid.label, predict(model, self.features, self.valid))
 
     def fit_counts(self, model) -> None:
         model.fit_counts(self.features, self.train)
@@ -110,7 +90,7 @@ class RankingTask:
         return self.features.train_batch(self.instances, rows)
 
     def validate(self, model: torch.nn.Module) -> float:
-        return metric_value(self.metric, self.valid.labels, predict_ranking(model, self.features, self.valid))
+        return metric_by_name(self.metric, self.valid.labels, predict_ranking(model, self.features, self.valid))
 
     def fit_counts(self, model) -> None:
         model.fit_counts(self.features, self.instances)

@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 from llmrec.baselines.config import BaselineTrainSettings
 from llmrec.errors import LlmrecError
 from llmrec.io import atomic_path
+from llmrec.metrics import higher_is_better
 
-__all__ = ["TrainState", "TrainTask", "fit", "lower_is_better"]
+__all__ = ["TrainState", "TrainTask", "fit"]
 
 
 @dataclass
@@ -60,14 +61,10 @@ class TrainTask(Protocol):
         """Fit a counting model (no gradient steps)."""
 
 
-def lower_is_better(metric: str) -> bool:
-    return metric == "logloss"
-
-
 def _better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
         return True
-    return value < best - 1e-6 if lower_is_better(metric) else value > best + 1e-6
+    return value > best + 1e-6 if higher_is_better(metric) else value < best - 1e-6
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:

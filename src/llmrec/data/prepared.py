@@ -81,6 +81,7 @@ class PreparedData:
     config: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> JSON written beside the data
+    attachments: dict[str, pd.DataFrame] = field(default_factory=dict)  # file name -> parquet table beside the data
     _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -116,6 +117,8 @@ class PreparedData:
             write_text(tmp / "stats.txt", format_stats(stats) + "\n")
             for name, record in self.provenance.items():  # e.g. retrieval.json of a SUBR folder
                 write_json(tmp / name, record)
+            for name, frame in self.attachments.items():  # e.g. summaries.parquet of a summarized folder
+                write_parquet(tmp / name, frame)
             write_json(
                 tmp / "meta.json",
                 {

@@ -138,8 +138,8 @@ def render_ctr(
     out = []
     for row in rows:
         hist, drop = texts.shown_history(row, history_k)
-        out.append(template.render(tokenizer, texts.variables(row["user"], row["item"]), hist, max_tokens, chat,
-                                   where=f"sample {row['sample_id']}", drop_order=drop))
+        out.append(template.render(tokenizer, texts.variables(row["user"], row["item"], row.get("summary")), hist,
+                                   max_tokens, chat, where=f"sample {row['sample_id']}", drop_order=drop))
     return out
 
 
@@ -151,17 +151,17 @@ def render_ranking(
     history_k: int | None,
     max_tokens: int | None,
     chat: bool,
-    summaries: dict[str, str] | None = None,
 ) -> list[list[RenderedPrompt]]:
     """Prompts for every candidate of every ranking sample; candidates of a sample share one context.
 
     The history is cut so that the *longest* candidate fits, so all candidates of a sample
-    see the same context (required for prefix reuse and for a fair ranking).
+    see the same context (required for prefix reuse and for a fair ranking). A row's
+    ``summary`` (from ``llmrec summarize``) is shown in the context; it is never cut.
     """
     out = []
     for row in rows:
         hist = texts.history(row["history_items"], row.get("history_ratings"), history_k)
-        summary = (summaries or {}).get(row["user"])
+        summary = row.get("summary")
         cands = list(row["candidates"])
         longest = max(cands, key=lambda c: len(texts.item(c)["title"]))
         probe = template.render(tokenizer, texts.variables(row["user"], longest, summary), hist, max_tokens, chat,
@@ -205,10 +205,11 @@ class PromptRenderer:
 
     @classmethod
     def for_prepared(cls, prepared, tokenizer, *, split: str, template: str | None = None, history_k: int | None = None,
-                     max_tokens: int | None = 1024, chat: str = "auto", max_context: int | None = None) -> PromptRenderer:
+                     max_tokens: int | None = 1024, chat: str = "auto", max_context: int | None = None,
+                     kind: str | None = None) -> PromptRenderer:
         table = prepared.splits[split]
-        kind = ("ranking" if "candidates" in table.column_names else
-                "instruction" if "instruction" in table.column_names else "ctr")
+        kind = kind or ("ranking" if "candidates" in table.column_names else
+                        "instruction" if "instruction" in table.column_names else "ctr")
         tpl = load_template(template or default_template(prepared.protocol, prepared.dataset))
         use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
         texts = None
@@ -216,7 +217,9 @@ class PromptRenderer:
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
                                            prepared.config.get("label_threshold"))
         k = history_k
-        if k is None and "retrieval" not in prepared.config:  # a retrieved folder shows its K items by default
+        if k is None and "summary" in prepared.config:  # a summarized folder: the summary + the recent items
+            k = prepared.config["summary"].get("recent_items")
+        elif k is None and "retrieval" not in prepared.config:  # a retrieved folder shows its K items by default
             k = default_history_k(prepared.protocol)
         budget = max_tokens
         if max_context and budget and budget > max_context:
@@ -226,10 +229,10 @@ class PromptRenderer:
     @property
     def columns(self) -> tuple[str, ...]:
         """The sample columns this renderer reads."""
-        return {"ranking": ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels"),
+        return {"ranking": ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels", "summary"),
                 "instruction": ("sample_id", "instruction", "input", "label"),
                 "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings",
-                        "history_similarity")}[self.kind]
+                        "history_similarity", "summary")}[self.kind]
 
     def render(self, rows: list[dict[str, Any]]) -> list[list[RenderedPrompt]]:
         if self.kind == "ranking":

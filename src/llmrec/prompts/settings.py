@@ -22,13 +22,15 @@ class PromptSettings(BaseModel):
     max_prompt_tokens: int | None = Field(1024, ge=16, description="token budget; oldest history dropped first")
     chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
 
-    def renderer(self, prepared, tokenizer, split: str, max_context: int | None = None, *, template: str | None = None):
-        """A :class:`~llmrec.prompts.build.PromptRenderer` for ``split`` of ``prepared`` with these settings."""
+    def renderer(self, prepared, tokenizer, split: str, max_context: int | None = None, *, template: str | None = None,
+                 kind: str | None = None):
+        """A :class:`~llmrec.prompts.build.PromptRenderer` for ``split`` of ``prepared`` with these settings
+        (``kind="ctr"`` renders the CTR view of ranking rows, for training)."""
         from llmrec.prompts.build import PromptRenderer
 
         return PromptRenderer.for_prepared(prepared, tokenizer, split=split, template=template or self.template,
                                            history_k=self.history_k, max_tokens=self.max_prompt_tokens, chat=self.chat,
-                                           max_context=max_context)
+                                           max_context=max_context, kind=kind)
 
     def check_template(self) -> None:
         """Fail early (before any run folder exists) when the template cannot be loaded."""

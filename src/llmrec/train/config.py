@@ -46,7 +46,16 @@ class SelectionSettings(BaseModel):
     split: str = "valid"
     limit: int | None = Field(200, ge=1, description="seeded subset of the split scored at each evaluation")
     every_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: every epoch)")
-    metric: Literal["auc", "logloss"] = "auc"
+    metric: str | None = Field(None, description="auc or logloss (CTR data), recall@k / mrr@k / ndcg@k / hit@k "
+                               "(candidate lists); None: auc, or mrr@10 on candidate lists")
+
+    def metric_for(self, kind: str) -> str:
+        """The selection metric for data of ``kind`` (``ctr`` or ``ranking``).
+
+        >>> SelectionSettings().metric_for("ranking"), SelectionSettings(metric="recall@3").metric_for("ranking")
+        ('mrr@10', 'recall@3')
+        """
+        return self.metric or ("mrr@10" if kind == "ranking" else "auc")
     patience: int | None = Field(None, ge=1, description="stop after this many evaluations without improvement")
     at_start: bool = Field(True, description="also score the untrained adapter (the zero-shot point)")
 
@@ -88,6 +97,8 @@ class TrainConfig(PromptSettings):
     sample_seed: int | None = Field(None, description="seed of the few-shot draw (default: seed)")
     seed: int = 42
     answer_suffix: str = Field(".", description="text after the Yes/No token in the target ('Yes.' in TALLRec)")
+    ranking_negatives: int | None = Field(1, ge=1, description="training on candidate lists (trsr): the CTR view "
+                                          "keeps each list's positive and this many negatives (None: all)")
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraSettings = Field(default_factory=LoraSettings)
     optim: OptimSettings = Field(default_factory=OptimSettings)
@@ -102,6 +113,10 @@ class TrainConfig(PromptSettings):
         """Fields that determine the result (a resumed run must match them), with the content
         hashes of the prepared folders it reads."""
         keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})
+        if keep["ranking_negatives"] == 1:  # fields added later stay out at their defaults: older runs still match
+            del keep["ranking_negatives"]
+        if keep["selection"]["metric"] is None:
+            keep["selection"]["metric"] = "auc"
         if data_fingerprints:
             keep["data_fingerprints"] = data_fingerprints
         return keep

@@ -53,8 +53,8 @@ def ctr_examples(rows: list[dict[str, Any]], renderer: PromptRenderer, answer: A
                  answer_suffix: str = ".") -> list[Example]:
     """Examples for CTR or instruction rows with a 0/1 ``label``."""
     if renderer.kind == "ranking":
-        raise DataError("training on ranking samples (candidate lists) is not supported here; "
-                        "train on the 1:1 train split of the trsr protocol, which has one candidate per sample")
+        raise DataError("ranking samples (candidate lists) train on their CTR view: render them with a CTR renderer "
+                        "after llmrec.data.views.ranking_to_ctr")
     tok = renderer.tokenizer
     yes, no = answer_ids(tok, answer, True, answer_suffix), answer_ids(tok, answer, False, answer_suffix)
     out = []

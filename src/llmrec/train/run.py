@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 
 from llmrec.data.prepared import PreparedData
-from llmrec.data.protocols import get_protocol
 from llmrec.data.sampling import sample_indices
+from llmrec.data.views import ranking_to_ctr
 from llmrec.errors import ConfigError, DataError
 from llmrec.evaluate import EvaluateConfig, evaluate, select_rows
 from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model
+from llmrec.metrics import check_metric_name
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
@@ -112,7 +113,17 @@ def _fewshot_indices(table, config: TrainConfig) -> np.ndarray:
     return sample_indices(table.num_rows, config.train_samples, seed)
 
 
-def _rows(table, renderer: PromptRenderer, indices) -> list[dict]:
+def data_kind(table) -> str:
+    """``ranking`` for candidate lists (TRSR), ``ctr`` for labelled samples."""
+    return "ranking" if "candidates" in table.column_names else "ctr"
+
+
+def _rows(table, renderer: PromptRenderer, indices, ranking_negatives: int | None = 1) -> list[dict]:
+    """Rows of ``table`` at ``indices`` with the columns the renderer reads; candidate lists as their CTR view."""
+    if data_kind(table) == "ranking":
+        cols = [c for c in ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels", "summary")
+                if c in table.column_names]
+        return ranking_to_ctr(table.select(cols).take(list(map(int, indices))).to_pylist(), ranking_negatives)
     cols = [c for c in renderer.columns if c in table.column_names]
     if "label" not in cols:
         raise DataError("training samples need a 'label' column", field="label")
@@ -125,11 +136,16 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
     ``model=False`` skips the model checks (the caller brings a loaded model)."""
     prepared = PreparedData.load(config.data)
     table = prepared.split(config.split)
-    if get_protocol(prepared.protocol).kind == "ranking":
-        raise ConfigError(f"{config.data}/{config.split}: training on ranking samples (candidate lists) is not "
-                          "supported yet; train on a CTR protocol (tallrec, rella) or imported TALLRec splits")
-    if "label" not in table.column_names:
-        raise DataError(f"{config.data}/{config.split}: training samples need a 'label' column", field="label")
+    kind = data_kind(table)
+    needed = ("candidates", "labels") if kind == "ranking" else ("label",)
+    for column in needed:
+        if column not in table.column_names:
+            raise DataError(f"{config.data}/{config.split}: training samples need a {column!r} column", field=column)
+    if kind == "ranking" and config.mix_data:
+        raise ConfigError("mix_data: mixing views is for CTR samples; candidate lists train on their CTR view alone")
+    if config.selection.enabled:
+        sel_kind = data_kind(prepared.split(config.selection.split))
+        check_metric_name(config.selection.metric_for(sel_kind), sel_kind, "selection.metric")
     _fewshot_indices(table, config)
     hashes = {"data": prepared.fingerprint()}
     for i, mix in enumerate(check_mix(config, table)):
@@ -190,10 +206,11 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
     tok = loaded.tokenizer
-    renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
+    ranking = data_kind(table) == "ranking"
+    renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind="ctr" if ranking else None)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
     indices = _fewshot_indices(table, config)
-    rows = _rows(table, renderer, indices)
+    rows = _rows(table, renderer, indices, config.ranking_negatives)
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
@@ -202,6 +219,8 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
         examples += ctr_examples(_rows(mix.split(config.split), mix_renderer, indices), mix_renderer, answer,
                                  config.answer_suffix)
     sources = " + ".join([config.data, *config.mix_data])
+    if ranking:
+        sources += f", the CTR view of {len(indices)} candidate lists"
     log(f"{len(examples)} training examples ({len(rows)} samples from {sources}, split {config.split}; positive rate "
         f"{labels.mean():.3f}, mean {np.mean([len(e.input_ids) for e in examples]):.0f} tokens); answers "
         f"{answer.yes_text!r}/{answer.no_text!r}")
@@ -243,7 +262,7 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
                   "epochs": trainer.state.epoch, "train_loss": run_train_loss(trainer.state.log_history),
                   "train_s_this_session": round(train_s, 1), "resumed_from": resume_from,
                   "loss": config.optim.loss, "positive_rate": float(labels.mean()), "model": loaded.source},
-        "selection": {"metric": config.selection.metric, "best": best,
+        "selection": {"metric": selector.metric if selector else None, "best": best,
                       "evaluations": selector.history if selector else []},
         "adapter": str(run.path / "adapter"),
     }
@@ -318,12 +337,22 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
     sel = config.selection
     table = prepared.split(sel.split)
     renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
-    rows = _rows(table, renderer, select_rows(table, sel.limit, 0))
-    prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for (p,) in renderer.render(rows)]
-    labels = np.array([int(r["label"]) for r in rows])
-    if len(set(labels.tolist())) < 2:
-        raise DataError(f"{config.data}/{sel.split}: the validation subset has one class only; raise selection.limit")
-    return ValidationSelector(prompts, labels, answer, path, metric=sel.metric, every_steps=sel.every_steps,
+    indices = select_rows(table, sel.limit, 0)
+    kind = data_kind(table)
+    if kind == "ranking":  # every candidate of every list, scored with prefix reuse; a ranking metric
+        cols = [c for c in renderer.columns if c in table.column_names]
+        rows = table.select(cols).take(indices).to_pylist()
+        if len({len(r["candidates"]) for r in rows}) > 1:
+            raise DataError(f"{config.data}/{sel.split}: candidate lists of different lengths cannot be selected on")
+        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for group in renderer.render(rows) for p in group]
+        labels = np.array([[int(y) for y in r["labels"]] for r in rows])
+    else:
+        rows = _rows(table, renderer, indices)
+        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for (p,) in renderer.render(rows)]
+        labels = np.array([int(r["label"]) for r in rows])
+        if len(set(labels.tolist())) < 2:
+            raise DataError(f"{config.data}/{sel.split}: the validation subset has one class only; raise selection.limit")
+    return ValidationSelector(prompts, labels, answer, path, metric=sel.metric_for(kind), every_steps=sel.every_steps,
                               patience=sel.patience, scoring=config.scoring, pad_token_id=tok.pad_token_id,
                               at_start=sel.at_start, log=log)
 

@@ -1,7 +1,9 @@
 """Model selection on the validation split during training (a transformers callback).
 
 At each evaluation (every epoch, or every N steps) the current adapter scores a fixed,
-seeded subset of the validation split with the same Yes/No engine as ``llmrec evaluate``;
+seeded subset of the validation split with the same Yes/No engine as ``llmrec evaluate``
+(CTR rows: AUC / LogLoss; candidate lists: all candidates of each list, with prefix reuse,
+and a ranking metric such as ``mrr@10``);
 the best adapter so far is saved to ``<run>/best-adapter`` (atomically) and every point is
 recorded in ``<run>/selection.json``. With ``patience`` the training stops after that many
 evaluations without improvement. The test split is never looked at here.
@@ -19,7 +21,7 @@ from transformers import TrainerCallback
 
 from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer
-from llmrec.metrics import auc, log_loss
+from llmrec.metrics import auc, higher_is_better, log_loss, metric_by_name
 
 
 class ValidationSelector(TrainerCallback):
@@ -55,7 +57,7 @@ class ValidationSelector(TrainerCallback):
     def best(self) -> dict[str, Any] | None:
         if not self.history:
             return None
-        sign = 1 if self.metric == "auc" else -1
+        sign = 1 if higher_is_better(self.metric) else -1
         return max(self.history, key=lambda h: (sign * h[self.metric], -h["step"]))
 
     def _write(self) -> None:
@@ -69,17 +71,26 @@ class ValidationSelector(TrainerCallback):
             scores = YesNoScorer(model, self.answer, self.scoring, pad_token_id=self.pad_token_id).score(self.prompts)
         finally:
             model.train(was_training)
-        point = {"step": int(step), "epoch": round(float(epoch or 0.0), 4), "auc": float(auc(self.labels, scores)),
-                 "logloss": float(log_loss(self.labels, scores)), "mean_score": float(scores.mean())}
+        point = {"step": int(step), "epoch": round(float(epoch or 0.0), 4), **self._metrics(scores),
+                 "mean_score": float(scores.mean())}
         self.history = [h for h in self.history if h["step"] != point["step"]] + [point]
         if self.best() is point:
             with atomic_directory(self.best_path) as tmp:
                 model.save_pretrained(tmp)
             point["saved"] = True
         self._write()
-        self.log(f"validation at step {step} (epoch {point['epoch']}): AUC {point['auc']:.4f}, "
-                 f"LogLoss {point['logloss']:.4f}{' (best so far)' if point.get('saved') else ''}")
+        shown = ", ".join(f"{k} {point[k]:.4f}" for k in point if k not in ("step", "epoch", "mean_score", "saved"))
+        self.log(f"validation at step {step} (epoch {point['epoch']}): {shown}"
+                 f"{' (best so far)' if point.get('saved') else ''}")
         return point
+
+    def _metrics(self, scores: np.ndarray) -> dict[str, float]:
+        """The recorded validation metrics: AUC / LogLoss of CTR rows, or ranking metrics of candidate lists."""
+        if self.labels.ndim == 1:
+            return {"auc": float(auc(self.labels, scores)), "logloss": float(log_loss(self.labels, scores))}
+        lists = scores.reshape(self.labels.shape)
+        names = dict.fromkeys([self.metric, "recall@3", "mrr@10", "ndcg@10"])
+        return {name: metric_by_name(name, self.labels, lists) for name in names}
 
     def _stale(self) -> bool:
         if not self.patience or not self.history:
