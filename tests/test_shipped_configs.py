@@ -103,3 +103,39 @@ def test_tallrec_table_baseline_rows_use_the_llm_rows_draws():
         llm = load_config(TrainConfig, path.parent / f"{domain}-{n}.yaml")
         assert (cfg.model, cfg.train_samples, cfg.data) == (model, int(n), llm.data)
         assert cfg.valid.limit == llm.selection.limit and cfg.test.limit == llm.test.limit
+
+
+TRSR_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "trsr").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRSR_FILES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_trsr_configs_load(path):
+    """LLM-TRSR: summarize configs, suites (every row's config with its overrides), train and evaluate configs."""
+    from llmrec.baselines.config import BaselineConfig
+    from llmrec.evaluate import EvaluateConfig
+    from llmrec.experiments import load_suite
+    from llmrec.summarize import SummarizeConfig, load_summary_template
+    from llmrec.train import TrainConfig
+
+    dataset = "mind-trsr" if "mind" in path.parts else "amazon-games-trsr"
+    if path.name.startswith("summarize"):
+        cfg = load_config(SummarizeConfig, path)
+        assert cfg.mode in path.name.replace("hier", "hierarchical").replace("rec", "recurrent")
+        assert cfg.data.endswith(dataset) and cfg.out.startswith(cfg.data) and cfg.block_size == 5
+        if cfg.template:
+            load_summary_template(cfg.template)
+    elif "\nrows:" in path.read_text():
+        suite = load_suite(path)
+        for row in suite.rows:
+            cls = TrainConfig if row.train else BaselineConfig if row.baseline else EvaluateConfig
+            cfg = load_config(cls, path.parent / (row.train or row.baseline or row.evaluate), row.set)
+            assert dataset in cfg.data
+            if row.train:
+                assert cfg.selection.metric_for("ranking").startswith(("mrr@", "recall@"))
+        assert suite.paper is not None and set(suite.paper.values) <= {r.name for r in suite.rows}
+    else:
+        cls = EvaluateConfig if "zeroshot" in path.name else TrainConfig
+        cfg = load_config(cls, path)
+        assert dataset in cfg.data
+        if cls is TrainConfig:
+            assert cfg.lora.r == 8 and ("nosummary" in path.name) == cfg.data.endswith(dataset)  # others: summaries

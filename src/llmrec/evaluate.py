@@ -204,7 +204,7 @@ def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, titl
         scores = preds["score"].to_numpy().reshape(len(rows), width)
         labels = preds["label"].to_numpy().reshape(len(rows), width)
         metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
-        per_list = ranking_per_list(scores, labels, ks=(3, 10), metrics=("recall", "mrr", "ndcg"))
+        per_list = ranking_per_list(scores, labels, ks=(3, 5, 10), metrics=("recall", "mrr", "ndcg"))
         intervals = {key: bootstrap_ci(np.mean, rows) for key, rows in per_list.items()}
         pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
         plots = rank_plot(pos_rank, width, run.path / "plots", title)

@@ -93,6 +93,25 @@ def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, 
     _emit(run(data, model_name, k, encode_items, batch_size, encoding=not no_encoding, log=echo_err), output)
 
 
+@bench.command("summarize")
+@click.option("--data", "-d", default="prepared/amazon-games-trsr", show_default=True,
+              help="Prepared folder whose histories make the block prompts.")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--prompts", "n_prompts", default=16, show_default=True, help="Block prompts (one per user).")
+@click.option("--batch-size", default=16, show_default=True, help="Prompts per generate call on the batched paths.")
+@click.option("--max-new-tokens", default=48, show_default=True)
+@click.option("--no-cache-prompts", default=4, show_default=True,
+              help="Prompts for the KV-cache-off path (slow: it recomputes the whole sequence per token); 0 skips it.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_summarize(data, model_name, n_prompts, batch_size, max_new_tokens, no_cache_prompts, output) -> None:
+    """Summary generation: tokens/s and summaries/s, batch-1 vs batched, KV cache on vs off."""
+    from llmrec.bench.summarize import run
+    from llmrec.data.prepared import PreparedData
+
+    PreparedData.load(data)
+    _emit(run(data, model_name, n_prompts, batch_size, max_new_tokens, no_cache_prompts, log=echo_err), output)
+
+
 @bench.command("baselines")
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True,
               help="Prepared folder: CTR samples or TRSR candidate lists.")
