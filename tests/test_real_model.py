@@ -67,3 +67,40 @@ def test_engine_matches_research_way_on_real_prompts(tmp_path, shared_data, gemm
         got = YesNoScorer(gemma.model, answer, ScoringConfig(batch_size=4, prefix_reuse=reuse),
                           pad_token_id=gemma.tokenizer.pad_token_id).score(prompts)
         np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_summaries_on_real_amazon_games(tmp_path, shared_data, gemma, monkeypatch):
+    """The real model summarizes real histories (few-shot, batched == batch-1) and ranks with the summary."""
+    import json
+
+    from llmrec.data.prepared import PreparedData
+    from llmrec.llm.generation import GenerationConfig, TextGenerator
+    from llmrec.summarize import SummarizeConfig, summarize
+
+    monkeypatch.setenv("LLMREC_CACHE", str(tmp_path / "cache"))
+    data = prepare(PrepareConfig(dataset="amazon-games", protocol="trsr", data_root=str(shared_data),
+                                 out=str(tmp_path / "g")), log=lambda m: None)[1]
+    cfg = SummarizeConfig(data=str(data), out=str(tmp_path / "hier"), limits={"train": 1, "valid": 1, "test": 2},
+                          generation={"max_new_tokens": 32, "batch_size": 4})
+    path, meta = summarize(cfg, loaded=gemma, log=lambda m: None, progress=False)
+    summaries = PreparedData.load(path).splits["test"]["summary"].to_pylist()
+    assert meta["template"] == "summary_fewshot" and meta["prompts_generated"] >= 4
+    assert all(len(s.split()) >= 4 and "\n" not in s for s in summaries), summaries
+    assert sum("user" in s.lower() for s in summaries) >= 1  # the few-shot format is followed
+    detail = json.loads((path / "summaries.json").read_text())
+    assert detail["model_fingerprint"].startswith("loaded:")
+
+    from llmrec.summarize.transform import ItemTexts, prompt_encoder  # batched == batch-1 on real prompts
+    from llmrec.summarize.templates import load_summary_template
+
+    template = load_summary_template("summary_fewshot")
+    items = ItemTexts(PreparedData.load(data).items, template, gemma.tokenizer, 48)
+    encode = prompt_encoder(gemma.tokenizer, chat=False)
+    rows = PreparedData.load(data).splits["test"]["history_items"].to_pylist()[:3]
+    prompts = [encode(template.prompt("block", items=[items(i) for i in h[:5]], domain_plural="items")) for h in rows]
+    gen = TextGenerator.for_loaded(gemma, GenerationConfig(max_new_tokens=12, stop=["\n"], batch_size=3))
+    assert gen.generate(prompts) == [gen.generate([p])[0] for p in prompts]
+
+    _, res = evaluate(EvaluateConfig(data=str(path), limit=2, run_dir=str(tmp_path / "run")), loaded=gemma,
+                      progress=False, log=lambda m: None)
+    assert res["run"]["prompts"] == 2 * 21 and res["run"]["history_k"] == 5 and 0 <= res["metrics"]["recall@3"] <= 1

@@ -352,3 +352,13 @@ def test_mind_format_end_to_end(tmp_path):
     run, result = evaluate(EvaluateConfig(data=str(path), run_dir=str(tmp_path / "run")), loaded=lm, **QUIET)
     assert result["run"]["history_k"] == 5 and result["metrics"]["recall@3"] >= 0
     assert set(result["metrics"]["ci95"]) >= {"recall@3", "recall@5", "recall@10", "mrr@5", "ndcg@10"}
+
+
+def test_generator_comes_from_the_backend_registry():
+    from llmrec.llm import LoadedModel, make_generator
+
+    lm = tiny_loaded("llama")
+    assert isinstance(make_generator(lm, GenerationConfig(max_new_tokens=2)), TextGenerator)
+    other = LoadedModel(model=None, tokenizer=None, device=None, dtype=None, source="x.gguf", backend="llama.cpp")
+    with pytest.raises(LlmrecError, match="cannot generate text .*transformers"):
+        make_generator(other)

@@ -1,4 +1,5 @@
-"""Causal language models as Yes/No scorers: backends, loading, answer tokens, batched scoring.
+"""Causal language models as Yes/No scorers and text generators: backends, loading, answer tokens,
+batched scoring, batched generation.
 
 >>> from llmrec.llm import ModelConfig
 >>> ModelConfig().name
@@ -8,6 +9,7 @@
 from llmrec.errors import ModelError
 from llmrec.llm.adapters import adapter_dir, apply_adapter, check_adapter
 from llmrec.llm.answers import AnswerTokens
+from llmrec.llm.generation import GenerationConfig, Generator, TextGenerator, make_generator
 from llmrec.llm.loading import check_model, load_model, make_scorer
 from llmrec.llm.registry import BACKENDS, Backend, get_backend, register_backend
 from llmrec.llm.scoring import YesNoScorer
@@ -19,10 +21,13 @@ __all__ = [
     "AnswerTokens",
     "Backend",
     "EncodedPrompt",
+    "GenerationConfig",
+    "Generator",
     "LoadedModel",
     "ModelConfig",
     "ModelError",
     "Scorer",
+    "TextGenerator",
     "ScoringConfig",
     "YesNoScorer",
     "adapter_dir",
@@ -31,6 +36,7 @@ __all__ = [
     "check_model",
     "get_backend",
     "load_model",
+    "make_generator",
     "make_scorer",
     "register_backend",
 ]

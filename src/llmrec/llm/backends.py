@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from llmrec.llm.generation import TextGenerator
 from llmrec.llm.hf import check_transformers, load_transformers
 from llmrec.llm.llamacpp import LlamaCppScorer, check_llamacpp, load_llamacpp
 from llmrec.llm.registry import Backend, register_backend
@@ -14,7 +15,8 @@ from llmrec.llm.scoring import YesNoScorer
 
 TRANSFORMERS = register_backend(Backend(
     "transformers", load=load_transformers, scorer=YesNoScorer.for_loaded,
-    description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True, check=check_transformers))
+    description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True, check=check_transformers,
+    generator=TextGenerator.for_loaded))
 LLAMACPP = register_backend(Backend(
     "llama.cpp", load=load_llamacpp, scorer=LlamaCppScorer.for_loaded,
     description="llama.cpp (GGUF weights run directly; pip install 'llmrec[llamacpp]')",

@@ -198,8 +198,11 @@ class TextGenerator:
 
 
 def make_generator(loaded: LoadedModel, config: GenerationConfig | None = None) -> Generator:
-    """The generator of the loaded model's backend (transformers today)."""
-    if loaded.backend != "transformers":
-        raise ModelError(f"text generation runs on the transformers backend, not {loaded.backend!r}; "
-                         "set model.backend=transformers for llmrec summarize")
-    return TextGenerator.for_loaded(loaded, config)
+    """The text generator of the loaded model's backend (a ModelError when the backend has none)."""
+    from llmrec.llm.registry import BACKENDS, get_backend
+
+    backend = get_backend(loaded.backend)
+    if backend.generator is None:
+        able = ", ".join(n for n, b in BACKENDS.items() if b.generator) or "none"
+        raise ModelError(f"model.backend={loaded.backend!r} cannot generate text (backends that can: {able})")
+    return backend.generator(loaded, config or GenerationConfig())

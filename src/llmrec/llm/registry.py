@@ -1,7 +1,8 @@
 """The backend registry: one place where a way of running a model plugs in.
 
 A backend says how to load a model (:class:`~llmrec.llm.types.LoadedModel`) and how to build
-its :class:`~llmrec.llm.types.Scorer`, and what it can do (train, take a LoRA adapter,
+its :class:`~llmrec.llm.types.Scorer` (and, where it can, its text
+:class:`~llmrec.llm.generation.Generator`), and what it can do (train, take a LoRA adapter,
 int8). Everything else asks the registry instead of comparing backend names::
 
     register_backend(Backend("vllm", load=load_vllm, scorer=VllmScorer.for_loaded, ...))
@@ -35,6 +36,7 @@ class Backend:
     adapters: bool = False  # a trained LoRA adapter can be applied at scoring time
     int8: bool = False  # model.quantize=int8
     check: Callable[[Any], None] | None = None  # ModelConfig -> raises: extra not installed, no device, no model file
+    generator: Callable[..., Any] | None = None  # (LoadedModel, GenerationConfig) -> Generator (text generation)
 
 
 BACKENDS: dict[str, Backend] = {}
