@@ -237,6 +237,10 @@ def test_summarize_writes_a_prepared_folder_with_summaries(tmp_path, trsr_folder
     assert meta["generated_tokens_this_session"] > 0
     detail = pd.read_parquet(path / "summaries.parquet")
     assert len(detail) == sum(t.num_rows for t in data.splits.values())
+    from llmrec.data.audit import audit_prepared
+
+    report = audit_prepared(path)  # the leakage audit reads the summarized folder like any other
+    assert report["ok"], report
     assert all(lv[-1] == 1 for lv in detail["levels"])
 
     # a second run (another output) takes every summary from the cache
