@@ -90,8 +90,8 @@ def test_summaries_on_real_amazon_games(tmp_path, shared_data, gemma, monkeypatc
     detail = json.loads((path / "summaries.json").read_text())
     assert detail["model_fingerprint"].startswith("loaded:")
 
-    from llmrec.summarize.transform import ItemTexts, prompt_encoder  # batched == batch-1 on real prompts
     from llmrec.summarize.templates import load_summary_template
+    from llmrec.summarize.transform import ItemTexts, prompt_encoder  # batched == batch-1 on real prompts
 
     template = load_summary_template("summary_fewshot")
     items = ItemTexts(PreparedData.load(data).items, template, gemma.tokenizer, 48)

@@ -34,6 +34,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.errors import ModelError
+from llmrec.llm.batching import length_batches
 from llmrec.llm.types import LoadedModel
 
 
@@ -75,28 +76,6 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
         if at >= 0:
             end = min(end, at)
     return text[:end].strip()
-
-
-def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first, under the size and token caps.
-
-    >>> length_batches([3, 9, 4, 8], batch_size=2)
-    [[1, 3], [2, 0]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        too_many = len(current) >= batch_size
-        too_big = max_batch_tokens is not None and (len(current) + 1) * width > max_batch_tokens
-        if current and (too_many or too_big):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class TextGenerator:

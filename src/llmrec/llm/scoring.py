@@ -26,6 +26,7 @@ import numpy as np
 
 from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
+from llmrec.llm.batching import length_batches
 from llmrec.llm.settings import ScoringConfig
 from llmrec.llm.types import EncodedPrompt, LoadedModel
 
@@ -115,19 +116,7 @@ class YesNoScorer:
 
     def _batches(self, lengths: list[int]) -> list[list[int]]:
         """Length-sorted batches (longest first) under the size and token caps."""
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        batches, current = [], []
-        for i in order:
-            width = lengths[current[0]] if current else lengths[i]
-            too_many = len(current) >= self.config.batch_size
-            too_big = self.config.max_batch_tokens and (len(current) + 1) * width > self.config.max_batch_tokens
-            if current and (too_many or too_big):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
+        return length_batches(lengths, self.config.batch_size, self.config.max_batch_tokens)
 
     def _answer_probs(self, hidden) -> np.ndarray:
         """Two-way softmax of the answer logits from hidden states at the answer position."""

@@ -76,13 +76,7 @@ class PromptTemplate:
     @classmethod
     def from_file(cls, path: str | Path) -> PromptTemplate:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read template: {exc}") from exc
-        missing = [k for k in ("name", "context", "candidate", "answer") if k not in (data or {})]
-        if missing:
-            raise ConfigError(f"{path}: template field {missing[0]!r} missing")
+        data = read_template_yaml(path, ("name", "context", "candidate", "answer"))
         return cls(
             name=data["name"], context=data["context"], candidate=data["candidate"], answer=data["answer"],
             description=data.get("description", ""), protocols=tuple(data.get("protocols", ())), source=str(path),
@@ -157,19 +151,39 @@ def encode(tokenizer, context: str, candidate: str, chat: bool) -> tuple[tuple[i
     return tuple(ctx_ids), tuple(cand_ids), context + candidate
 
 
-def _shipped() -> dict[str, Path]:
-    folder = resources.files("llmrec.prompts") / "templates"
+def read_template_yaml(path: Path, required: tuple[str, ...], what: str = "template") -> dict[str, Any]:
+    """The mapping in a template's YAML file; a ConfigError naming the file and the first missing field."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a {what} is a YAML mapping")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ConfigError(f"{path}: {what} field {missing[0]!r} missing (needs {', '.join(required)})")
+    return data
+
+
+def shipped_templates(package: str) -> dict[str, Path]:
+    """Name -> path of the YAML templates shipped in ``<package>/templates``."""
+    folder = resources.files(package) / "templates"
     return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
 
 
-TEMPLATES: dict[str, Path] = _shipped()
+def template_file(name_or_path: str | Path, shipped: dict[str, Path], what: str = "template") -> Path:
+    """The file of a shipped template by name, or a template file by path; a ConfigError listing the shipped ones."""
+    if str(name_or_path) in shipped:
+        return shipped[str(name_or_path)]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise ConfigError(f"unknown {what} {str(name_or_path)!r}; shipped: {', '.join(sorted(shipped))}, or give a file path")
+
+
+TEMPLATES: dict[str, Path] = shipped_templates("llmrec.prompts")
 
 
 def load_template(name_or_path: str | Path) -> PromptTemplate:
     """A shipped template by name, or a template file by path."""
-    if str(name_or_path) in TEMPLATES:
-        return PromptTemplate.from_file(TEMPLATES[str(name_or_path)])
-    path = Path(name_or_path)
-    if path.exists():
-        return PromptTemplate.from_file(path)
-    raise ConfigError(f"unknown template {str(name_or_path)!r}; shipped: {', '.join(sorted(TEMPLATES))}, or give a file path")
+    return PromptTemplate.from_file(template_file(name_or_path, TEMPLATES))

@@ -17,14 +17,13 @@ Every prompt also sees ``domain`` / ``domain_plural`` ("item" / "items", "news a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
 from llmrec.errors import ConfigError
+from llmrec.prompts.template import read_template_yaml, shipped_templates, template_file
 
 KINDS = ("block", "merge", "update")
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -55,16 +54,10 @@ class SummaryTemplate:
     @classmethod
     def from_file(cls, path: str | Path) -> SummaryTemplate:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read summary template: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a summary template is a YAML mapping")
-        missing = [k for k in ("name", "item", *KINDS) if not isinstance(data.get(k), str)]
-        if missing:
-            raise ConfigError(f"{path}: summary template field {missing[0]!r} missing (needs name, item, block, merge, "
-                              "update)")
+        data = read_template_yaml(path, ("name", "item", *KINDS), "summary template")
+        bad = [k for k in ("name", "item", *KINDS) if not isinstance(data[k], str)]
+        if bad:
+            raise ConfigError(f"{path}: summary template field {bad[0]!r} must be text")
         stop = data.get("stop", [])
         if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
             raise ConfigError(f"{path}: stop must be a list of non-empty strings")
@@ -91,20 +84,9 @@ class SummaryTemplate:
         return "\n".join([self.item, self.block, self.merge, self.update, repr(self.stop)])
 
 
-def _shipped() -> dict[str, Path]:
-    folder = resources.files("llmrec.summarize") / "templates"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
-
-
-SUMMARY_TEMPLATES: dict[str, Path] = _shipped()
+SUMMARY_TEMPLATES: dict[str, Path] = shipped_templates("llmrec.summarize")
 
 
 def load_summary_template(name_or_path: str | Path) -> SummaryTemplate:
     """A shipped summary template by name, or a template file by path."""
-    if str(name_or_path) in SUMMARY_TEMPLATES:
-        return SummaryTemplate.from_file(SUMMARY_TEMPLATES[str(name_or_path)])
-    path = Path(name_or_path)
-    if path.is_file():
-        return SummaryTemplate.from_file(path)
-    raise ConfigError(f"unknown summary template {str(name_or_path)!r}; shipped: {', '.join(sorted(SUMMARY_TEMPLATES))}, "
-                      "or give a file path")
+    return SummaryTemplate.from_file(template_file(name_or_path, SUMMARY_TEMPLATES, "summary template"))
