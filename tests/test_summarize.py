@@ -366,3 +366,37 @@ def test_generator_comes_from_the_backend_registry():
     other = LoadedModel(model=None, tokenizer=None, device=None, dtype=None, source="x.gguf", backend="llama.cpp")
     with pytest.raises(LlmrecError, match="cannot generate text .*transformers"):
         make_generator(other)
+
+
+def test_an_interrupted_summarize_resumes_without_regenerating(tmp_path, trsr_folder):
+    lm = tiny_loaded("llama")
+    cfg = SummarizeConfig(data=str(trsr_folder), out=str(tmp_path / "s"), limits={"train": 6}, checkpoint_every=5,
+                          mode="recurrent")
+    killed = Recorder(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        summarize(cfg, loaded=lm, generator=killed, **QUIET)
+    assert not (tmp_path / "s").exists()  # nothing half-written
+    rest = Recorder()
+    _, meta = summarize(cfg, loaded=lm, generator=rest, **QUIET)
+    assert meta["prompts_cached"] >= 10 and len(rest.prompts) == meta["prompts_generated"]
+    assert meta["prompts_cached"] + meta["prompts_generated"] <= meta["prompts"]
+    again = Recorder()
+    _, meta2 = summarize(cfg.model_copy(update={"out": str(tmp_path / "s2")}), loaded=lm, generator=again, **QUIET)
+    assert again.prompts == [] and meta2["prompts_generated"] == 0
+    first = PreparedData.load(tmp_path / "s").splits["test"]["summary"].to_pylist()
+    assert first == PreparedData.load(tmp_path / "s2").splits["test"]["summary"].to_pylist()
+
+
+def test_chat_models_get_the_instruct_template_in_their_chat_template(tmp_path, trsr_folder):
+    lm = tiny_loaded("llama")
+    lm.tokenizer.chat_template = ("{% for m in messages %}<bos> user {{ m['content'] }} <eos>{% endfor %}"
+                                  "{% if add_generation_prompt %} Answer{% endif %}")
+    rec = Recorder()
+    _, meta = summarize(SummarizeConfig(data=str(trsr_folder), out=str(tmp_path / "c"), limits={"train": 2}),
+                        loaded=lm, generator=rec, **QUIET)
+    assert meta["template"] == "summary_instruct" and meta["chat"] is True
+    first = lm.tokenizer.decode([int(t) for t in rec.prompts[0].split()])
+    assert first.startswith("<bos> user") and first.endswith("<eos> Answer")
+    with pytest.raises(ConfigError, match="no chat template"):
+        summarize(SummarizeConfig(data=str(trsr_folder), out=str(tmp_path / "d"), chat="on"), loaded=tiny_loaded(),
+                  **QUIET)
