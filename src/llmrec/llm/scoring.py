@@ -164,8 +164,8 @@ class YesNoScorer:
         with torch.inference_mode():
             cache = _returned_cache(runner(input_ids=ctx, use_cache=True))
             cache_kw = _cache_kwarg(runner)
-            step = self.config.max_candidates_per_pass
-            chunks = [list(range(i, min(i + step, len(candidates)))) for i in range(0, len(candidates), step)]
+            # candidates of similar length share a pass: right padding to the longest of a chunk wastes little
+            chunks = length_batches([len(c) for c in candidates], self.config.max_candidates_per_pass)
             for n_chunk, chunk in enumerate(chunks):
                 past = cache if n_chunk == len(chunks) - 1 else copy.deepcopy(cache)
                 _repeat_cache(past, len(chunk))
