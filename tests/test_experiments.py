@@ -39,11 +39,11 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     # finished runs are not run again
     logs.clear()
     run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
-    assert any("is finished" in m for m in logs)
+    assert sum(": done (key" in m for m in logs) == 5 and not any("is finished" in m for m in logs)
 
 
 def test_suite_configs_are_validated(tmp_path):
-    with pytest.raises(ValueError, match="exactly one of"):
+    with pytest.raises(ValueError, match="give exactly one of"):
         SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a"}]})
     with pytest.raises(ValueError, match="not an earlier train row"):
         SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml", "adapters_from": "b"}]})
@@ -59,3 +59,122 @@ def test_shipped_tallrec_table_suite_is_valid():
     suite = load_suite("configs/tallrec/table.yaml")
     assert {r.name for r in suite.rows} >= {"movie-16", "movie-64", "movie-256", "book-256", "movie-256-on-book"}
     assert suite.paper.values["movie-256"] == 71.98
+
+
+
+# ---------------------------------------------------------------------------- the step engine
+@pytest.fixture
+def counted(monkeypatch):
+    """Count the runs of each step kind (and optionally fail at the n-th run)."""
+    import dataclasses
+
+    from llmrec.experiments import steps
+
+    calls: list[str] = []
+    fail = {"at": None}
+
+    for name, kind in list(steps.STEP_KINDS.items()):
+        def run(config, log=print, progress=True, _kind=kind, _name=name):
+            calls.append(f"{_name}:{getattr(config, _kind.output_field)}")
+            if fail["at"] is not None and len(calls) == fail["at"]:
+                raise KeyboardInterrupt  # killed during this step
+            return _kind.run(config, log=log, progress=progress)
+
+        monkeypatch.setitem(steps.STEP_KINDS, name, dataclasses.replace(kind, run=run))
+    return calls, fail
+
+
+def _experiment(tmp_path, tiny_ml1m, model_folder, *, max_samples=300, limit=20, train_steps=1):
+    model = {"name": str(model_folder), "device": "cpu"}
+    exp = {
+        "name": "toy-experiment", "metrics": ["auc"],
+        "steps": [
+            {"name": "data", "prepare": {"dataset": "ml-1m", "protocol": "tallrec", "path": str(tiny_ml1m),
+                                         "tallrec": {"history_len": 5, "max_samples": max_samples}}},
+            {"name": "zeroshot", "evaluate": {"data": "@data", "limit": limit, "model": model}},
+            {"name": "lora", "train": {"data": "@data", "train_samples": 8, "model": model,
+                                       "optim": {"max_steps": train_steps, "batch_size": 8},
+                                       "selection": {"enabled": False}, "test": {"limit": limit}}},
+            {"name": "lora-again", "evaluate": {"data": "@data", "limit": limit, "model": model,
+                                                "adapter": "@lora"}},
+            {"name": "floor", "baseline": {"model": "popularity", "data": "@data", "test": {"limit": limit}},
+             "seeds": [0, 1]},
+        ]}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(exp))
+    return path
+
+
+def test_experiment_steps_reference_each_other_and_resume_without_redoing(tmp_path, tiny_ml1m, tiny_model_folder,
+                                                                         counted):
+    calls, fail = counted
+    exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
+    out = tmp_path / "out"
+    fail["at"] = 3  # killed while training (after prepare and the zero-shot evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(exp, out, log=lambda m: None, progress=False)
+    assert [c.split(":")[0] for c in calls] == ["prepare", "evaluate", "train"]
+    calls.clear()
+    fail["at"] = None
+    table = run_suite(exp, out, log=lambda m: None, progress=False)
+    assert [c.split(":")[0] for c in calls] == ["train", "evaluate", "baseline", "baseline"]  # the rest only
+    assert set(table["rows"]) == {"zeroshot", "lora", "lora-again", "floor"}  # data steps are not rows
+    assert table["rows"]["floor"]["runs"] == 2 and table["rows"]["lora"]["runs"] == 1
+    lora = json.loads((out / "lora" / "seed-0" / "metrics.json").read_text())
+    again = json.loads((out / "lora-again" / "seed-0" / "metrics.json").read_text())  # per seed of @lora
+    assert again["metrics"]["auc"] == pytest.approx(lora["metrics"]["auc"], abs=1e-6)  # "@lora" is its adapter
+    cfg = yaml.safe_load((out / "zeroshot" / "config.yaml").read_text())
+    assert cfg["data"] == str(out / "data")
+    calls.clear()
+    run_suite(exp, out, log=lambda m: None, progress=False)
+    assert calls == []  # everything done: nothing runs
+
+
+def test_a_changed_step_redoes_it_and_what_depends_on_it_only(tmp_path, tiny_ml1m, tiny_model_folder, counted):
+    calls, _ = counted
+    out = tmp_path / "out"
+    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder), out, log=lambda m: None, progress=False)
+    calls.clear()
+    logs = []
+    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2), out, log=logs.append,
+              progress=False)
+    assert [c.split(":")[0] for c in calls] == ["train", "evaluate"]  # lora and lora-again, not zeroshot/floor
+    assert any("changed; removing" in m for m in logs)
+    calls.clear()
+    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2, max_samples=250), out,
+              log=lambda m: None, progress=False)
+    assert sorted(c.split(":")[0] for c in calls) == sorted(["prepare", "evaluate", "train", "evaluate", "baseline",
+                                                             "baseline"])  # the data changed: everything
+
+
+def test_experiment_errors_name_the_step(tmp_path):
+    with pytest.raises(ValueError, match="'@nope' is not an earlier step"):
+        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a", "evaluate": {"data": "@nope"}}]})
+    with pytest.raises(ValueError, match="seeds are for train and baseline"):
+        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a", "prepare": {}, "seeds": [1]}]})
+    with pytest.raises(ValueError, match="names a folder"):
+        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a/b", "evaluate": "e.yaml"}]})
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump({
+        "name": "x", "steps": [{"name": "d", "prepare": {"dataset": "ml-1m", "protocol": "nope"}}]}))
+    with pytest.raises(ConfigError, match="(?s)step 'd'.*unknown protocol 'nope'"):
+        run_suite(tmp_path / "e.yaml", tmp_path / "out", log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_command_dry_run_shows_each_runs_state(tmp_path, tiny_ml1m, tiny_model_folder):
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(tmp_path / "out"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 6 and all(line.startswith("todo") for line in lines)  # data, zs, lora, lora-again, 2 floors
+    assert not (tmp_path / "out").exists()
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(tmp_path / "out"), "--only", "zeroshot"])
+    assert res.exit_code == 0, res.output
+    assert "| zeroshot | 1 |" in res.output and "| lora | 0 |" in res.output
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(tmp_path / "out"), "--dry-run"])
+    states = [line.split()[0] for line in res.output.strip().splitlines()]
+    assert states == ["done", "done", "todo", "todo", "todo", "todo"]

@@ -103,33 +103,65 @@ def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, 
     click.echo(f"run folder: {path}/")
 
 
-@click.command("suite")
-@click.argument("suite_file", type=click.Path(dir_okay=False))
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [runs/<suite name>].")
-@click.option("--only", multiple=True, help="Run only this row (repeatable); the table covers all finished rows.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a field of every row's config.")
-@click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")
-def suite_cmd(suite_file, out, only, overrides, table_only) -> None:
-    """Run an experiment suite (a results table) and write OUT/table.md.
+def _experiment_options(f):
+    f = click.option("--dry-run", is_flag=True, help="Show every run with its state (done / todo / changed); run nothing.")(f)
+    f = click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")(f)
+    f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a field of every train / evaluate / baseline step.")(f)
+    f = click.option("--only", multiple=True, help="Run only this step and the steps it reads (repeatable).")(f)
+    f = click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [runs/<name>].")(f)
+    f = click.argument("experiment_file", type=click.Path(dir_okay=False))(f)
+    return f
 
-    Every row's config is checked before the first row runs. Finished runs are skipped, so an
-    interrupted suite continues where it stopped.
+
+def _run_experiment(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+    from llmrec.experiments import load_suite, plan_experiment, run_suite, write_table
+    from llmrec.experiments.engine import state
+
+    suite = load_suite(experiment_file)
+    target = out or str(Path("runs") / suite.name)
+    if dry_run:
+        for run in plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides)):
+            click.echo(f"{state(target, run):8s} {run.label:40s} {run.folder}  key {run.key}")
+        return
+    if table_only:
+        table = write_table(suite, target)
+    else:
+        table = run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
+    click.echo(table["markdown"])
+    click.echo(f"table: {target}/table.md")
+
+
+@click.command("run")
+@_experiment_options
+def run_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+    """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then OUT/table.md.
+
+    A step's config is a file or an inline mapping; "@step" in it is that step's output folder.
+    Every config is checked before the first step runs. A step whose config and inputs are
+    unchanged and finished is skipped; an interrupted one continues where it stopped; a changed
+    one runs again with everything that reads it, nothing else.
+
+    \b
+    Examples:
+      llmrec run configs/trsr/table.yaml --out runs/trsr-table
+      llmrec run configs/tallrec/table.yaml --only movie-256 --set test.limit=200
+      llmrec run configs/tallrec/table.yaml --dry-run
+    """
+    _run_experiment(experiment_file, out, only, overrides, table_only, dry_run)
+
+
+@click.command("suite")
+@_experiment_options
+def suite_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+    """Run an experiment suite (a results table) and write OUT/table.md (the same as `llmrec run`).
 
     \b
     Examples:
       llmrec suite configs/tallrec/table.yaml --out runs/tallrec-table
       llmrec suite configs/tallrec/table.yaml --only movie-256 --set test.limit=200
     """
-    from llmrec.experiments import load_suite, run_suite, write_table
-
-    suite = load_suite(suite_file)
-    target = out or str(Path("runs") / suite.name)
-    if table_only:
-        table = write_table(suite, target)
-    else:
-        table = run_suite(suite_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
-    click.echo(table["markdown"])
-    click.echo(f"table: {target}/table.md")
+    _run_experiment(experiment_file, out, only, overrides, table_only, dry_run)
 
 
 @click.command("compare")

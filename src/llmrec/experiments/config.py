@@ -1,0 +1,195 @@
+"""The experiment file: named steps (prepare, retrieve, summarize, train, evaluate, baseline) and the table.
+
+A step gives its config as a file path or an inline mapping, ``set`` overrides, and ``seeds``
+(train and baseline steps). A string ``"@name"`` anywhere in a step's config (or in a
+``set`` value) is the output folder of the earlier step ``name``: a prepared folder for
+prepare / retrieve / summarize, a run folder for the others (a run folder also names its
+adapter). The older suite form, ``rows`` of train / evaluate / baseline config files with
+``adapters_from``, is the same thing: ``rows`` is an alias of ``steps``.
+
+>>> exp = SuiteConfig.model_validate({"name": "t", "steps": [
+...     {"name": "data", "prepare": {"dataset": "ml-100k", "protocol": "tallrec"}},
+...     {"name": "zs", "evaluate": {"data": "@data", "limit": 200}}]})
+>>> [(s.name, s.kind, s.in_table) for s in exp.rows], exp.rows[1].references()
+([('data', 'prepare', False), ('zs', 'evaluate', True)], {'data'})
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llmrec.config import parse_override, read_yaml
+from llmrec.errors import ConfigError
+
+KINDS = ("prepare", "retrieve", "summarize", "train", "evaluate", "baseline")
+SEEDED = ("train", "baseline")
+TABLE_KINDS = ("train", "evaluate", "baseline")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_REF = re.compile(r"^@([A-Za-z0-9][A-Za-z0-9._-]*)$")
+
+
+def references_in(value: Any) -> set[str]:
+    """Names of the steps ``"@name"`` strings in a (nested) config value refer to.
+
+    >>> sorted(references_in({"data": "@d", "mix_data": ["@e", "x"], "n": 3}))
+    ['d', 'e']
+    """
+    if isinstance(value, str):
+        m = _REF.match(value)
+        return {m.group(1)} if m else set()
+    if isinstance(value, dict):
+        return set().union(*(references_in(v) for v in value.values())) if value else set()
+    if isinstance(value, (list, tuple)):
+        return set().union(*(references_in(v) for v in value)) if value else set()
+    return set()
+
+
+def substitute(value: Any, table: dict[str, str]) -> Any:
+    """``value`` with every ``"@name"`` replaced by ``table[name]``."""
+    if isinstance(value, str):
+        m = _REF.match(value)
+        return table[m.group(1)] if m else value
+    if isinstance(value, dict):
+        return {k: substitute(v, table) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, table) for v in value]
+    return value
+
+
+class SuiteRow(BaseModel):
+    """One step of an experiment (a row of its table unless ``in_table`` is false)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    prepare: str | dict[str, Any] | None = Field(None, description="data prepare config (file or mapping)")
+    retrieve: str | dict[str, Any] | None = Field(None, description="retrieve config (SUBR)")
+    summarize: str | dict[str, Any] | None = Field(None, description="summarize config (LLM-TRSR)")
+    train: str | dict[str, Any] | None = Field(None, description="train config")
+    evaluate: str | dict[str, Any] | None = Field(None, description="evaluate config")
+    baseline: str | dict[str, Any] | None = Field(None, description="baseline config (llmrec baseline)")
+    seeds: list[int] | None = Field(None, description="train / baseline: one run per seed (default [0])")
+    adapters_from: str | None = Field(None, description="evaluate with the adapters of this train step (per seed)")
+    set: list[str] = Field(default_factory=list, description="overrides for this step's config")
+    in_table: bool | None = Field(None, description="a row of the table (default: train, evaluate, baseline steps)")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SuiteRow:
+        if not _NAME.match(self.name):
+            raise ValueError(f"step name {self.name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
+        given = [k for k in KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"row {self.name!r}: give exactly one of {', '.join(repr(k) for k in KINDS)}")
+        if self.adapters_from and self.kind != "evaluate":
+            raise ValueError(f"row {self.name!r}: adapters_from is for evaluate rows")
+        if self.seeds is not None and self.kind not in SEEDED:
+            raise ValueError(f"row {self.name!r}: seeds are for train and baseline steps")
+        if self.in_table is None:
+            self.in_table = self.kind in TABLE_KINDS
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @property
+    def source(self) -> str | dict[str, Any]:
+        return getattr(self, self.kind)
+
+    def own_seeds(self) -> list[int] | None:
+        """The seeds of a seeded step (None for the others)."""
+        return (self.seeds or [0]) if self.kind in SEEDED else None
+
+    def references(self, base: dict[str, Any] | None = None) -> set[str]:
+        """The steps this one reads (from its inline config or ``base``, its ``set`` values, ``adapters_from``)."""
+        refs = references_in(self.source if isinstance(self.source, dict) else (base or {}))
+        for text in self.set:
+            refs |= references_in(parse_override(text)[1])
+        if self.adapters_from:
+            refs.add(self.adapters_from)
+        return refs
+
+    def config_data(self, experiment_file: Path | None) -> dict[str, Any]:
+        """The step's config as a mapping (its file read, relative to the working folder or the experiment file)."""
+        if isinstance(self.source, dict):
+            return dict(self.source)
+        return read_yaml(config_path(self.source, experiment_file))
+
+
+def config_path(file: str, experiment_file: Path | None) -> Path:
+    p = Path(file)
+    if p.exists():
+        return p
+    if experiment_file is not None and (Path(experiment_file).parent / file).exists():
+        return Path(experiment_file).parent / file
+    raise ConfigError(f"{experiment_file or 'experiment'}: config file {file!r} not found")
+
+
+class PaperNumbers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = "paper"
+    metric: str = "auc"
+    scale: float = Field(1.0, description="paper values are metric x scale (e.g. 100 for AUC x100)")
+    values: dict[str, float] = Field(default_factory=dict)
+
+
+class Curve(BaseModel):
+    """A plot of a metric against a setting of the rows (AUC vs K, AUC vs N): ``OUT/<name>.png``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="file name of the plot (without .png)")
+    metric: str = "auc"
+    xlabel: str = "x"
+    log_x: bool = False
+    series: dict[str, dict[str, float]] = Field(description="line label -> {row name: x value}")
+
+
+class SuiteConfig(BaseModel):
+    """An experiment: its steps and the table of its results (``rows`` and ``steps`` are the same list)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    description: str = ""
+    metrics: list[str] = Field(default_factory=lambda: ["auc", "logloss", "acc"])
+    paper: PaperNumbers | None = None
+    rows: list[SuiteRow] = Field(alias="steps")
+    curves: list[Curve] = Field(default_factory=list, description="plots of a metric against a row setting")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rows_or_steps(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "rows" in data:
+            if "steps" in data:
+                raise ValueError("give 'steps' or 'rows' (the same list), not both")
+            data = {**data, "steps": data["rows"]}
+            del data["rows"]
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> SuiteConfig:
+        names = [r.name for r in self.rows]
+        if len(set(names)) != len(names):
+            raise ValueError("row names must be unique")
+        earlier: dict[str, SuiteRow] = {}
+        for r in self.rows:
+            if r.adapters_from and (r.adapters_from not in earlier or earlier[r.adapters_from].kind != "train"):
+                raise ValueError(f"row {r.name!r}: adapters_from {r.adapters_from!r} is not an earlier train row")
+            unknown = sorted(r.references() - set(earlier))
+            if unknown:
+                raise ValueError(f"row {r.name!r}: '@{unknown[0]}' is not an earlier step")
+            earlier[r.name] = r
+        for curve in self.curves:
+            unknown = sorted({row for points in curve.series.values() for row in points} - set(names))
+            if unknown:
+                raise ValueError(f"curve {curve.name!r}: no row named {', '.join(unknown)}")
+        return self
+
+    def step(self, name: str) -> SuiteRow:
+        return next(r for r in self.rows if r.name == name)

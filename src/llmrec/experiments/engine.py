@@ -1,0 +1,253 @@
+"""The one orchestrator: plan an experiment's steps, run what is not done, skip what is.
+
+Every run of every step (one per seed for train and baseline steps, and for evaluate steps that
+use a seeded step's adapters) gets a **key**: the hash of its kind, its resolved config (other
+steps' outputs stand in as their own keys, so the key does not depend on where the experiment
+folder lies), the content hashes of the prepared folders and source files it reads, and the
+model's fingerprint. ``OUT/.steps/<step>[@seed-N].json`` records the key of each finished run:
+
+* same key and a finished output: the run is skipped;
+* another key (its config or an input changed): its output is removed and it runs again, and
+  so does everything downstream (their keys contain this key), nothing else;
+* no record (an interrupted run, or a folder from before): it runs, and its own resume logic
+  (checkpoints, partial predictions, the summary journal, the encoding cache) continues where
+  it stopped.
+
+Every config is validated, and every step whose inputs already exist is checked, before the
+first step runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmrec.config import apply_overrides, load_config
+from llmrec.errors import ConfigError, LlmrecError
+from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, substitute
+from llmrec.experiments.steps import STEP_KINDS, StepKind
+from llmrec.io import write_json
+
+
+@dataclass
+class PlannedRun:
+    """One run of one step: its resolved config, output folder and key."""
+
+    step: SuiteRow
+    seed: int | None
+    folder: Path
+    config: Any
+    key: str
+    upstream: list[PlannedRun] = field(default_factory=list)
+
+    @property
+    def kind(self) -> StepKind:
+        return STEP_KINDS[self.step.kind]
+
+    @property
+    def label(self) -> str:
+        return f"{self.step.name}{f' seed {self.seed}' if self.seed is not None else ''}: {self.step.kind}"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -> dict[str, str]:
+    """Content hashes of what a run reads that no step of the experiment produces."""
+    from llmrec.data.prepared import PreparedData
+    from llmrec.llm.fingerprint import model_fingerprint
+    from llmrec.llm.settings import ModelConfig
+
+    out: dict[str, str] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and value not in produced and (Path(value) / "meta.json").is_file():
+            try:
+                out[value] = PreparedData.load(value).fingerprint()
+            except LlmrecError:
+                out[value] = "unreadable"
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(config)
+    for section in (config.get("model"), (config.get("encoder") or {}).get("model")):
+        if isinstance(section, dict) and section.get("name"):
+            out["model"] = model_fingerprint(ModelConfig.model_validate(section))
+    if kind == "prepare":
+        from llmrec.data.registry import resolve_source
+
+        try:
+            source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
+            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+            out["source"] = _digest([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+        except LlmrecError:
+            out["source"] = "not found yet"  # prepare reports it (or downloads it) when it runs
+    return out
+
+
+def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
+                    only: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[PlannedRun]:
+    """Every run of the experiment, in order, with resolved configs and keys (nothing runs).
+
+    ``only`` keeps these steps and every step they read; ``extra`` overrides apply to the
+    train, evaluate and baseline steps.
+    """
+    experiment_file = Path(experiment_file) if experiment_file else None
+    if suite is None:
+        from llmrec.experiments.table import load_suite
+
+        suite = load_suite(experiment_file)
+    out = Path(out)
+    unknown = set(only) - {r.name for r in suite.rows}
+    if unknown:
+        raise ConfigError(f"no step named {', '.join(sorted(unknown))} in {experiment_file or suite.name}")
+    runs: dict[str, dict[int | None, PlannedRun]] = {}
+    plan: list[PlannedRun] = []
+    for row in suite.rows:
+        where = f"{experiment_file or suite.name}: step {row.name!r}"
+        try:
+            base = row.config_data(experiment_file)
+            refs = sorted(row.references(base))
+            for run in _plan_row(row, base, refs, runs, out, extra):
+                runs.setdefault(row.name, {})[run.seed] = run
+                plan.append(run)
+        except LlmrecError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if only:
+        keep, todo = set(), [r for r in plan if r.step.name in only]
+        while todo:
+            run = todo.pop()
+            if id(run) not in keep:
+                keep.add(id(run))
+                todo.extend(run.upstream)
+        plan = [r for r in plan if id(r) in keep]
+    return plan
+
+
+def _seeds(row: SuiteRow, refs: list[str], runs: dict[str, dict[int | None, PlannedRun]]) -> list[int | None]:
+    own = row.own_seeds()
+    if own is not None:
+        return list(own)
+    seeded = {name: sorted(k for k in runs[name] if k is not None) for name in refs if None not in runs[name]}
+    if row.adapters_from:
+        return list(seeded[row.adapters_from])
+    lists = {tuple(v) for v in seeded.values()}
+    if len(lists) > 1:
+        raise ConfigError(f"it reads steps with different seeds ({', '.join(seeded)}); give them the same seeds")
+    return list(lists.pop()) if lists else [None]
+
+
+def _plan_row(row: SuiteRow, base: dict[str, Any], refs: list[str], runs, out: Path,
+              extra: tuple[str, ...]) -> list[PlannedRun]:
+    kind = STEP_KINDS[row.kind]
+    cls = kind.config()
+    planned = []
+    for seed in _seeds(row, refs, runs):
+        upstream = {}
+        for name in refs:
+            options = runs[name]
+            if seed in options:
+                upstream[name] = options[seed]
+            elif len(options) == 1:
+                upstream[name] = next(iter(options.values()))
+            else:
+                raise ConfigError(f"'@{name}' has runs for seeds {sorted(options)}; this step has none of them")
+        data = apply_overrides(base, [*row.set, *(extra if row.kind in TABLE_KINDS else ())])
+        if row.adapters_from:
+            data["adapter"] = f"@{row.adapters_from}"
+        if row.kind in SEEDED:
+            data["seed"] = seed
+        folder = out / row.name / (f"seed-{seed}" if seed is not None else "")
+        folder = Path(str(folder).rstrip("/"))
+        paths = {n: str(r.folder) for n, r in upstream.items()}
+        resolved = substitute(data, paths)
+        resolved[kind.output_field] = str(folder)
+        config = load_config(cls, base=resolved)
+        keyed = config.model_dump(mode="json", exclude={kind.output_field, *kind.transient})
+        keyed = substitute(_unresolve(keyed, {p: f"@{n}" for n, p in paths.items()}),
+                           {n: f"@{n}#{r.key}" for n, r in upstream.items()})
+        inputs = {k: v for k, v in resolved.items() if k != kind.output_field}  # its own output is no input
+        key = _digest({"kind": row.kind, "config": keyed,
+                       "inputs": _input_fingerprints(inputs, row.kind, set(paths.values()))})
+        planned.append(PlannedRun(row, seed, folder, config, key, list(upstream.values())))
+    return planned
+
+
+def _unresolve(value: Any, paths: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return paths.get(value, value)
+    if isinstance(value, dict):
+        return {k: _unresolve(v, paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unresolve(v, paths) for v in value]
+    return value
+
+
+def record_path(out: Path, run: PlannedRun) -> Path:
+    return out / ".steps" / f"{run.step.name}{f'@seed-{run.seed}' if run.seed is not None else ''}.json"
+
+
+def _read_record(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def state(out: str | Path, run: PlannedRun) -> str:
+    """``done`` (same key, finished), ``changed`` (another key recorded) or ``todo``."""
+    rec = _read_record(record_path(Path(out), run))
+    if rec and rec.get("key") == run.key and run.kind.finished(run.folder):
+        return "done"
+    if rec and rec.get("key") != run.key:
+        return "changed"
+    return "todo"
+
+
+def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
+                   only: tuple[str, ...] = (), extra: tuple[str, ...] = (), log: Callable[[str], None] = print,
+                   progress: bool = True) -> list[PlannedRun]:
+    """Plan, check, then run every step that is not done; returns the plan."""
+    out = Path(out)
+    plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra)
+    states = {id(r): state(out, r) for r in plan}
+    for run in plan:  # cheap checks of every run whose inputs are already there, before anything runs
+        if run.kind.check and states[id(run)] != "done" and all(states[id(u)] == "done" or u.kind.finished(u.folder)
+                                                                for u in run.upstream):
+            _check(run)
+    for run in plan:
+        stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
+        if states[id(run)] == "done" and not stale:
+            log(f"== {run.label} -> {run.folder}: done (key {run.key})")
+            continue
+        if stale and run.folder.exists():
+            log(f"== {run.label}: its config or inputs changed; removing {run.folder} and running it again")
+            shutil.rmtree(run.folder)
+            states[id(run)] = "rerun"
+        log(f"== {run.label} -> {run.folder}")
+        if run.kind.check:
+            _check(run)
+        t0 = time.perf_counter()
+        run.kind.run(run.config, log=log, progress=progress)
+        write_json(record_path(out, run), {"step": run.step.name, "kind": run.step.kind, "seed": run.seed,
+                                           "key": run.key, "folder": str(run.folder),
+                                           "seconds": round(time.perf_counter() - t0, 1)})
+    return plan
+
+
+def _check(run: PlannedRun) -> None:
+    try:
+        run.kind.check(run.config)
+    except LlmrecError as exc:
+        raise ConfigError(f"step {run.step.name!r}: {exc}") from None

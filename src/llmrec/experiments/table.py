@@ -1,0 +1,119 @@
+"""Experiments (``llmrec run`` / ``llmrec suite``): steps in, a results table out.
+
+An experiment file lists steps (``prepare``, ``retrieve``, ``summarize``, ``train``,
+``evaluate``, ``baseline``), each with its config (a file or an inline mapping), overrides and
+seeds; ``"@step"`` in a config is that step's output folder. :mod:`llmrec.experiments.engine`
+runs them into ``OUT/<step>/`` (``seed-N`` subfolders for seeded runs), skipping runs whose
+key (config + inputs) is unchanged and finished, redoing a changed step and what depends on
+it; then ``OUT/table.md`` / ``OUT/table.json`` hold the mean and standard deviation over seeds
+of each metric of the table's rows, next to the paper's numbers when given. The older suite
+files (``rows`` of config files, ``adapters_from``) are experiments too.
+
+Example (``configs/tallrec/table.yaml``)::
+
+    name: tallrec-table
+    metrics: [auc]
+    paper: {label: "TALLRec, LLaMA-7B", scale: 100, values: {movie-256: 71.98}}
+    rows:
+      - {name: movie-zeroshot, evaluate: configs/tallrec/movie-zeroshot.yaml}
+      - {name: movie-256, train: configs/tallrec/movie-256.yaml, seeds: [0, 1, 2]}
+      - {name: movie-256-on-book, evaluate: configs/tallrec/book-zeroshot.yaml, adapters_from: movie-256}
+
+and an experiment with data steps::
+
+    name: quick
+    steps:
+      - {name: data, prepare: {dataset: ml-100k, protocol: tallrec}}
+      - {name: zeroshot, evaluate: {data: "@data", limit: 200}}
+      - {name: lora-64, train: {data: "@data", train_samples: 64}, seeds: [0, 1]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrec.config import load_config
+from llmrec.experiments.config import SuiteConfig, SuiteRow
+from llmrec.io import write_json, write_text
+
+
+def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> SuiteConfig:
+    return load_config(SuiteConfig, path, overrides)
+
+
+def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
+              log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """Run the experiment (or the steps in ``only`` and what they read) into ``out``; write the table."""
+    from llmrec.experiments.engine import run_experiment
+
+    run_experiment(suite_file, out, only=only, extra=extra, log=log, progress=progress)
+    return write_table(load_suite(suite_file), out)
+
+
+def _row_metrics(out: Path, row: SuiteRow) -> list[dict[str, Any]]:
+    """The metrics of each finished run of a row (``OUT/<row>/metrics.json``, or one per ``seed-N`` folder)."""
+    from llmrec.runs import load_metrics
+
+    folder = out / row.name
+    if (folder / "metrics.json").exists():
+        files = [folder / "metrics.json"]
+    else:
+        seeds = sorted((int(p.name.split("-", 1)[1]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
+        files = [p / "metrics.json" for _, p in seeds]
+    return [load_metrics(f.parent)["metrics"] for f in files if f.exists()]
+
+
+def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[str]:
+    """The suite's curves as PNG files, from the finished rows (a curve without two points is skipped)."""
+    from llmrec.plots import curve_plot
+
+    written = []
+    for curve in suite.curves:
+        series = {label: [(x, rows[r][curve.metric]["mean"], rows[r][curve.metric]["std"]) for r, x in points.items()
+                          if curve.metric in rows.get(r, {})] for label, points in curve.series.items()}
+        series = {k: v for k, v in series.items() if v}
+        if sum(len(v) for v in series.values()) >= 2:
+            written.append(curve_plot(series, out / f"{curve.name}.png", curve.xlabel, curve.metric.upper(),
+                                      f"{suite.name}: {curve.metric} vs {curve.xlabel}", log_x=curve.log_x))
+    return written
+
+
+def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
+    """``table.md`` and ``table.json`` from whatever runs of the suite are finished."""
+    out = Path(out)
+    table: dict[str, Any] = {"suite": suite.name, "rows": {}}
+    head = ["row", "runs", *[f"{m} (mean ± std)" for m in suite.metrics]]
+    if suite.paper:
+        head.append(f"{suite.paper.label} {suite.paper.metric}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in (r for r in suite.rows if r.in_table):
+        found = _row_metrics(out, row)
+        entry: dict[str, Any] = {"runs": len(found)}
+        cells = [row.name, str(len(found))]
+        for m in suite.metrics:
+            values = [float(f[m]) for f in found if m in f]
+            if values:
+                mean = float(np.mean(values))
+                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                entry[m] = {"mean": mean, "std": std, "values": values}
+                cells.append(f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}")
+            else:
+                cells.append("-")
+        if suite.paper:
+            value = suite.paper.values.get(row.name)
+            entry["paper"] = value / suite.paper.scale if value is not None else None
+            cells.append(f"{value / suite.paper.scale:.4f}" if value is not None else "-")
+        table["rows"][row.name] = entry
+        lines.append("| " + " | ".join(cells) + " |")
+    text = f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n"
+    table["curves"] = _write_curves(suite, table["rows"], out)
+    if table["curves"]:
+        text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"
+    write_text(out / "table.md", text)
+    write_json(out / "table.json", table)
+    table["markdown"] = text
+    return table
