@@ -111,7 +111,6 @@ TRSR_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "trsr").r
 @pytest.mark.parametrize("path", TRSR_FILES, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_trsr_configs_load(path):
     """LLM-TRSR: summarize configs, suites (every row's config with its overrides), train and evaluate configs."""
-    from llmrec.baselines.config import BaselineConfig
     from llmrec.evaluate import EvaluateConfig
     from llmrec.experiments import load_suite
     from llmrec.summarize import SummarizeConfig, load_summary_template
@@ -125,13 +124,18 @@ def test_trsr_configs_load(path):
         if cfg.template:
             load_summary_template(cfg.template)
     elif "\nrows:" in path.read_text():
+        from llmrec.experiments import plan_experiment
+
         suite = load_suite(path)
-        for row in suite.rows:
-            cls = TrainConfig if row.train else BaselineConfig if row.baseline else EvaluateConfig
-            cfg = load_config(cls, path.parent / (row.train or row.baseline or row.evaluate), row.set)
-            assert dataset in cfg.data
-            if row.train:
+        plan = plan_experiment(path, "/tmp/llmrec-plan-check")  # every step resolves ("@hier") and validates
+        assert {r.step.name for r in plan} == {r.name for r in suite.rows}
+        for run in plan:
+            cfg = run.config
+            assert dataset in cfg.data or (run.upstream and cfg.data == str(run.upstream[0].folder))
+            if run.step.kind == "train":
                 assert cfg.selection.metric_for("ranking").startswith(("mrr@", "recall@"))
+                if run.step.name in ("ft-hier", "ft-rec"):
+                    assert cfg.data == str(next(u.folder for u in run.upstream))
         assert suite.paper is not None and set(suite.paper.values) <= {r.name for r in suite.rows}
     else:
         cls = EvaluateConfig if "zeroshot" in path.name else TrainConfig

@@ -23,13 +23,19 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value`` into (["a", "b"], parsed YAML value)."""
+    """Split ``a.b=value`` into (["a", "b"], parsed YAML value); ``@step`` stays a string.
+
+    >>> parse_override("data=@hier"), parse_override("optim.epochs=2")
+    ((['data'], '@hier'), (['optim', 'epochs'], 2))
+    """
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.subkey=value")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
+    if raw.strip().startswith("@"):  # a reference to an experiment step's output ('@' cannot start YAML)
+        return key.split("."), raw.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
