@@ -30,7 +30,7 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     table = run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
     aucs = [json.loads((out / "shots" / f"seed-{s}" / "metrics.json").read_text())["metrics"]["auc"] for s in (0, 1)]
     row = table["rows"]["shots"]
-    assert row["runs"] == 2 and row["auc"]["values"] == aucs and row["paper"] == 0.6
+    assert row["runs"] == 2 and row["auc"]["values"] == aucs and row["paper"] == {"auc": 0.6}
     assert table["rows"]["zero"]["runs"] == 1 and table["rows"]["transfer"]["runs"] == 2
     md = (out / "table.md").read_text()
     assert "| shots | 2 |" in md and "0.6000" in md

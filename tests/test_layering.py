@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "retrieval": 5, "summarize": 5,
     "evaluate": 6, "paired": 6, "attention": 6,
     "train": 7, "baselines": 7, "serve": 7,
-    "experiments": 8, "bench": 8,
+    "experiments": 8, "bench": 8, "report": 8,
     "cli": 9,
     "__init__": 10, "__main__": 10,
 }

@@ -103,3 +103,70 @@ def attention_strips(results: list[dict], path: Path) -> str:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path.name
+
+
+def calibration_plot(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str, bins: int = 10) -> str:
+    """Reliability diagram: observed positive rate against mean predicted P(yes) in equal-width bins, per run."""
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.0, 4.2))
+    edges = np.linspace(0, 1, bins + 1)
+    for name, (labels, scores) in series.items():
+        labels, scores = np.asarray(labels, dtype=float), np.asarray(scores, dtype=float)
+        which = np.clip(np.digitize(scores, edges) - 1, 0, bins - 1)
+        xs, ys = [], []
+        for b in range(bins):
+            sel = which == b
+            if sel.any():
+                xs.append(scores[sel].mean())
+                ys.append(labels[sel].mean())
+        ax.plot(xs, ys, marker="o", ms=3, lw=1.2, label=name)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="mean predicted P(yes)", ylabel="observed positive rate", xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name
+
+
+def score_histograms(series: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> str:
+    """One small histogram of P(yes) by label per run, side by side."""
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = len(series)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    bins = np.linspace(0, 1, 31)
+    for ax, (name, (labels, scores)) in zip(axes.ravel(), series.items()):
+        labels, scores = np.asarray(labels), np.asarray(scores, dtype=float)
+        for value, label in ((1, "positive"), (0, "negative")):
+            ax.hist(scores[labels == value], bins=bins, alpha=0.6, label=label)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def ranking_by_k_plot(series: dict[str, dict[int, float]], path: Path, metric: str, title: str) -> str:
+    """A ranking metric (e.g. Recall@k) against k, one line per run."""
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, points in series.items():
+        ks = sorted(points)
+        ax.plot(ks, [points[k] for k in ks], marker="o", lw=1.3, label=name)
+    ax.set(xlabel="k", ylabel=f"{metric}@k", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path.name

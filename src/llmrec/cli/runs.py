@@ -164,6 +164,31 @@ def suite_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> Non
     _run_experiment(experiment_file, out, only, overrides, table_only, dry_run)
 
 
+@click.command("report")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/report", show_default=True,
+              help="Output folder: report.md, report_files/, report.html.")
+@click.option("--title", default="llmrec report", show_default=True)
+def report_cmd(folders, out, title) -> None:
+    """Every method and baseline side by side: OUT/report.md and one self-contained OUT/report.html.
+
+    FOLDERS are experiment folders (llmrec run / suite: their table.json) and run folders
+    (evaluate, train, baseline, --seeds). Each table shows every metric as mean ± std over
+    seeds (one run: value [95% CI]) beside the papers' numbers; the plots are the experiment's
+    curves (AUC vs N, AUC vs K), ranking metrics by k, calibration and score histograms.
+
+    \b
+    Examples:
+      llmrec report runs/tallrec-table runs/rella-table runs/trsr-table -o runs/report
+      llmrec report runs/zs-recent10 runs/rella-reit-256
+    """
+    from llmrec.report import build_report
+
+    result = build_report(list(folders), out, title=title)
+    click.echo(result["summary"])
+    click.echo(f"\nreport: {out}/report.md, {result['html']}")
+
+
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--paired", is_flag=True, help="Also each run minus the first on their common samples, with a "

@@ -130,12 +130,33 @@ def config_path(file: str, experiment_file: Path | None) -> Path:
 
 
 class PaperNumbers(BaseModel):
+    """The paper's numbers for rows of the table: one ``metric`` per row, or several.
+
+    >>> p = PaperNumbers(metric="auc", scale=100, values={"a": 71.98, "b": {"auc": 70.0, "logloss": 60.0}})
+    >>> p.for_row("a"), p.for_row("b"), p.for_row("c")
+    ({'auc': 0.7198}, {'auc': 0.7, 'logloss': 0.6}, {})
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     label: str = "paper"
     metric: str = "auc"
     scale: float = Field(1.0, description="paper values are metric x scale (e.g. 100 for AUC x100)")
-    values: dict[str, float] = Field(default_factory=dict)
+    values: dict[str, float | dict[str, float]] = Field(
+        default_factory=dict, description="row -> the value of `metric`, or row -> {metric: value}")
+
+    def for_row(self, row: str) -> dict[str, float]:
+        """The paper's values of ``row`` by metric (scaled back to the metric's own range)."""
+        value = self.values.get(row)
+        if value is None:
+            return {}
+        values = value if isinstance(value, dict) else {self.metric: value}
+        return {m: round(v / self.scale, 6) for m, v in values.items()}
+
+    def metrics(self) -> list[str]:
+        """Every metric some row has a paper value for (``metric`` first)."""
+        found = {m for r in self.values for m in self.for_row(r)}
+        return [self.metric] * (self.metric in found) + sorted(found - {self.metric})
 
 
 class Curve(BaseModel):

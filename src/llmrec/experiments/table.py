@@ -54,17 +54,13 @@ def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] 
     return write_table(load_suite(suite_file), out)
 
 
-def _row_metrics(out: Path, row: SuiteRow) -> list[dict[str, Any]]:
-    """The metrics of each finished run of a row (``OUT/<row>/metrics.json``, or one per ``seed-N`` folder)."""
-    from llmrec.runs import load_metrics
-
+def _row_runs(out: Path, row: SuiteRow) -> list[Path]:
+    """The finished run folders of a row (``OUT/<row>``, or its ``seed-N`` folders in seed order)."""
     folder = out / row.name
     if (folder / "metrics.json").exists():
-        files = [folder / "metrics.json"]
-    else:
-        seeds = sorted((int(p.name.split("-", 1)[1]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
-        files = [p / "metrics.json" for _, p in seeds]
-    return [load_metrics(f.parent)["metrics"] for f in files if f.exists()]
+        return [folder]
+    seeds = sorted((int(p.name.split("-", 1)[1]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
+    return [p for _, p in seeds if (p / "metrics.json").exists()]
 
 
 def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[str]:
@@ -85,14 +81,18 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
     """``table.md`` and ``table.json`` from whatever runs of the suite are finished."""
     out = Path(out)
-    table: dict[str, Any] = {"suite": suite.name, "rows": {}}
+    table: dict[str, Any] = {"suite": suite.name, "description": suite.description, "metrics": list(suite.metrics),
+                             "paper_label": suite.paper.label if suite.paper else None, "rows": {}}
+    from llmrec.runs import load_metrics
+
+    paper_metrics = suite.paper.metrics() if suite.paper else []
     head = ["row", "runs", *[f"{m} (mean ± std)" for m in suite.metrics]]
-    if suite.paper:
-        head.append(f"{suite.paper.label} {suite.paper.metric}")
+    head += [f"{suite.paper.label} {m}" for m in paper_metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in (r for r in suite.rows if r.in_table):
-        found = _row_metrics(out, row)
-        entry: dict[str, Any] = {"runs": len(found)}
+        folders = _row_runs(out, row)
+        found = [load_metrics(f)["metrics"] for f in folders]
+        entry: dict[str, Any] = {"runs": len(found), "kind": row.kind, "folders": [str(f) for f in folders]}
         cells = [row.name, str(len(found))]
         for m in suite.metrics:
             values = [float(f[m]) for f in found if m in f]
@@ -104,9 +104,8 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
             else:
                 cells.append("-")
         if suite.paper:
-            value = suite.paper.values.get(row.name)
-            entry["paper"] = value / suite.paper.scale if value is not None else None
-            cells.append(f"{value / suite.paper.scale:.4f}" if value is not None else "-")
+            entry["paper"] = suite.paper.for_row(row.name)
+            cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
     text = f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n"

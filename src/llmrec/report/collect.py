@@ -1,0 +1,133 @@
+"""What a report shows, read from folders on disk: experiment tables (``table.json``) and single runs.
+
+No other layer is imported for this: the report reads the files that experiments, training,
+evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.json``,
+``config.yaml``, ``predictions.parquet``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from llmrec.errors import ConfigError
+from llmrec.runs import load_metrics
+
+RANKING_KS = (1, 3, 5, 10)
+
+
+@dataclass
+class Row:
+    """One row of a report table: a method or baseline, over its seeds."""
+
+    name: str
+    runs: list[Path]
+    metrics: list[dict[str, Any]]  # each run's metrics.json "metrics"
+    paper: dict[str, float] = field(default_factory=dict)
+
+    def values(self, metric: str) -> list[float]:
+        return [float(m[metric]) for m in self.metrics if isinstance(m.get(metric), (int, float))]
+
+    def interval(self, metric: str) -> tuple[float, float] | None:
+        """The 95% bootstrap interval of a single run (None over several seeds or when not recorded)."""
+        if len(self.metrics) != 1:
+            return None
+        ci = (self.metrics[0].get("ci95") or {}).get(metric)
+        return (float(ci[0]), float(ci[1])) if ci else None
+
+    @property
+    def ranking(self) -> bool:
+        return any("recall@3" in m for m in self.metrics)
+
+    def predictions(self) -> pd.DataFrame | None:
+        """The first run's predictions (label, score), for calibration and histograms."""
+        for run in self.runs:
+            for p in (run / "predictions.parquet", run / "test" / "predictions.parquet"):
+                if p.exists():
+                    return pd.read_parquet(p)
+        return None
+
+
+@dataclass
+class Section:
+    """One experiment (or the loose runs given on the command line)."""
+
+    title: str
+    description: str
+    metrics: list[str]
+    rows: list[Row]
+    paper_label: str | None = None
+    folder: Path | None = None
+    curves: list[Path] = field(default_factory=list)
+
+    @property
+    def paper_metrics(self) -> list[str]:
+        return sorted({m for r in self.rows for m in r.paper}, key=lambda m: (m not in self.metrics, m))
+
+
+def _run_metrics(folder: Path) -> dict[str, Any]:
+    return load_metrics(folder)["metrics"]
+
+
+def experiment_section(folder: Path) -> Section:
+    """A section from an experiment's output folder (its ``table.json``)."""
+    table = json.loads((folder / "table.json").read_text())
+    rows = []
+    for name, entry in table["rows"].items():
+        runs = [Path(f) for f in entry.get("folders", [])]
+        if not runs:  # tables from before the folders were recorded
+            base = folder / name
+            runs = [base] if (base / "metrics.json").exists() else sorted(base.glob("seed-*"))
+            runs = [r for r in runs if (r / "metrics.json").exists()]
+        paper = entry.get("paper") or {}
+        if not isinstance(paper, dict):
+            paper = {}
+        rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
+    metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if k != "ci95"})
+    return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
+                   table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])])
+
+
+def runs_section(folders: list[Path]) -> Section:
+    """A section of loose run folders (``llmrec evaluate`` / ``train`` / ``baseline`` / ``--seeds`` folders)."""
+    rows = []
+    for f in folders:
+        if (f / "summary.json").exists() and not (f / "metrics.json").exists():  # a --seeds folder
+            runs = [Path(r) for r in json.loads((f / "summary.json").read_text()).get("runs", [])]
+        else:
+            runs = [f]
+        rows.append(Row(f.name, runs, [_run_metrics(r) for r in runs]))
+    ranking = any(r.ranking for r in rows)
+    metrics = ["recall@3", "recall@10", "mrr@3", "mrr@10", "ndcg@10"] if ranking else ["auc", "logloss", "acc"]
+    return Section("runs", "", metrics, rows)
+
+
+def collect(paths: list[str | Path]) -> list[Section]:
+    """Sections for the given folders: each experiment folder is one, the loose runs together are one."""
+    sections, loose = [], []
+    for p in map(Path, paths):
+        if (p / "table.json").exists():
+            sections.append(experiment_section(p))
+        elif (p / "metrics.json").exists() or (p / "summary.json").exists():
+            loose.append(p)
+        else:
+            raise ConfigError(f"{p}: not an experiment folder (no table.json) nor a run folder (no metrics.json); "
+                              "give the folder of llmrec run / suite / evaluate / train / baseline")
+    if loose:
+        sections.append(runs_section(loose))
+    return sections
+
+
+def ranking_by_k(row: Row, metric: str = "recall") -> dict[int, float]:
+    """Mean ``metric@k`` over the row's runs for each k it has."""
+    out = {}
+    for k in RANKING_KS:
+        values = row.values(f"{metric}@{k}")
+        if values:
+            out[k] = float(np.mean(values))
+    return out

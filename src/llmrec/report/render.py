@@ -1,0 +1,139 @@
+"""The report as markdown and as one self-contained HTML page (inline CSS and images, no network)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmrec.io import write_text
+from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
+from llmrec.report.collect import Row, Section, collect, ranking_by_k
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
+       background: #f6f7f9; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; background: #fff; }
+h1 { font-size: 1.6em; margin: 0.2em 0 0.6em; } h2 { font-size: 1.25em; margin-top: 1.8em;
+border-bottom: 1px solid #dde1e6; padding-bottom: 4px; } h3 { font-size: 1.05em; color: #39424e; }
+p.desc { color: #4a5565; max-width: 70em; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+table { border-collapse: collapse; font-size: 0.86em; margin: 8px 0 16px; }
+th, td { border: 1px solid #d5dae1; padding: 4px 8px; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eef1f5; font-weight: 600; } td.paper { color: #6b4c9a; }
+figure { display: inline-block; margin: 6px 12px 12px 0; vertical-align: top; max-width: 100%; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e3e6ea; }
+figcaption { font-size: 0.8em; color: #5b6573; }
+"""
+
+
+def _cell(row: Row, metric: str) -> str:
+    values = row.values(metric)
+    if not values:
+        return "-"
+    if len(values) > 1:
+        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
+    ci = row.interval(metric)
+    return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{values[0]:.4f}"
+
+
+def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
+    """Header and cells: every metric as mean ± std over seeds (or value [95% CI]), then the paper's values."""
+    head = ["row", "runs", *section.metrics, *[f"{section.paper_label or 'paper'} {m}" for m in section.paper_metrics]]
+    body = []
+    for row in section.rows:
+        cells = [row.name, str(len(row.runs)), *[_cell(row, m) for m in section.metrics]]
+        cells += [f"{row.paper[m]:.4f}" if m in row.paper else "-" for m in section.paper_metrics]
+        body.append(cells)
+    return head, body
+
+
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "section"
+
+
+def section_plots(section: Section, folder: Path, prefix: str) -> list[tuple[str, str]]:
+    """(file name, caption) of every plot of a section, written into ``folder``."""
+    plots: list[tuple[str, str]] = []
+    for curve in section.curves:
+        if curve.exists():
+            name = f"{prefix}-{curve.name}"
+            shutil.copyfile(curve, folder / name)
+            plots.append((name, f"{curve.stem} ({section.title})"))
+    ranked = [r for r in section.rows if r.ranking and r.metrics]
+    for metric in ("recall", "mrr"):
+        series = {r.name: ranking_by_k(r, metric) for r in ranked}
+        series = {k: v for k, v in series.items() if len(v) > 1}
+        if series:
+            name = ranking_by_k_plot(series, folder / f"{prefix}-{metric}-by-k.png", metric.capitalize(),
+                                     f"{section.title}: {metric}@k")
+            plots.append((name, f"{metric.capitalize()}@k by k"))
+    ctr = {}
+    for r in section.rows:
+        if r.ranking or not r.metrics:
+            continue
+        preds = r.predictions()
+        if preds is not None and {"label", "score"} <= set(preds.columns) and preds["label"].nunique() == 2:
+            ctr[r.name] = (preds["label"].to_numpy(), preds["score"].to_numpy())
+    if ctr:
+        plots.append((calibration_plot(ctr, folder / f"{prefix}-calibration.png", f"{section.title}: calibration"),
+                      "calibration (first seed of each row)"))
+        plots.append((score_histograms(ctr, folder / f"{prefix}-scores.png", f"{section.title}: P(yes) by label"),
+                      "score histograms (first seed of each row)"))
+    return plots
+
+
+def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec report") -> dict[str, Any]:
+    """Write ``OUT/report.md`` (+ ``OUT/report_files/``) and the self-contained ``OUT/report.html``."""
+    sections = collect(paths)
+    out = Path(out)
+    files = out / "report_files"
+    files.mkdir(parents=True, exist_ok=True)
+    md = [f"# {title}", ""]
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    summary = []
+    for i, section in enumerate(sections):
+        head, body = table_rows(section)
+        plots = section_plots(section, files, f"{i:02d}-{_slug(section.title)}")
+        table_md = markdown_table(head, body)
+        summary.append(f"## {section.title}\n\n{table_md}")
+        md += [f"## {section.title}", ""] + ([section.description, ""] if section.description else [])
+        md += [table_md, ""]
+        md += [f"![{cap}](report_files/{name})" for name, cap in plots] + [""]
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.description:
+            parts.append(f"<p class='desc'>{html.escape(section.description)}</p>")
+        paper_from = 2 + len(section.metrics)
+        rows_html = "".join(
+            "<tr>" + "".join(f"<td{' class=paper' if j >= paper_from else ''}>{html.escape(c)}</td>"
+                             for j, c in enumerate(cells)) + "</tr>" for cells in body)
+        parts.append("<div class='table-wrap'><table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+                     + f"</tr></thead><tbody>{rows_html}</tbody></table></div>")
+        for name, cap in plots:
+            data = base64.b64encode((files / name).read_bytes()).decode()
+            parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
+                         f"<figcaption>{html.escape(cap)}</figcaption></figure>")
+    note = ("mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high]; "
+            "paper columns: the published numbers (other models and data sizes, see each table's description)")
+    md += [f"_{note}_", ""]
+    parts.append(f"<p class='desc'><em>{html.escape(note)}</em></p>")
+    text = "\n".join(md)
+    write_text(out / "report.md", text)
+    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
+            f"<body><main>{''.join(parts)}</main></body></html>")
+    write_text(out / "report.html", page)
+    return {"markdown": text, "summary": "\n\n".join(summary), "html": str(out / "report.html"),
+            "sections": len(sections), "plots": sorted(p.name for p in files.iterdir())}
