@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llmrec.config import parse_override, read_yaml
+from llmrec.config import load_config, parse_override, read_yaml
 from llmrec.errors import ConfigError
 
 KINDS = ("prepare", "retrieve", "summarize", "train", "evaluate", "baseline")
@@ -214,3 +214,8 @@ class SuiteConfig(BaseModel):
 
     def step(self, name: str) -> SuiteRow:
         return next(r for r in self.rows if r.name == name)
+
+
+def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> SuiteConfig:
+    """An experiment (or suite) file, validated."""
+    return load_config(SuiteConfig, path, overrides)

@@ -30,7 +30,7 @@ from typing import Any
 
 from llmrec.config import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, substitute
+from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import write_json
 
@@ -105,8 +105,6 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
     """
     experiment_file = Path(experiment_file) if experiment_file else None
     if suite is None:
-        from llmrec.experiments.table import load_suite
-
         suite = load_suite(experiment_file)
     out = Path(out)
     unknown = set(only) - {r.name for r in suite.rows}

@@ -36,13 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.config import load_config
-from llmrec.experiments.config import SuiteConfig, SuiteRow
+from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
 from llmrec.io import write_json, write_text
-
-
-def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> SuiteConfig:
-    return load_config(SuiteConfig, path, overrides)
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
