@@ -125,17 +125,21 @@ def _run_experiment(experiment_file, out, only, overrides, table_only, dry_run) 
             click.echo(f"{state(target, run):8s} {run.label:40s} {run.folder}  key {run.key}")
         return
     if table_only:
-        table = write_table(suite, target)
+        write_table(suite, target)
     else:
-        table = run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
-    click.echo(table["markdown"])
-    click.echo(f"table: {target}/table.md")
+        run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
+    from llmrec.report import build_report
+
+    report = build_report([target], target, title=suite.name)
+    click.echo(report["summary"])
+    click.echo(f"\ntable: {target}/table.md; report: {target}/report.md, {report['html']}")
 
 
 @click.command("run")
 @_experiment_options
 def run_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
-    """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then OUT/table.md.
+    """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then the table
+    and the report (OUT/table.md, OUT/report.md, OUT/report.html).
 
     A step's config is a file or an inline mapping; "@step" in it is that step's output folder.
     Every config is checked before the first step runs. A step whose config and inputs are
