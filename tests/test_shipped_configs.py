@@ -20,7 +20,8 @@ def test_configs_exist():
     assert len(CONFIGS) >= 4
 
 
-TALLREC = sorted((Path(__file__).resolve().parents[1] / "configs" / "tallrec").glob("*-*.yaml"))
+TALLREC = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs" / "tallrec").glob("*-*.yaml")
+                 if "table" not in p.name)
 
 
 @pytest.mark.parametrize("path", TALLREC, ids=lambda p: p.name)
@@ -143,3 +144,27 @@ def test_trsr_configs_load(path):
         assert dataset in cfg.data
         if cls is TrainConfig:
             assert cfg.lora.r == 8 and ("nosummary" in path.name) == cfg.data.endswith(dataset)  # others: summaries
+
+
+@pytest.mark.parametrize("name", ["table.yaml", "gpu-table.yaml"])
+def test_tallrec_tables_plan(name, tmp_path):
+    """The CPU and GPU TALLRec tables: every step resolves and validates (nothing runs)."""
+    from llmrec.experiments import plan_experiment
+
+    plan = plan_experiment(Path(__file__).resolve().parents[1] / "configs" / "tallrec" / name, tmp_path)
+    assert {r.step.name for r in plan} >= {"movie-256", "book-256", "movie-256-on-book"}
+    if name.startswith("gpu"):
+        llm = [r for r in plan if r.step.kind in ("train", "evaluate")]
+        assert all(r.config.model.device == "cuda" and "7b" in r.config.model.name.lower() for r in llm)
+
+
+def test_quickstart_experiment_plans():
+    from llmrec.experiments import plan_experiment
+
+    root = Path(__file__).resolve().parents[1]
+    plan = plan_experiment(root / "configs" / "quickstart.yaml", "/tmp/llmrec-quick-plan")
+    kinds = [r.step.kind for r in plan]
+    assert kinds == ["prepare", "evaluate", "train", "baseline", "baseline"]
+    tests = [r.config.limit if r.step.kind == "evaluate" else r.config.test.limit for r in plan
+             if r.step.kind in ("evaluate", "train", "baseline")]
+    assert set(tests) == {200}  # every arm on the same 200 seeded test samples
