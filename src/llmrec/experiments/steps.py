@@ -7,6 +7,7 @@ step's output into the experiment folder through ``output_field`` and decides fr
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,103 +32,34 @@ class StepKind:
         return (Path(folder) / self.marker).is_file()
 
 
-def _prepare_config():
-    from llmrec.data.prepare import PrepareConfig
-
-    return PrepareConfig
-
-
-def _run_prepare(config, log=print, progress=True):
-    from llmrec.data.prepare import prepare
-
-    return prepare(config, log=log)
+def _attr(module: str, name: str) -> Callable[[], Any]:
+    """A function returning ``module.name``, imported when first called (steps load only what they run)."""
+    return lambda: getattr(importlib.import_module(module), name)
 
 
-def _retrieve_config():
-    from llmrec.retrieval import RetrievalConfig
-
-    return RetrievalConfig
-
-
-def _run_retrieve(config, log=print, progress=True):
-    from llmrec.retrieval import retrieve
-
-    return retrieve(config, log=log, progress=progress)
+def _runner(module: str, name: str, takes_progress: bool = True) -> Callable[..., Any]:
+    """``module.name(config, log=..., progress=...)``, imported when it runs (some take no ``progress``)."""
+    def run(config, log=print, progress=True):
+        fn = _attr(module, name)()
+        return fn(config, log=log, progress=progress) if takes_progress else fn(config, log=log)
+    return run
 
 
-def _summarize_config():
-    from llmrec.summarize import SummarizeConfig
-
-    return SummarizeConfig
-
-
-def _run_summarize(config, log=print, progress=True):
-    from llmrec.summarize import summarize
-
-    return summarize(config, log=log, progress=progress)
-
-
-def _train_config():
-    from llmrec.train import TrainConfig
-
-    return TrainConfig
-
-
-def _run_train(config, log=print, progress=True):
-    from llmrec.train.run import train
-
-    return train(config, log=log, progress=progress)
-
-
-def _check_train(config):
-    from llmrec.train.run import check_train
-
-    return check_train(config)
-
-
-def _evaluate_config():
-    from llmrec.evaluate import EvaluateConfig
-
-    return EvaluateConfig
-
-
-def _run_evaluate(config, log=print, progress=True):
-    from llmrec.evaluate import evaluate
-
-    return evaluate(config, log=log, progress=progress)
-
-
-def _check_evaluate(config):
-    from llmrec.evaluate import check_evaluate
-
-    return check_evaluate(config)
-
-
-def _baseline_config():
-    from llmrec.baselines.config import BaselineConfig
-
-    return BaselineConfig
-
-
-def _run_baseline(config, log=print, progress=True):
-    from llmrec.baselines.run import run_baseline
-
-    return run_baseline(config, log=log, progress=progress)
-
-
-def _check_baseline(config):
-    from llmrec.baselines.run import check_baseline
-
-    return check_baseline(config)
+def _checker(module: str, name: str) -> Callable[[Any], Any]:
+    return lambda config: _attr(module, name)()(config)
 
 
 STEP_KINDS: dict[str, StepKind] = {k.name: k for k in (
-    StepKind("prepare", _prepare_config, "out", _run_prepare, marker="meta.json", transient=("overwrite",)),
-    StepKind("retrieve", _retrieve_config, "out", _run_retrieve, marker="meta.json", transient=("overwrite",)),
-    StepKind("summarize", _summarize_config, "out", _run_summarize, marker="meta.json",
-             transient=("overwrite", "checkpoint_every")),
-    StepKind("train", _train_config, "run_dir", _run_train, _check_train),
-    StepKind("evaluate", _evaluate_config, "run_dir", _run_evaluate, _check_evaluate,
-             transient=("resume", "checkpoint_every")),
-    StepKind("baseline", _baseline_config, "run_dir", _run_baseline, _check_baseline),
+    StepKind("prepare", _attr("llmrec.data.prepare", "PrepareConfig"), "out",
+             _runner("llmrec.data.prepare", "prepare", takes_progress=False), marker="meta.json", transient=("overwrite",)),
+    StepKind("retrieve", _attr("llmrec.retrieval", "RetrievalConfig"), "out", _runner("llmrec.retrieval", "retrieve"),
+             marker="meta.json", transient=("overwrite",)),
+    StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
+             marker="meta.json", transient=("overwrite", "checkpoint_every")),
+    StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
+             _checker("llmrec.train.run", "check_train")),
+    StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
+             _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every")),
+    StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
+             _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline")),
 )}
