@@ -331,3 +331,19 @@ def test_missing_adapter_is_a_clear_error(tmp_path):
     (tmp_path / "adapter").mkdir()
     (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
     assert adapter_dir(tmp_path) == tmp_path / "adapter"
+
+
+def test_training_progress_shows_the_loss_in_the_bar_not_printed_dicts(tmp_path, tiny_ml1m, capsys):
+    from llmrec.data.prepare import PrepareConfig, prepare
+    from llmrec.train import TrainConfig, train
+    from tests.tiny_models import tiny_loaded
+
+    data = prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "d"),
+                                 tallrec={"history_len": 5, "max_samples": 200}), log=lambda m: None)[1]
+    cfg = TrainConfig(data=str(data), train_samples=8, run_dir=str(tmp_path / "run"),
+                      optim={"max_steps": 2, "batch_size": 4}, selection={"enabled": False}, test={"enabled": False})
+    _, result = train(cfg, loaded=tiny_loaded("llama"), log=lambda m: None, progress=True)
+    out = capsys.readouterr()
+    assert "{'loss'" not in out.out and "{'loss'" not in out.err
+    assert result["train"]["train_loss"] is not None  # the log history is still kept
+    assert json.loads((tmp_path / "run" / "train_log.json").read_text())[0]["loss"] > 0

@@ -65,15 +65,22 @@ def make_trainer(model, tokenizer, examples: Sequence[Example], args, loss: str 
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from llmrec.train.trainer import AnswerOnlySFTTrainer, LeftPadCollator
+    from llmrec.train.trainer import AnswerOnlySFTTrainer, LeftPadCollator, quiet_progress_callback
 
     dataset = Dataset.from_list([e.as_dict() for e in examples])
     if loss == "answer_only":
         collator = LeftPadCollator(tokenizer.pad_token_id)
-        return AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                    data_collator=collator, callbacks=list(callbacks), peft_config=peft_config)
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                      callbacks=list(callbacks), peft_config=peft_config)
+        trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                       data_collator=collator, callbacks=list(callbacks), peft_config=peft_config)
+    else:
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                             callbacks=list(callbacks), peft_config=peft_config)
+    from transformers.trainer_callback import ProgressCallback
+
+    if any(type(c) is ProgressCallback for c in trainer.callback_handler.callbacks):  # the loss goes into the bar
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(quiet_progress_callback())
+    return trainer
 
 
 def _complete(checkpoint: Path) -> bool:

@@ -91,3 +91,15 @@ class AnswerOnlySFTTrainer(SFTTrainer):
         if return_outputs:
             return loss, None
         return loss
+
+
+def quiet_progress_callback():
+    """transformers' progress bar with the latest loss in its postfix instead of a printed dict per logging step."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.4g}", refresh=False)
+
+    return QuietProgress
