@@ -45,19 +45,19 @@ RELLA_SUITES = sorted((Path(__file__).resolve().parents[1] / "configs" / "rella"
 @pytest.mark.parametrize("path", [p for p in RELLA_SUITES if "\nrows:" in p.read_text()], ids=lambda p: p.name)
 def test_rella_suites_and_every_row_config_load(path):
     """Each suite validates, and each row's config (with the row's overrides) loads into its typed config."""
-    from llmrec.evaluate import EvaluateConfig
-    from llmrec.experiments import load_suite
+    from llmrec.experiments import load_suite, plan_experiment
     from llmrec.prompts import load_template
-    from llmrec.train import TrainConfig
 
-    suite = load_suite(path)
-    for row in suite.rows:
-        cls, file = (TrainConfig, row.train) if row.train else (EvaluateConfig, row.evaluate)
-        cfg = load_config(cls, path.parent / file, row.set)
-        assert "ml-1m" in cfg.data
+    load_suite(path)
+    for run in plan_experiment(path, "/tmp/llmrec-rella-plan"):  # every step resolves ("@k5") and validates
+        cfg = run.config
+        if run.step.kind == "retrieve":
+            assert cfg.data == "prepared/ml-1m-rella" and f"{cfg.k}" in run.step.name
+            continue
+        assert "ml-1m" in cfg.data or cfg.data == str(run.upstream[0].folder)
         if cfg.template:
             load_template(cfg.template)
-        if row.train:
+        if run.step.kind == "train":
             assert cfg.test.limit == 2000 and cfg.selection.split == "valid"
         else:
             assert cfg.limit == 2000 and cfg.sample_seed == 0

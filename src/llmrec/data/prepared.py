@@ -181,8 +181,14 @@ class PreparedData:
         """Content hash of the prepared folder (changes when it is prepared again with other data)."""
         if self.path is None:
             raise DataError("only a saved prepared folder has a fingerprint")
-        meta = json.loads((self.path / "meta.json").read_text())
-        if "files" not in meta:  # folders from before file hashes: hash the files now
-            meta["files"] = {p.name: file_sha256(p) for p in sorted(self.path.iterdir()) if p.suffix == ".parquet"}
-        blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "files")}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return folder_fingerprint(self.path)
+
+
+def folder_fingerprint(directory: str | Path) -> str:
+    """Content hash of a saved prepared folder from its ``meta.json`` (file hashes included), without reading the data."""
+    directory = Path(directory)
+    meta = json.loads((directory / "meta.json").read_text())
+    if "files" not in meta:  # folders from before file hashes: hash the files now
+        meta["files"] = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.suffix == ".parquet"}
+    blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "files")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

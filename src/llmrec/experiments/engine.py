@@ -61,7 +61,7 @@ def _digest(obj: Any) -> str:
 
 def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -> dict[str, str]:
     """Content hashes of what a run reads that no step of the experiment produces."""
-    from llmrec.data.prepared import PreparedData
+    from llmrec.data.prepared import folder_fingerprint
     from llmrec.llm.fingerprint import model_fingerprint
     from llmrec.llm.settings import ModelConfig
 
@@ -70,8 +70,8 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
     def walk(value: Any) -> None:
         if isinstance(value, str) and value not in produced and (Path(value) / "meta.json").is_file():
             try:
-                out[value] = PreparedData.load(value).fingerprint()
-            except LlmrecError:
+                out[value] = folder_fingerprint(value)
+            except (OSError, ValueError, KeyError):
                 out[value] = "unreadable"
         elif isinstance(value, dict):
             for v in value.values():
