@@ -48,16 +48,27 @@ def references_in(value: Any) -> set[str]:
     return set()
 
 
-def substitute(value: Any, table: dict[str, str]) -> Any:
-    """``value`` with every ``"@name"`` replaced by ``table[name]``."""
+def map_strings(value: Any, fn) -> Any:
+    """``value`` (nested dicts and lists) with every string ``s`` replaced by ``fn(s)``."""
     if isinstance(value, str):
-        m = _REF.match(value)
-        return table[m.group(1)] if m else value
+        return fn(value)
     if isinstance(value, dict):
-        return {k: substitute(v, table) for k, v in value.items()}
+        return {k: map_strings(v, fn) for k, v in value.items()}
     if isinstance(value, list):
-        return [substitute(v, table) for v in value]
+        return [map_strings(v, fn) for v in value]
     return value
+
+
+def substitute(value: Any, table: dict[str, str]) -> Any:
+    """``value`` with every ``"@name"`` replaced by ``table[name]``.
+
+    >>> substitute({"data": "@d", "k": ["@d", "x"]}, {"d": "runs/e/d"})
+    {'data': 'runs/e/d', 'k': ['runs/e/d', 'x']}
+    """
+    def one(s: str) -> str:
+        m = _REF.match(s)
+        return table[m.group(1)] if m else s
+    return map_strings(value, one)
 
 
 class SuiteRow(BaseModel):

@@ -30,7 +30,7 @@ from typing import Any
 
 from llmrec.config import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, substitute
+from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import write_json
 
@@ -166,30 +166,20 @@ def _plan_row(row: SuiteRow, base: dict[str, Any], refs: list[str], runs, out: P
             data["adapter"] = f"@{row.adapters_from}"
         if row.kind in SEEDED:
             data["seed"] = seed
-        folder = out / row.name / (f"seed-{seed}" if seed is not None else "")
-        folder = Path(str(folder).rstrip("/"))
+        folder = out / row.name if seed is None else out / row.name / f"seed-{seed}"
         paths = {n: str(r.folder) for n, r in upstream.items()}
         resolved = substitute(data, paths)
         resolved[kind.output_field] = str(folder)
         config = load_config(cls, base=resolved)
-        keyed = config.model_dump(mode="json", exclude={kind.output_field, *kind.transient})
-        keyed = substitute(_unresolve(keyed, {p: f"@{n}" for n, p in paths.items()}),
-                           {n: f"@{n}#{r.key}" for n, r in upstream.items()})
+        # in the key an upstream output is its key, not its path: moving OUT changes no key
+        as_key = {str(r.folder): f"@{n}#{r.key}" for n, r in upstream.items()}
+        keyed = map_strings(config.model_dump(mode="json", exclude={kind.output_field, *kind.transient}),
+                            lambda s, table=as_key: table.get(s, s))
         inputs = {k: v for k, v in resolved.items() if k != kind.output_field}  # its own output is no input
         key = _digest({"kind": row.kind, "config": keyed,
                        "inputs": _input_fingerprints(inputs, row.kind, set(paths.values()))})
         planned.append(PlannedRun(row, seed, folder, config, key, list(upstream.values())))
     return planned
-
-
-def _unresolve(value: Any, paths: dict[str, str]) -> Any:
-    if isinstance(value, str):
-        return paths.get(value, value)
-    if isinstance(value, dict):
-        return {k: _unresolve(v, paths) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unresolve(v, paths) for v in value]
-    return value
 
 
 def record_path(out: Path, run: PlannedRun) -> Path:

@@ -77,18 +77,10 @@ class Summarizer:
         traces = [Trace(None) for _ in histories]
         parts = [blocks(list(h), self.block_size) for h in histories]
         if self.mode == "hierarchical":
-            current = self._level_one(parts, traces)
+            current = self._round("block", [(u, dict(items=b)) for u, p in enumerate(parts) for b in p], traces)
             while any(len(s) > 1 for s in current.values()):
-                todo = {u: groups(s, self.fan_in) for u, s in current.items() if len(s) > 1}
-                jobs = [(u, dict(summaries=g)) for u, gs in todo.items() for g in gs]
-                texts = self._generate("merge", [v for _, v in jobs])
-                merged: dict[int, list[str]] = {u: [] for u in todo}
-                for (u, _), text in zip(jobs, texts):
-                    merged[u].append(text)
-                for u, out in merged.items():
-                    traces[u].steps.extend(out)
-                    traces[u].levels.append(len(out))
-                    current[u] = out
+                merge = [(u, dict(summaries=g)) for u, s in current.items() if len(s) > 1 for g in groups(s, self.fan_in)]
+                current.update(self._round("merge", merge, traces))
             for u, s in current.items():
                 traces[u].summary = s[0]
             return traces
@@ -96,27 +88,25 @@ class Summarizer:
         for t in range(max((len(p) for p in parts), default=0)):
             users = [u for u in range(len(parts)) if len(parts[u]) > t]
             if t == 0:
-                texts = self._generate("block", [dict(items=parts[u][0]) for u in users])
+                step = self._round("block", [(u, dict(items=parts[u][0])) for u in users], traces)
             else:
-                texts = self._generate("update", [dict(summary=summary[u], items=parts[u][t]) for u in users])
-            for u, text in zip(users, texts):
-                summary[u] = text
-                traces[u].steps.append(text)
-                traces[u].levels.append(1)
+                step = self._round("update", [(u, dict(summary=summary[u], items=parts[u][t])) for u in users], traces)
+            summary.update({u: texts[0] for u, texts in step.items()})
         for u, text in summary.items():
             traces[u].summary = text
         return traces
 
-    def _level_one(self, parts: list[list[list[str]]], traces: list[Trace]) -> dict[int, list[str]]:
-        jobs = [(u, dict(items=b)) for u, p in enumerate(parts) for b in p]
-        texts = self._generate("block", [v for _, v in jobs])
-        current: dict[int, list[str]] = {}
+    def _round(self, kind: str, jobs: list[tuple[int, dict[str, Any]]], traces: list[Trace]) -> dict[int, list[str]]:
+        """One round: every (history, prompt variables) job generated together; each history's new texts, in order,
+        also recorded in its trace (``levels`` gets the count of this round)."""
+        texts = self._generate(kind, [v for _, v in jobs])
+        out: dict[int, list[str]] = {}
         for (u, _), text in zip(jobs, texts):
-            current.setdefault(u, []).append(text)
-        for u, out in current.items():
-            traces[u].steps.extend(out)
-            traces[u].levels.append(len(out))
-        return current
+            out.setdefault(u, []).append(text)
+        for u, new in out.items():
+            traces[u].steps.extend(new)
+            traces[u].levels.append(len(new))
+        return out
 
     def _generate(self, kind: str, jobs: list[dict[str, Any]]) -> list[str]:
         """Summaries for one round of prompts: cached ones looked up, the rest generated in journaled chunks."""

@@ -33,7 +33,7 @@ from llmrec.data.sampling import sample_indices
 from llmrec.errors import ConfigError, DataError
 from llmrec.llm import LoadedModel, check_model, load_model
 from llmrec.llm.fingerprint import model_fingerprint
-from llmrec.llm.generation import GenerationConfig, Generator, make_generator
+from llmrec.llm.generation import Generator, make_generator
 from llmrec.prompts.build import domain_of
 from llmrec.summarize.cache import SummaryCache, digest
 from llmrec.summarize.config import SummarizeConfig
@@ -213,4 +213,4 @@ def _level_histogram(traces) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-__all__ = ["GenerationConfig", "check_summarizable", "summarize"]
+__all__ = ["check_summarizable", "summarize"]
