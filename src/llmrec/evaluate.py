@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
 from llmrec.data.prepared import PreparedData
+from llmrec.data.sampling import subset_rows
 from llmrec.errors import DataError
 from llmrec.io import write_parquet
 from llmrec.llm import (
@@ -79,11 +80,8 @@ class EvaluateConfig(PromptSettings):
 
 
 def select_rows(table, limit: int | None, seed: int) -> list[int]:
-    """All row indices, or a seeded random subset of ``limit`` of them (in table order)."""
-    n = table.num_rows
-    if limit is None or limit >= n:
-        return list(range(n))
-    return sorted(np.random.default_rng(seed).choice(n, size=limit, replace=False).tolist())
+    """All row indices of ``table``, or a seeded random subset of ``limit`` of them (in table order)."""
+    return subset_rows(table.num_rows, limit, seed)
 
 
 def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool = True) -> PreparedData:

@@ -1,4 +1,12 @@
-"""Seeded draws of samples, shared by LLM training and the classic baselines (same N, same rows)."""
+"""Seeded draws of samples: the same N gives the same rows in every command.
+
+Two draws, kept apart because recorded results depend on each: :func:`sample_indices` picks
+training samples (``train_samples`` of ``llmrec train`` and ``llmrec baseline``, nested across
+sizes), :func:`subset_rows` picks evaluation subsets (``limit`` of ``llmrec evaluate``, the
+selection subset of training, the baselines' ``test.limit``). ``llmrec summarize``'s ``limits``
+uses the first on the training split and the second on the others, so a summarized folder holds
+exactly the rows the other rows of a table train and test on.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import numpy as np
 
 from llmrec.errors import DataError
 
-__all__ = ["sample_indices"]
+__all__ = ["sample_indices", "subset_rows"]
 
 
 def sample_indices(n_rows: int, n: int | None, seed: int) -> np.ndarray:
@@ -23,3 +31,14 @@ def sample_indices(n_rows: int, n: int | None, seed: int) -> np.ndarray:
             raise DataError(f"cannot draw {n} training samples from a split of {n_rows}")
         return np.arange(n_rows)
     return np.sort(np.random.default_rng(seed).permutation(n_rows)[:n])
+
+
+def subset_rows(n_rows: int, limit: int | None, seed: int) -> list[int]:
+    """All row indices, or a seeded random subset of ``limit`` of them (in table order).
+
+    >>> subset_rows(5, None, 0), len(subset_rows(100, 10, 0)), subset_rows(100, 10, 0) == subset_rows(100, 10, 0)
+    ([0, 1, 2, 3, 4], 10, True)
+    """
+    if limit is None or limit >= n_rows:
+        return list(range(n_rows))
+    return sorted(np.random.default_rng(seed).choice(n_rows, size=limit, replace=False).tolist())

@@ -29,7 +29,7 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from llmrec.data.prepared import PreparedData, check_prepared_target
-from llmrec.data.sampling import sample_indices
+from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
 from llmrec.llm import LoadedModel, check_model, load_model
 from llmrec.llm.fingerprint import model_fingerprint
@@ -102,11 +102,17 @@ class ItemTexts:
 
 
 def kept_rows(prepared: PreparedData, config: SummarizeConfig) -> dict[str, np.ndarray]:
-    """Per split the row indices kept (a seeded subset where ``limits`` names the split)."""
+    """Per split the row indices kept (a seeded subset where ``limits`` names the split).
+
+    The training split's subset is the one ``llmrec train`` draws for ``train_samples``, every other
+    split's the one ``llmrec evaluate`` scores for ``limit`` (same seed, same N, same rows).
+    """
     out = {}
     for name, table in prepared.splits.items():
         n = config.limits.get(name)
-        out[name] = sample_indices(table.num_rows, min(n, table.num_rows) if n else None, config.seed)
+        n = min(n, table.num_rows) if n else None
+        out[name] = (sample_indices(table.num_rows, n, config.seed) if name == "train"
+                     else np.asarray(subset_rows(table.num_rows, n, config.seed), dtype=np.int64))
     return out
 
 
