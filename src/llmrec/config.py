@@ -88,7 +88,7 @@ def load_config(
     """Build ``model`` from ``base`` values, then a YAML file, then CLI overrides (last wins)."""
     data = dict(base or {})
     if path is not None:
-        data = _deep_merge(data, read_yaml(path))
+        data = deep_merge(data, read_yaml(path))
     data = apply_overrides(data, overrides)
     try:
         return model.model_validate(data)
@@ -103,8 +103,13 @@ def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``b`` over ``a``, nested mappings merged key by key.
+
+    >>> deep_merge({"model": {"name": "x", "dtype": "auto"}}, {"model": {"dtype": "float32"}})
+    {'model': {'name': 'x', 'dtype': 'float32'}}
+    """
     out = dict(a)
     for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out

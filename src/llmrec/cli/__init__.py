@@ -16,9 +16,11 @@ from llmrec.cli.bench import bench
 from llmrec.cli.data import data
 from llmrec.cli.retrieve import retrieve_cmd
 from llmrec.cli.runs import attention_cmd, compare_cmd, evaluate_cmd, report_cmd, run_cmd, suite_cmd, train_cmd
+from llmrec.cli.serve import serve_cmd
 from llmrec.cli.summarize import summarize_cmd
 
-for command in (data, retrieve_cmd, summarize_cmd, evaluate_cmd, train_cmd, baseline_cmd, run_cmd, suite_cmd, compare_cmd, report_cmd, attention_cmd, bench):
+for command in (data, retrieve_cmd, summarize_cmd, evaluate_cmd, train_cmd, baseline_cmd, run_cmd, suite_cmd, compare_cmd, report_cmd, attention_cmd, serve_cmd,
+                bench):
     main.add_command(command)
 
 __all__ = ["main"]

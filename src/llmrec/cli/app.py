@@ -87,11 +87,11 @@ def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def config_command(model_cls, config_path, overrides, named: dict, print_config: bool):
-    """Resolve a config from a YAML file, named options (shortcuts for fields) and --set overrides."""
-    from llmrec.config import dump_config, load_config, read_yaml, set_dotted
+def config_command(model_cls, config_path, overrides, named: dict, print_config: bool, defaults: dict | None = None):
+    """Resolve a config from ``defaults``, a YAML file, named options (shortcuts for fields) and --set overrides."""
+    from llmrec.config import deep_merge, dump_config, load_config, read_yaml, set_dotted
 
-    base = read_yaml(config_path) if config_path else {}
+    base = deep_merge(defaults or {}, read_yaml(config_path) if config_path else {})
     for key, value in named.items():
         if value is not None:  # named options are plain values, not YAML
             set_dotted(base, key.split("."), value)

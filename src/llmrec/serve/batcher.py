@@ -1,0 +1,150 @@
+"""Micro-batching: the prompts of concurrent requests go to the scorer in one call.
+
+Requests wait in a queue; one worker takes as many as fit ``max_batch_prompts`` (waiting up
+to ``max_wait_s`` for more after the first), scores their prompts together on one thread
+(the model is not shared between threads) and hands every request its own scores. With
+``enabled=False`` it scores one request per call, in arrival order (the baseline of the load
+test). ``close()`` stops new work and finishes everything already queued (graceful shutdown).
+
+>>> import asyncio, numpy as np
+>>> async def demo():
+...     b = MicroBatcher(lambda ps: np.arange(len(ps), dtype=float), max_batch_prompts=8, max_wait_s=0.01)
+...     await b.start()
+...     out = await asyncio.gather(b.submit(["a", "b"]), b.submit(["c"]))
+...     await b.close()
+...     return [o.tolist() for o in out], b.stats()["batches"]
+>>> asyncio.run(demo())
+([[0.0, 1.0], [2.0]], 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MicroBatcher", "ShuttingDown"]
+
+
+class ShuttingDown(RuntimeError):
+    """The batcher is closing and takes no new requests."""
+
+
+@dataclass
+class _Job:
+    prompts: Sequence[Any]
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """Gathers the prompts of concurrent requests into one scoring call (see the module docs)."""
+
+    def __init__(self, score: Callable[[list[Any]], np.ndarray], *, max_batch_prompts: int = 64,
+                 max_wait_s: float = 0.005, enabled: bool = True):
+        self._score = score
+        self.max_batch_prompts = max_batch_prompts
+        self.max_wait_s = max_wait_s
+        self.enabled = enabled
+        self._jobs: deque[_Job] = deque()
+        self._wake: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._closing = False
+        self._counts = {"requests": 0, "prompts": 0, "batches": 0, "max_batch_prompts_seen": 0, "errors": 0}
+        self._busy_s = 0.0
+
+    async def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmrec-scorer")
+        self._worker = asyncio.create_task(self._run(), name="llmrec-batcher")
+
+    async def submit(self, prompts: Sequence[Any]) -> np.ndarray:
+        """Scores of ``prompts`` (in order), scored together with other requests' prompts."""
+        if self._closing or self._worker is None:
+            raise ShuttingDown("the service is shutting down")
+        job = _Job(prompts, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        self._wake.set()
+        return await job.future
+
+    async def close(self) -> None:
+        """Take no new requests; score every queued one, then stop the worker."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._worker is not None:
+            await self._worker
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def stats(self) -> dict[str, Any]:
+        c = dict(self._counts)
+        c["queued_requests"] = len(self._jobs)
+        c["mean_batch_prompts"] = round(c["prompts"] / c["batches"], 3) if c["batches"] else None
+        c["busy_s"] = round(self._busy_s, 3)
+        c["micro_batching"] = self.enabled
+        return c
+
+    # ------------------------------------------------------------------ worker
+    async def _gather(self) -> None:
+        """Wait (at most max_wait_s) until the queue holds a full batch."""
+        deadline = time.perf_counter() + self.max_wait_s
+        while sum(len(j.prompts) for j in self._jobs) < self.max_batch_prompts and not self._closing:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Job]:
+        batch = [self._jobs.popleft()]
+        if not self.enabled:
+            return batch
+        n = len(batch[0].prompts)
+        while self._jobs and n + len(self._jobs[0].prompts) <= self.max_batch_prompts:
+            job = self._jobs.popleft()
+            batch.append(job)
+            n += len(job.prompts)
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._jobs:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            if self.enabled and self.max_wait_s > 0:
+                await self._gather()
+            batch = self._take()
+            prompts = [p for job in batch for p in job.prompts]
+            t0 = time.perf_counter()
+            try:
+                scores = await loop.run_in_executor(self._executor, self._score, prompts)
+            except Exception as exc:  # every request of the batch gets the error
+                self._counts["errors"] += 1
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            finally:
+                self._busy_s += time.perf_counter() - t0
+            self._counts["requests"] += len(batch)
+            self._counts["prompts"] += len(prompts)
+            self._counts["batches"] += 1
+            self._counts["max_batch_prompts_seen"] = max(self._counts["max_batch_prompts_seen"], len(prompts))
+            start = 0
+            for job in batch:
+                if not job.future.done():  # a client that went away cancels only its own future
+                    job.future.set_result(np.asarray(scores[start : start + len(job.prompts)]))
+                start += len(job.prompts)

@@ -1,0 +1,85 @@
+"""Settings of ``llmrec serve``: what to load (as in ``llmrec evaluate``) and how to serve it.
+
+The prompt fields, the model, the adapter and the scoring settings mean what they mean for
+``llmrec evaluate``, so a served score equals the offline score of the same input. A train or
+evaluate run folder can supply them all (:func:`settings_from_run`).
+
+>>> cfg = ServeConfig(data="prepared/ml-100k-tallrec")
+>>> cfg.server.host, cfg.server.port, cfg.server.max_batch_prompts, cfg.server.max_candidates
+('127.0.0.1', 8000, 64, 100)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmrec.config import read_yaml
+from llmrec.errors import ConfigError
+from llmrec.llm.settings import ModelConfig, ScoringConfig
+from llmrec.prompts.settings import PromptSettings
+
+__all__ = ["ServeConfig", "ServerSettings", "settings_from_run"]
+
+
+class ServerSettings(BaseModel):
+    """The HTTP side: address, limits, micro-batching, authentication."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address to bind (loopback by default; 0.0.0.0 exposes it)")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port (0: any free port)")
+    api_key: str | None = Field(None, description="require this value in the X-API-Key header (also: env "
+                                "LLMREC_API_KEY); None: no authentication")
+    micro_batching: bool = Field(True, description="score the prompts of concurrent requests together")
+    max_batch_prompts: int = Field(64, ge=1, description="prompts gathered into one scoring call at most")
+    max_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for others")
+    max_candidates: int = Field(100, ge=1, description="candidates per request at most")
+    max_history: int = Field(500, ge=1, description="history items per request at most")
+    max_body_bytes: int = Field(1_048_576, ge=256, description="request body size at most (bytes)")
+    graceful_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for requests in flight")
+
+
+class ServeConfig(PromptSettings):
+    """Everything ``llmrec serve`` needs (the prompt fields come from :class:`PromptSettings`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(description="prepared folder whose items (and users) requests name; its protocol decides "
+                      "CTR (one prompt per candidate) or ranking prompts (candidates of one list)")
+    split: str = Field("test", description="split whose kind and prompt defaults the service follows")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    adapter: str | None = Field(None, description="LoRA adapter folder (llmrec train) applied to the model")
+    merge_adapter: bool = Field(False, description="merge the adapter into the weights before serving")
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
+_FROM_RUN = ("data", "template", "history_k", "max_prompt_tokens", "chat", "model", "scoring", "adapter",
+             "merge_adapter")
+
+
+def settings_from_run(run_dir: str | Path) -> dict[str, Any]:
+    """The serve settings of a train or evaluate run folder: its data, model, prompt settings and adapter.
+
+    A train run serves its selected adapter; an evaluate run serves what it scored with.
+    """
+    run = Path(run_dir)
+    cfg_file = run / "config.yaml"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{run}: not a run folder (no config.yaml)")
+    saved = read_yaml(cfg_file)
+    out = {k: saved[k] for k in _FROM_RUN if k in saved and saved[k] is not None}
+    if (run / "adapter").is_dir():  # a train run: its selected adapter
+        out["adapter"] = str(run)
+    if "data" not in out:
+        raise ConfigError(f"{cfg_file}: names no prepared folder (data)")
+    model = out.get("model")
+    if isinstance(model, dict):  # keep only what the serve model settings know
+        out["model"] = {k: v for k, v in model.items() if k in ModelConfig.model_fields}
+    scoring = out.get("scoring")
+    if isinstance(scoring, dict):
+        out["scoring"] = {k: v for k, v in scoring.items() if k in ScoringConfig.model_fields}
+    return out

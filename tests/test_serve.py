@@ -1,0 +1,234 @@
+"""``llmrec serve``: the HTTP API on a tiny random model and tiny prepared data.
+
+Served scores equal ``llmrec evaluate``'s on the same input; bad requests get one clear 4xx;
+concurrent requests are micro-batched; shutdown finishes what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from llmrec.data.prepare import PrepareConfig, prepare  # noqa: E402
+from llmrec.data.prepared import PreparedData  # noqa: E402
+from llmrec.errors import ConfigError  # noqa: E402
+from llmrec.evaluate import EvaluateConfig, evaluate  # noqa: E402
+from llmrec.serve import ServeConfig, settings_from_run  # noqa: E402
+from llmrec.serve.app import create_app  # noqa: E402
+from llmrec.serve.batcher import MicroBatcher, ShuttingDown  # noqa: E402
+from llmrec.serve.service import RecommenderService  # noqa: E402
+from tests.tiny_models import tiny_loaded  # noqa: E402
+
+QUIET = {"log": lambda m: None}
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return tiny_loaded("llama")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    from tests.conftest import random_ratings, write_ml1m_zip
+
+    tmp = tmp_path_factory.mktemp("serve")
+    zip_path = write_ml1m_zip(tmp / "ml-1m.zip", random_ratings(30, 60, (8, 40)))
+    out = {}
+    for protocol, proto in [("tallrec", {"history_len": 5, "max_samples": 200}),
+                            ("trsr", {"min_interactions": 8, "max_interactions": 40, "eval_negatives": 5,
+                                      "n_test": 6, "n_valid": 5})]:
+        cfg = PrepareConfig(dataset="ml-1m", protocol=protocol, path=str(zip_path), out=str(tmp / protocol),
+                            **{protocol: proto})
+        out[protocol] = prepare(cfg, log=lambda m: None)[1]
+    return out
+
+
+def _client(folder, loaded, **server) -> TestClient:
+    cfg = ServeConfig(data=str(folder), server=server)
+    return TestClient(create_app(RecommenderService.load(cfg, loaded=loaded, **QUIET)))
+
+
+def _request(row: dict, candidates: list[str]) -> dict:
+    ratings = row.get("history_ratings")
+    history = [{"item": i, "rating": None if ratings is None else float(r)}
+               for i, r in zip(row["history_items"], ratings if ratings is not None else [None] * 10**4)]
+    return {"user": row["user"], "history": history, "candidates": candidates}
+
+
+@pytest.mark.parametrize("protocol", ["tallrec", "trsr"])
+def test_served_scores_equal_offline_evaluation(tmp_path, folders, loaded, protocol):
+    folder = folders[protocol]
+    path, _ = evaluate(EvaluateConfig(data=str(folder), limit=4, run_dir=str(tmp_path / "run")), loaded=loaded,
+                       progress=False, **QUIET)
+    preds = pd.read_parquet(path / "predictions.parquet")
+    rows = {r["sample_id"]: r for r in PreparedData.load(folder).split("test").to_pylist()}
+    with _client(folder, loaded) as client:
+        for sample_id, group in preds.groupby("sample_id", sort=False):
+            row = rows[sample_id]
+            cands = [str(c) for c in group["candidate"]] if protocol == "trsr" else [row["item"]]
+            got = client.post("/v1/score", json=_request(row, cands))
+            assert got.status_code == 200, got.text
+            served = [s["score"] for s in got.json()["scores"]]
+            assert [s["item"] for s in got.json()["scores"]] == cands
+            np.testing.assert_allclose(served, group["score"].to_numpy(), atol=1e-4)
+        ranked = client.post("/v1/rank?top_k=2", json=_request(row, cands + cands[:1] if protocol == "trsr" else
+                                                                 [row["item"], row["history_items"][0]])).json()
+        scores = [r["score"] for r in ranked["ranking"]]
+        assert len(scores) == 2 and scores == sorted(scores, reverse=True) and ranked["ranking"][0]["rank"] == 1
+
+
+def test_bad_requests_get_one_clear_4xx(folders, loaded):
+    row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+    good = _request(row, [row["item"]])
+    with _client(folders["tallrec"], loaded, max_candidates=3, max_body_bytes=2048) as client:
+        def post(body, **kw):
+            r = client.post("/v1/score", json=body, **kw) if not isinstance(body, (str, bytes)) else \
+                client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+            return r.status_code, r.json()
+
+        assert post(good)[0] == 200
+        status, body = post({**good, "candidates": ["nope"]})
+        assert status == 422 and body["field"] == "candidates[0]" and "unknown item 'nope'" in body["error"]
+        status, body = post({**good, "history": [{"item": "zz", "rating": 3}]})
+        assert status == 422 and body["field"] == "history[0].item"
+        status, body = post({**good, "history": []})
+        assert status == 422 and body["field"] == "history" and "empty" in body["error"]
+        status, body = post({**good, "candidates": [row["item"]] * 4})
+        assert status == 422 and "more than the limit of 3" in body["error"]
+        status, body = post({**good, "history": [{"item": row["history_items"][0]}]})
+        assert status == 422 and body["field"] == "history[0].rating"
+        status, body = post({**good, "candidates": "1"})
+        assert status == 422 and body["field"] == "candidates"
+        status, body = post({**good, "extra": 1})
+        assert status == 422 and body["field"] == "extra"
+        status, body = post('{"history": [')
+        assert status == 400 and body["error"].startswith("malformed JSON")
+        status, body = post({**good, "user": "x" * 4000})
+        assert status == 413 and "2048 bytes" in body["error"]
+        assert client.post("/v1/rank?top_k=0", json=good).status_code == 422
+        metrics = client.get("/metrics").json()
+        statuses = {(r["endpoint"], r["status"]) for r in metrics["requests"]}
+        assert {("/v1/score", 200), ("/v1/score", 422), ("/v1/score", 400), ("/v1/score", 413)} <= statuses
+
+
+def test_api_key_health_and_openapi(folders, loaded):
+    row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+    with _client(folders["tallrec"], loaded, api_key="s3cret") as client:
+        assert client.post("/v1/score", json=_request(row, [row["item"]])).status_code == 401
+        assert client.post("/v1/score", json=_request(row, [row["item"]]),
+                           headers={"X-API-Key": "wrong"}).status_code == 401
+        ok = client.post("/v1/score", json=_request(row, [row["item"]]), headers={"X-API-Key": "s3cret"})
+        assert ok.status_code == 200
+        assert client.get("/metrics").status_code == 401
+        health = client.get("/health").json()  # open: for load balancers
+        assert health["status"] == "ok" and health["kind"] == "ctr" and health["ratings_required"] is True
+        schema = client.get("/openapi.json").json()
+        assert {"/v1/score", "/v1/rank", "/health", "/metrics"} <= set(schema["paths"])
+        assert "ScoreRequest" in json.dumps(schema)
+
+
+def test_concurrent_requests_are_micro_batched_and_equal_single(folders, loaded):
+    table = PreparedData.load(folders["trsr"]).split("test").to_pylist()
+    bodies = [_request(r, [str(c) for c in r["candidates"]]) for r in table]
+    with _client(folders["trsr"], loaded, micro_batching=False) as client:
+        alone = [client.post("/v1/score", json=b).json()["scores"] for b in bodies]
+    with _client(folders["trsr"], loaded, max_wait_ms=200, max_batch_prompts=1000) as client:
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            together = list(pool.map(lambda b: client.post("/v1/score", json=b), bodies))
+        stats = client.get("/metrics").json()["batcher"]
+    assert all(r.status_code == 200 for r in together)
+    for a, t in zip(alone, together):
+        np.testing.assert_allclose([s["score"] for s in t.json()["scores"]], [s["score"] for s in a], atol=1e-4)
+    assert stats["requests"] == len(bodies) and stats["batches"] < len(bodies)
+
+
+def test_batcher_close_finishes_queued_work_and_refuses_new():
+    calls = []
+
+    def score(prompts):
+        calls.append(len(prompts))
+        return np.arange(len(prompts), dtype=float)
+
+    async def scenario():
+        b = MicroBatcher(score, max_batch_prompts=3, max_wait_s=0.05)
+        await b.start()
+        jobs = [asyncio.create_task(b.submit([i, i])) for i in range(4)]
+        await asyncio.sleep(0)  # queued, not yet scored
+        await b.close()
+        with pytest.raises(ShuttingDown):
+            await b.submit([1])
+        return [j.result().tolist() for j in jobs]
+
+    results = asyncio.run(scenario())
+    assert results == [[0.0, 1.0]] * 4  # each job alone: two prompts each, max 3 per batch
+    assert calls == [2, 2, 2, 2]
+
+
+def test_batcher_errors_reach_every_request_of_the_batch():
+    def boom(prompts):
+        raise RuntimeError("model failed")
+
+    async def scenario():
+        b = MicroBatcher(boom, max_batch_prompts=8, max_wait_s=0.01)
+        await b.start()
+        out = await asyncio.gather(b.submit([1]), b.submit([2]), return_exceptions=True)
+        await b.close()
+        return out, b.stats()
+
+    out, stats = asyncio.run(scenario())
+    assert all(isinstance(o, RuntimeError) for o in out) and stats["errors"] >= 1
+
+
+def test_settings_from_a_train_run(tmp_path, folders):
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "config.yaml").write_text(f"data: {folders['tallrec']}\ntemplate: null\nhistory_k: 7\n"
+                                     "model: {name: default, dtype: float32}\nlora: {r: 8}\n")
+    base = settings_from_run(run)
+    assert base == {"data": str(folders["tallrec"]), "history_k": 7, "model": {"name": "default", "dtype": "float32"},
+                    "adapter": str(run)}
+    assert ServeConfig(**base).history_k == 7
+    with pytest.raises(ConfigError, match="not a run folder"):
+        settings_from_run(tmp_path)
+
+
+def test_uvicorn_shutdown_finishes_the_request_in_flight(folders, loaded):
+    """What SIGTERM / Ctrl-C does to `llmrec serve`: stop accepting, answer the request in flight, exit."""
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    service = RecommenderService.load(ServeConfig(data=str(folders["tallrec"])), loaded=loaded, **QUIET)
+    score = service.scorer.score
+    service.scorer = type("Slow", (), {"score": lambda self, ps, progress=None: (time.sleep(1.0), score(ps))[1]})()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0, log_level="error",
+                                           timeout_graceful_shutdown=10))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+    result = {}
+
+    def call():
+        result["r"] = httpx.post(f"http://127.0.0.1:{port}/v1/score", json=_request(row, [row["item"]]), timeout=30)
+
+    client = threading.Thread(target=call)
+    client.start()
+    time.sleep(0.4)  # the request is being scored
+    server.should_exit = True  # what uvicorn's signal handler sets
+    client.join(30)
+    thread.join(30)
+    assert result["r"].status_code == 200 and len(result["r"].json()["scores"]) == 1
+    assert not thread.is_alive()
