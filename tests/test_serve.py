@@ -232,3 +232,15 @@ def test_uvicorn_shutdown_finishes_the_request_in_flight(folders, loaded):
     thread.join(30)
     assert result["r"].status_code == 200 and len(result["r"].json()["scores"]) == 1
     assert not thread.is_alive()
+
+
+def test_bench_serve_load_test_is_bounded_and_error_free(folders, loaded):
+    from llmrec.bench.serving import run
+
+    cfg = ServeConfig(data=str(folders["trsr"]))
+    result = run(cfg, [1, 3], requests=6, candidates=3, max_seconds=60, loaded=loaded, **QUIET)
+    rows = result["results"]
+    assert [(r["micro_batching"], r["clients"]) for r in rows] == [(False, 1), (False, 3), (True, 1), (True, 3)]
+    assert all(r["requests"] == 6 and r["errors"] == 0 and r["p50_ms"] <= r["p99_ms"] for r in rows)
+    assert rows[0]["mean_batch_prompts"] == 3  # one request per scoring call when off
+    assert set(result["micro_batching_speedup"]) == {1, 3} and "api_key" not in result["server"]

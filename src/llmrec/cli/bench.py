@@ -140,3 +140,39 @@ def bench_baselines(data, models, steps, batch_size, score_samples, output) -> N
     from llmrec.bench.baselines import run
 
     _emit(run(data, tuple(models), steps, batch_size, score_samples, log=echo_err), output)
+
+
+@bench.command("serve")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="Serve what this train/evaluate run used (data, model, adapter, prompt settings).")
+@click.option("--data", "-d", default="prepared/ml-100k-tallrec", show_default=True,
+              help="Prepared folder whose test samples make the requests (without --run).")
+@click.option("--model", "-m", "model_name", default="default", show_default=True)
+@click.option("--clients", default="1,4,16", show_default=True, help="Concurrent client counts.")
+@click.option("--requests", "n_requests", default=48, show_default=True, help="Requests per setting (bounded).")
+@click.option("--candidates", default=1, show_default=True, help="Candidates per request.")
+@click.option("--max-seconds", default=300.0, show_default=True, help="Time cap per setting (the test stops itself).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a serve config field.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_seconds, overrides, output) -> None:
+    """Load test of llmrec serve over loopback: requests/s, p50/p99 at each client count, micro-batching on vs off.
+
+    \b
+    Examples:
+      llmrec bench serve --run runs/quickstart/lora-64/seed-0
+      llmrec bench serve -d prepared/ml-100k-tallrec --clients 1,4,16 --requests 48 -o runs/bench-serve.json
+    """
+    from llmrec.cli.app import config_command
+    from llmrec.serve import ServeConfig, settings_from_run
+
+    try:
+        counts = sorted({int(c) for c in clients.split(",") if c.strip()})
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated integers, got {clients!r}", param_hint="--clients") from None
+    if not counts or counts[0] < 1:
+        raise click.BadParameter("give client counts >= 1", param_hint="--clients")
+    defaults = settings_from_run(run_dir) if run_dir else {"data": data, "model": {"name": model_name}}
+    config = config_command(ServeConfig, None, overrides, {}, False, defaults=defaults)
+    from llmrec.bench.serving import run
+
+    _emit(run(config, counts, n_requests, candidates, max_seconds, log=echo_err), output)
