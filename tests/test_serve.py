@@ -25,6 +25,7 @@ from llmrec.serve import ServeConfig, settings_from_run  # noqa: E402
 from llmrec.serve.app import create_app  # noqa: E402
 from llmrec.serve.batcher import MicroBatcher, ShuttingDown  # noqa: E402
 from llmrec.serve.service import RecommenderService  # noqa: E402
+from llmrec.serve.service import request_body as _request  # noqa: E402
 from tests.tiny_models import tiny_loaded  # noqa: E402
 
 QUIET = {"log": lambda m: None}
@@ -54,13 +55,6 @@ def folders(tmp_path_factory):
 def _client(folder, loaded, **server) -> TestClient:
     cfg = ServeConfig(data=str(folder), server=server)
     return TestClient(create_app(RecommenderService.load(cfg, loaded=loaded, **QUIET)))
-
-
-def _request(row: dict, candidates: list[str]) -> dict:
-    ratings = row.get("history_ratings")
-    history = [{"item": i, "rating": None if ratings is None else float(r)}
-               for i, r in zip(row["history_items"], ratings if ratings is not None else [None] * 10**4)]
-    return {"user": row["user"], "history": history, "candidates": candidates}
 
 
 @pytest.mark.parametrize("protocol", ["tallrec", "trsr"])

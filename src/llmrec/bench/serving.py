@@ -22,19 +22,17 @@ from llmrec.bench.machine import machine_info
 
 
 def request_bodies(service, data: str, n: int, candidates: int) -> list[dict[str, Any]]:
-    """``n`` request bodies from the test split's first samples (ratings where the data has them)."""
+    """``n`` request bodies from the test split's first samples (their histories and ratings)."""
     from llmrec.data.prepared import PreparedData
+    from llmrec.serve.service import request_body
 
     table = PreparedData.load(data).split("test").slice(0, n).to_pylist()
     catalogue = sorted(service.renderer.texts.items)
     bodies = []
     for i, row in enumerate(table):
-        ratings = row.get("history_ratings") if service.ratings else None
-        history = [{"item": it, "rating": None if ratings is None else float(r)}
-                   for it, r in zip(row["history_items"], ratings if ratings is not None else [None] * 10**6)]
         first = list(row["candidates"]) if "candidates" in row else [row["item"]]
         others = [catalogue[(i * 7919 + j * 104729) % len(catalogue)] for j in range(candidates)]
-        bodies.append({"user": row["user"], "history": history, "candidates": (first + others)[:candidates]})
+        bodies.append(request_body(row, (first + others)[:candidates]))
     return bodies
 
 

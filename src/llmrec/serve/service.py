@@ -23,7 +23,22 @@ from llmrec.llm.loading import check_model
 from llmrec.serve.config import ServeConfig, ServerSettings
 from llmrec.serve.schemas import RankedItem, RankResponse, ScoredItem, ScoreRequest, ScoreResponse
 
-__all__ = ["BuiltRequest", "InvalidRequest", "RecommenderService"]
+__all__ = ["BuiltRequest", "InvalidRequest", "RecommenderService", "request_body"]
+
+
+def request_body(row: dict[str, Any], candidates: list[str]) -> dict[str, Any]:
+    """The JSON body asking to score ``candidates`` for a prepared sample's user and history (with its
+    ratings where it has them): the request that reproduces ``llmrec evaluate``'s prompts.
+
+    >>> request_body({"user": "7", "history_items": ["1", "2"], "history_ratings": [4, 2]}, ["3"])
+    {'user': '7', 'history': [{'item': '1', 'rating': 4.0}, {'item': '2', 'rating': 2.0}], 'candidates': ['3']}
+    """
+    history = [{"item": item} for item in row["history_items"]]
+    ratings = row.get("history_ratings")
+    if ratings is not None:
+        for h, r in zip(history, ratings):
+            h["rating"] = float(r)
+    return {"user": row["user"], "history": history, "candidates": list(candidates)}
 
 
 class InvalidRequest(LlmrecError):
