@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import subset_rows
+from llmrec.distributed import barrier, gather, main_first, shard, world
 from llmrec.errors import DataError
 from llmrec.io import write_parquet
 from llmrec.llm import (
@@ -30,6 +31,7 @@ from llmrec.llm import (
     check_model,
     load_model,
     make_scorer,
+    sharding,
 )
 from llmrec.metrics import (
     accuracy,
@@ -109,9 +111,11 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     table = prepared.split(config.split)
     rows_idx = select_rows(table, config.limit, config.sample_seed)
     protocol, dataset = prepared.protocol, prepared.dataset
-    run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
-                                config.model_dump(mode="json"), config.identity(prepared.fingerprint()),
-                                resume=config.resume, log=log)
+    run_path = config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split)
+    run_path = main_first(lambda: run_path)  # one folder name for every process under a launcher
+    run, finished = main_first(lambda: RunDir.open(run_path, config.model_dump(mode="json"),
+                                                   config.identity(prepared.fingerprint()), resume=config.resume,
+                                                   log=log))
     if finished is not None:
         return run.path, finished
 
@@ -136,27 +140,30 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     pending = [r for r in rows if _keys(r, ranking)[0] not in done or _keys(r, ranking)[-1] not in done]
     if done:
         log(f"resuming {run.path}: {len(done)} of {total} prompts already scored")
+    # under a launcher each process scores every size-th row of a chunk and the main process writes them all;
+    # a model with sharded parameters (ZeRO-3, FSDP) runs its forwards in lockstep, so every process scores all
+    w = world()
+    spread = w.size if w.size > 1 and not (hasattr(loaded.model, "modules") and sharding(loaded.model)) else 1
     bar = tqdm(total=total, initial=total - sum(len(r["candidates"]) if ranking else 1 for r in pending),
-               desc=f"scoring {dataset}/{config.split}", unit="prompt", disable=not progress)
+               desc=f"scoring {dataset}/{config.split}", unit="prompt", disable=not progress or not w.main)
     t0 = time.perf_counter()
     scored_now, token_count = 0, 0
     step = max(1, config.checkpoint_every // per_row)
-    for start in range(0, len(pending), step):
-        chunk = pending[start : start + step]
-        groups = render(chunk)
-        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in groups for p in g]
-        scores = scorer.score(prompts, progress=bar.update)
-        records, k = [], 0
-        for row, group in zip(chunk, groups):
-            for key, p in zip(_keys(row, ranking), group):
-                records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
-                                "history_kept": p.history_kept, "history_total": p.history_total})
-                k += 1
-        run.append(records)
-        scored_now += len(prompts)
-        token_count += sum(len(p) for p in prompts)
+    for start in range(0, len(pending), step * spread):
+        chunk = pending[start : start + step * spread]
+        mine = shard(chunk, w) if spread > 1 else chunk
+        records = _score_rows(mine, render, scorer, ranking, bar.update)
+        if spread > 1:
+            parts = gather(records)
+            bar.update(sum(map(len, parts)) - len(records))
+            records = [r for part in parts for r in part]
+        if w.main:
+            run.append(records)
+        scored_now += len(records)
+        token_count += sum(r["tokens"] for r in records)
     bar.close()
     elapsed = time.perf_counter() - t0
+    barrier()
 
     done = run.done()
     facts = {
@@ -170,11 +177,33 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None,
         "tokens_per_s_this_session": round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None,
     }
-    metrics, plots = write_results(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
-    result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
-              "plots": plots}
-    run.finish(result)
-    return run.path, result
+    if w.size > 1:
+        facts["processes"] = w.size
+
+    def finish() -> dict:
+        metrics, plots = write_results(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
+        result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
+                  "plots": plots}
+        run.finish(result)
+        return result
+
+    return run.path, main_first(finish)
+
+
+def _score_rows(rows: list[dict], render, scorer: Scorer, ranking: bool, progress) -> list[dict]:
+    """Score ``rows``: one record (key, score, prompt length, history kept) per prompt."""
+    if not rows:
+        return []
+    groups = render(rows)
+    prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in groups for p in g]
+    scores = scorer.score(prompts, progress=progress)
+    records, k = [], 0
+    for row, group in zip(rows, groups):
+        for key, p in zip(_keys(row, ranking), group):
+            records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
+                            "history_kept": p.history_kept, "history_total": p.history_total})
+            k += 1
+    return records
 
 
 def _keys(row: dict, ranking: bool) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 
 import click
@@ -81,10 +82,18 @@ def main(debug: bool) -> None:
     """
     if not debug and not debug_enabled():
         quiet_third_party()
+    if not main_process():  # under accelerate launch / torchrun one process speaks; errors still reach stderr
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+
+
+def main_process() -> bool:
+    """False in the processes of rank > 0 under a launcher (read from the environment: nothing initialized)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    if main_process():
+        click.echo(message, err=True)
 
 
 def config_command(model_cls, config_path, overrides, named: dict, print_config: bool, defaults: dict | None = None):

@@ -14,6 +14,7 @@ from llmrec.llm.loading import check_model, load_model, make_scorer
 from llmrec.llm.registry import BACKENDS, Backend, get_backend, register_backend
 from llmrec.llm.scoring import YesNoScorer
 from llmrec.llm.settings import ModelConfig, ScoringConfig
+from llmrec.llm.sharding import sharding
 from llmrec.llm.types import EncodedPrompt, LoadedModel, Scorer
 
 __all__ = [
@@ -39,4 +40,5 @@ __all__ = [
     "make_generator",
     "make_scorer",
     "register_backend",
+    "sharding",
 ]

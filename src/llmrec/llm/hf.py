@@ -19,6 +19,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from llmrec.distributed import launched
 from llmrec.errors import ModelError
 from llmrec.io import atomic_directory, file_sha256, write_json
 from llmrec.llm.gguf import converted_dir, locate_gguf
@@ -34,7 +35,7 @@ def resolve_device(device: str = "auto"):
 
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return _local_cuda(torch.device("cuda"))
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -48,8 +49,18 @@ def resolve_device(device: str = "auto"):
                              f"(torch {torch.__version__}); use --device cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ModelError(f"model.device: {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+        dev = _local_cuda(dev)
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ModelError(f"model.device: {device!r} asked for, but Apple MPS is not available here; use cpu or auto")
+    return dev
+
+
+def _local_cuda(dev):
+    """Under a launcher (accelerate launch, torchrun), plain ``cuda`` is this process's own GPU (LOCAL_RANK)."""
+    if dev.index is None and launched():
+        import torch
+
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return dev
 
 

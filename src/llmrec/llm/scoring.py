@@ -28,6 +28,7 @@ from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
 from llmrec.llm.batching import length_batches
 from llmrec.llm.settings import ScoringConfig
+from llmrec.llm.sharding import full_rows, sharding
 from llmrec.llm.types import EncodedPrompt, LoadedModel
 
 
@@ -58,15 +59,21 @@ class YesNoScorer:
         self.pad_id = pad_token_id if pad_token_id is not None else (getattr(cfg, "pad_token_id", None) or 0)
         self.max_context = getattr(cfg, "max_position_embeddings", None)
         self.softcap = getattr(cfg, "final_logit_softcapping", None)
+        self.sharding = sharding(model)
+        # FSDP's unsharding bumps version counters, which inference-mode tensors do not have
+        self._no_grad = torch.no_grad if self.sharding else torch.inference_mode
+        if self.sharding == "fsdp" and self.config.head == "answer_rows":
+            # FSDP unshards parameters in the root model's forward: the decoder alone would see shards
+            self.config = self.config.model_copy(update={"head": "full"})
         self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
         head = model.get_output_embeddings()
         if self.config.head == "answer_rows":
             if self.decoder is None or head is None or not hasattr(head, "weight"):
                 raise ModelError("this model exposes no decoder/output embeddings; use head='full'")
-            ids = torch.tensor([answer.yes_id, answer.no_id], device=head.weight.device)
-            self.rows = head.weight.detach().index_select(0, ids).float()  # (2, hidden)
+            ids = torch.tensor([answer.yes_id, answer.no_id])
+            self.rows = full_rows(head.weight, ids).to(self.device)  # (2, hidden); gathered under ZeRO-3
             bias = getattr(head, "bias", None)
-            self.row_bias = bias.detach().index_select(0, ids).float() if bias is not None else None
+            self.row_bias = full_rows(bias, ids).to(self.device) if bias is not None else None
 
     @classmethod
     def for_loaded(cls, loaded: LoadedModel, answer: AnswerTokens, config: ScoringConfig | None = None) -> YesNoScorer:
@@ -145,7 +152,7 @@ class YesNoScorer:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         last = torch.tensor([width - 1 if left else len(s) - 1 for s in sequences])
         ids, mask, positions = ids.to(self.device), mask.to(self.device), positions.to(self.device)
-        with torch.inference_mode():
+        with self._no_grad():
             if self.config.head == "full":
                 keep = last.view(-1, 1).to(self.device)
                 logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
@@ -161,7 +168,7 @@ class YesNoScorer:
         ctx = torch.tensor([context], device=self.device)
         out = np.empty(len(candidates), dtype=np.float64)
         runner = self.model if self.config.head == "full" else self.decoder
-        with torch.inference_mode():
+        with self._no_grad():
             cache = _returned_cache(runner(input_ids=ctx, use_cache=True))
             cache_kw = _cache_kwarg(runner)
             # candidates of similar length share a pass: right padding to the longest of a chunk wastes little

@@ -1,4 +1,6 @@
-"""LoRA settings for training (peft). Loading a trained adapter for scoring is :mod:`llmrec.llm.adapters`.
+"""LoRA settings for training (peft) and saving a trained adapter from any process layout.
+
+Loading a trained adapter for scoring is :mod:`llmrec.llm.adapters`.
 
 >>> LoraSettings().to_peft().r
 8
@@ -6,7 +8,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from llmrec.distributed import world
+from llmrec.io import atomic_directory
+from llmrec.llm import sharding
 
 
 class LoraSettings(BaseModel):
@@ -26,3 +34,16 @@ class LoraSettings(BaseModel):
 
         return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
                           target_modules=list(self.target_modules), bias=self.bias, task_type=TaskType.CAUSAL_LM)
+
+
+def save_adapter(model, folder: Path, accelerator=None) -> None:
+    """Save the LoRA adapter of ``model`` into ``folder`` (atomically) from the main process.
+
+    With sharded parameters (ZeRO-3, FSDP) every process takes part in gathering the state dict
+    (accelerate's ``get_state_dict``), then the main process writes it. Call it on every process.
+    """
+    state = accelerator.get_state_dict(model) if accelerator is not None and sharding(model) else None
+    if world().main:
+        with atomic_directory(folder) as tmp:
+            unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
+            unwrapped.save_pretrained(tmp, state_dict=state)

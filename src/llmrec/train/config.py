@@ -35,6 +35,9 @@ class OptimSettings(BaseModel):
         "answer_only", description="answer_only: LM head only at the label positions; trl: SFTTrainer's own loss")
     save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps (default: every epoch)")
     logging_steps: int = Field(1, ge=1)
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+        "auto", description="auto: bf16 for a bfloat16 model on a GPU, fp16 (with loss scaling) for a float16 one, "
+        "none on CPU; fp16 for GPUs without bfloat16 (V100, T4)")
 
 
 class SelectionSettings(BaseModel):
@@ -115,6 +118,8 @@ class TrainConfig(PromptSettings):
         keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})
         if keep["ranking_negatives"] == 1:  # fields added later stay out at their defaults: older runs still match
             del keep["ranking_negatives"]
+        if keep["optim"]["mixed_precision"] == "auto":
+            del keep["optim"]["mixed_precision"]
         if keep["selection"]["metric"] is None:
             keep["selection"]["metric"] = "auc"
         if data_fingerprints:

@@ -31,20 +31,30 @@ import numpy as np
 from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import sample_indices
 from llmrec.data.views import ranking_to_ctr
+from llmrec.distributed import barrier, main_first, world
 from llmrec.errors import ConfigError, DataError
 from llmrec.evaluate import EvaluateConfig, evaluate, select_rows
 from llmrec.io import atomic_directory, write_json
-from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model
+from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
 from llmrec.metrics import check_metric_name
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir
+from llmrec.train.adapters import save_adapter
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
 from llmrec.train.examples import Example, ctr_examples, instruction_examples, read_instruction_file
 
 
-def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: bool = True, bf16: bool = False,
-               epochs: float | None = None, learning_rate: float | None = None):
-    """TRL's ``SFTConfig`` for these settings (no truncation: prompts are rendered within budget)."""
+def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: bool = True,
+               precision: str | None = None, use_cpu: bool = False, epochs: float | None = None,
+               learning_rate: float | None = None):
+    """TRL's ``SFTConfig`` for these settings (no truncation: prompts are rendered within budget).
+
+    ``precision`` is ``"bf16"``, ``"fp16"`` or None (see :func:`mixed_precision`); ``use_cpu``
+    makes a launched run a gloo CPU process group instead of looking for GPUs.
+    Under ``accelerate launch`` with a DeepSpeed or FSDP config, transformers picks the plugin
+    up from the launcher's environment here; create this before loading the model, so that
+    ZeRO-3 partitions the weights while they load.
+    """
     from trl import SFTConfig
 
     return SFTConfig(
@@ -54,9 +64,38 @@ def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: b
         warmup_steps=optim.warmup_steps, lr_scheduler_type=optim.lr_scheduler, max_grad_norm=optim.max_grad_norm,
         gradient_checkpointing=optim.gradient_checkpointing, logging_steps=optim.logging_steps,
         save_strategy="steps" if optim.save_steps else "epoch", save_steps=optim.save_steps or 500,
-        save_total_limit=1, report_to="none", seed=seed, data_seed=seed, max_length=None, bf16=bf16,
-        disable_tqdm=not progress, dataloader_num_workers=0,
+        save_total_limit=1, report_to="none", seed=seed, data_seed=seed, max_length=None, bf16=precision == "bf16",
+        fp16=precision == "fp16", use_cpu=use_cpu, disable_tqdm=not progress, dataloader_num_workers=0,
+        ddp_find_unused_parameters=False, dataloader_pin_memory=not use_cpu,
     )
+
+
+def mixed_precision(optim: OptimSettings, device, dtype) -> str | None:
+    """The mixed precision of training: ``"bf16"``, ``"fp16"`` or None.
+
+    ``auto`` follows the model's dtype on a GPU (bfloat16 -> bf16; float16 -> fp16 with loss
+    scaling, for GPUs without bfloat16 such as V100 or T4; LoRA weights stay float32) and is
+    off on CPU (float32).
+
+    >>> import torch
+    >>> mixed_precision(OptimSettings(), torch.device("cpu"), torch.float32) is None
+    True
+    >>> mixed_precision(OptimSettings(), torch.device("cuda"), torch.float16)
+    'fp16'
+    """
+    import torch
+
+    mode = optim.mixed_precision
+    if mode == "no":
+        return None
+    if mode in ("fp16", "bf16"):
+        if device.type != "cuda":
+            raise ConfigError(f"optim.mixed_precision: {mode} needs a CUDA GPU; on {device.type} train in float32 "
+                              "(mixed_precision: no)")
+        return mode
+    if device.type == "cuda" and dtype in (torch.bfloat16, torch.float16):
+        return "bf16" if dtype == torch.bfloat16 else "fp16"
+    return None
 
 
 def make_trainer(model, tokenizer, examples: Sequence[Example], args, loss: str = "answer_only", callbacks=(),
@@ -197,18 +236,31 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     """
     prepared, table, hashes = check_train(config, model=loaded is None)
     n = config.train_samples or table.num_rows
-    run, finished = RunDir.open(config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset,
-                                                                                      prepared.protocol, str(n)),
-                                config.model_dump(mode="json"), config.identity(hashes), resume=config.resume, log=log)
+    path = main_first(lambda: config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset,
+                                                                                   prepared.protocol, str(n)))
+
+    def open_run():  # the main process creates (or checks) the folder; under a launcher the others only read it
+        opened = RunDir.open(path, config.model_dump(mode="json"), config.identity(hashes), resume=config.resume,
+                             log=log)
+        if opened[1] is None and not config.resume:
+            shutil.rmtree(Path(path) / "checkpoints", ignore_errors=True)
+        return opened
+
+    run, finished = main_first(open_run)
     if finished is not None:
         return run.path, finished
-    if not config.resume:
-        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
 
-    import torch
     from transformers import set_seed
 
+    from llmrec.llm.hf import resolve_device, resolve_dtype
+
     set_seed(config.seed)
+    device = loaded.device if loaded else resolve_device(config.model.device)
+    dtype = loaded.dtype if loaded else resolve_dtype(config.model.dtype, device)
+    precision = mixed_precision(config.optim, device, dtype)
+    # before the model loads: under a DeepSpeed ZeRO-3 launch, transformers then partitions the weights as they load
+    args = sft_config(config.optim, run.path / "checkpoints", config.seed, progress=progress and world().main,
+                      precision=precision, use_cpu=device.type == "cpu")
     loaded = loaded or load_model(config.model)
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
@@ -233,15 +285,15 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
         f"{answer.yes_text!r}/{answer.no_text!r}")
 
     model = loaded.model
-    bf16 = loaded.device.type == "cuda" and loaded.dtype == torch.bfloat16
-    model = _base_adapter(model, tok, config, run.path, bf16, progress, log)
+    model = _base_adapter(model, tok, config, run.path, precision, progress, log)
 
     selector = None
     if config.selection.enabled:
         selector = _selector(prepared, config, tok, answer, run.path, loaded, log)
-    args = sft_config(config.optim, run.path / "checkpoints", config.seed, progress=progress, bf16=bf16)
     trainer = make_trainer(model, tok, examples, args, config.optim.loss, [*(c for c in [selector] if c), *callbacks])
-    resume_from = last_checkpoint(run.path / "checkpoints", log) if config.resume else None
+    if selector:
+        selector.accelerator = trainer.accelerator
+    resume_from = main_first(lambda: last_checkpoint(run.path / "checkpoints", log)) if config.resume else None
     if resume_from:
         log(f"resuming from {resume_from}")
     t0 = time.perf_counter()
@@ -251,16 +303,20 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
 
     best = selector.best() if selector else None
     chosen = run.path / "best-adapter" if best and (run.path / "best-adapter").exists() else None
-    with atomic_directory(run.path / "adapter") as tmp:
-        if chosen is not None:
-            shutil.copytree(chosen, tmp, dirs_exist_ok=True)
-        else:
-            model.save_pretrained(tmp)
     if chosen is not None:
+        if world().main:
+            with atomic_directory(run.path / "adapter") as tmp:
+                shutil.copytree(chosen, tmp, dirs_exist_ok=True)
+    else:
+        save_adapter(model, run.path / "adapter", trainer.accelerator)
+    barrier()
+    sharded = sharding(model)
+    if chosen is not None and not sharded:
         from peft import load_peft_weights, set_peft_model_state_dict
 
         set_peft_model_state_dict(model, load_peft_weights(str(chosen)))
-    write_json(run.path / "train_log.json", trainer.state.log_history)
+    if world().main:
+        write_json(run.path / "train_log.json", trainer.state.log_history)
 
     result: dict[str, Any] = {
         "dataset": prepared.dataset, "protocol": prepared.protocol, "split": config.split,
@@ -281,15 +337,18 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
                               history_k=config.history_k, max_prompt_tokens=config.max_prompt_tokens, chat=config.chat,
                               model=config.model, adapter=str(run.path / "adapter"), scoring=config.scoring,
                               run_dir=str(run.path / "test"))
-        scored = LoadedModel(model=model, tokenizer=tok, device=loaded.device, dtype=loaded.dtype,
-                             source=f"{loaded.source} + adapter {run.path / 'adapter'}", backend=loaded.backend)
+        # a model with sharded parameters (ZeRO-3, FSDP) is scored afresh from the saved adapter: whole on every
+        # process, the test split spread across them; otherwise the trained model in memory is scored
+        scored = None if sharded else LoadedModel(model=model, tokenizer=tok, device=loaded.device,
+                                                  dtype=loaded.dtype, backend=loaded.backend,
+                                                  source=f"{loaded.source} + adapter {run.path / 'adapter'}")
         _, test_result = evaluate(ecfg, loaded=scored, log=log, progress=progress)
         result["test"] = {"data": test_data, "split": config.test.split, **test_result["metrics"]}
         result["metrics"] = test_result["metrics"]
     else:
         result["metrics"] = {}
-    result["run"] = {"prompts": len(examples)}
-    run.finish(result)
+    result["run"] = {"prompts": len(examples), **({"processes": world().size} if world().size > 1 else {})}
+    main_first(lambda: run.finish(result))
     return run.path, result
 
 
@@ -303,7 +362,7 @@ def run_train_loss(log_history: list[dict[str, Any]]) -> float | None:
     return round(float(np.mean(list(by_step.values()))), 6) if by_step else None
 
 
-def _base_adapter(model, tok, config: TrainConfig, path: Path, bf16: bool, progress: bool, log):
+def _base_adapter(model, tok, config: TrainConfig, path: Path, precision: str | None, progress: bool, log):
     """The trainable LoRA model: fresh, or after the optional instruction stage."""
     from peft import PeftModel, get_peft_model
 
@@ -322,13 +381,15 @@ def _base_adapter(model, tok, config: TrainConfig, path: Path, bf16: bool, progr
     examples = instruction_examples(records, renderer, stage.max_answer_tokens)
     log(f"instruction stage: {len(examples)} examples from {stage.data}")
     peft_model = get_peft_model(model, config.lora.to_peft())
-    args = sft_config(config.optim, path / "instruction" / "checkpoints", config.seed, progress=progress, bf16=bf16,
-                      epochs=stage.epochs, learning_rate=stage.learning_rate)
+    device = next(model.parameters()).device
+    args = sft_config(config.optim, path / "instruction" / "checkpoints", config.seed, progress=progress and world().main,
+                      precision=precision, use_cpu=device.type == "cpu", epochs=stage.epochs,
+                      learning_rate=stage.learning_rate)
     trainer = make_trainer(peft_model, tok, examples, args, config.optim.loss)
-    trainer.train(resume_from_checkpoint=last_checkpoint(path / "instruction" / "checkpoints", log) if config.resume
-                  else None)
-    with atomic_directory(done) as tmp:
-        trainer.model.save_pretrained(tmp)
+    resume = main_first(lambda: last_checkpoint(path / "instruction" / "checkpoints", log)) if config.resume else None
+    trainer.train(resume_from_checkpoint=resume)
+    save_adapter(trainer.model, done, trainer.accelerator)
+    barrier()
     return trainer.model
 
 

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from llmrec.io import atomic_directory, write_json
-from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer
+from llmrec.distributed import barrier, gather, shard, unshard, world
+from llmrec.io import write_json
+from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer, sharding
 from llmrec.metrics import auc, higher_is_better, log_loss, metric_by_name
+from llmrec.train.adapters import save_adapter
 
 
 class ValidationSelector(TrainerCallback):
@@ -38,6 +40,7 @@ class ValidationSelector(TrainerCallback):
         self.pad_token_id = pad_token_id
         self.log = log
         self.at_start = at_start
+        self.accelerator = None  # the trainer's, once it exists: gathers sharded parameters to save an adapter
         self.history: list[dict[str, Any]] = self._read()
 
     # ---------------------------------------------------------------- state
@@ -67,21 +70,31 @@ class ValidationSelector(TrainerCallback):
     def evaluate(self, model, step: int, epoch: float) -> dict[str, Any]:
         was_training = model.training
         model.eval()
+        w = world()
+        # under a launcher each process scores its block of the prompts (all of them when the parameters are
+        # sharded: those forwards run in lockstep); every process then computes the same metrics, so
+        # early stopping decides the same everywhere
+        spread = w.size > 1 and not sharding(model)
         try:
-            scores = YesNoScorer(model, self.answer, self.scoring, pad_token_id=self.pad_token_id).score(self.prompts)
+            scorer = YesNoScorer(model, self.answer, self.scoring, pad_token_id=self.pad_token_id)
+            scores = scorer.score(shard(self.prompts, w) if spread else self.prompts)
         finally:
             model.train(was_training)
+        if spread:
+            scores = np.asarray(unshard([list(part) for part in gather(scores.tolist())]), dtype=np.float64)
         point = {"step": int(step), "epoch": round(float(epoch or 0.0), 4), **self._metrics(scores),
                  "mean_score": float(scores.mean())}
         self.history = [h for h in self.history if h["step"] != point["step"]] + [point]
         if self.best() is point:
-            with atomic_directory(self.best_path) as tmp:
-                model.save_pretrained(tmp)
+            save_adapter(model, self.best_path, self.accelerator)
             point["saved"] = True
-        self._write()
+        if w.main:
+            self._write()
+        barrier()
         shown = ", ".join(f"{k} {point[k]:.4f}" for k in point if k not in ("step", "epoch", "mean_score", "saved"))
-        self.log(f"validation at step {step} (epoch {point['epoch']}): {shown}"
-                 f"{' (best so far)' if point.get('saved') else ''}")
+        if w.main:
+            self.log(f"validation at step {step} (epoch {point['epoch']}): {shown}"
+                     f"{' (best so far)' if point.get('saved') else ''}")
         return point
 
     def _metrics(self, scores: np.ndarray) -> dict[str, float]:
