@@ -153,3 +153,15 @@ def test_scorer_on_parameters_sharded_across_two_processes(tmp_path):
     assert got["sharding"] == "fsdp" and got["head"] == "full"  # the decoder alone would see shards
     assert got["local_parameters"] < got["all_parameters"]  # really split across the two processes
     assert max(abs(a - b) for a, b in zip(got["reference"], got["sharded"])) < 1e-5
+
+
+def test_forced_mixed_precision_without_a_gpu_fails_before_a_run_folder_exists(tmp_path, launch_inputs):
+    from llmrec.errors import ConfigError
+    from llmrec.train import TrainConfig, train
+
+    data, model = launch_inputs
+    cfg = TrainConfig(data=str(data), train_samples=8, model={"name": str(model), "device": "cpu"},
+                      optim={"mixed_precision": "fp16"}, run_dir=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="optim.mixed_precision: fp16 needs a CUDA GPU"):
+        train(cfg, log=lambda m: None, progress=False)
+    assert not (tmp_path / "run").exists()

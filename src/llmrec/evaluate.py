@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 
 from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import subset_rows
-from llmrec.distributed import barrier, gather, main_first, shard, world
-from llmrec.errors import DataError
+from llmrec.distributed import barrier, gather, launched, main_first, shard, world
+from llmrec.errors import ConfigError, DataError
 from llmrec.io import write_parquet
 from llmrec.llm import (
     AnswerTokens,
@@ -42,6 +42,7 @@ from llmrec.metrics import (
     ranking_per_list,
     ranking_report,
 )
+from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
 from llmrec.runs import RunDir
 
@@ -64,6 +65,8 @@ class EvaluateConfig(PromptSettings):
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-<dataset>-<protocol>-<split>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir")
     checkpoint_every: int = Field(64, ge=1, description="prompts scored between writes of partial predictions")
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="local, or Ray Data workers that each "
+                                   "load the model and score chunks of samples (the same predictions)")
 
     def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
         """The fields that determine the predictions (a resumed run must match them).
@@ -96,6 +99,9 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     config.check_template()
     if model:
         check_model(config.model, config.adapter if adapter else None)
+    if config.engine.kind != "local" and launched():
+        raise ConfigError("engine.kind: ray inside accelerate launch / torchrun: use one of the two (Ray workers, or "
+                          "launched processes), not both")
     return prepared
 
 
@@ -149,7 +155,14 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     t0 = time.perf_counter()
     scored_now, token_count = 0, 0
     step = max(1, config.checkpoint_every // per_row)
-    for start in range(0, len(pending), step * spread):
+    if config.engine.kind != "local":  # Ray workers score chunks of the same size; each finished chunk is appended
+        chunks = [pending[i : i + step] for i in range(0, len(pending), step)]
+        for _, records in map_tasks(chunks, _chunk_scorer(config), config.engine):
+            run.append(records)
+            bar.update(len(records))
+            scored_now += len(records)
+            token_count += sum(r["tokens"] for r in records)
+    for start in range(0, len(pending) if config.engine.kind == "local" else 0, step * spread):
         chunk = pending[start : start + step * spread]
         mine = shard(chunk, w) if spread > 1 else chunk
         records = _score_rows(mine, render, scorer, ranking, bar.update)
@@ -179,6 +192,8 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     }
     if w.size > 1:
         facts["processes"] = w.size
+    if config.engine.kind != "local":
+        facts["engine"] = {"kind": config.engine.kind, "workers": config.engine.workers}
 
     def finish() -> dict:
         metrics, plots = write_results(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
@@ -188,6 +203,26 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         return result
 
     return run.path, main_first(finish)
+
+
+def _chunk_scorer(config: EvaluateConfig):
+    """A worker factory for :func:`llmrec.parallel.map_tasks`: loads data and model once per worker, then
+    scores chunks of rows exactly as the local loop does (same chunks, same batches, same scores)."""
+
+    def make():
+        prepared = PreparedData.load(config.data)
+        loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
+        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
+        scorers: list[Scorer] = []
+
+        def work(rows: list[dict]) -> list[dict]:
+            if not scorers:
+                scorers.append(make_scorer(loaded, AnswerTokens.for_renderer(renderer, rows[0]), config.scoring))
+            return _score_rows(rows, renderer.render, scorers[0], renderer.kind == "ranking", None)
+
+        return work
+
+    return make
 
 
 def _score_rows(rows: list[dict], render, scorer: Scorer, ranking: bool, progress) -> list[dict]:

@@ -111,6 +111,14 @@ def config_command(model_cls, config_path, overrides, named: dict, print_config:
     return config
 
 
+def engine_options(f):
+    """--engine and --workers (where the work runs: here, or Ray Data workers)."""
+    f = click.option("--workers", type=int, help="Ray workers (each loads the model once) [2].")(f)
+    f = click.option("--engine", type=click.Choice(["local", "ray"]),
+                     help="local: this process; ray: Ray Data workers (pip install 'llmrec[ray]') [local].")(f)
+    return f
+
+
 def config_options(f):
     """--config, --set and --print-config."""
     f = click.option("--print-config", is_flag=True, help="Print the resolved config as YAML and exit.")(f)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err
+from llmrec.cli.app import config_command, config_options, echo_err, engine_options
 
 
 @click.command("retrieve")
@@ -16,8 +16,10 @@ from llmrec.cli.app import config_command, config_options, echo_err
 @click.option("--pca-dim", type=int, help="Principal components kept [512]; 0: no PCA.")
 @click.option("--device", help="auto, cpu, cuda, mps [auto].")
 @click.option("--overwrite", is_flag=True, help="Replace another prepared folder at --out.")
+@engine_options
 @config_options
-def retrieve_cmd(data, out, k, model_name, encoder, pca_dim, device, overwrite, config_path, overrides, print_config):
+def retrieve_cmd(data, out, k, model_name, encoder, pca_dim, device, overwrite, engine, workers, config_path, overrides,
+                 print_config):
     """Replace each sample's history with the K earlier items most similar to its target (SUBR).
 
     Items are encoded once with the LLM (mean-pooled last-layer states over a text template,
@@ -31,11 +33,13 @@ def retrieve_cmd(data, out, k, model_name, encoder, pca_dim, device, overwrite, 
       llmrec retrieve prepared/ml-1m-rella -o prepared/ml-1m-rella-subr10 -k 10
       llmrec retrieve prepared/ml-1m-rella -o prepared/ml-1m-subr30 -k 30 --set encoder.pca_dim=null
       llmrec evaluate -d prepared/ml-1m-rella-subr10 --limit 2000
+      llmrec retrieve prepared/ml-25m-rella -o prepared/ml-25m-subr10 --engine ray --workers 8
     """
     from llmrec.retrieval import RetrievalConfig
 
     named = {"data": data, "out": out, "k": k, "encoder.model.name": model_name, "encoder.kind": encoder,
-             "encoder.model.device": device, "overwrite": True if overwrite else None}
+             "encoder.model.device": device, "overwrite": True if overwrite else None, "engine.kind": engine,
+             "engine.workers": workers}
     if pca_dim is not None:
         overrides = (*overrides, f"encoder.pca_dim={'null' if pca_dim == 0 else pca_dim}")
     config = config_command(RetrievalConfig, config_path, overrides, named, print_config)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err
+from llmrec.cli.app import config_command, config_options, echo_err, engine_options
 
 
 def _seed_list(seeds: str) -> list[int]:
@@ -32,9 +32,10 @@ def _seed_list(seeds: str) -> list[int]:
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
 @click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter (a train run folder or its adapter/).")
 @click.option("--merge", is_flag=True, help="Merge the adapter into the weights before scoring.")
+@engine_options
 @config_options
-def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, run_dir, config_path,
-                 overrides, print_config):
+def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, run_dir, engine, workers,
+                 config_path, overrides, print_config):
     """Score a prepared split (zero-shot, or with a LoRA adapter): predictions, metrics, plots in a run folder.
 
     \b
@@ -42,6 +43,7 @@ def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, a
       llmrec evaluate --data prepared/ml-100k-tallrec --limit 1000
       llmrec evaluate -d prepared/ml-1m-rella --set history_k=30 --set scoring.batch_size=4
       llmrec evaluate -d prepared/bookcrossing-tallrec --adapter runs/tallrec-movie-256/seed-0
+      llmrec evaluate -d prepared/ml-1m-rella --limit 2000 --engine ray --workers 4
     """
     import json
 
@@ -49,7 +51,7 @@ def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, a
 
     named = {"data": data, "split": split, "model.name": model_name, "template": template, "limit": limit,
              "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir, "adapter": adapter,
-             "merge_adapter": True if merge else None}
+             "merge_adapter": True if merge else None, "engine.kind": engine, "engine.workers": workers}
     config = config_command(EvaluateConfig, config_path, overrides, named, print_config)
     if config is None:
         return

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.llm.settings import ModelConfig
+from llmrec.parallel import EngineSettings
 
 DEFAULT_ITEM_TEMPLATE = (
     "{{ title }}{% if author %} by {{ author }}{% endif %}{% if year %} ({{ year }}){% endif %}"
@@ -53,3 +54,5 @@ class RetrievalConfig(BaseModel):
     block_entries: int = Field(1 << 15, ge=1024, description="similarities computed at once (a block of samples of "
                                "one user; small enough to stay in the CPU cache)")
     overwrite: bool = Field(False, description="replace another prepared folder at `out`")
+    engine: EngineSettings = Field(default_factory=EngineSettings, description="local, or Ray Data workers for the "
+                                   "item encoding (chunks) and SUBR (blocks of samples); the same output")

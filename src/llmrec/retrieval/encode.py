@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from llmrec.errors import ConfigError, DataError, ModelError
 from llmrec.io import atomic_path, file_sha256, write_json
+from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.paths import cache_dir
 from llmrec.retrieval.config import EncoderSettings
 
@@ -104,8 +105,13 @@ def cached_items(items: pd.DataFrame, settings: EncoderSettings, texts: list[str
 
 
 def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None, log: Callable[[str], None] = print,
-                 progress: bool = True) -> ItemVectors:
-    """Raw (un-projected) vectors of every item in ``items``, from the cache when it has them."""
+                 progress: bool = True, engine: EngineSettings | None = None) -> ItemVectors:
+    """Raw (un-projected) vectors of every item in ``items``, from the cache when it has them.
+
+    The items are encoded in chunks of ``settings.chunk_items``, each saved as it finishes (the
+    resume points); ``engine`` (Ray) spreads the chunks over workers that each load the encoder.
+    """
+    engine = engine or EngineSettings()
     ids = items["item"].astype(str).tolist()
     if settings.kind == "file":
         return _read_vector_file(settings.path, ids)
@@ -116,26 +122,37 @@ def encode_items(items: pd.DataFrame, settings: EncoderSettings, *, loaded=None,
     done = folder / "vectors.npy"
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "key.json", key)
-    encode = _llm_encoder(settings, loaded) if settings.kind == "llm" else _st_encoder(settings)
     n_chunks = (len(ids) + settings.chunk_items - 1) // settings.chunk_items
     parts = [folder / f"chunk-{c:05d}.npy" for c in range(n_chunks)]
     finished = sum(min(settings.chunk_items, len(ids) - c * settings.chunk_items) for c, p in enumerate(parts) if p.exists())
     if finished:
         log(f"resuming item encoding: {finished:,} of {len(ids):,} items already in {folder}")
+    pending = [c for c, part in enumerate(parts) if not part.exists()]
+    chunks = [texts[c * settings.chunk_items : (c + 1) * settings.chunk_items] for c in pending]
     with tqdm(total=len(ids), initial=finished, desc="encode items", unit="item", disable=not progress) as bar:
-        for c, part in enumerate(parts):
-            if part.exists():
-                continue
-            lo, hi = c * settings.chunk_items, min(len(ids), (c + 1) * settings.chunk_items)
-            vectors = encode(texts[lo:hi], bar.update)
-            with atomic_path(part) as tmp, open(tmp, "wb") as f:
+        local = engine.kind == "local"
+        make = _encoder_factory(settings, loaded if local else None, bar.update if local else None)
+        for i, vectors in map_tasks(chunks, make, engine):
+            with atomic_path(parts[pending[i]]) as tmp, open(tmp, "wb") as f:
                 np.save(f, vectors.astype(np.float32))
+            if not local:
+                bar.update(len(chunks[i]))
     vectors = np.concatenate([np.load(p) for p in parts]) if parts else np.zeros((0, 0), np.float32)
     with atomic_path(done) as tmp, open(tmp, "wb") as f:
         np.save(f, vectors)
     for p in parts:
         p.unlink(missing_ok=True)
     return ItemVectors(ids, vectors, {**key, "cache": str(folder), "cached": False})
+
+
+def _encoder_factory(settings: EncoderSettings, loaded, advance: Callable[[int], None] | None):
+    """Builds, once per worker, ``texts -> vectors`` (``advance`` reports items as batches finish, locally)."""
+
+    def make():
+        encode = _llm_encoder(settings, loaded) if settings.kind == "llm" else _st_encoder(settings)
+        return lambda texts: encode(texts, advance or (lambda n: None))
+
+    return make
 
 
 def _llm_encoder(settings: EncoderSettings, loaded):

@@ -199,3 +199,20 @@ def subr_reference(seq_rows: np.ndarray, user_start: np.ndarray, sample_user: np
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def concat_retrieved(parts: list[Retrieved]) -> Retrieved:
+    """One :class:`Retrieved` of consecutive blocks of samples (SUBR run on each block separately).
+
+    >>> a = Retrieved(np.array([0, 1]), np.array([3]), np.array([9]))
+    >>> b = Retrieved(np.array([0, 2, 2]), np.array([0, 1]), np.array([5, 4]))
+    >>> concat_retrieved([a, b]).offsets.tolist()
+    [0, 1, 3, 3]
+    """
+    offsets, shift = [np.zeros(1, dtype=np.int64)], 0
+    for part in parts:
+        offsets.append(part.offsets[1:] + shift)
+        shift += int(part.offsets[-1])
+    return Retrieved(np.concatenate(offsets).astype(np.int64), _cat([p.positions for p in parts]),
+                     _cat([p.dots for p in parts]))
+

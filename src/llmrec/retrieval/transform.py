@@ -30,9 +30,10 @@ from tqdm.auto import tqdm
 from llmrec.data.prepared import PreparedData, check_prepared_target
 from llmrec.data.protocols.base import concat_ranges
 from llmrec.errors import DataError
+from llmrec.parallel import map_tasks
 from llmrec.retrieval.config import RetrievalConfig
 from llmrec.retrieval.encode import ItemVectors, encode_items, project
-from llmrec.retrieval.subr import Retrieved, subr_fast
+from llmrec.retrieval.subr import Retrieved, concat_retrieved, subr_fast
 
 HISTORY_COLUMNS = ("history_items", "history_ratings", "history_positions", "history_similarity")
 
@@ -130,6 +131,32 @@ def _with_history(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
     return table
 
 
+def _subr(config: RetrievalConfig, chrono: Chronologies, users: np.ndarray, ends: np.ndarray, vectors: np.ndarray,
+          advance: Callable[[int], None]) -> Retrieved:
+    """SUBR of every sample, here (threads) or on Ray workers (consecutive blocks of samples, merged in order).
+
+    Each sample's retrieval depends only on its own user's chronology, so blocks are independent
+    and the merged result is the one-process result, bit for bit.
+    """
+    settings = dict(dense_max_items=config.dense_max_items, block_entries=config.block_entries)
+    if config.engine.kind == "local":
+        return subr_fast(chrono.rows, chrono.starts, users, ends, vectors, config.k, progress=advance, **settings)
+    cuts = np.linspace(0, len(ends), 4 * config.engine.workers + 1).astype(np.int64)
+    tasks = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    rows, starts, k = chrono.rows, chrono.starts, config.k
+    threads = max(1, int(config.engine.cpus_per_worker))
+
+    def make():
+        return lambda span: subr_fast(rows, starts, users[span[0] : span[1]], ends[span[0] : span[1]], vectors, k,
+                                      threads=threads, **settings)
+
+    parts: dict[int, Retrieved] = {}
+    for i, got in map_tasks(tasks, make, config.engine):
+        parts[i] = got
+        advance(tasks[i][1] - tasks[i][0])
+    return concat_retrieved([parts[i] for i in range(len(tasks))])
+
+
 def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None] = print,
              progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Write the SUBR version of ``config.data`` to ``config.out``; returns the folder and the summary.
@@ -141,7 +168,7 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
     check_prepared_target(config.out, source.dataset, source.protocol, config.overwrite, sources=[config.data])
 
     t0 = time.perf_counter()
-    raw = encode_items(source.items, config.encoder, loaded=loaded, log=log, progress=progress)
+    raw = encode_items(source.items, config.encoder, loaded=loaded, log=log, progress=progress, engine=config.engine)
     encode_s = time.perf_counter() - t0
     vectors, projection = project(raw.vectors, config.encoder.pca_dim)
     item_vectors = ItemVectors(raw.ids, vectors, raw.info)
@@ -151,8 +178,7 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
 
     t1 = time.perf_counter()
     with tqdm(total=len(ends), desc=f"SUBR K={config.k}", unit="sample", disable=not progress) as bar:
-        got = subr_fast(chrono.rows, chrono.starts, users, ends, vectors, config.k,
-                        dense_max_items=config.dense_max_items, block_entries=config.block_entries, progress=bar.update)
+        got = _subr(config, chrono, users, ends, vectors, bar.update)
     subr_s = time.perf_counter() - t1
 
     splits = {}

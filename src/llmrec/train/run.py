@@ -208,6 +208,10 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
     config.check_template()
     if model:
         check_model(config.model, train=True)
+        if config.optim.mixed_precision in ("fp16", "bf16"):
+            from llmrec.llm.hf import resolve_device
+
+            mixed_precision(config.optim, resolve_device(config.model.device), None)
     return prepared, table, hashes
 
 
