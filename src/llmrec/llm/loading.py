@@ -59,7 +59,8 @@ def load_model(config: ModelConfig | None = None, *, adapter: str | Path | None 
     backend = check_model(config, adapter)
     loaded = backend.load(config)
     if adapter is not None:
-        loaded = apply_adapter(loaded, adapter, merge=merge or config.quantize != "none")
+        apply = backend.apply_adapter or apply_adapter
+        loaded = apply(loaded, adapter, merge=merge or config.quantize != "none")
     if config.quantize == "int8":
         from llmrec.llm.quantize import quantize_int8
 

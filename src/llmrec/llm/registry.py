@@ -9,7 +9,7 @@ int8). Everything else asks the registry instead of comparing backend names::
 
 >>> from llmrec.llm import BACKENDS
 >>> sorted(BACKENDS)
-['llama.cpp', 'transformers']
+['llama.cpp', 'transformers', 'vllm']
 >>> get_backend("transformers").trainable
 True
 """
@@ -37,6 +37,7 @@ class Backend:
     int8: bool = False  # model.quantize=int8
     check: Callable[[Any], None] | None = None  # ModelConfig -> raises: extra not installed, no device, no model file
     generator: Callable[..., Any] | None = None  # (LoadedModel, GenerationConfig) -> Generator (text generation)
+    apply_adapter: Callable[..., Any] | None = None  # (LoadedModel, folder, merge) -> LoadedModel; None: peft's
 
 
 BACKENDS: dict[str, Backend] = {}

@@ -23,7 +23,8 @@ class ModelConfig(BaseModel):
     revision: str | None = None
     trust_remote_code: bool = False
     cache_converted: bool = Field(True, description="save de-quantized GGUF models as HF folders for fast reloads")
-    backend: str = Field("transformers", description="a registered backend: transformers, llama.cpp "
+    backend: str = Field("transformers", description="a registered backend: transformers, vllm (GPUs, own "
+                         "environment: pip install -e .[vllm]), llama.cpp "
                          "(GGUF weights run directly, faster on CPU; pip install 'llmrec[llamacpp]')")
     n_ctx: int = Field(2048, ge=128, description="llama.cpp context size")
     quantize: Literal["none", "int8"] = Field("none", description="int8: W8A8 decoder linears via torchao (CPU speed-up)")
