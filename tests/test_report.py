@@ -92,6 +92,18 @@ def test_report_markdown_has_every_row_with_uncertainty_and_the_papers(tmp_path,
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained, static
 
 
+def test_a_copied_experiment_folder_keeps_its_rows(tmp_path, folders):
+    """table.json records the paths the runs were written at; a copy elsewhere (results kept in a repository,
+    only metrics and configs) still reports every row, from the copy."""
+    ctr, _, _ = folders
+    kept = tmp_path / "results" / "tallrec"
+    shutil.copytree(ctr, kept, ignore=shutil.ignore_patterns("*.parquet"))
+    shutil.rmtree(ctr)
+    build_report([kept], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| zeroshot | 1 | 0.4500 [0.420, 0.480] |" in md and "| lora-64 | 2 | 0.7500 ± 0.0141 |" in md
+
+
 def test_report_refuses_folders_that_hold_no_results(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an experiment folder"):

@@ -74,12 +74,25 @@ def _run_metrics(folder: Path) -> dict[str, Any]:
     return load_metrics(folder)["metrics"]
 
 
+def _moved(run: Path, folder: Path, row: str) -> Path:
+    """A recorded run folder, or the same run inside ``folder`` when the experiment folder was moved or copied
+    (``table.json`` records the paths it was written with, e.g. ``runs/x/din/seed-0`` -> ``FOLDER/din/seed-0``).
+
+    >>> str(_moved(Path("/nowhere/runs/x/din/seed-0"), Path("results/x"), "din"))
+    'results/x/din/seed-0'
+    """
+    if (run / "metrics.json").exists() or row not in run.parts:
+        return run
+    at = len(run.parts) - 1 - run.parts[::-1].index(row)
+    return folder.joinpath(*run.parts[at:])
+
+
 def experiment_section(folder: Path) -> Section:
     """A section from an experiment's output folder (its ``table.json``)."""
     table = json.loads((folder / "table.json").read_text())
     rows = []
     for name, entry in table["rows"].items():
-        runs = [Path(f) for f in entry.get("folders", [])]
+        runs = [_moved(Path(f), folder, name) for f in entry.get("folders", [])]
         if not runs:  # tables from before the folders were recorded
             base = folder / name
             runs = [base] if (base / "metrics.json").exists() else sorted(base.glob("seed-*"))
