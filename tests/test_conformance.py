@@ -62,6 +62,18 @@ class TestLlamaCppScorerBookkeeping(ScorerConformance):
         return LlamaCppScorer(FakeLlama(n_ctx=256), ANSWER)
 
 
+class TestVllmScorerStandIn(ScorerConformance):
+    """The vLLM scorer over a stand-in engine with vLLM's log-prob semantics; the real one is tested on a GPU."""
+
+    backend = "vllm"
+
+    def make_scorer(self):
+        from llmrec.llm.vllm import VllmModel, VllmScorer
+        from tests.test_vllm_backend import StandInLLM
+
+        return VllmScorer(VllmModel(StandInLLM(tiny_llama(vocab=16))), ANSWER, batch_size=4)
+
+
 CONFORMING_BACKENDS = {c.backend for c in ScorerConformance.__subclasses__()}
 CONFORMING_PROTOCOLS = {c.protocol for c in ProtocolConformance.__subclasses__()}
 

@@ -18,7 +18,6 @@ import torch
 from llmrec.errors import ModelError
 from llmrec.llm import AnswerTokens, EncodedPrompt, GenerationConfig, ScoringConfig, YesNoScorer
 from llmrec.llm.vllm import VllmGenerator, VllmModel, VllmScorer
-from tests.conformance import ScorerConformance
 from tests.tiny_models import random_prompts, tiny_llama
 
 ANSWER = AnswerTokens(yes_id=5, no_id=6, yes_text="Yes", no_text="No")
@@ -51,13 +50,6 @@ class StandInLLM:
             step = {t: SimpleNamespace(logprob=float(logprobs[t])) for t in top}
             outputs.append(SimpleNamespace(outputs=[SimpleNamespace(text="", token_ids=[top[0]], logprobs=[step])]))
         return outputs
-
-
-class TestVllmScorerStandIn(ScorerConformance):
-    backend = "vllm"
-
-    def make_scorer(self):
-        return VllmScorer(VllmModel(StandInLLM(tiny_llama(vocab=16))), ANSWER, batch_size=4)
 
 
 def test_scores_equal_the_transformers_scorer_on_the_same_prompts():
