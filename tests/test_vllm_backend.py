@@ -45,6 +45,12 @@ class StandInLLM:
                 allowed = params["allowed_token_ids"]
                 masked[allowed] = logits[allowed]
                 logits = masked
+            if self.mode == "processed_logprobs":  # top-p after the mask; unset = the model's default (Gemma 3: .95)
+                probs = torch.softmax(logits, -1)
+                order = torch.argsort(probs, descending=True)
+                before = torch.cumsum(probs[order], 0) - probs[order]
+                logits = logits.clone()
+                logits[order[before >= params.get("top_p", 0.95)]] = float("-inf")
             logprobs = torch.log_softmax(logits, -1)
             top = torch.topk(logprobs, params["logprobs"]).indices.tolist()
             step = {t: SimpleNamespace(logprob=float(logprobs[t])) for t in top}
@@ -62,7 +68,19 @@ def test_scores_equal_the_transformers_scorer_on_the_same_prompts():
     assert [n for n, _, _ in engine.calls] == [5, 5, 3]
     params = engine.calls[0][1]
     assert params["allowed_token_ids"] == [5, 6] and params["logprobs"] == 2 and params["max_tokens"] == 1
+    assert params["top_p"] == 1.0 and params["top_k"] == -1 and params["min_p"] == 0.0
     assert all(lora == "adapter-request" for _, _, lora in engine.calls)  # the adapter goes with every request
+
+
+def test_a_confident_answer_keeps_the_other_answers_logprob():
+    """With P(yes) > .95 a top-p of .95 (Gemma 3's default) would mask "No" out: the scorer turns top-p off."""
+    model = tiny_llama(vocab=16)
+    model.lm_head.register_forward_hook(lambda m, i, out: out + 12.0 * (torch.arange(16) == 5))
+    prompts = random_prompts(5, vocab=16, seed=6)
+    expected = YesNoScorer(model, ANSWER, ScoringConfig(head="full")).score(prompts)
+    assert expected.min() > 0.99
+    got = VllmScorer(VllmModel(StandInLLM(model)), ANSWER).score(prompts)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_raw_logprobs_without_an_answer_token_are_an_error_not_a_guess():

@@ -17,7 +17,10 @@ logits processors, vLLM >= 0.10.2) and each prompt asks for one token with
 to -inf, the returned log-probs are then normalised over the two answers, and
 ``P(yes) = exp(lp_yes) / (exp(lp_yes) + exp(lp_no))`` is exactly the two-way softmax (Gemma's
 soft-capping is applied inside vLLM's logits processor). Temperature 1 keeps the processed
-log-probs unscaled (the sampled token itself is not used). Prompts go in as token ids
+log-probs unscaled (the sampled token itself is not used), and top-k / top-p / min-p are switched
+off explicitly while the engine ignores the model's ``generation_config.json``
+(``generation_config="vllm"``): Gemma 3's own ``top_p: 0.95`` would otherwise mask the less likely
+answer out whenever the other one has more than 95% of the mass. Prompts go in as token ids
 (``TokensPrompt``), so vLLM sees the very tokens the renderer made, and vLLM's automatic prefix
 caching reuses a shared context across candidates. A missing answer log-prob is an error, never
 a silent 0.5.
@@ -102,7 +105,7 @@ def load_vllm(config: ModelConfig) -> LoadedModel:
         llm = LLM(model=path, tokenizer=path, dtype=dtype, revision=config.revision, seed=0,
                   trust_remote_code=config.trust_remote_code, enable_prefix_caching=True,
                   logprobs_mode="processed_logprobs", max_logprobs=2, enable_lora=True, max_lora_rank=MAX_LORA_RANK,
-                  max_model_len=config.n_ctx)
+                  max_model_len=config.n_ctx, generation_config="vllm")
     except (OSError, ValueError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"vLLM cannot load {config.name!r}: {first}") from None
@@ -152,8 +155,9 @@ class VllmScorer:
         self.model = model
         self.answer = answer
         self.batch_size = batch_size
-        self.params = _sampling_params(max_tokens=1, temperature=1.0, logprobs=2, seed=0,
-                                       allowed_token_ids=[answer.yes_id, answer.no_id])
+        # top-k / top-p off: a model's own defaults (Gemma 3: top_p 0.95) would mask an unlikely answer out
+        self.params = _sampling_params(max_tokens=1, temperature=1.0, top_p=1.0, top_k=-1, min_p=0.0, logprobs=2,
+                                       seed=0, allowed_token_ids=[answer.yes_id, answer.no_id])
 
     @classmethod
     def for_loaded(cls, loaded: LoadedModel, answer: AnswerTokens, config=None) -> VllmScorer:
