@@ -117,11 +117,10 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     table = prepared.split(config.split)
     rows_idx = select_rows(table, config.limit, config.sample_seed)
     protocol, dataset = prepared.protocol, prepared.dataset
-    run_path = config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split)
-    run_path = main_first(lambda: run_path)  # one folder name for every process under a launcher
-    run, finished = main_first(lambda: RunDir.open(run_path, config.model_dump(mode="json"),
-                                                   config.identity(prepared.fingerprint()), resume=config.resume,
-                                                   log=log))
+    # the main process names, creates or checks the folder; under a launcher the others get the same RunDir
+    run, finished = main_first(lambda: RunDir.open(
+        config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
+        config.model_dump(mode="json"), config.identity(prepared.fingerprint()), resume=config.resume, log=log))
     if finished is not None:
         return run.path, finished
 
@@ -146,7 +145,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     pending = [r for r in rows if _keys(r, ranking)[0] not in done or _keys(r, ranking)[-1] not in done]
     if done:
         log(f"resuming {run.path}: {len(done)} of {total} prompts already scored")
-    # under a launcher each process scores every size-th row of a chunk and the main process writes them all;
+    # under a launcher each process scores its block of every chunk and the main process writes them all;
     # a model with sharded parameters (ZeRO-3, FSDP) runs its forwards in lockstep, so every process scores all
     w = world()
     spread = w.size if w.size > 1 and not (hasattr(loaded.model, "modules") and sharding(loaded.model)) else 1
@@ -162,18 +161,19 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
             bar.update(len(records))
             scored_now += len(records)
             token_count += sum(r["tokens"] for r in records)
-    for start in range(0, len(pending) if config.engine.kind == "local" else 0, step * spread):
-        chunk = pending[start : start + step * spread]
-        mine = shard(chunk, w) if spread > 1 else chunk
-        records = _score_rows(mine, render, scorer, ranking, bar.update)
-        if spread > 1:
-            parts = gather(records)
-            bar.update(sum(map(len, parts)) - len(records))
-            records = [r for part in parts for r in part]
-        if w.main:
-            run.append(records)
-        scored_now += len(records)
-        token_count += sum(r["tokens"] for r in records)
+    else:
+        for start in range(0, len(pending), step * spread):
+            chunk = pending[start : start + step * spread]
+            mine = shard(chunk, w) if spread > 1 else chunk
+            records = _score_rows(mine, render, scorer, ranking, bar.update)
+            if spread > 1:
+                parts = gather(records)
+                bar.update(sum(map(len, parts)) - len(records))
+                records = [r for part in parts for r in part]
+            if w.main:
+                run.append(records)
+            scored_now += len(records)
+            token_count += sum(r["tokens"] for r in records)
     bar.close()
     elapsed = time.perf_counter() - t0
     barrier()

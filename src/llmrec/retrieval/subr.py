@@ -215,4 +215,3 @@ def concat_retrieved(parts: list[Retrieved]) -> Retrieved:
         shift += int(part.offsets[-1])
     return Retrieved(np.concatenate(offsets).astype(np.int64), _cat([p.positions for p in parts]),
                      _cat([p.dots for p in parts]))
-

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmrec.distributed import world
+from llmrec.distributed import barrier, world
 from llmrec.io import atomic_directory
 from llmrec.llm import sharding
 
@@ -40,10 +40,12 @@ def save_adapter(model, folder: Path, accelerator=None) -> None:
     """Save the LoRA adapter of ``model`` into ``folder`` (atomically) from the main process.
 
     With sharded parameters (ZeRO-3, FSDP) every process takes part in gathering the state dict
-    (accelerate's ``get_state_dict``), then the main process writes it. Call it on every process.
+    (accelerate's ``get_state_dict``), then the main process writes it. Call it on every process;
+    it returns when the adapter is on disk for all of them.
     """
     state = accelerator.get_state_dict(model) if accelerator is not None and sharding(model) else None
     if world().main:
         with atomic_directory(folder) as tmp:
             unwrapped = accelerator.unwrap_model(model) if accelerator is not None else model
             unwrapped.save_pretrained(tmp, state_dict=state)
+    barrier()

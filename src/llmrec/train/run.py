@@ -240,10 +240,8 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     """
     prepared, table, hashes = check_train(config, model=loaded is None)
     n = config.train_samples or table.num_rows
-    path = main_first(lambda: config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset,
-                                                                                   prepared.protocol, str(n)))
-
-    def open_run():  # the main process creates (or checks) the folder; under a launcher the others only read it
+    def open_run():  # the main process names, creates or checks the folder; under a launcher the others only read it
+        path = config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset, prepared.protocol, str(n))
         opened = RunDir.open(path, config.model_dump(mode="json"), config.identity(hashes), resume=config.resume,
                              log=log)
         if opened[1] is None and not config.resume:
@@ -311,9 +309,9 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
         if world().main:
             with atomic_directory(run.path / "adapter") as tmp:
                 shutil.copytree(chosen, tmp, dirs_exist_ok=True)
+        barrier()
     else:
         save_adapter(model, run.path / "adapter", trainer.accelerator)
-    barrier()
     sharded = sharding(model)
     if chosen is not None and not sharded:
         from peft import load_peft_weights, set_peft_model_state_dict
@@ -393,7 +391,6 @@ def _base_adapter(model, tok, config: TrainConfig, path: Path, precision: str | 
     resume = main_first(lambda: last_checkpoint(path / "instruction" / "checkpoints", log)) if config.resume else None
     trainer.train(resume_from_checkpoint=resume)
     save_adapter(trainer.model, done, trainer.accelerator)
-    barrier()
     return trainer.model
 
 
