@@ -159,6 +159,25 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | None = None) -> str:
+    """One table cell: mean ± std over several runs, or one run's value with its 95% bootstrap interval.
+
+    >>> metric_cell([0.71, 0.73])
+    '0.7200 ± 0.0141'
+    >>> metric_cell([0.7232], (0.70184, 0.74521))
+    '0.7232 [0.702, 0.745]'
+    >>> metric_cell([])
+    '-'
+    """
+    if not values:
+        return "-"
+    if len(values) > 1:
+        import statistics
+
+        return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+    return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and len(ci) == 2 else f"{values[0]:.4f}"
+
+
 def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     """A plain-text table of the metrics of several run folders: value [95% bootstrap interval] for
     one run, mean ± std over seeds for a ``--seeds`` folder.

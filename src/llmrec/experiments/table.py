@@ -38,6 +38,7 @@ import numpy as np
 
 from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
 from llmrec.io import write_json, write_text
+from llmrec.runs import metric_cell
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
@@ -81,29 +82,28 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
     from llmrec.runs import load_metrics
 
     paper_metrics = suite.paper.metrics() if suite.paper else []
-    head = ["row", "runs", *[f"{m} (mean ± std)" for m in suite.metrics]]
+    head = ["row", "runs", *suite.metrics]
     head += [f"{suite.paper.label} {m}" for m in paper_metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in (r for r in suite.rows if r.in_table):
         folders = _row_runs(out, row)
         found = [load_metrics(f)["metrics"] for f in folders]
+        intervals = found[0].get("ci95") if len(found) == 1 and isinstance(found[0].get("ci95"), dict) else {}
         entry: dict[str, Any] = {"runs": len(found), "kind": row.kind, "folders": [str(f) for f in folders]}
         cells = [row.name, str(len(found))]
         for m in suite.metrics:
             values = [float(f[m]) for f in found if m in f]
             if values:
-                mean = float(np.mean(values))
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                entry[m] = {"mean": mean, "std": std, "values": values}
-                cells.append(f"{mean:.4f} ± {std:.4f}" if len(values) > 1 else f"{mean:.4f}")
-            else:
-                cells.append("-")
+                entry[m] = {"mean": float(np.mean(values)), "std": std, "values": values}
+            cells.append(metric_cell(values, intervals.get(m)))
         if suite.paper:
             entry["paper"] = suite.paper.for_row(row.name)
             cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
-    text = f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n"
+    text = (f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n\n"
+            "Mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high].\n")
     table["curves"] = _write_curves(suite, table["rows"], out)
     if table["curves"]:
         text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"

@@ -9,11 +9,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from llmrec.io import write_text
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Row, Section, collect, ranking_by_k
+from llmrec.runs import metric_cell
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
@@ -34,13 +33,7 @@ figcaption { font-size: 0.8em; color: #5b6573; }
 
 
 def _cell(row: Row, metric: str) -> str:
-    values = row.values(metric)
-    if not values:
-        return "-"
-    if len(values) > 1:
-        return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
-    ci = row.interval(metric)
-    return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{values[0]:.4f}"
+    return metric_cell(row.values(metric), row.interval(metric))
 
 
 def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
