@@ -101,6 +101,10 @@ def test_real_llamacpp_close_to_float32():
     answer = AnswerTokens.for_prompt_end(tok, "Answer:")
     a = YesNoScorer(fp32.model, answer).score(prompts)
     b = LlamaCppScorer(cpp.model, answer).score(prompts)
+    from llmrec.llm import load_tokenizer
+
+    light = load_tokenizer(ModelConfig(backend="llama.cpp"))
+    assert light.model is None and light.max_context == cpp.max_context == 2048
     assert cpp.max_context == 2048 and b.dtype == np.float64 and b.shape == (len(prompts),)
     assert not np.allclose(b, b[0])  # prompt-dependent scores
     diff = np.abs(a - b)

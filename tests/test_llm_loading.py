@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from llmrec.errors import ModelError
-from llmrec.llm import AnswerTokens, ModelConfig, load_model
+from llmrec.llm import AnswerTokens, ModelConfig, load_model, load_tokenizer
 from llmrec.llm.answers import AnswerTokenError
 from llmrec.llm.gguf import locate_gguf as _locate_gguf
 from llmrec.llm.hf import resolve_device, resolve_dtype
@@ -28,6 +28,22 @@ def test_load_local_folder(tmp_path):
         out = eager.model(ids, output_attentions=True)
     assert len(out.attentions) == tiny.model.config.num_hidden_layers
     torch.testing.assert_close(out.logits, tiny.model(ids).logits, atol=1e-5, rtol=1e-4)
+
+
+def test_tokenizer_only_load_matches_the_full_load(tmp_path):
+    """A driver that only renders prompts (``--engine ray``) loads the tokenizer and context window, no weights."""
+    tiny = tiny_loaded("llama")
+    tiny.model.save_pretrained(tmp_path / "m")
+    tiny.tokenizer.save_pretrained(tmp_path / "m")
+    config = ModelConfig(name=str(tmp_path / "m"), device="cpu")
+    full, light = load_model(config), load_tokenizer(config)
+    assert light.model is None and "tokenizer only" in light.source
+    assert light.max_context == full.max_context == tiny.model.config.max_position_embeddings
+    text = "The user liked Heat and disliked Cats. Answer:"
+    assert light.tokenizer(text)["input_ids"] == full.tokenizer(text)["input_ids"]
+    assert light.tokenizer.pad_token_id == full.tokenizer.pad_token_id
+    with pytest.raises(ModelError, match="model not found"):  # the same checks as a full load
+        load_tokenizer(ModelConfig(name=str(tmp_path / "absent"), device="cpu"))
 
 
 def test_load_errors(tmp_path):

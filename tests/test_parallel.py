@@ -88,4 +88,5 @@ def test_ray_scoring_gives_the_local_predictions(tmp_path, tiny_ml1m, tiny_model
     assert a["sample_id"].tolist() == b["sample_id"].tolist()
     np.testing.assert_allclose(a["score"], b["score"], atol=1e-6)
     assert result["run"]["engine"] == {"kind": "ray", "workers": 2}
+    assert result["run"]["device"] == "ray workers" and "tokenizer only" in result["run"]["model"]  # no model here
     assert not (tmp_path / "ray" / "predictions.partial.jsonl").exists()

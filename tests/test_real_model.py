@@ -7,7 +7,7 @@ import torch
 
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.evaluate import EvaluateConfig, evaluate
-from llmrec.llm import AnswerTokens, EncodedPrompt, ModelConfig, ScoringConfig, YesNoScorer, load_model
+from llmrec.llm import AnswerTokens, EncodedPrompt, ModelConfig, ScoringConfig, YesNoScorer, load_model, load_tokenizer
 from tests.conftest import require_default_model
 
 pytestmark = pytest.mark.shared_data
@@ -26,6 +26,14 @@ def test_default_model_answer_tokens(gemma):
     assert (tallrec.yes_text, tallrec.no_text) == ("Yes", "No")
     assert (rella.yes_text, rella.no_text) == (" Yes", " No")
     assert len({tallrec.yes_id, tallrec.no_id, rella.yes_id, rella.no_id}) == 4
+    light = load_tokenizer(ModelConfig(device="cpu"))  # the GGUF's tokenizer without the weights
+    assert light.model is None and light.max_context == gemma.max_context
+    text = "Will the user like Toy Story (1995)? Answer:"
+    assert light.tokenizer(text)["input_ids"] == tok(text)["input_ids"]
+    from llmrec.llm.llamacpp import load_llamacpp_tokenizer  # needs transformers only, not llama-cpp-python
+
+    cpp = load_llamacpp_tokenizer(ModelConfig(backend="llama.cpp", n_ctx=1024))
+    assert cpp.max_context == 1024 and cpp.tokenizer(text)["input_ids"] == tok(text)["input_ids"]
 
 
 def test_zero_shot_tallrec_on_real_ml100k(tmp_path, shared_data, gemma):

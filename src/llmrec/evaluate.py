@@ -30,6 +30,7 @@ from llmrec.llm import (
     ScoringConfig,
     check_model,
     load_model,
+    load_tokenizer,
     make_scorer,
     sharding,
 )
@@ -125,7 +126,9 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         return run.path, finished
 
     t_load = time.perf_counter()
-    if loaded is None:
+    if loaded is None and config.engine.kind != "local":  # the workers load the model; here it renders prompts
+        loaded = load_tokenizer(config.model, adapter=config.adapter)
+    elif loaded is None:
         loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
     load_s = time.perf_counter() - t_load
     tok = loaded.tokenizer
@@ -137,7 +140,8 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
                                                  renderer.max_tokens, renderer.render)
 
     answer = AnswerTokens.for_renderer(renderer, rows[0])
-    scorer = scorer or make_scorer(loaded, answer, config.scoring)
+    if config.engine.kind == "local":
+        scorer = scorer or make_scorer(loaded, answer, config.scoring)
 
     done = run.done()
     per_row = len(rows[0]["candidates"]) if ranking else 1
@@ -180,7 +184,8 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
 
     done = run.done()
     facts = {
-        "model": loaded.source, "adapter": config.adapter, "device": str(loaded.device), "dtype": str(loaded.dtype).removeprefix("torch."),
+        "model": loaded.source, "adapter": config.adapter, "device": str(loaded.device or f"{config.engine.kind} workers"),
+        "dtype": str(loaded.dtype or config.model.dtype).removeprefix("torch."),
         "template": template.name, "chat_template": chat, "answer_tokens": [answer.yes_text, answer.no_text],
         "history_k": history_k, "max_prompt_tokens": budget, "samples": len(rows), "prompts": total,
         "mean_prompt_tokens": float(np.mean([done[k]["tokens"] for k in done])),

@@ -10,7 +10,7 @@ from llmrec.errors import ModelError
 from llmrec.llm.adapters import adapter_dir, apply_adapter, check_adapter
 from llmrec.llm.answers import AnswerTokens
 from llmrec.llm.generation import GenerationConfig, Generator, TextGenerator, make_generator
-from llmrec.llm.loading import check_model, load_model, make_scorer
+from llmrec.llm.loading import check_model, load_model, load_tokenizer, make_scorer
 from llmrec.llm.registry import BACKENDS, Backend, get_backend, register_backend
 from llmrec.llm.scoring import YesNoScorer
 from llmrec.llm.settings import ModelConfig, ScoringConfig
@@ -37,6 +37,7 @@ __all__ = [
     "check_model",
     "get_backend",
     "load_model",
+    "load_tokenizer",
     "make_generator",
     "make_scorer",
     "register_backend",

@@ -9,8 +9,8 @@
 from __future__ import annotations
 
 from llmrec.llm.generation import TextGenerator
-from llmrec.llm.hf import check_transformers, load_transformers
-from llmrec.llm.llamacpp import LlamaCppScorer, check_llamacpp, load_llamacpp
+from llmrec.llm.hf import check_transformers, load_transformers, load_transformers_tokenizer
+from llmrec.llm.llamacpp import LlamaCppScorer, check_llamacpp, load_llamacpp, load_llamacpp_tokenizer
 from llmrec.llm.registry import Backend, register_backend
 from llmrec.llm.scoring import YesNoScorer
 from llmrec.llm.vllm import VllmGenerator, VllmScorer, apply_vllm_adapter, check_vllm, load_vllm
@@ -18,11 +18,11 @@ from llmrec.llm.vllm import VllmGenerator, VllmScorer, apply_vllm_adapter, check
 TRANSFORMERS = register_backend(Backend(
     "transformers", load=load_transformers, scorer=YesNoScorer.for_loaded,
     description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True, check=check_transformers,
-    generator=TextGenerator.for_loaded))
+    generator=TextGenerator.for_loaded, tokenizer=load_transformers_tokenizer))
 LLAMACPP = register_backend(Backend(
     "llama.cpp", load=load_llamacpp, scorer=LlamaCppScorer.for_loaded,
     description="llama.cpp (GGUF weights run directly; pip install 'llmrec[llamacpp]')",
-    check=check_llamacpp))
+    check=check_llamacpp, tokenizer=load_llamacpp_tokenizer))
 VLLM = register_backend(Backend(
     "vllm", load=load_vllm, scorer=VllmScorer.for_loaded,
     description="vLLM on GPUs (its own environment: pip install -e '.[vllm]'; docs/distributed.md)",

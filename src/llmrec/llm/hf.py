@@ -12,6 +12,7 @@ it (float16 otherwise). A device that is not there fails at once, before any con
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -24,7 +25,7 @@ from llmrec.errors import ModelError
 from llmrec.io import atomic_directory, file_sha256, write_json
 from llmrec.llm.gguf import converted_dir, locate_gguf
 from llmrec.llm.settings import ModelConfig
-from llmrec.llm.types import LoadedModel
+from llmrec.llm.types import LoadedModel, config_window
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +165,68 @@ def load_transformers(config: ModelConfig) -> LoadedModel:
                     model.set_attn_implementation(config.attn_implementation)
                 return _finish(model, tok, device, dtype, str(gguf))
     else:
-        local = Path(config.name).expanduser()
-        path = str(local) if local.exists() else config.name
+        path, extra = _hub_or_folder(config)
         source = path
-        if config.revision:
-            extra["revision"] = config.revision
-        if not local.exists() and not hub_reachable():
-            extra["local_files_only"] = True  # offline: look in the local cache only, fail fast
     attn = {"attn_implementation": config.attn_implementation} if config.attn_implementation else {}
-    try:
+    with _load_errors(config, extra):
         tok = AutoTokenizer.from_pretrained(path, **kwargs, **extra)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs, **extra, **attn)
+    return _finish(model, tok, device, dtype, source)
+
+
+def load_transformers_tokenizer(config: ModelConfig) -> LoadedModel:
+    """The tokenizer and context window of ``config``'s model, without its weights (``model`` is None).
+
+    For a process that only renders prompts while workers load the model (``--engine ray``). A
+    GGUF model's tokenizer comes from its de-quantized copy when one is cached, else from the file.
+    """
+    gguf = check_model_name(config)
+    from transformers import AutoConfig, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if gguf is not None:
+        cached = [d for d in (converted_dir(gguf, dt) for dt in _torch_dtypes()) if (d / "config.json").exists()]
+        path, extra = (str(cached[0]), {}) if cached else (str(gguf.parent), {"gguf_file": gguf.name})
+        source = str(gguf)
+    else:
+        path, extra = _hub_or_folder(config)
+        source = path
+    with _load_errors(config, extra):
+        tok = AutoTokenizer.from_pretrained(path, **kwargs, **extra)
+        window = config_window(AutoConfig.from_pretrained(path, **kwargs, **extra))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return LoadedModel(model=None, tokenizer=tok, device=None, dtype=None, source=f"{source} (tokenizer only)",
+                       context_window=window)
+
+
+def _torch_dtypes() -> list[Any]:
+    import torch
+
+    return [torch.float32, torch.bfloat16, torch.float16]
+
+
+def _hub_or_folder(config: ModelConfig) -> tuple[str, dict[str, Any]]:
+    """What ``from_pretrained`` loads for a folder or hub id, and its keyword arguments (revision; offline:
+    the local cache only, so that a missing model fails fast)."""
+    local = Path(config.name).expanduser()
+    extra: dict[str, Any] = {}
+    if config.revision:
+        extra["revision"] = config.revision
+    if not local.exists() and not hub_reachable():
+        extra["local_files_only"] = True
+    return (str(local) if local.exists() else config.name), extra
+
+
+@contextlib.contextmanager
+def _load_errors(config: ModelConfig, extra: dict[str, Any]):
+    """A transformers load failure as one ModelError line."""
+    try:
+        yield
     except (OSError, ValueError) as exc:
         offline = " (the hub is unreachable and it is not in the local cache)" if extra.get("local_files_only") else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model {config.name!r}{offline}: {first}") from None
-    return _finish(model, tok, device, dtype, source)
 
 
 def _drop_quantizer(model) -> None:

@@ -59,6 +59,20 @@ def load_llamacpp(config: ModelConfig) -> LoadedModel:
         raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
     check_installed()
     import torch
+
+    tok = load_llamacpp_tokenizer(config).tokenizer
+    llm = open_gguf(str(gguf), n_ctx=config.n_ctx)
+    return LoadedModel(model=llm, tokenizer=tok, device=torch.device("cpu"), dtype="gguf", source=f"{gguf} (llama.cpp)",
+                       backend="llama.cpp")
+
+
+def load_llamacpp_tokenizer(config: ModelConfig) -> LoadedModel:
+    """The GGUF model's tokenizer (from transformers: the same vocabulary) and the llama.cpp context
+    (``model.n_ctx``), without loading the weights."""
+    gguf = locate_gguf(config.name, config.gguf_file)
+    if gguf is None:
+        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+    import torch
     from transformers import AutoTokenizer
 
     converted = converted_dir(gguf, torch.float32)
@@ -69,9 +83,8 @@ def load_llamacpp(config: ModelConfig) -> LoadedModel:
                                             trust_remote_code=config.trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    llm = open_gguf(str(gguf), n_ctx=config.n_ctx)
-    return LoadedModel(model=llm, tokenizer=tok, device=torch.device("cpu"), dtype="gguf", source=f"{gguf} (llama.cpp)",
-                       backend="llama.cpp")
+    return LoadedModel(model=None, tokenizer=tok, device=None, dtype=None, source=f"{gguf} (llama.cpp, tokenizer only)",
+                       backend="llama.cpp", context_window=config.n_ctx)
 
 
 def check_llamacpp(config: ModelConfig | None = None) -> None:

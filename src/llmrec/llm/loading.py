@@ -69,6 +69,17 @@ def load_model(config: ModelConfig | None = None, *, adapter: str | Path | None 
     return loaded
 
 
+def load_tokenizer(config: ModelConfig | None = None, *, adapter: str | Path | None = None) -> LoadedModel:
+    """The tokenizer and context window of a model choice without its weights (``model`` is None), for a
+    process that only renders prompts while workers load the model; a backend that cannot (vLLM) loads it all.
+
+    The same checks as :func:`load_model` run first (backend, device, model file, adapter).
+    """
+    config = config or ModelConfig()
+    backend = check_model(config, adapter)
+    return backend.tokenizer(config) if backend.tokenizer else load_model(config, adapter=adapter)
+
+
 def make_scorer(loaded: LoadedModel, answer: AnswerTokens, config: ScoringConfig | None = None) -> Scorer:
     """The scorer of the loaded model's backend."""
     return get_backend(loaded.backend).scorer(loaded, answer, config or ScoringConfig())

@@ -38,6 +38,7 @@ class Backend:
     check: Callable[[Any], None] | None = None  # ModelConfig -> raises: extra not installed, no device, no model file
     generator: Callable[..., Any] | None = None  # (LoadedModel, GenerationConfig) -> Generator (text generation)
     apply_adapter: Callable[..., Any] | None = None  # (LoadedModel, folder, merge) -> LoadedModel; None: peft's
+    tokenizer: Callable[[Any], LoadedModel] | None = None  # ModelConfig -> tokenizer + context window, no weights
 
 
 BACKENDS: dict[str, Backend] = {}

@@ -52,16 +52,28 @@ class LoadedModel:
     dtype: Any
     source: str
     backend: str = "transformers"
+    context_window: int | None = None  # set where only the tokenizer was loaded (model None)
 
     @property
     def max_context(self) -> int | None:
         """The longest prompt the model takes (tokens), when it says."""
+        if self.context_window:
+            return self.context_window
         n_ctx = getattr(self.model, "n_ctx", None)
         if callable(n_ctx):
             return int(n_ctx())
-        cfg = getattr(self.model, "config", None)
-        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(cfg, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
+        return config_window(getattr(self.model, "config", None))
+
+
+def config_window(cfg: Any) -> int | None:
+    """The context window a transformers model config states (None when it states none).
+
+    >>> from types import SimpleNamespace
+    >>> config_window(SimpleNamespace(max_position_embeddings=32768)), config_window(None)
+    (32768, None)
+    """
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
