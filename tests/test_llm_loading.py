@@ -78,3 +78,24 @@ def test_answer_tokens_follow_the_prompt_end():
     assert after_colon.yes_id != after_colon.no_id
     with pytest.raises(AnswerTokenError, match="same token"):
         AnswerTokens.from_words(tok, "Zebraesque", "Xylophonic")  # both unknown -> the same <unk> id
+
+
+def test_model_fingerprint_is_the_content_not_the_place(tmp_path, monkeypatch):
+    """The same weights give the same fingerprint wherever they lie (experiment keys survive a move to
+    another machine); other weights give another; a file is hashed once, then looked up."""
+    import shutil
+
+    import llmrec.llm.fingerprint as fp
+
+    monkeypatch.setenv("LLMREC_CACHE", str(tmp_path / "cache"))
+    tiny = tiny_loaded("llama")
+    tiny.model.save_pretrained(tmp_path / "a")
+    tiny.tokenizer.save_pretrained(tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "elsewhere" / "b")
+    key = fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a")))
+    assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "elsewhere" / "b"))) == key
+    reads = []
+    monkeypatch.setattr(fp, "file_sha256", lambda p: reads.append(p) or "0" * 64)
+    assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a"))) == key and reads == []  # remembered
+    tiny_loaded("llama", seed=1).model.save_pretrained(tmp_path / "a")  # other weights: hashed again
+    assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a"))) != key and len(reads) == 1

@@ -1,10 +1,14 @@
-"""A cheap identity of a model's weights, for caches keyed by content (no model is loaded).
+"""The identity of a model's weights, for caches and experiment keys (no model is loaded).
 
-* a GGUF file (``default`` included): its resolved path, size and modification time;
-* a local folder: ``config.json``'s content plus the name, size and modification time of every
-  weight file (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.gguf``) — re-saving other weights
-  in the same folder changes it;
+* a GGUF file (``default`` included): the SHA-256 of its content;
+* a local folder: ``config.json``'s content plus the name and SHA-256 of every weight file
+  (``*.safetensors``, ``*.bin``, ``*.pt``, ``*.gguf``) — re-saving other weights changes it;
 * a hub id: the id and revision.
+
+By content, not by path or date: the same weights give the same fingerprint on every machine and
+wherever the files lie (so an experiment folder copied to another machine keeps its keys). A file
+is read once: its hash is remembered under ``$LLMREC_CACHE/hashes/`` by path, size and
+modification time.
 
 >>> import json, tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "config.json").write_text(json.dumps({"a": 1}))
@@ -21,15 +25,34 @@ import hashlib
 import json
 from pathlib import Path
 
+from llmrec.io import file_sha256, write_text
 from llmrec.llm.gguf import locate_gguf
 from llmrec.llm.settings import ModelConfig
+from llmrec.paths import cache_dir
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 
 
-def _stat(path: Path) -> list:
+def content_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's content, remembered per (resolved path, size, modification time): a 14 GB
+    weight file is read once, then looked up (a read-only cache only costs the re-reading)."""
+    path = Path(path).resolve()
     st = path.stat()
-    return [path.name, st.st_size, st.st_mtime_ns]
+    stamp = hashlib.sha256(json.dumps([str(path), st.st_size, st.st_mtime_ns]).encode()).hexdigest()[:32]
+    memo = cache_dir() / "hashes" / f"{stamp}.sha256"
+    try:
+        known = memo.read_text().strip()
+        if len(known) == 64:
+            return known
+    except OSError:
+        pass
+    digest = file_sha256(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_text(memo, digest)
+    except OSError:
+        pass
+    return digest
 
 
 def model_fingerprint(config: ModelConfig) -> str:
@@ -38,12 +61,11 @@ def model_fingerprint(config: ModelConfig) -> str:
     gguf = locate_gguf(config.name, config.gguf_file)
     path = Path(config.name).expanduser()
     if gguf is not None:
-        parts["gguf"] = [str(gguf.resolve()), *_stat(gguf)]
+        parts["gguf"] = content_sha256(gguf)
     elif path.is_dir():
-        parts["folder"] = str(path.resolve())
         cfg = path / "config.json"
         parts["config"] = cfg.read_text() if cfg.exists() else None
-        parts["weights"] = [_stat(p) for p in sorted(path.iterdir()) if p.suffix in WEIGHT_SUFFIXES]
+        parts["weights"] = [[p.name, content_sha256(p)] for p in sorted(path.iterdir()) if p.suffix in WEIGHT_SUFFIXES]
     else:
         parts["hub"] = [config.name, config.revision]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]

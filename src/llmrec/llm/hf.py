@@ -22,7 +22,8 @@ from typing import Any
 
 from llmrec.distributed import launched
 from llmrec.errors import ModelError
-from llmrec.io import atomic_directory, file_sha256, write_json
+from llmrec.io import atomic_directory, write_json
+from llmrec.llm.fingerprint import content_sha256
 from llmrec.llm.gguf import converted_dir, locate_gguf
 from llmrec.llm.settings import ModelConfig
 from llmrec.llm.types import LoadedModel, config_window
@@ -246,7 +247,7 @@ def _save_converted(model, tokenizer, target: Path, gguf: Path) -> bool:
         with atomic_directory(target) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            write_json(tmp / "llmrec-source.json", {"gguf": str(gguf), "sha256": file_sha256(gguf)})
+            write_json(tmp / "llmrec-source.json", {"gguf": str(gguf), "sha256": content_sha256(gguf)})
     except OSError as exc:  # a read-only cache must not stop the run
         log.warning("could not cache the converted model in %s: %s", target, exc)
         return False
