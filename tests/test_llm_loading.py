@@ -85,6 +85,7 @@ def test_model_fingerprint_is_the_content_not_the_place(tmp_path, monkeypatch):
     another machine); other weights give another; a file is hashed once, then looked up."""
     import shutil
 
+    import llmrec.llm.filehash as filehash
     import llmrec.llm.fingerprint as fp
 
     monkeypatch.setenv("LLMREC_CACHE", str(tmp_path / "cache"))
@@ -95,7 +96,7 @@ def test_model_fingerprint_is_the_content_not_the_place(tmp_path, monkeypatch):
     key = fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a")))
     assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "elsewhere" / "b"))) == key
     reads = []
-    monkeypatch.setattr(fp, "file_sha256", lambda p: reads.append(p) or "0" * 64)
+    monkeypatch.setattr(filehash, "file_sha256", lambda p: reads.append(p) or "0" * 64)
     assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a"))) == key and reads == []  # remembered
     tiny_loaded("llama", seed=1).model.save_pretrained(tmp_path / "a")  # other weights: hashed again
     assert fp.model_fingerprint(ModelConfig(name=str(tmp_path / "a"))) != key and len(reads) == 1

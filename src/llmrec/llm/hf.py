@@ -23,7 +23,7 @@ from typing import Any
 from llmrec.distributed import launched
 from llmrec.errors import ModelError
 from llmrec.io import atomic_directory, write_json
-from llmrec.llm.fingerprint import content_sha256
+from llmrec.llm.filehash import content_sha256
 from llmrec.llm.gguf import converted_dir, locate_gguf
 from llmrec.llm.settings import ModelConfig
 from llmrec.llm.types import LoadedModel, config_window
