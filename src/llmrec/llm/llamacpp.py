@@ -14,6 +14,7 @@ the previous one (llama.cpp keeps the KV cache of the evaluated tokens).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Sequence
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
-from llmrec.llm.gguf import converted_dir, locate_gguf
+from llmrec.llm.gguf import locate_gguf
+from llmrec.llm.hf import load_transformers_tokenizer
 from llmrec.llm.settings import ModelConfig
 from llmrec.llm.types import EncodedPrompt, LoadedModel
 
@@ -54,9 +56,7 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 def load_llamacpp(config: ModelConfig) -> LoadedModel:
     """llama.cpp model for the GGUF file; the tokenizer comes from transformers (same vocabulary)."""
-    gguf = locate_gguf(config.name, config.gguf_file)
-    if gguf is None:
-        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+    gguf = _gguf(config)
     check_installed()
     import torch
 
@@ -67,31 +67,27 @@ def load_llamacpp(config: ModelConfig) -> LoadedModel:
 
 
 def load_llamacpp_tokenizer(config: ModelConfig) -> LoadedModel:
-    """The GGUF model's tokenizer (from transformers: the same vocabulary) and the llama.cpp context
+    """The GGUF model's tokenizer (transformers': the same vocabulary) and the llama.cpp context
     (``model.n_ctx``), without loading the weights."""
-    gguf = locate_gguf(config.name, config.gguf_file)
-    if gguf is None:
-        raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
-    import torch
-    from transformers import AutoTokenizer
-
-    converted = converted_dir(gguf, torch.float32)
-    if (converted / "tokenizer_config.json").exists():
-        tok = AutoTokenizer.from_pretrained(str(converted))
-    else:
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
-                                            trust_remote_code=config.trust_remote_code)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    return LoadedModel(model=None, tokenizer=tok, device=None, dtype=None, source=f"{gguf} (llama.cpp, tokenizer only)",
-                       backend="llama.cpp", context_window=config.n_ctx)
+    gguf = _gguf(config)
+    light = load_transformers_tokenizer(config)
+    return dataclasses.replace(light, source=f"{gguf} (llama.cpp, tokenizer only)", backend="llama.cpp",
+                               context_window=config.n_ctx)
 
 
 def check_llamacpp(config: ModelConfig | None = None) -> None:
     """The llama.cpp backend's cheap checks: llama-cpp-python is installed, the model is a GGUF file."""
     check_installed()
-    if config is not None and locate_gguf(config.name, config.gguf_file) is None:
+    if config is not None:
+        _gguf(config)
+
+
+def _gguf(config: ModelConfig):
+    """The GGUF file of ``config``, or the ModelError that the backend needs one."""
+    gguf = locate_gguf(config.name, config.gguf_file)
+    if gguf is None:
         raise ModelError(f"the llama.cpp backend needs a GGUF model; {config.name!r} is not one")
+    return gguf
 
 
 def check_installed() -> None:
