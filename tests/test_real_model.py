@@ -77,6 +77,29 @@ def test_engine_matches_research_way_on_real_prompts(tmp_path, shared_data, gemm
         np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+def test_common_prefix_reuse_on_real_tallrec_prompts(tmp_path, shared_data, gemma):
+    """TALLRec prompts share the template's instruction header: encoded once, the same scores."""
+    import os
+
+    from llmrec.data.prepared import PreparedData
+    from llmrec.llm.scoring import MIN_SHARED_PREFIX
+    from llmrec.prompts.build import PromptRenderer
+
+    data = prepare(PrepareConfig(dataset="ml-100k", protocol="tallrec", data_root=str(shared_data),
+                                 out=str(tmp_path / "t")), log=lambda m: None)[1]
+    prep = PreparedData.load(data)
+    renderer = PromptRenderer.for_prepared(prep, gemma.tokenizer, split="test")
+    rows = prep.splits["test"].slice(0, 5).to_pylist()
+    prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in renderer.render(rows) for p in g]
+    assert len(os.path.commonprefix([p.ids for p in prompts])) >= MIN_SHARED_PREFIX + 40  # the instruction header
+    answer = AnswerTokens.for_renderer(renderer, rows[0])
+    with torch.inference_mode():
+        ref = [torch.softmax(gemma.model(input_ids=torch.tensor([p.ids])).logits[0, -1][[answer.yes_id, answer.no_id]]
+                             .double(), 0)[0].item() for p in prompts]
+    got = YesNoScorer.for_loaded(gemma, answer, ScoringConfig(batch_size=2)).score(prompts)
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
 def test_summaries_on_real_amazon_games(tmp_path, shared_data, gemma, monkeypatch):
     """The real model summarizes real histories (few-shot, batched == batch-1) and ranks with the summary."""
     import json

@@ -49,6 +49,50 @@ def test_prefix_reuse_equals_full_prompts(arch, head):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def with_header(prompts, header):
+    """The same prompts behind a common instruction header (as a template's fixed text)."""
+    return [EncodedPrompt((2, *header, *p.context[1:]), p.candidate) for p in prompts]
+
+
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("head", ["answer_rows", "full"])
+def test_common_prefix_of_a_call_is_encoded_once_with_the_same_scores(arch, head):
+    model = MODELS[arch]()
+    header = tuple(range(10, 30))  # 20 tokens: longer than Gemma's sliding window of 8, over the threshold
+    prompts = with_header(random_prompts(11, seed=5), header)
+    expected = reference(model, prompts)
+    scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=3, head=head))
+    encoded = []
+    runner = scorer.model if head == "full" else scorer.decoder
+    hook = runner.register_forward_pre_hook(lambda _m, _a, kw: encoded.append(kw["input_ids"].shape), with_kwargs=True)
+    seen = []
+    try:
+        got = scorer.score(prompts, progress=seen.append)
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert encoded[0] == (1, len(header) + 1)  # BOS + header once, then only the tails, 3 at a time
+    assert all(shape[0] <= 3 and shape[1] <= max(len(p) for p in prompts) - len(header) - 1 for shape in encoded[1:])
+    assert sum(seen) == len(prompts) and len(seen) == 4
+    # without reuse (or under the threshold) every prompt is encoded whole
+    off = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=3, head=head, prefix_reuse="off")).score(prompts)
+    np.testing.assert_allclose(off, got, atol=1e-4)
+
+
+def test_short_common_prefix_or_single_prompt_scores_whole_prompts():
+    model = tiny_llama()
+    for prompts in (with_header(random_prompts(6, seed=6), (10, 11, 12)), with_header(random_prompts(1, seed=6), tuple(range(10, 40)))):
+        scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=8))
+        encoded = []
+        hook = scorer.decoder.register_forward_pre_hook(lambda _m, _a, kw: encoded.append(kw["input_ids"].shape), with_kwargs=True)
+        try:
+            got = scorer.score(prompts)
+        finally:
+            hook.remove()
+        np.testing.assert_allclose(got, reference(model, prompts), atol=1e-4)
+        assert encoded == [(len(prompts), max(len(p) for p in prompts))]
+
+
 def test_max_batch_tokens_and_progress():
     model = tiny_llama()
     prompts = random_prompts(10, seed=4)

@@ -40,6 +40,6 @@ class ScoringConfig(BaseModel):
     batch_size: int = Field(8, ge=1, description="prompts per forward pass")
     max_batch_tokens: int | None = Field(None, ge=1, description="cap on padded tokens per batch")
     padding_side: Literal["left", "right"] = "left"
-    prefix_reuse: Literal["auto", "off"] = Field("auto", description="auto: reuse the KV cache of shared contexts")
+    prefix_reuse: Literal["auto", "off"] = Field("auto", description="auto: reuse the KV cache of shared contexts and of a prefix common to a whole call")
     max_candidates_per_pass: int = Field(32, ge=1, description="candidates scored together against one context")
     head: Literal["answer_rows", "full"] = Field("answer_rows", description="project only onto the answer rows, or full logits")
