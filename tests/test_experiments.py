@@ -182,3 +182,28 @@ def test_run_command_dry_run_shows_each_runs_state(tmp_path, tiny_ml1m, tiny_mod
     res = CliRunner().invoke(main, ["run", str(exp), "--out", str(tmp_path / "out"), "--dry-run"])
     states = [line.split()[0] for line in res.output.strip().splitlines()]
     assert states == ["done", "done", "todo", "todo", "todo", "todo"]
+
+
+def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model_folder, counted):
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+    from llmrec.experiments import plan_experiment
+
+    calls, _ = counted
+    exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
+    out = tmp_path / "out"
+    planned = [(r.step.name, r.seed) for r in plan_experiment(exp, out, only=("floor",), seeds=(1,))]
+    assert planned == [("data", None), ("floor", 1)]  # the seed asked for and what it reads
+    assert [(r.step.name, r.seed) for r in plan_experiment(exp, out, seeds=(1,))] == [
+        ("data", None), ("zeroshot", None), ("floor", 1)]  # unseeded steps stay; lora has only seed 0
+    with pytest.raises(ConfigError, match=r"no run of lora has seed 3 \(seeds: 0\)"):
+        plan_experiment(exp, out, only=("lora",), seeds=(3,))
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--only", "floor", "--seeds", "1"])
+    assert res.exit_code == 0, res.output
+    assert [c.split(":")[0] for c in calls] == ["prepare", "baseline"] and "| floor | 1 |" in res.output
+    calls.clear()
+    run_suite(exp, out, log=lambda m: None, progress=False)  # the rest later: seed 1 of floor is done
+    assert [c.split(":")[0] for c in calls] == ["evaluate", "train", "evaluate", "baseline"]
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--seeds", "x"])
+    assert res.exit_code != 0 and "--seeds" in res.output

@@ -110,26 +110,29 @@ def _experiment_options(f):
     f = click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")(f)
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a field of every train / evaluate / baseline step.")(f)
+    f = click.option("--seeds", "seed_list", metavar="0,1,...",
+                     help="Run only these seeds of the seeded steps (and what they read): a table grows seed by seed.")(f)
     f = click.option("--only", multiple=True, help="Run only this step and the steps it reads (repeatable).")(f)
     f = click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [runs/<name>].")(f)
     f = click.argument("experiment_file", type=click.Path(dir_okay=False))(f)
     return f
 
 
-def _run_experiment(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
     from llmrec.experiments import load_suite, plan_experiment, run_suite, write_table
     from llmrec.experiments.engine import state
 
+    seeds = tuple(_seed_list(seed_list)) if seed_list else ()
     suite = load_suite(experiment_file)
     target = out or str(Path("runs") / suite.name)
     if dry_run:
-        for run in plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides)):
+        for run in plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds):
             click.echo(f"{state(target, run):8s} {run.label:40s} {run.folder}  key {run.key}")
         return
     if table_only:
         write_table(suite, target)
     else:
-        run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), log=echo_err)
+        run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds, log=echo_err)
     from llmrec.report import build_report
 
     report = build_report([target], target, title=suite.name)
@@ -139,7 +142,7 @@ def _run_experiment(experiment_file, out, only, overrides, table_only, dry_run) 
 
 @click.command("run")
 @_experiment_options
-def run_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
     """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then the table
     and the report (OUT/table.md, OUT/report.md, OUT/report.html).
 
@@ -154,20 +157,21 @@ def run_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
       llmrec run configs/tallrec/table.yaml --only movie-256 --set test.limit=200
       llmrec run configs/tallrec/table.yaml --dry-run
     """
-    _run_experiment(experiment_file, out, only, overrides, table_only, dry_run)
+    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run)
 
 
 @click.command("suite")
 @_experiment_options
-def suite_cmd(experiment_file, out, only, overrides, table_only, dry_run) -> None:
+def suite_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
     """Run an experiment suite (a results table) and write OUT/table.md (the same as `llmrec run`).
 
     \b
     Examples:
       llmrec suite configs/tallrec/table.yaml --out runs/tallrec-table
       llmrec suite configs/tallrec/table.yaml --only movie-256 --set test.limit=200
+      llmrec suite configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
     """
-    _run_experiment(experiment_file, out, only, overrides, table_only, dry_run)
+    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run)
 
 
 @click.command("report")

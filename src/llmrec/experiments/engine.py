@@ -97,10 +97,13 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
 
 def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
-                    only: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[PlannedRun]:
+                    only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
+                    seeds: tuple[int, ...] = ()) -> list[PlannedRun]:
     """Every run of the experiment, in order, with resolved configs and keys (nothing runs).
 
-    ``only`` keeps these steps and every step they read; ``extra`` overrides apply to the
+    ``only`` keeps these steps and every step they read; ``seeds`` keeps only these seeds of
+    the seeded steps (and every run they read), so a long table can grow seed by seed: a run's
+    key does not depend on which other seeds its row lists. ``extra`` overrides apply to the
     train, evaluate and baseline steps.
     """
     experiment_file = Path(experiment_file) if experiment_file else None
@@ -122,8 +125,13 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
                 plan.append(run)
         except LlmrecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    if only:
-        keep, todo = set(), [r for r in plan if r.step.name in only]
+    if only or seeds:
+        todo = [r for r in plan if (not only or r.step.name in only) and (not seeds or r.seed is None or r.seed in seeds)]
+        if seeds and not any(r.seed in seeds for r in todo):
+            listed = sorted({r.seed for r in plan if r.seed is not None and (not only or r.step.name in only)})
+            raise ConfigError(f"no run of {', '.join(only) or 'the experiment'} has seed "
+                              f"{', '.join(map(str, seeds))} (seeds: {', '.join(map(str, listed)) or 'none'})")
+        keep = set()
         while todo:
             run = todo.pop()
             if id(run) not in keep:
@@ -204,11 +212,11 @@ def state(out: str | Path, run: PlannedRun) -> str:
 
 
 def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
-                   only: tuple[str, ...] = (), extra: tuple[str, ...] = (), log: Callable[[str], None] = print,
-                   progress: bool = True) -> list[PlannedRun]:
+                   only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
+                   log: Callable[[str], None] = print, progress: bool = True) -> list[PlannedRun]:
     """Plan, check, then run every step that is not done; returns the plan."""
     out = Path(out)
-    plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra)
+    plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra, seeds=seeds)
     states = {id(r): state(out, r) for r in plan}
     for run in plan:  # cheap checks of every run whose inputs are already there, before anything runs
         if run.kind.check and states[id(run)] != "done" and all(states[id(u)] == "done" or u.kind.finished(u.folder)

@@ -42,11 +42,12 @@ from llmrec.runs import metric_cell
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
-              log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
-    """Run the experiment (or the steps in ``only`` and what they read) into ``out``; write the table."""
+              seeds: tuple[int, ...] = (), log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """Run the experiment (or the steps in ``only`` / the runs of ``seeds`` and what they read) into ``out``;
+    write the table."""
     from llmrec.experiments.engine import run_experiment
 
-    run_experiment(suite_file, out, only=only, extra=extra, log=log, progress=progress)
+    run_experiment(suite_file, out, only=only, extra=extra, seeds=seeds, log=log, progress=progress)
     return write_table(load_suite(suite_file), out)
 
 
