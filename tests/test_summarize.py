@@ -74,6 +74,32 @@ def test_sampling_is_seeded_and_bad_prompts_fail_clearly():
     assert length_batches([5, 5, 5], batch_size=8, max_batch_tokens=10) == [[0, 1], [2]]
 
 
+def test_repetition_controls_stop_loops_and_leave_old_identities_alone():
+    lm = tiny_loaded("llama")
+    prompts = [p.ids for p in random_prompts(4, vocab=len(lm.tokenizer), seed=2)]
+
+    def repeated_bigrams(seq):
+        grams = list(zip(seq, seq[1:]))
+        return len(grams) - len(set(grams))
+
+    free = TextGenerator.for_loaded(lm, GenerationConfig(max_new_tokens=24, stop=[])).generate_tokens(prompts)
+    assert any(repeated_bigrams(list(p) + t) for p, t in zip(prompts, free))  # a tiny random model loops
+    guarded = TextGenerator.for_loaded(lm, GenerationConfig(max_new_tokens=24, stop=[], no_repeat_ngram_size=2))
+    new = guarded.generate_tokens(prompts)
+    for p, t in zip(prompts, new):  # no bigram of the generated text repeats one already in the sequence
+        seq = list(p) + t
+        assert all(seq[i:i + 2] != seq[j:j + 2] for j in range(len(p) - 1, len(seq) - 1) for i in range(j))
+    penalized = TextGenerator.for_loaded(lm, GenerationConfig(max_new_tokens=24, stop=[], repetition_penalty=3.0))
+    assert penalized.generate_tokens(prompts) != free
+    # off (the defaults), they are not part of a config's identity: keys made before they existed still hold
+    assert "no_repeat_ngram_size" not in GenerationConfig().model_dump()
+    assert GenerationConfig(no_repeat_ngram_size=3).model_dump()["no_repeat_ngram_size"] == 3
+    before = SummarizeConfig(data="d", out="o").settings()
+    assert "repetition_penalty" not in before["generation"]
+    assert SummarizeConfig(data="d", out="o", generation={"repetition_penalty": 1.3}).settings() != before
+    assert GenerationConfig.model_validate(GenerationConfig(no_repeat_ngram_size=3).model_dump()).no_repeat_ngram_size == 3
+
+
 # ---------------------------------------------------------------------------- plans
 @pytest.mark.parametrize("n_blocks,fan_in,levels", [(1, 5, [1]), (2, 5, [2, 1]), (5, 5, [5, 1]), (6, 5, [6, 2, 1]),
                                                     (25, 5, [25, 5, 1]), (26, 5, [26, 6, 2, 1]), (4, 2, [4, 2, 1]),

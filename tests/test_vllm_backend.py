@@ -100,6 +100,10 @@ def test_generation_sends_the_settings_and_cuts_at_stop_strings():
     sampled.generate([[2, 3]])
     assert engine.calls[-1][1]["seed"] == 3 and engine.calls[-1][1]["temperature"] == 0.5
     assert generator.generated_tokens > 0
+    VllmGenerator(VllmModel(engine), GenerationConfig(repetition_penalty=1.3)).generate([[2, 3]])
+    assert engine.calls[-1][1]["repetition_penalty"] == 1.3
+    with pytest.raises(ModelError, match="no no_repeat_ngram_size"):
+        VllmGenerator(VllmModel(engine), GenerationConfig(no_repeat_ngram_size=3)).generate([[2, 3]])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")

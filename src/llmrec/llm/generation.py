@@ -8,7 +8,9 @@ The summarizers of LLM-TRSR need free text from a frozen model. :class:`TextGene
 * stops a row at its end-of-sequence token or when its text reaches a stop string, and cuts
   the text before the first stop string; at most ``max_new_tokens`` new tokens per prompt;
 * ``use_cache=False`` recomputes the whole sequence at every step (for ``llmrec bench
-  summarize``: what the KV cache buys).
+  summarize``: what the KV cache buys);
+* ``no_repeat_ngram_size`` / ``repetition_penalty`` (off by default) keep greedy decoding out of
+  loops ("Super Mario 64 Deluxe, Super Mario 64 Deluxe, ...").
 
 The model's own generation defaults (Gemma 3 ships sampling with top-k 64) never leak in: every
 setting comes from :class:`GenerationConfig`.
@@ -31,11 +33,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from llmrec.errors import ModelError
 from llmrec.llm.batching import length_batches
 from llmrec.llm.types import LoadedModel
+
+
+SETTINGS_OFF = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
 
 class GenerationConfig(BaseModel):
@@ -52,6 +57,20 @@ class GenerationConfig(BaseModel):
     top_p: float = Field(0.9, gt=0, le=1)
     seed: int = Field(0, description="seed of the sampler (do_sample only)")
     use_cache: bool = Field(True, description="KV cache during decoding (off only for benchmarks)")
+    repetition_penalty: float = Field(1.0, gt=0, description="> 1 lowers the logits of tokens already in the "
+                                      "sequence (CTRL's penalty); 1: off")
+    no_repeat_ngram_size: int = Field(0, ge=0, description="n > 0: never repeat an n-gram of the sequence "
+                                      "(stops greedy loops); 0: off")
+
+    @model_serializer(mode="wrap")
+    def _omit_settings_that_are_off(self, handler):
+        """Settings added after summaries were cached are left out while off, so the identity
+        (and every cache key) of a config that does not use them stays what it was."""
+        data = handler(self)
+        for name, off in SETTINGS_OFF.items():
+            if name in data and data[name] == off:
+                del data[name]
+        return data
 
 
 @runtime_checkable
@@ -135,6 +154,10 @@ class TextGenerator:
                       eos_token_id=self.eos_ids or None, use_cache=cfg.use_cache, num_beams=1)
         if cfg.do_sample:
             kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+        if cfg.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = cfg.repetition_penalty
+        if cfg.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = cfg.no_repeat_ngram_size
         return HfGenerationConfig(**kwargs)
 
     def _stopping(self, width: int):

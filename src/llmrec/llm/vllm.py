@@ -206,8 +206,13 @@ class VllmGenerator:
         for i, p in enumerate(prompts):
             if len(p) == 0:
                 raise ModelError(f"generation prompt {i} is empty")
+        if cfg.no_repeat_ngram_size:
+            raise ModelError("model.backend=vllm has no no_repeat_ngram_size; use generation.repetition_penalty "
+                             "or the transformers backend")
         sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed) if cfg.do_sample else \
             dict(temperature=0.0)
+        if cfg.repetition_penalty != 1.0:
+            sampling["repetition_penalty"] = cfg.repetition_penalty  # the same CTRL-style penalty as transformers
         params = _sampling_params(max_tokens=cfg.max_new_tokens, stop=list(cfg.stop), **sampling)
         results = self.model.generate([_tokens_prompt(p) for p in prompts], params)
         self.generated_tokens += sum(len(r.outputs[0].token_ids) for r in results)
