@@ -84,7 +84,8 @@ def test_short_common_prefix_or_single_prompt_scores_whole_prompts():
     for prompts in (with_header(random_prompts(6, seed=6), (10, 11, 12)), with_header(random_prompts(1, seed=6), tuple(range(10, 40)))):
         scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=8))
         encoded = []
-        hook = scorer.decoder.register_forward_pre_hook(lambda _m, _a, kw: encoded.append(kw["input_ids"].shape), with_kwargs=True)
+        hook = scorer.decoder.register_forward_pre_hook(
+            lambda _m, _a, kw, seen=encoded: seen.append(kw["input_ids"].shape), with_kwargs=True)
         try:
             got = scorer.score(prompts)
         finally:

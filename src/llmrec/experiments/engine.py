@@ -126,9 +126,10 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
         except LlmrecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if only or seeds:
-        todo = [r for r in plan if (not only or r.step.name in only) and (not seeds or r.seed is None or r.seed in seeds)]
+        named = [r for r in plan if not only or r.step.name in only]
+        todo = [r for r in named if not seeds or r.seed is None or r.seed in seeds]
         if seeds and not any(r.seed in seeds for r in todo):
-            listed = sorted({r.seed for r in plan if r.seed is not None and (not only or r.step.name in only)})
+            listed = sorted({r.seed for r in named if r.seed is not None})
             raise ConfigError(f"no run of {', '.join(only) or 'the experiment'} has seed "
                               f"{', '.join(map(str, seeds))} (seeds: {', '.join(map(str, listed)) or 'none'})")
         keep = set()

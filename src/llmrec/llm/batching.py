@@ -1,4 +1,5 @@
-"""Length-sorted batches under a size and a padded-token cap: shared by scoring and generation."""
+"""Length-sorted batches under a size and a padded-token cap, and shared token prefixes: used by scoring
+and generation."""
 
 from __future__ import annotations
 
@@ -25,3 +26,16 @@ def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: in
     if current:
         batches.append(current)
     return batches
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of two token sequences.
+
+    >>> common_prefix([1, 2, 3], [1, 2, 4, 5])
+    2
+    """
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

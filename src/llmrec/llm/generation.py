@@ -39,7 +39,6 @@ from llmrec.errors import ModelError
 from llmrec.llm.batching import length_batches
 from llmrec.llm.types import LoadedModel
 
-
 SETTINGS_OFF = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
+from llmrec.llm.batching import common_prefix
 from llmrec.llm.gguf import locate_gguf
 from llmrec.llm.hf import load_transformers_tokenizer
 from llmrec.llm.settings import ModelConfig
@@ -39,19 +40,6 @@ def open_gguf(path: str, n_ctx: int = 2048, n_threads: int | None = None):
     threads = n_threads
     return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads,
                  logits_all=False, verbose=False)
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token sequences.
-
-    >>> common_prefix([1, 2, 3], [1, 2, 4, 5])
-    2
-    """
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
 
 
 def load_llamacpp(config: ModelConfig) -> LoadedModel:

@@ -29,7 +29,7 @@ import numpy as np
 
 from llmrec.errors import ModelError
 from llmrec.llm.answers import AnswerTokens
-from llmrec.llm.batching import length_batches
+from llmrec.llm.batching import common_prefix, length_batches
 from llmrec.llm.settings import ScoringConfig
 from llmrec.llm.sharding import full_rows, sharding
 from llmrec.llm.types import EncodedPrompt, LoadedModel
@@ -156,7 +156,7 @@ class YesNoScorer:
         first = ids[0]
         n = min(len(s) for s in ids) - 1  # every prompt keeps at least its answer position
         for s in ids[1:]:
-            n = next((j for j in range(n) if s[j] != first[j]), n)
+            n = min(n, common_prefix(first, s))
             if n < MIN_SHARED_PREFIX:
                 return members
         suffixes = [s[n:] for s in ids]
