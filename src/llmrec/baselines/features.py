@@ -148,6 +148,7 @@ class CtrFeatures:
     # flat item and rating-level arrays of every user's chronology, and each user's offset in them
     # (indexed by user id; -1: no chronology)
     chronology: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    label_threshold: float | None = None  # the folder's "liked" cut (label = rating > threshold), if it has one
 
     @classmethod
     def build(cls, prepared: PreparedData, history_len: int) -> CtrFeatures:
@@ -187,7 +188,8 @@ class CtrFeatures:
                     profile_vocabs[name], user_profile[name] = vocab, table
         rating_vocab = Vocab([repr(float(r)) for r in sorted(r for r in ratings if r is not None and r == r)])
         feats = cls(items, users, categories, rating_vocab, item_category, profile_vocabs, user_profile,
-                    category_field, history_len, item_genres)
+                    category_field, history_len, item_genres,
+                    label_threshold=prepared.config.get("label_threshold"))
         if prepared.sequences is not None and not prepared.config.get("retrieval"):
             feats.chronology = feats._flatten_chronology(prepared.sequences)
         return feats

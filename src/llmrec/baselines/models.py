@@ -5,14 +5,14 @@ Every model is a ``torch.nn.Module`` with
 
 * ``scores(batch) -> Tensor`` of probabilities, one per sample of a :class:`CtrBatch`;
 * ``loss(batch) -> Tensor`` (trainable models), minimised by the shared trainer;
-* ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean);
+* ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean, history rate);
 
 so the trainer, the run folder and the conformance tests treat them alike. DIN, DIEN, DCNv2
 and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
 "llmrec[baselines]"``), fed our arrays directly; the floors are a few lines of torch here.
 
->>> sorted(n for n, s in BASELINES.items() if s.kind == "ctr")[:4]
-['dcnv2', 'dien', 'din', 'logreg']
+>>> sorted(n for n, s in BASELINES.items() if s.kind == "ctr")[:5]
+['dcnv2', 'dien', 'din', 'history_rate', 'logreg']
 >>> BASELINES["sim"].library, BASELINES["popularity"].trainable
 ('fuxictr', False)
 """
@@ -85,6 +85,48 @@ class SmoothedRate(CtrModel):
     def scores(self, batch: CtrBatch) -> torch.Tensor:
         keys = batch.item if self.key == "item" else batch.user
         return self.rate[_long(keys)].float()
+
+
+class HistoryRate(CtrModel):
+    """Share of liked items (rating above the folder's label threshold) among the sample's own
+    ``history_len`` most recent history items, shrunk toward the training positive rate:
+    ``(liked + m * global) / (shown + m)``. No training labels but the global rate: the signal that a
+    prompt's liked / disliked lists carry, counted.
+
+    >>> import numpy as np
+    >>> from llmrec.baselines.features import Vocab
+    >>> f = type("F", (), {"ratings": Vocab(["1.0", "3.0", "4.0", "5.0"]), "label_threshold": 3.0})()
+    >>> m = HistoryRate(f, m=0.0)
+    >>> b = type("B", (), {"history_rating": np.array([[0, 1, 3, 4], [2, 2, 2, 3]])})()
+    >>> [round(x, 3) for x in m.scores(b).tolist()]  # 2 of 3 shown liked; 1 of 4
+    [0.667, 0.25]
+    """
+
+    trainable = False
+
+    def __init__(self, features: CtrFeatures, m: float = 1.0) -> None:
+        super().__init__()
+        if features.label_threshold is None:
+            raise ConfigError("history_rate needs the prepared folder's label_threshold (the 'liked' cut of its "
+                              "protocol); this folder has none")
+        self.m = float(m)
+        levels = [float(v) for v in features.ratings.values]
+        liked = torch.zeros(features.ratings.size, dtype=torch.float64)
+        shown = torch.zeros(features.ratings.size, dtype=torch.float64)
+        liked[1 : 1 + len(levels)] = torch.tensor([float(v > features.label_threshold) for v in levels],
+                                                  dtype=torch.float64)
+        shown[1 : 1 + len(levels)] = 1.0  # 0: padding or no rating; the last index: an unknown level
+        self.register_buffer("liked", liked)
+        self.register_buffer("shown", shown)
+        self.register_buffer("prior", torch.tensor(0.5, dtype=torch.float64))
+
+    def fit_counts(self, features: CtrFeatures, split: CtrSplit) -> None:
+        self.prior.fill_(float(split.label.mean()) if len(split) else 0.5)
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:
+        levels = _long(batch.history_rating)
+        liked, shown = self.liked[levels].sum(1), self.shown[levels].sum(1)
+        return ((liked + self.m * self.prior) / (shown + self.m).clamp_min(1e-12)).float()
 
 
 class LogisticRegression(CtrModel):
@@ -288,6 +330,9 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
     BaselineSpec("user_mean", lambda f, p: SmoothedRate(f, "user", **p),
                  "floor: the user's positive rate in the training rows", trainable=False, history_len=0,
                  model_class=lambda: SmoothedRate),
+    BaselineSpec("history_rate", lambda f, p: HistoryRate(f, **p),
+                 "floor: the share of liked items among the sample's 10 most recent history items (no model)",
+                 trainable=False, history_len=10, model_class=lambda: HistoryRate),
     BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),
                  "floor: logistic regression on one-hot user and item ids and multi-hot genres", history_len=0,
                  model_class=lambda: LogisticRegression),
