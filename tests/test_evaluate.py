@@ -148,3 +148,49 @@ def test_scores_match_direct_model_call(tmp_path, tiny_ml1m, loaded):
         expected = torch.softmax(logits[[yes, no]].double(), 0)[0].item()
         assert score == pytest.approx(expected, abs=1e-5), sample_id
     assert np.isfinite(res["metrics"]["logloss"])
+
+
+def test_target_training_statistics_never_show_the_rows_own_label(tmp_path, tiny_ml1m, loaded):
+    """rella_movie_stats: the target's rated_by / liked_share count the training split only; a
+    training row leaves its own label out; valid and test rows see every training row."""
+    import re
+
+    from llmrec.data.prepared import PreparedData
+    from llmrec.prompts.build import PromptRenderer
+
+    prep = PreparedData.load(prepared(tmp_path, tiny_ml1m, "rella"))
+    train = prep.splits["train"].to_pandas()
+    counts = train.groupby("item").label.agg(["sum", "count"])
+    pattern = re.compile(r"liked the target movie in (\d+)% of ([\d,]+) ratings|No other user has rated")
+    seen = {"train": 0, "test": 0}
+    for split in ("train", "test"):
+        renderer = PromptRenderer.for_prepared(prep, loaded.tokenizer, split=split, template="rella_movie_stats",
+                                               max_tokens=None)
+        rows = prep.splits[split].select(["sample_id", "user", "item", "label", "history_items",
+                                          "history_ratings"]).slice(0, 40).to_pylist()
+        for row, (prompt,) in zip(rows, renderer.render(rows)):
+            pos, n = (counts.loc[row["item"]] if row["item"] in counts.index else (0, 0))
+            if split == "train":  # leave one out
+                pos, n = pos - row["label"], n - 1
+            match = pattern.search(prompt.text)
+            assert match, prompt.text
+            if n == 0:
+                assert match.group(1) is None
+            else:
+                assert (int(match.group(1)), int(match.group(2).replace(",", ""))) == (round(100 * pos / n), n)
+                seen[split] += 1
+    assert seen["train"] and seen["test"]
+    assert len(rows[-1]["history_ratings"]) < renderer.history_k  # a history shorter than K is shown whole
+    liked = re.search(r"The user liked (\d+) of these (\d+) movies", prompt.text)
+    shown = rows[-1]["history_ratings"][-renderer.history_k:]
+    assert (int(liked.group(1)), int(liked.group(2))) == (sum(r > 3 for r in shown), len(shown)), prompt.text
+
+
+def test_template_statistics_without_a_training_split_is_a_clear_error(loaded):
+    from llmrec.errors import DataError
+
+    texts = PromptData({"a": {"title": "A"}}, {}, "ml-1m")
+    with pytest.raises(DataError, match="training statistics"):
+        load_template("rella_movie_stats").render(loaded.tokenizer, texts.variables("u", "a"), [])
+    # templates that do not show them never need them
+    assert "A" in load_template("rella_movie_counts").render(loaded.tokenizer, texts.variables("u", "a"), []).text

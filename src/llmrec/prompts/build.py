@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +47,64 @@ def default_history_k(protocol: str) -> int | None:
     return get_protocol(protocol).history_k
 
 
+@dataclass(frozen=True)
+class ItemStats:
+    """Each item's labelled rows in a training split: how many, how many positive.
+
+    The target's ``rated_by`` (rows) and ``liked_share`` (percent positive, None when unrated) in
+    templates. Read from the training split only, so a validation or test prompt never sees its own
+    label; a training row leaves its own label out (``own_label``), so it cannot read it either.
+
+    >>> import pyarrow as pa
+    >>> stats = ItemStats.from_split(pa.table({"item": ["a", "a", "a", "b"], "label": [1, 1, 0, 1]}))
+    >>> stats.view("a"), stats.view("a", own_label=1), stats.view("c")
+    ({'rated_by': 3, 'liked_share': 67}, {'rated_by': 2, 'liked_share': 50}, {'rated_by': 0, 'liked_share': None})
+    """
+
+    counts: dict[str, int]
+    positives: dict[str, int]
+
+    @classmethod
+    def from_split(cls, table) -> ItemStats:
+        import pyarrow.compute as pc
+
+        if not {"item", "label"} <= set(table.column_names):
+            return cls({}, {})
+        grouped = table.select(["item", "label"]).group_by("item").aggregate([("label", "count"), ("label", "sum")])
+        items = [str(i) for i in grouped.column("item").to_pylist()]
+        counts = grouped.column("label_count").to_pylist()
+        positives = pc.fill_null(grouped.column("label_sum"), 0).to_pylist()
+        return cls(dict(zip(items, map(int, counts))), dict(zip(items, map(int, positives))))
+
+    def view(self, item_id: str, own_label: int | None = None) -> dict[str, Any]:
+        n, pos = self.counts.get(item_id, 0), self.positives.get(item_id, 0)
+        if own_label is not None and n:
+            n, pos = n - 1, pos - int(own_label)
+        return {"rated_by": n, "liked_share": round(100 * pos / n) if n else None}
+
+
+class _TargetView(dict):
+    """An item's template view whose training statistics are computed on first use (templates that
+    do not show them never pay for the group-by over the training split)."""
+
+    def __init__(self, base: dict[str, Any], stats: Callable[[], ItemStats], item_id: str, own_label: int | None):
+        super().__init__(base)
+        self._stats, self._item_id, self._own_label = stats, item_id, own_label
+
+    def __missing__(self, key: str) -> Any:
+        if key not in ("rated_by", "liked_share"):
+            raise KeyError(key)
+        self.update(self._stats().view(self._item_id, self._own_label))
+        return self[key]
+
+
 @dataclass
 class PromptData:
-    """Item texts and user profiles of one prepared data set, as template variables."""
+    """Item texts and user profiles of one prepared data set, as template variables.
+
+    ``train_stats`` (optional) loads the training split's :class:`ItemStats`, the target's
+    ``rated_by`` and ``liked_share``; it is called once, on first use.
+    """
 
     items: dict[str, dict[str, Any]]
     users: dict[str, dict[str, Any]]
@@ -58,15 +113,27 @@ class PromptData:
     domain: str = "item"
     domain_plural: str = "items"
     _missing_user: dict[str, Any] = field(default_factory=dict)
+    train_stats: Callable[[], ItemStats] | None = field(default=None, repr=False)
+    _stats: ItemStats | None = field(default=None, repr=False)
 
     @classmethod
-    def from_tables(cls, items: pd.DataFrame, users: pd.DataFrame, dataset: str, label_threshold: float | None) -> PromptData:
+    def from_tables(cls, items: pd.DataFrame, users: pd.DataFrame, dataset: str, label_threshold: float | None,
+                    train_stats: Callable[[], ItemStats] | None = None) -> PromptData:
         text_items = items.fillna("").astype(str)
         item_map = {row["item"]: row for row in text_items.to_dict("records")}
         user_map = {row["user"]: row for row in users.fillna("").astype(str).to_dict("records")} if len(users) else {}
         singular, plural = domain_of(dataset)
         fields = [c for c in users.columns if c != "user"]
-        return cls(item_map, user_map, dataset, label_threshold, singular, plural, {c: "" for c in fields})
+        return cls(item_map, user_map, dataset, label_threshold, singular, plural, {c: "" for c in fields}, train_stats)
+
+    def item_stats(self) -> ItemStats:
+        """The training split's item statistics (loaded once); a clear error where there are none."""
+        if self._stats is None:
+            if self.train_stats is None:
+                raise DataError("the template shows the target's training statistics (rated_by / liked_share), but "
+                                "these prompts have no training split to count them from", field="template")
+            self._stats = self.train_stats()
+        return self._stats
 
     def item(self, item_id: str, rating: float | None = None) -> dict[str, Any]:
         """Template view of one item: its text fields, ``label``, and rating-derived fields."""
@@ -86,16 +153,26 @@ class PromptData:
     def user(self, user_id: str) -> dict[str, Any]:
         return self.users.get(user_id, self._missing_user)
 
-    def variables(self, user_id: str, target_id: str, summary: str | None = None) -> dict[str, Any]:
-        return {"user": self.user(user_id), "target": self.item(target_id), "summary": summary,
+    def variables(self, user_id: str, target_id: str, summary: str | None = None,
+                  own_label: int | None = None) -> dict[str, Any]:
+        """Template variables of one prompt; ``own_label``: the row's label when it is a training row
+        (left out of the target's training statistics)."""
+        target = _TargetView(self.item(target_id), self.item_stats, target_id, own_label)
+        return {"user": self.user(user_id), "target": target, "summary": summary,
                 "domain": self.domain, "domain_plural": self.domain_plural}
 
     def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None) -> list[dict[str, Any]]:
-        """The ``k`` most recent history items (all when ``k`` is None), oldest first."""
+        """The ``k`` most recent history items (all when ``k`` is None or more than there are), oldest first.
+
+        >>> texts = PromptData({i: {"title": i.upper()} for i in "abcd"}, {}, "ml-1m")
+        >>> [h["title"] for h in texts.history("abcd", None, 2)], len(texts.history("abc", None, 5))
+        (['C', 'D'], 3)
+        """
         items = list(items)
         ratings = list(ratings) if ratings is not None else [None] * len(items)
         if k is not None:
-            items, ratings = items[len(items) - k :] if k else [], ratings[len(ratings) - k :] if k else []
+            start = max(0, len(items) - k)
+            items, ratings = (items[start:], ratings[start:]) if k else ([], [])
         return [self.item(i, r) for i, r in zip(items, ratings)]
 
     def shown_history(self, row: dict[str, Any], k: int | None) -> tuple[list[dict[str, Any]], list[int] | None]:
@@ -133,12 +210,15 @@ def render_ctr(
     history_k: int | None,
     max_tokens: int | None,
     chat: bool,
+    training_rows: bool = False,
 ) -> list[RenderedPrompt]:
-    """One prompt per CTR sample (``item`` is the target)."""
+    """One prompt per CTR sample (``item`` is the target); ``training_rows``: the rows belong to the
+    training split (each leaves its own label out of the target's training statistics)."""
     out = []
     for row in rows:
         hist, drop = texts.shown_history(row, history_k)
-        out.append(template.render(tokenizer, texts.variables(row["user"], row["item"], row.get("summary")), hist,
+        own = row.get("label") if training_rows else None
+        out.append(template.render(tokenizer, texts.variables(row["user"], row["item"], row.get("summary"), own), hist,
                                    max_tokens, chat, where=f"sample {row['sample_id']}", drop_order=drop))
     return out
 
@@ -202,6 +282,7 @@ class PromptRenderer:
     history_k: int | None
     max_tokens: int | None
     chat: bool
+    training_rows: bool = False  # rows of the training split: left out of their target's statistics
 
     @classmethod
     def for_prepared(cls, prepared, tokenizer, *, split: str, template: str | None = None, history_k: int | None = None,
@@ -214,8 +295,10 @@ class PromptRenderer:
         use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
         texts = None
         if kind != "instruction":
+            train = prepared.splits.get("train")
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
-                                           prepared.config.get("label_threshold"))
+                                           prepared.config.get("label_threshold"),
+                                           (lambda: ItemStats.from_split(train)) if train is not None else None)
         k = history_k
         if k is None and "summary" in prepared.config:  # a summarized folder: the summary + the recent items
             k = prepared.config["summary"].get("recent_items")
@@ -224,7 +307,7 @@ class PromptRenderer:
         budget = max_tokens
         if max_context and budget and budget > max_context:
             budget = max_context
-        return cls(kind, tpl, tokenizer, texts, k, budget, use_chat)
+        return cls(kind, tpl, tokenizer, texts, k, budget, use_chat, training_rows=split == "train")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -241,4 +324,4 @@ class PromptRenderer:
         if self.kind == "instruction":
             return [[p] for p in render_instruction(rows, self.template, self.tokenizer, self.max_tokens, self.chat)]
         return [[p] for p in render_ctr(rows, self.texts, self.template, self.tokenizer, self.history_k,
-                                        self.max_tokens, self.chat)]
+                                        self.max_tokens, self.chat, self.training_rows)]
