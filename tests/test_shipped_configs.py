@@ -164,7 +164,7 @@ def test_quickstart_experiment_plans():
     root = Path(__file__).resolve().parents[1]
     plan = plan_experiment(root / "configs" / "quickstart.yaml", "/tmp/llmrec-quick-plan")
     kinds = [r.step.kind for r in plan]
-    assert kinds == ["prepare", "evaluate", "train", "baseline", "baseline"]
+    assert kinds == ["prepare", "evaluate", "train", "baseline", "baseline", "baseline"]
     tests = [r.config.limit if r.step.kind == "evaluate" else r.config.test.limit for r in plan
              if r.step.kind in ("evaluate", "train", "baseline")]
     assert set(tests) == {200}  # every arm on the same 200 seeded test samples
