@@ -97,9 +97,14 @@ def test_tallrec_table_baseline_rows_use_the_llm_rows_draws():
     path = Path(__file__).resolve().parents[1] / "configs" / "tallrec" / "table.yaml"
     suite = load_suite(path)
     rows = [r for r in suite.rows if r.baseline]
-    assert len(rows) == 18
+    floors = [r for r in rows if r.name.endswith("history_rate")]  # no model: no draw, the whole test split
+    assert len(rows) == 18 + len(floors) and len(floors) == 2
     for row in rows:
         cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
+        if row in floors:
+            llm = load_config(TrainConfig, path.parent / f"{row.name.split('-')[0]}-256.yaml")
+            assert (cfg.model, cfg.data, cfg.test.limit) == ("history_rate", llm.data, llm.test.limit)
+            continue
         domain, model, n = row.name.split("-")
         llm = load_config(TrainConfig, path.parent / f"{domain}-{n}.yaml")
         assert (cfg.model, cfg.train_samples, cfg.data) == (model, int(n), llm.data)
