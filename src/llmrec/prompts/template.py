@@ -5,7 +5,9 @@ The ``context`` holds what several prompts can share (user profile, history, sum
 ``context + candidate``; the answer token follows it directly.
 
 Variables: ``history`` (list of item dicts, oldest first, each with the item's text fields
-plus ``rating``, ``stars``, ``liked`` and ``label``), ``target`` (item dict), ``user``
+plus ``rating``, ``stars``, ``liked`` and ``label``), ``target`` (item dict; also
+``target.rated_by`` and ``target.liked_share``, the target's rows and percent of likes in the
+training split, computed on first use, a training row leaving its own label out), ``user``
 (profile dict), ``summary`` (text or None), ``domain`` / ``domain_plural``. The filter
 ``quote`` wraps text in double quotes.
 
