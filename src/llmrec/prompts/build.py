@@ -171,8 +171,8 @@ class PromptData:
         items = list(items)
         ratings = list(ratings) if ratings is not None else [None] * len(items)
         if k is not None:
-            start = max(0, len(items) - k)
-            items, ratings = (items[start:], ratings[start:]) if k else ([], [])
+            start = max(0, len(items) - k)  # k = 0: start = len(items), nothing shown
+            items, ratings = items[start:], ratings[start:]
         return [self.item(i, r) for i, r in zip(items, ratings)]
 
     def shown_history(self, row: dict[str, Any], k: int | None) -> tuple[list[dict[str, Any]], list[int] | None]:
