@@ -24,7 +24,8 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
         "rows": [{"name": "zero", "evaluate": "zs.yaml"},
                  {"name": "shots", "train": "tr.yaml", "seeds": [0, 1]},
                  {"name": "transfer", "evaluate": "zs.yaml", "adapters_from": "shots"}],
-        "curves": [{"name": "auc-vs-n", "xlabel": "N", "series": {"tiny": {"zero": 0, "shots": 8}}}]}))
+        "curves": [{"name": "auc-vs-n", "xlabel": "N", "series": {"tiny": {"zero": 0, "shots": 8}},
+                    "references": {"transfer": "transfer"}}]}))
     out = tmp_path / "out"
     logs = []
     table = run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
@@ -54,6 +55,9 @@ def test_suite_configs_are_validated(tmp_path):
     with pytest.raises(ValueError, match="no row named b"):
         SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
                                     "curves": [{"name": "c", "series": {"s": {"a": 1, "b": 2}}}]})
+    with pytest.raises(ValueError, match="no row named floor"):
+        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
+                                    "curves": [{"name": "c", "series": {"s": {"a": 1}}, "references": {"f": "floor"}}]})
     (tmp_path / "s.yaml").write_text("name: x\nrows: [{name: a, train: missing.yaml}]\n")
     with pytest.raises(ConfigError, match="missing.yaml"):
         run_suite(tmp_path / "s.yaml", tmp_path / "out", log=lambda m: None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +63,9 @@ def rank_plot(ranks: np.ndarray, n_candidates: int, folder: Path, title: str) ->
 
 
 def curve_plot(series: dict[str, list[tuple[float, float, float]]], path: Path, xlabel: str, ylabel: str,
-               title: str, log_x: bool = False) -> str:
-    """Lines of (x, mean, std) points with error bars, one per series (e.g. AUC vs K, AUC vs N)."""
+               title: str, log_x: bool = False, references: dict[str, float] | None = None) -> str:
+    """Lines of (x, mean, std) points with error bars, one per series (e.g. AUC vs K, AUC vs N), and
+    dashed horizontal reference lines (label -> y: a model-free floor, a full-data model)."""
     plt = _plt()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -71,12 +73,17 @@ def curve_plot(series: dict[str, list[tuple[float, float, float]]], path: Path, 
         points = sorted(points)
         xs, means, stds = (np.array(v, dtype=float) for v in zip(*points))
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, lw=1.5, label=name)
+    for (name, y), color in zip((references or {}).items(), itertools.cycle(("0.35", "tab:red", "tab:purple"))):
+        ax.axhline(y, ls="--", lw=1, color=color, label=f"{name} ({y:.3f})")
     if log_x:
+        from matplotlib.ticker import ScalarFormatter
+
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())  # 64, 128, ... rather than 2^6, 2^7
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend()
+    if len(series) + len(references or {}) > 1:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

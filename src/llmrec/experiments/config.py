@@ -180,6 +180,9 @@ class Curve(BaseModel):
     xlabel: str = "x"
     log_x: bool = False
     series: dict[str, dict[str, float]] = Field(description="line label -> {row name: x value}")
+    references: dict[str, str] = Field(default_factory=dict,
+                                       description="label -> row name: a dashed horizontal line at that row's mean "
+                                                   "(a floor or a paper-scale row that has no x value)")
 
 
 class SuiteConfig(BaseModel):
@@ -218,7 +221,8 @@ class SuiteConfig(BaseModel):
                 raise ValueError(f"row {r.name!r}: '@{unknown[0]}' is not an earlier step")
             earlier[r.name] = r
         for curve in self.curves:
-            unknown = sorted({row for points in curve.series.values() for row in points} - set(names))
+            used = {row for points in curve.series.values() for row in points} | set(curve.references.values())
+            unknown = sorted(used - set(names))
             if unknown:
                 raise ValueError(f"curve {curve.name!r}: no row named {', '.join(unknown)}")
         return self

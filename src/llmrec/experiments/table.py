@@ -69,9 +69,12 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
         series = {label: [(x, rows[r][curve.metric]["mean"], rows[r][curve.metric]["std"]) for r, x in points.items()
                           if curve.metric in rows.get(r, {})] for label, points in curve.series.items()}
         series = {k: v for k, v in series.items() if v}
+        references = {label: rows[r][curve.metric]["mean"] for label, r in curve.references.items()
+                      if curve.metric in rows.get(r, {})}
         if sum(len(v) for v in series.values()) >= 2:
             written.append(curve_plot(series, out / f"{curve.name}.png", curve.xlabel, curve.metric.upper(),
-                                      f"{suite.name}: {curve.metric} vs {curve.xlabel}", log_x=curve.log_x))
+                                      f"{suite.name}: {curve.metric} vs {curve.xlabel}", log_x=curve.log_x,
+                                      references=references))
     return written
 
 
