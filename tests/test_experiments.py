@@ -211,3 +211,23 @@ def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model
     assert [c.split(":")[0] for c in calls] == ["evaluate", "train", "evaluate", "baseline"]
     res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--seeds", "x"])
     assert res.exit_code != 0 and "--seeds" in res.output
+
+
+def test_a_template_file_is_part_of_the_key_a_shipped_name_is_not(tmp_path, tiny_model_folder):
+    from llmrec.experiments import plan_experiment
+
+    template = tmp_path / "mine.yaml"
+    template.write_text("name: mine\ncontext: 'A'\n")
+
+    def key(name_or_file: str) -> str:
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(yaml.safe_dump({"name": "t", "steps": [{"name": "zs", "evaluate": {
+            "data": str(tmp_path / "data"), "template": name_or_file,
+            "model": {"name": str(tiny_model_folder), "device": "cpu"}}}]}))
+        return plan_experiment(exp, tmp_path / "out")[0].key
+
+    before = key(str(template))
+    assert key(str(template)) == before
+    template.write_text("name: mine\ncontext: 'B'\n")  # the same path, another prompt: the run is redone
+    assert key(str(template)) != before
+    assert key("tallrec_movie") == key("tallrec_movie")  # shipped names: versioned with the code

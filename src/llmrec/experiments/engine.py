@@ -67,18 +67,21 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
     out: dict[str, str] = {}
 
-    def walk(value: Any) -> None:
+    def walk(value: Any, key: str = "") -> None:
         if isinstance(value, str) and value not in produced and (Path(value) / "meta.json").is_file():
             try:
                 out[value] = folder_fingerprint(value)
             except (OSError, ValueError, KeyError):
                 out[value] = "unreadable"
+        elif isinstance(value, str) and "template" in key and Path(value).is_file():
+            # a template given as a file (a shipped one is named, and versioned with the code): its text
+            out[value] = hashlib.sha256(Path(value).read_bytes()).hexdigest()[:20]
         elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
+            for k, v in value.items():
+                walk(v, str(k))
         elif isinstance(value, list):
             for v in value:
-                walk(v)
+                walk(v, key)
 
     walk(config)
     for section in (config.get("model"), (config.get("encoder") or {}).get("model")):
