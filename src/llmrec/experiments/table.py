@@ -73,7 +73,7 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
                       if curve.metric in rows.get(r, {})}
         if sum(len(v) for v in series.values()) >= 2:
             written.append(curve_plot(series, out / f"{curve.name}.png", curve.xlabel, curve.metric.upper(),
-                                      f"{suite.name}: {curve.metric} vs {curve.xlabel}", log_x=curve.log_x,
+                                      f"{suite.name}: {curve.name}", log_x=curve.log_x,
                                       references=references))
     return written
 
