@@ -150,9 +150,33 @@ def test_scores_match_direct_model_call(tmp_path, tiny_ml1m, loaded):
     assert np.isfinite(res["metrics"]["logloss"])
 
 
-def test_target_training_statistics_never_show_the_rows_own_label(tmp_path, tiny_ml1m, loaded):
-    """rella_movie_stats: the target's rated_by / liked_share count the training split only; a
-    training row leaves its own label out; valid and test rows see every training row."""
+def _stats_shown(text: str) -> tuple[int, int] | None:
+    """(percent liked, ratings) that rella_movie_stats shows; None for "No other user has rated"."""
+    import re
+
+    match = re.search(r"liked the target movie in (\d+)% of ([\d,]+) ratings|No other user has rated", text)
+    assert match, text
+    return None if match.group(1) is None else (int(match.group(1)), int(match.group(2).replace(",", "")))
+
+
+def _tenths_shown(text: str) -> int | None:
+    """The "About 7 of 10 other users" digit that rella_movie_tenths shows; None when nobody rated it."""
+    import re
+
+    match = re.search(r"About (\d+) of 10 other users who rated the target movie liked it|No other user has rated",
+                      text)
+    assert match, text
+    return None if match.group(1) is None else int(match.group(1))
+
+
+@pytest.mark.parametrize("template,shown,expected", [
+    ("rella_movie_stats", _stats_shown, lambda pos, n: (round(100 * pos / n), n)),
+    ("rella_movie_tenths", _tenths_shown, lambda pos, n: (round(100 * pos / n) + 5) // 10),  # 65% -> 7, 64% -> 6
+])
+def test_target_training_statistics_never_show_the_rows_own_label(tmp_path, tiny_ml1m, loaded, template, shown,
+                                                                   expected):
+    """The target's rated_by / liked_share count the training split only; a training row leaves its
+    own label out; valid and test rows see every training row."""
     import re
 
     from llmrec.data.prepared import PreparedData
@@ -161,10 +185,9 @@ def test_target_training_statistics_never_show_the_rows_own_label(tmp_path, tiny
     prep = PreparedData.load(prepared(tmp_path, tiny_ml1m, "rella"))
     train = prep.splits["train"].to_pandas()
     counts = train.groupby("item").label.agg(["sum", "count"])
-    pattern = re.compile(r"liked the target movie in (\d+)% of ([\d,]+) ratings|No other user has rated")
     seen = {"train": 0, "test": 0}
     for split in ("train", "test"):
-        renderer = PromptRenderer.for_prepared(prep, loaded.tokenizer, split=split, template="rella_movie_stats",
+        renderer = PromptRenderer.for_prepared(prep, loaded.tokenizer, split=split, template=template,
                                                max_tokens=None)
         rows = prep.splits[split].select(["sample_id", "user", "item", "label", "history_items",
                                           "history_ratings"]).slice(0, 40).to_pylist()
@@ -172,12 +195,10 @@ def test_target_training_statistics_never_show_the_rows_own_label(tmp_path, tiny
             pos, n = (counts.loc[row["item"]] if row["item"] in counts.index else (0, 0))
             if split == "train":  # leave one out
                 pos, n = pos - row["label"], n - 1
-            match = pattern.search(prompt.text)
-            assert match, prompt.text
             if n == 0:
-                assert match.group(1) is None
+                assert shown(prompt.text) is None
             else:
-                assert (int(match.group(1)), int(match.group(2).replace(",", ""))) == (round(100 * pos / n), n)
+                assert shown(prompt.text) == expected(pos, n)
                 seen[split] += 1
     assert seen["train"] and seen["test"]
     assert len(rows[-1]["history_ratings"]) < renderer.history_k  # a history shorter than K is shown whole
