@@ -2,7 +2,7 @@
 
 >>> from llmrec.prompts import TEMPLATES, load_template
 >>> sorted(TEMPLATES)
-['alpaca', 'rella_book', 'rella_movie', 'rella_movie_counts', 'rella_movie_liked', 'rella_movie_stats', 'tallrec_book', 'tallrec_movie', 'trsr']
+['alpaca', 'rella_book', 'rella_movie', 'rella_movie_counts', 'rella_movie_liked', 'rella_movie_stats', 'rella_movie_tenths', 'tallrec_book', 'tallrec_movie', 'trsr']
 >>> load_template("tallrec_movie").answer["yes"]
 'Yes'
 """
