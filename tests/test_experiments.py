@@ -231,3 +231,12 @@ def test_a_template_file_is_part_of_the_key_a_shipped_name_is_not(tmp_path, tiny
     template.write_text("name: mine\ncontext: 'B'\n")  # the same path, another prompt: the run is redone
     assert key(str(template)) != before
     assert key("tallrec_movie") == key("tallrec_movie")  # shipped names: versioned with the code
+
+
+def test_long_inline_texts_in_a_config_are_not_taken_for_paths():
+    """A string that cannot be a path (an inline Jinja item template, a name over 255 bytes) is config text:
+    planning does not stat it into an OSError."""
+    from llmrec.experiments.engine import _input_fingerprints
+
+    text = "{{ title }} " * 40  # 480 characters, no slash
+    assert _input_fingerprints({"encoder": {"item_template": text}, "data": "x" * 300}, "retrieve", set()) == {}

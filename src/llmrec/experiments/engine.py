@@ -67,13 +67,19 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
     out: dict[str, str] = {}
 
+    def is_file(path: Path) -> bool:  # False for any string that cannot be a path (a name longer than 255 bytes)
+        try:
+            return path.is_file()
+        except (OSError, ValueError):
+            return False
+
     def walk(value: Any, key: str = "") -> None:
-        if isinstance(value, str) and value not in produced and (Path(value) / "meta.json").is_file():
+        if isinstance(value, str) and value not in produced and is_file(Path(value) / "meta.json"):
             try:
                 out[value] = folder_fingerprint(value)
             except (OSError, ValueError, KeyError):
                 out[value] = "unreadable"
-        elif isinstance(value, str) and "template" in key and Path(value).is_file():
+        elif isinstance(value, str) and "template" in key and is_file(Path(value)):
             # a template given as a file (a shipped one is named, and versioned with the code): its text
             out[value] = hashlib.sha256(Path(value).read_bytes()).hexdigest()[:20]
         elif isinstance(value, dict):
