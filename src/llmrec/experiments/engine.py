@@ -32,7 +32,7 @@ from llmrec.config import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
-from llmrec.io import write_json
+from llmrec.io import file_sha256, write_json
 
 
 @dataclass
@@ -59,6 +59,14 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def _is_file(path: Path) -> bool:
+    """False for a config string that cannot be a path (a name longer than 255 bytes) instead of an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -> dict[str, str]:
     """Content hashes of what a run reads that no step of the experiment produces."""
     from llmrec.data.prepared import folder_fingerprint
@@ -67,21 +75,15 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
     out: dict[str, str] = {}
 
-    def is_file(path: Path) -> bool:  # False for any string that cannot be a path (a name longer than 255 bytes)
-        try:
-            return path.is_file()
-        except (OSError, ValueError):
-            return False
-
     def walk(value: Any, key: str = "") -> None:
-        if isinstance(value, str) and value not in produced and is_file(Path(value) / "meta.json"):
+        if isinstance(value, str) and value not in produced and _is_file(Path(value) / "meta.json"):
             try:
                 out[value] = folder_fingerprint(value)
             except (OSError, ValueError, KeyError):
                 out[value] = "unreadable"
-        elif isinstance(value, str) and "template" in key and is_file(Path(value)):
+        elif isinstance(value, str) and "template" in key and _is_file(Path(value)):
             # a template given as a file (a shipped one is named, and versioned with the code): its text
-            out[value] = hashlib.sha256(Path(value).read_bytes()).hexdigest()[:20]
+            out[value] = file_sha256(value)[:20]
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(v, str(k))
