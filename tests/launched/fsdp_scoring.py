@@ -6,6 +6,7 @@ decoder layers and root are ``fully_shard``-ed across the two processes; rank 0 
 """
 
 import copy
+import gc
 import json
 import sys
 from pathlib import Path
@@ -38,6 +39,13 @@ def main() -> None:
             "reference": reference.tolist(), "sharded": sharded.tolist(), "sharding": sharding(loaded.model),
             "head": scorer.config.head, "local_parameters": local,
             "all_parameters": sum(p.numel() for p in whole.parameters())}))
+    # Tear down in lockstep: both ranks past every collective and the write, the sharded modules (which hold the
+    # group) freed, then the group destroyed. A rank that tears gloo down while its peer is still busy can abort
+    # ("terminate called without an active exception", seen once in CI).
+    dist.barrier()
+    del scorer, loaded, whole
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
 
 
