@@ -396,3 +396,76 @@ def test_ctrl_c_inside_the_csv_parser_is_not_a_corrupt_file(monkeypatch):
     monkeypatch.setattr(movielens.pd, "read_csv", interrupted_parse)
     with pytest.raises(KeyboardInterrupt):
         movielens.read_delimited(b"1\t2\t3\t4\n", sep="\t", names=["a", "b", "c", "d"], where="u.data")
+
+
+# ---------------------------------------------------------------- bad contents and values (audit of 2026-12-02)
+
+
+@pytest.mark.parametrize("table, column", [("test", "label"), ("train", "history_items"), ("items", "title")])
+def test_a_prepared_folder_missing_a_column_fails_before_any_model(tmp_path, tallrec_dir, table, column):
+    import pyarrow.parquet as pq
+
+    path = tallrec_dir / f"{table}.parquet"
+    pq.write_table(pq.read_table(path).drop_columns([column]), path)
+    run_dir = tmp_path / "run"
+    code, out = run("evaluate", "--data", str(tallrec_dir), "--model", str(tmp_path / "no-model-needed"),
+                    "--run-dir", str(run_dir))
+    assert_clean_failure(code, out, f"{table}.parquet", f"field '{column}'", "missing column")
+    assert not run_dir.exists()
+    code, out = run("baseline", "popularity", "-d", str(tallrec_dir), "--run-dir", str(run_dir))
+    assert_clean_failure(code, out, f"{table}.parquet", column)
+    assert not run_dir.exists()
+
+
+def test_a_baseline_parameter_of_the_wrong_kind_is_refused_before_training(tmp_path, tallrec_dir):
+    run_dir = tmp_path / "run"
+    code, out = run("baseline", "din", "-d", str(tallrec_dir), "--set", "params.net_dropout=abc", "--run-dir",
+                    str(run_dir))
+    assert_clean_failure(code, out, "params.net_dropout", "'abc'")
+    assert not run_dir.exists()
+
+
+def test_lora_targets_that_match_no_module_name_the_setting(tmp_path, tallrec_dir, model_dir):
+    code, out = run("train", "--data", str(tallrec_dir), "--shots", "16", "--model", str(model_dir), "--device", "cpu",
+                    "--set", "lora.target_modules=[nosuch_proj]", "--run-dir", str(tmp_path / "t"))
+    assert_clean_failure(code, out, "lora.target_modules", "nosuch_proj", "q_proj")
+
+
+@pytest.mark.parametrize("setting, fragment", [("tallrec.label_threshold=9", "above every rating"),
+                                               ("tallrec.label_threshold=0", "below every rating"),
+                                               ("tallrec.split=[0,0,0]", "positive sum")])
+def test_prepare_refuses_settings_that_leave_nothing_to_learn(tmp_path, ml1m_zip, setting, fragment):
+    out_dir = tmp_path / "p"
+    code, out = run("data", "prepare", "ml-1m", "-p", "tallrec", "--path", str(ml1m_zip), "-o", str(out_dir),
+                    "--set", setting)
+    assert code != 0 and "Traceback" not in out and fragment in out, out
+    assert not out_dir.exists()
+
+
+@pytest.mark.parametrize("args", [["scoring", "--prompts", "0"], ["training", "--steps", "1"],
+                                  ["retrieval", "-k", "0"], ["baselines", "--steps", "0"]])
+def test_bench_counts_must_be_positive(args):
+    code, out = run("bench", *args)
+    assert code == 2 and "is not in the range" in out, out
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("data: somewhere\nbogus_key: 1\n")
+    code, out = run("evaluate", "-c", str(cfg))
+    assert code != 0 and f"{cfg}: invalid config" in out and "bogus_key" in out, out
+
+
+def test_a_template_file_that_does_not_exist_is_called_missing(tmp_path, tallrec_dir):
+    code, out = run("evaluate", "--data", str(tallrec_dir), "-t", str(tmp_path / "mine.yaml"), "--model",
+                    str(tmp_path / "m"), "--run-dir", str(tmp_path / "r"))
+    assert_clean_failure(code, out, "mine.yaml", "not found")
+
+
+def test_report_on_a_corrupt_table_names_it_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "table.json").write_text("{broken")
+    code, out = run("report", str(folder), "-o", str(tmp_path / "rep"))
+    assert_clean_failure(code, out, "table.json", "cannot read JSON")
+    assert not (tmp_path / "rep").exists()

@@ -84,8 +84,10 @@ def load_config(
     path: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     base: dict[str, Any] | None = None,
+    source: str | Path | None = None,
 ) -> M:
-    """Build ``model`` from ``base`` values, then a YAML file, then CLI overrides (last wins)."""
+    """Build ``model`` from ``base`` values, then a YAML file, then CLI overrides (last wins); ``source``
+    names the file ``base`` was read from in error messages."""
     data = dict(base or {})
     if path is not None:
         data = deep_merge(data, read_yaml(path))
@@ -93,7 +95,7 @@ def load_config(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
+        where = f"{path or source}: " if path or source else ""
         lines = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()]
         raise ConfigError(f"{where}invalid config:\n  " + "\n  ".join(lines)) from exc
 

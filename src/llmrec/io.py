@@ -27,6 +27,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llmrec.errors import DataError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -78,6 +80,14 @@ def atomic_directory(path: str | Path, *, overwrite: bool = True) -> Iterator[Pa
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a DataError naming the file when it is unreadable or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read JSON ({type(exc).__name__}: {exc})", path=path) from None
 
 
 def write_json(path: str | Path, obj: Any) -> None:

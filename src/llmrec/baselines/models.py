@@ -20,6 +20,7 @@ and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import tempfile
@@ -190,17 +191,42 @@ def feature_map(features: CtrFeatures, embedding_dim: int):
     return fmap
 
 
-def _init_arguments(cls) -> set[str]:
-    """Named constructor arguments of ``cls`` and its bases (FuxiCTR passes ``**kwargs`` up)."""
-    import inspect
-
-    names: set[str] = set()
+def _init_defaults(cls) -> dict[str, Any]:
+    """Named constructor arguments of ``cls`` and its bases (FuxiCTR passes ``**kwargs`` up) with their
+    defaults (``inspect.Parameter.empty`` for none); the most derived class wins."""
+    found: dict[str, Any] = {}
     for klass in cls.__mro__:
         if klass is nn.Module or klass is object or "__init__" not in vars(klass):
             continue
-        names |= {n for n, prm in inspect.signature(klass.__init__).parameters.items()
-                  if n != "self" and prm.kind not in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL)}
-    return names
+        for n, prm in inspect.signature(klass.__init__).parameters.items():
+            if n != "self" and prm.kind not in (prm.VAR_KEYWORD, prm.VAR_POSITIONAL):
+                found.setdefault(n, prm.default)
+    return found
+
+
+def _init_arguments(cls) -> set[str]:
+    """Named constructor arguments of ``cls`` and its bases."""
+    return set(_init_defaults(cls))
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether ``value`` can stand where the constructor's ``default`` stands (numbers for numbers,
+    a list for a list, ...); no default or a None default accepts anything.
+
+    >>> _same_kind(0.1, 0), _same_kind("abc", 10), _same_kind([64], [200, 80]), _same_kind(True, 1), _same_kind(3, None)
+    (True, False, True, False, True)
+    """
+    if default is None or default is inspect.Parameter.empty:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, str):
+        return isinstance(value, str) or value is None
+    return True
 
 
 # arguments of FuxiCTR's own training loop, which llmrec does not use (the shared trainer does)
@@ -220,6 +246,11 @@ def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
     if unknown:
         raise ConfigError(f"params: {', '.join(unknown)} not an argument of {what} "
                           f"(known: {', '.join(sorted(allowed)) or 'none'})")
+    defaults = _init_defaults(cls)
+    for name, value in params.items():
+        if not _same_kind(value, defaults[name]):
+            raise ConfigError(f"params.{name}: {value!r} is not the kind of value {what} takes "
+                              f"(its default: {defaults[name]!r})")
 
 
 def right_aligned(batch: CtrBatch) -> CtrBatch:

@@ -104,7 +104,7 @@ def config_command(model_cls, config_path, overrides, named: dict, print_config:
     for key, value in named.items():
         if value is not None:  # named options are plain values, not YAML
             set_dotted(base, key.split("."), value)
-    config = load_config(model_cls, overrides=overrides, base=base)
+    config = load_config(model_cls, overrides=overrides, base=base, source=config_path)
     if print_config:
         click.echo(dump_config(config), nl=False)
         return None

@@ -27,7 +27,7 @@ def bench() -> None:
 @click.option("--dataset", default="ml-1m", show_default=True)
 @click.option("--protocol", default="rella", show_default=True, type=click.Choice(["tallrec", "rella", "trsr"]))
 @source_options
-@click.option("--repeats", default=1, show_default=True, help="Runs; the fastest is reported.")
+@click.option("--repeats", default=1, type=click.IntRange(min=1), show_default=True, help="Runs; the fastest is reported.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_data(dataset, protocol, path, data_root, download, repeats, output) -> None:
     """Time and peak memory of `data prepare`, and the speed of the metrics."""
@@ -43,13 +43,13 @@ def bench_data(dataset, protocol, path, data_root, download, repeats, output) ->
 @bench.command("scoring")
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder for the prompts.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
-@click.option("--prompts", "n_prompts", default=24, show_default=True, help="Prompts per method.")
-@click.option("--history-k", default=12, show_default=True, help="History items per prompt (about 350 tokens at 12 on ML-1M).")
-@click.option("--batch-size", "batch_sizes", multiple=True, type=int, default=(1, 8), show_default=True)
-@click.option("--rank-users", default=2, show_default=True, help="Users x 21 candidates for the ranking case.")
+@click.option("--prompts", "n_prompts", default=24, type=click.IntRange(min=1), show_default=True, help="Prompts per method.")
+@click.option("--history-k", default=12, type=click.IntRange(min=1), show_default=True, help="History items per prompt (about 350 tokens at 12 on ML-1M).")
+@click.option("--batch-size", "batch_sizes", multiple=True, type=click.IntRange(min=1), default=(1, 8), show_default=True)
+@click.option("--rank-users", default=2, type=click.IntRange(min=1), show_default=True, help="Users x 21 candidates for the ranking case.")
 @click.option("--int8", is_flag=True, help="Also measure int8 dynamic quantization and its AUC change.")
 @click.option("--llamacpp", is_flag=True, help="Also measure the llama.cpp backend (GGUF models) and its AUC change.")
-@click.option("--auc-prompts", default=200, show_default=True, help="Labelled prompts for the AUC comparisons.")
+@click.option("--auc-prompts", default=200, type=click.IntRange(min=1), show_default=True, help="Labelled prompts for the AUC comparisons.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, llamacpp, auc_prompts, output) -> None:
     """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8, llama.cpp."""
@@ -63,8 +63,8 @@ def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_user
 @bench.command("training")
 @click.option("--data", "-d", default="prepared/ml-100k-tallrec", show_default=True, help="Prepared CTR folder.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
-@click.option("--batch-size", default=8, show_default=True, help="Samples in the (fixed) batch.")
-@click.option("--steps", default=4, show_default=True, help="Steps per path (the first is not timed).")
+@click.option("--batch-size", default=8, type=click.IntRange(min=1), show_default=True, help="Samples in the (fixed) batch.")
+@click.option("--steps", default=4, type=click.IntRange(min=2), show_default=True, help="Steps per path (the first is not timed).")
 @click.option("--path", "paths", multiple=True, type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only"]),
               default=("trl_default", "trl_no_checkpointing", "answer_only"), show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
@@ -78,9 +78,9 @@ def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
 @bench.command("retrieval")
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True, help="Item encoder model.")
-@click.option("-k", "k", default=10, show_default=True, help="Retrieved items per sample.")
-@click.option("--encode-items", default=512, show_default=True, help="Items timed for the encoding speed.")
-@click.option("--batch-size", default=32, show_default=True, help="Item texts per forward pass.")
+@click.option("-k", "k", default=10, type=click.IntRange(min=1), show_default=True, help="Retrieved items per sample.")
+@click.option("--encode-items", default=512, type=click.IntRange(min=1), show_default=True, help="Items timed for the encoding speed.")
+@click.option("--batch-size", default=32, type=click.IntRange(min=1), show_default=True, help="Item texts per forward pass.")
 @click.option("--no-encoding", is_flag=True, help="Skip the encoding figures (SUBR only).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, output) -> None:
@@ -97,10 +97,10 @@ def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, 
 @click.option("--data", "-d", default="prepared/amazon-games-trsr", show_default=True,
               help="Prepared folder whose histories make the block prompts.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
-@click.option("--prompts", "n_prompts", default=16, show_default=True, help="Block prompts (one per user).")
-@click.option("--batch-size", default=16, show_default=True, help="Prompts per generate call on the batched paths.")
-@click.option("--max-new-tokens", default=48, show_default=True)
-@click.option("--no-cache-prompts", default=4, show_default=True,
+@click.option("--prompts", "n_prompts", default=16, type=click.IntRange(min=1), show_default=True, help="Block prompts (one per user).")
+@click.option("--batch-size", default=16, type=click.IntRange(min=1), show_default=True, help="Prompts per generate call on the batched paths.")
+@click.option("--max-new-tokens", default=48, type=click.IntRange(min=1), show_default=True)
+@click.option("--no-cache-prompts", default=4, type=click.IntRange(min=0), show_default=True,
               help="Prompts for the KV-cache-off path (slow: it recomputes the whole sequence per token); 0 skips it.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_summarize(data, model_name, n_prompts, batch_size, max_new_tokens, no_cache_prompts, output) -> None:
@@ -116,9 +116,9 @@ def bench_summarize(data, model_name, n_prompts, batch_size, max_new_tokens, no_
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True,
               help="Prepared folder: CTR samples or TRSR candidate lists.")
 @click.option("--model", "models", multiple=True, help="Baselines to time (repeatable) [all of the folder's kind].")
-@click.option("--steps", default=20, show_default=True, help="Timed training steps per model.")
-@click.option("--batch-size", default=1024, show_default=True)
-@click.option("--score-samples", default=20_000, show_default=True, help="Validation samples scored per model.")
+@click.option("--steps", default=20, type=click.IntRange(min=1), show_default=True, help="Timed training steps per model.")
+@click.option("--batch-size", default=1024, type=click.IntRange(min=1), show_default=True)
+@click.option("--score-samples", default=20_000, type=click.IntRange(min=1), show_default=True, help="Validation samples scored per model.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_baselines(data, models, steps, batch_size, score_samples, output) -> None:
     """Training and scoring throughput of each classic baseline that fits the folder (CTR models on
@@ -149,9 +149,9 @@ def bench_baselines(data, models, steps, batch_size, score_samples, output) -> N
               help="Prepared folder whose test samples make the requests (without --run).")
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
 @click.option("--clients", default="1,4,16", show_default=True, help="Concurrent client counts.")
-@click.option("--requests", "n_requests", default=48, show_default=True, help="Requests per setting (bounded).")
-@click.option("--candidates", default=1, show_default=True, help="Candidates per request.")
-@click.option("--max-seconds", default=300.0, show_default=True, help="Time cap per setting (the test stops itself).")
+@click.option("--requests", "n_requests", default=48, type=click.IntRange(min=1), show_default=True, help="Requests per setting (bounded).")
+@click.option("--candidates", default=1, type=click.IntRange(min=1), show_default=True, help="Candidates per request.")
+@click.option("--max-seconds", default=300.0, type=click.FloatRange(min=0, min_open=True), show_default=True, help="Time cap per setting (the test stops itself).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a serve config field.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
 def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_seconds, overrides, output) -> None:

@@ -37,6 +37,39 @@ from llmrec.io import (
 
 OWN_FILES = ("meta.json", "stats.json", "stats.txt")
 
+# Columns every reader of a prepared folder relies on, by kind of sample table (extra columns are fine).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings"),
+    "ranking": ("sample_id", "user", "candidates", "labels", "history_items", "history_ratings"),
+    "instruction": ("sample_id", "instruction", "input", "output", "label"),
+    "items": ("item", "title"),
+    "users": ("user",),
+}
+
+
+def sample_kind(protocol: str, columns: list[str]) -> str:
+    """``ctr``, ``ranking`` or ``instruction``: what a split of ``protocol`` with these columns holds."""
+    if protocol == "instruction" or "instruction" in columns:
+        return "instruction"
+    return "ranking" if {"candidates", "labels", "target"} & set(columns) else "ctr"
+
+
+def check_columns(table: pa.Table | pd.DataFrame, kind: str, path: Path) -> None:
+    """A DataError naming the file and the missing columns when ``table`` lacks what ``kind`` needs.
+
+    >>> check_columns(pa.table({"item": [1]}), "items", Path("items.parquet"))
+    Traceback (most recent call last):
+    ...
+    llmrec.errors.DataError: items.parquet: field 'title': missing column (items need item, title) (prepare the data again)
+    """
+    columns = table.column_names if isinstance(table, pa.Table) else list(table.columns)
+    missing = [c for c in REQUIRED_COLUMNS[kind] if c not in columns]
+    if missing:
+        what = kind if kind in ("items", "users") else f"{kind} samples"
+        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} ({what} need "
+                        f"{', '.join(REQUIRED_COLUMNS[kind])})", path=path, field=", ".join(missing),
+                        hint="prepare the data again")
+
 
 def prepared_kind(directory: Path) -> tuple[str, str] | None:
     """(dataset, protocol) of a prepared folder written by llmrec, or None when it is something else.
@@ -157,13 +190,20 @@ class PreparedData:
             except (OSError, pa.ArrowInvalid) as exc:
                 raise DataError(f"cannot read table: {exc}", path=p, hint="prepare the data again") from None
 
+        splits = {name: read(name) for name in meta["splits"]}
+        for name, table in splits.items():
+            check_columns(table, sample_kind(meta["protocol"], table.column_names), directory / f"{name}.parquet")
+        items, users = read("items"), read("users")
+        if meta["protocol"] != "instruction":
+            check_columns(items, "items", directory / "items.parquet")
+            check_columns(users, "users", directory / "users.parquet")
         seq_path = directory / "sequences.parquet"
         return cls(
             dataset=meta["dataset"],
             protocol=meta["protocol"],
-            splits={name: read(name) for name in meta["splits"]},
-            items=read("items").to_pandas(),
-            users=read("users").to_pandas(),
+            splits=splits,
+            items=items.to_pandas(),
+            users=users.to_pandas(),
             sequences=read("sequences") if seq_path.exists() else None,
             config=meta["config"],
             notes=meta.get("notes", []),

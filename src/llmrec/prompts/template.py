@@ -180,6 +180,9 @@ def template_file(name_or_path: str | Path, shipped: dict[str, Path], what: str 
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if "/" in str(name_or_path) or path.suffix in (".yaml", ".yml"):
+        raise ConfigError(f"{what} file {str(name_or_path)!r} not found" +
+                          (" (a folder)" if path.is_dir() else ""))
     raise ConfigError(f"unknown {what} {str(name_or_path)!r}; shipped: {', '.join(sorted(shipped))}, or give a file path")
 
 

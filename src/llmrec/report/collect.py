@@ -7,7 +7,6 @@ evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.jso
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmrec.errors import ConfigError
+from llmrec.errors import ConfigError, DataError
+from llmrec.io import read_json
 from llmrec.runs import load_metrics
 
 RANKING_KS = (1, 3, 5, 10)
@@ -49,7 +49,10 @@ class Row:
         for run in self.runs:
             for p in (run / "predictions.parquet", run / "test" / "predictions.parquet"):
                 if p.exists():
-                    return pd.read_parquet(p)
+                    try:
+                        return pd.read_parquet(p)
+                    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                        raise DataError(f"cannot read predictions ({type(exc).__name__})", path=p) from None
         return None
 
 
@@ -89,7 +92,7 @@ def _moved(run: Path, folder: Path, row: str) -> Path:
 
 def experiment_section(folder: Path) -> Section:
     """A section from an experiment's output folder (its ``table.json``)."""
-    table = json.loads((folder / "table.json").read_text())
+    table = read_json(folder / "table.json")
     rows = []
     for name, entry in table["rows"].items():
         runs = [_moved(Path(f), folder, name) for f in entry.get("folders", [])]
@@ -111,7 +114,7 @@ def runs_section(folders: list[Path]) -> Section:
     rows = []
     for f in folders:
         if (f / "summary.json").exists() and not (f / "metrics.json").exists():  # a --seeds folder
-            runs = [Path(r) for r in json.loads((f / "summary.json").read_text()).get("runs", [])]
+            runs = [Path(r) for r in read_json(f / "summary.json").get("runs", [])]
         else:
             runs = [f]
         rows.append(Row(f.name, runs, [_run_metrics(r) for r in runs]))

@@ -93,7 +93,17 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec 
     sections = collect(paths)
     out = Path(out)
     files = out / "report_files"
+    made = [p for p in (out, files) if not p.exists()]
     files.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_report(sections, out, files, title)
+    except BaseException:
+        for folder in reversed(made):  # a failed report leaves no folder it made (files it wrote: none yet, or plots)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[str, Any]:
     md = [f"# {title}", ""]
     parts = [f"<h1>{html.escape(title)}</h1>"]
     summary = []

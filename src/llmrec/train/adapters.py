@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.distributed import barrier, world
+from llmrec.errors import ConfigError
 from llmrec.io import atomic_directory
 from llmrec.llm import sharding
 
@@ -28,6 +29,25 @@ class LoraSettings(BaseModel):
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"],
                                       description="module names (suffixes) that get LoRA matrices")
     bias: str = "none"
+
+    def check_targets(self, model) -> None:
+        """A ConfigError when a target matches no module of ``model`` (peft's rule: the module's name or
+        its last dotted parts), naming the model's linear layers.
+
+        >>> from torch import nn
+        >>> LoraSettings(target_modules=["q_proj", "nosuch"]).check_targets(nn.ModuleDict({"q_proj": nn.Linear(2, 2)}))
+        Traceback (most recent call last):
+        ...
+        llmrec.errors.ConfigError: lora.target_modules: 'nosuch' matches no module of the model (its linear layers: q_proj)
+        """
+        from torch import nn
+
+        names = [n for n, _ in model.named_modules() if n]
+        for target in self.target_modules:
+            if not any(n == target or n.endswith("." + target) for n in names):
+                linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+                raise ConfigError(f"lora.target_modules: {target!r} matches no module of the model "
+                                  f"(its linear layers: {', '.join(linear) or 'none'})")
 
     def to_peft(self):
         from peft import LoraConfig, TaskType

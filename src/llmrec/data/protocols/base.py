@@ -16,13 +16,15 @@ of ``item``/``label``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import AfterValidator, NonNegativeFloat
 
 from llmrec.data.schema import RecData
-from llmrec.errors import DataError
+from llmrec.errors import ConfigError, DataError
 
 SPLIT_ORDER = ("train", "valid", "test")
 
@@ -111,6 +113,16 @@ def gather_lists(values: pa.Array | np.ndarray, index: np.ndarray, lengths: np.n
     return list_column(values, *concat_ranges(index, lengths))
 
 
+def _some_share(ratios: tuple[float, float, float]) -> tuple[float, float, float]:
+    if sum(ratios) <= 0:
+        raise ValueError("train : valid : test ratios need a positive sum, e.g. [0.8, 0.1, 0.1]")
+    return ratios
+
+
+# train : valid : test ratios, divided by their sum ([8, 1, 1] = [0.8, 0.1, 0.1])
+SplitRatios = Annotated[tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat], AfterValidator(_some_share)]
+
+
 def split_by_rank(n: int, ratios: tuple[float, float, float]) -> np.ndarray:
     """Split labels for ``n`` ordered samples: the first ``ratios[0]`` share is train, etc.
 
@@ -150,8 +162,17 @@ def resolve_order(data: RecData, order: str) -> str:
 
 
 def label_threshold(data: RecData, configured: float | None) -> float:
-    """The configured threshold, or :func:`default_threshold`."""
-    return configured if configured is not None else default_threshold(data)
+    """The configured threshold, or :func:`default_threshold`; a ConfigError when every rating falls on
+    one side of a configured threshold (every label would be the same)."""
+    if configured is None:
+        return default_threshold(data)
+    ratings = data.interactions["rating"].to_numpy(dtype=float)
+    low, high = float(np.nanmin(ratings)), float(np.nanmax(ratings))
+    if not low <= configured < high:
+        side = "above" if configured >= high else "below"
+        raise ConfigError(f"label_threshold: {configured:g} is {side} every rating of {data.name} "
+                          f"({low:g}-{high:g}); every label would be {0 if side == 'above' else 1}")
+    return configured
 
 
 def default_threshold(data: RecData) -> float:

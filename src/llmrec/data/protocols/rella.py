@@ -21,11 +21,12 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols.base import (
     Chronology,
+    SplitRatios,
     concat_ranges,
     label_threshold,
     list_column,
@@ -45,7 +46,8 @@ class RellaConfig(BaseModel):
     label_threshold: float | None = Field(None, description="label = rating > threshold; None: 3 (1-5 scale) or 5 (1-10)")
     min_history: int = Field(5, ge=1, description="earlier ratings a sample needs")
     max_history: int = Field(60, ge=1, description="most recent earlier ratings kept in history_items (K up to this)")
-    split: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (0.8, 0.1, 0.1)
+    split: SplitRatios = Field(
+        (0.8, 0.1, 0.1), description="train : valid : test ratios (divided by their sum: [8, 1, 1] = [0.8, 0.1, 0.1])")
     order: Literal["auto", "time", "random"] = Field("auto", description="auto: time if the data has timestamps")
     seed: int = 42
 

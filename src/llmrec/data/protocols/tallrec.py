@@ -24,11 +24,12 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols.base import (
     Chronology,
+    SplitRatios,
     label_threshold,
     require_ratings,
     resolve_order,
@@ -46,7 +47,8 @@ class TallrecConfig(BaseModel):
     history_len: int = Field(10, ge=1, description="history items per sample")
     label_threshold: float | None = Field(None, description="label = rating > threshold; None: 3 (1-5) or 5 (1-10)")
     max_samples: int = Field(10_000, ge=1, description="keep the most recent samples (time order) or a random subset")
-    split: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (0.8, 0.1, 0.1)
+    split: SplitRatios = Field(
+        (0.8, 0.1, 0.1), description="train : valid : test ratios (divided by their sum: [8, 1, 1] = [0.8, 0.1, 0.1])")
     few_shot: list[PositiveInt] = Field(default_factory=lambda: [16, 64, 256], description="few-shot train subset sizes")
     order: Literal["auto", "time", "random"] = Field("auto", description="auto: time if the data has timestamps")
     seed: int = 42
