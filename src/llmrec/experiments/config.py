@@ -99,6 +99,9 @@ class SuiteRow(BaseModel):
             raise ValueError(f"row {self.name!r}: adapters_from is for evaluate rows")
         if self.seeds is not None and self.kind not in SEEDED:
             raise ValueError(f"row {self.name!r}: seeds are for train and baseline steps")
+        bad = [s for s in self.set if "=" not in s]
+        if bad:
+            raise ValueError(f"row {self.name!r}: set entry {bad[0]!r} must look like key.subkey=value")
         if self.in_table is None:
             self.in_table = self.kind in TABLE_KINDS
         return self
