@@ -238,3 +238,20 @@ def test_bench_serve_load_test_is_bounded_and_error_free(folders, loaded):
     assert all(r["requests"] == 6 and r["errors"] == 0 and r["p50_ms"] <= r["p99_ms"] for r in rows)
     assert rows[0]["mean_batch_prompts"] == 3  # one request per scoring call when off
     assert set(result["micro_batching_speedup"]) == {1, 3} and "api_key" not in result["server"]
+
+
+def test_a_busy_port_fails_before_the_model_loads(folders, tmp_path):
+    import socket
+
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--data", str(folders["tallrec"]), "--model",
+                                           str(tmp_path / "never-loaded"), "--port", str(port)])
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "server.host/port" in result.output

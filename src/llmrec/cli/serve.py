@@ -50,6 +50,7 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
     config = config_command(ServeConfig, config_path, overrides, named, print_config, defaults=defaults)
     if config is None:
         return
+    config.server.check_address()  # before the model loads
     from llmrec.serve.app import create_app
     from llmrec.serve.service import RecommenderService
 

@@ -42,6 +42,28 @@ class ServerSettings(BaseModel):
     graceful_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for requests in flight")
 
 
+    def check_address(self) -> None:
+        """A ConfigError when this process cannot listen on ``host:port`` (unknown address, port in use),
+        checked before the model loads.
+
+        >>> ServerSettings(host="999.1.1.1").check_address()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        llmrec.errors.ConfigError: server.host/port: cannot listen on 999.1.1.1:8000 (...)
+        """
+        import socket
+
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _, address = infos[0]
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+                sock.bind(address)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"server.host/port: cannot listen on {self.host}:{self.port} ({reason})") from None
+
+
 class ServeConfig(PromptSettings):
     """Everything ``llmrec serve`` needs (the prompt fields come from :class:`PromptSettings`)."""
 
