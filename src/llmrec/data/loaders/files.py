@@ -32,7 +32,9 @@ class SourceFiles:
             raise DataError("no such file or directory", path=self.path)
         self.is_zip = self.path.is_file() and zipfile.is_zipfile(self.path)
         if self.path.is_file() and not self.is_zip:
-            raise DataError("expected a zip archive or a directory", path=self.path)
+            what = ("not a readable zip archive (truncated or corrupt?)" if self.path.suffix.lower() == ".zip"
+                    else "expected a zip archive or a directory")
+            raise DataError(what, path=self.path)
         if self.is_zip:
             try:
                 with zipfile.ZipFile(self.path) as z:

@@ -106,9 +106,9 @@ def _numeric(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     bad = values.isna() & frame[column].notna()
     if bad.any() or values.isna().any():
         row = int(np.flatnonzero((values.isna()).to_numpy())[0])
-        raise DataError(
-            f"non-numeric value {frame[column].iloc[row]!r}", path=where, field=column, line=row + 1
-        )
+        value = frame[column].iloc[row]
+        what = "missing value (a short line?)" if pd.isna(value) else f"non-numeric value {str(value)!r}"
+        raise DataError(what, path=where, field=column, line=row + 1)
     return values
 
 
