@@ -104,6 +104,15 @@ def test_a_copied_experiment_folder_keeps_its_rows(tmp_path, folders):
     assert "| zeroshot | 1 | 0.4500 [0.420, 0.480] |" in md and "| lora-64 | 2 | 0.7500 ± 0.0141 |" in md
 
 
+def test_a_folder_of_experiments_reports_each_in_name_order(tmp_path, folders):
+    """``llmrec report results`` stands for every experiment folder in it (files such as a README are skipped)."""
+    ctr, rank, _ = folders
+    (tmp_path / "README.md").write_text("notes")
+    result = build_report([tmp_path], tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert result["sections"] == 2 and md.index("## tallrec-table") < md.index("## trsr-table")
+
+
 def test_report_refuses_folders_that_hold_no_results(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="not an experiment folder"):

@@ -182,14 +182,15 @@ def suite_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_
 def report_cmd(folders, out, title) -> None:
     """Every method and baseline side by side: OUT/report.md and one self-contained OUT/report.html.
 
-    FOLDERS are experiment folders (llmrec run / suite: their table.json) and run folders
-    (evaluate, train, baseline, --seeds). Each table shows every metric as mean ± std over
+    FOLDERS are experiment folders (llmrec run / suite: their table.json), folders of them
+    (results/: every experiment in it), and run folders (evaluate, train, baseline, --seeds). Each table shows every metric as mean ± std over
     seeds (one run: value [95% CI]) beside the papers' numbers; the plots are the experiment's
     curves (AUC vs N, AUC vs K), ranking metrics by k, calibration and score histograms.
 
     \b
     Examples:
       llmrec report runs/tallrec-table runs/rella-table runs/trsr-table -o runs/report
+      llmrec report results -o runs/report-all
       llmrec report runs/zs-recent10 runs/rella-reit-256
     """
     from llmrec.report import build_report

@@ -124,13 +124,17 @@ def runs_section(folders: list[Path]) -> Section:
 
 
 def collect(paths: list[str | Path]) -> list[Section]:
-    """Sections for the given folders: each experiment folder is one, the loose runs together are one."""
+    """Sections for the given folders: each experiment folder is one, the loose runs together are one; a folder
+    of experiment folders (such as ``results/``) stands for the experiments in it, in name order."""
     sections, loose = [], []
     for p in map(Path, paths):
+        inner = sorted(q for q in p.iterdir() if (q / "table.json").exists()) if p.is_dir() else []
         if (p / "table.json").exists():
             sections.append(experiment_section(p))
         elif (p / "metrics.json").exists() or (p / "summary.json").exists():
             loose.append(p)
+        elif inner:
+            sections.extend(experiment_section(q) for q in inner)
         else:
             raise ConfigError(f"{p}: not an experiment folder (no table.json) nor a run folder (no metrics.json); "
                               "give the folder of llmrec run / suite / evaluate / train / baseline")
