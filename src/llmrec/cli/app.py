@@ -78,7 +78,8 @@ class Group(click.Group):
 def main(debug: bool) -> None:
     """llmrec: causal language models as recommenders (TALLRec, ReLLa, LLM-TRSR).
 
-    Start with `llmrec data prepare ml-1m --protocol rella`.
+    Start with `llmrec run configs/quickstart.yaml` (the README's main job: zero-shot vs LoRA vs
+    classic models on MovieLens-100K), or `llmrec data prepare ml-100k --protocol tallrec`.
     """
     if not debug and not debug_enabled():
         quiet_third_party()
