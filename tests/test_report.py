@@ -105,12 +105,14 @@ def test_a_copied_experiment_folder_keeps_its_rows(tmp_path, folders):
 
 
 def test_a_folder_of_experiments_reports_each_in_name_order(tmp_path, folders):
-    """``llmrec report results`` stands for every experiment folder in it (files such as a README are skipped)."""
-    ctr, rank, _ = folders
+    """``llmrec report results`` stands for every experiment folder in it, and its run folders go into one table
+    (files such as a README and folders that hold no results are skipped)."""
     (tmp_path / "README.md").write_text("notes")
+    (tmp_path / "empty").mkdir()
     result = build_report([tmp_path], tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert result["sections"] == 2 and md.index("## tallrec-table") < md.index("## trsr-table")
+    assert result["sections"] == 3 and md.index("## tallrec-table") < md.index("## trsr-table") < md.index("## runs")
+    assert "| zs-run | 1 |" in md
 
 
 def test_report_refuses_folders_that_hold_no_results(tmp_path):

@@ -210,20 +210,25 @@ def _init_arguments(cls) -> set[str]:
 
 
 def _same_kind(value: Any, default: Any) -> bool:
-    """Whether ``value`` can stand where the constructor's ``default`` stands (numbers for numbers,
-    a list for a list, ...); no default or a None default accepts anything.
+    """Whether ``value`` can stand where the constructor's ``default`` stands: numbers for a number, text for
+    text, a list for a list; a list also where a number or text goes (FuxiCTR takes one dropout or activation per
+    layer), 0 / 1 for a bool; no default or a None default accepts anything.
 
-    >>> _same_kind(0.1, 0), _same_kind("abc", 10), _same_kind([64], [200, 80]), _same_kind(True, 1), _same_kind(3, None)
-    (True, False, True, False, True)
+    >>> _same_kind(0.1, 0), _same_kind("abc", 10), _same_kind([64], [200, 80]), _same_kind([0.1, 0.2], 0)
+    (True, False, True, True)
+    >>> _same_kind(1, True), _same_kind("yes", True), _same_kind(3, "relu"), _same_kind(3, None)
+    (True, False, False, True)
     """
     if default is None or default is inspect.Parameter.empty:
         return True
     if isinstance(default, bool):
-        return isinstance(value, bool)
+        return isinstance(value, bool) or (isinstance(value, int) and value in (0, 1))
+    if isinstance(value, (list, tuple)):
+        return isinstance(default, (list, tuple, int, float, str))
     if isinstance(default, (int, float)):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
+        return False
     if isinstance(default, str):
         return isinstance(value, str) or value is None
     return True

@@ -128,10 +128,10 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
     plan: list[PlannedRun] = []
     for row in suite.rows:
         where = f"{experiment_file or suite.name}: step {row.name!r}"
-        if isinstance(row.source, str):
-            where += f" ({row.source}{' with its set:' if row.set else ''}{' and --set' if extra else ''})"
-        elif row.set or extra:
-            where += f" ({'its set:' if row.set else ''}{' and ' if row.set and extra else ''}{'--set' if extra else ''})"
+        parts = [row.source] if isinstance(row.source, str) else []
+        parts += ["its set"] * bool(row.set) + ["--set"] * bool(extra)
+        if parts:
+            where += f" ({', '.join(parts)})"
         try:
             base = row.config_data(experiment_file)
             refs = sorted(row.references(base))

@@ -123,18 +123,31 @@ def runs_section(folders: list[Path]) -> Section:
     return Section("runs", "", metrics, rows)
 
 
+def _is_run(folder: Path) -> bool:
+    return (folder / "metrics.json").exists() or (folder / "summary.json").exists()
+
+
+def _inner_results(folder: Path) -> list[Path]:
+    """The experiment and run folders directly inside ``folder``, in name order."""
+    try:
+        inner = sorted(q for q in folder.iterdir() if q.is_dir())
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
+    return [q for q in inner if (q / "table.json").exists() or _is_run(q)]
+
+
 def collect(paths: list[str | Path]) -> list[Section]:
     """Sections for the given folders: each experiment folder is one, the loose runs together are one; a folder
     of experiment folders (such as ``results/``) stands for the experiments in it, in name order."""
     sections, loose = [], []
     for p in map(Path, paths):
-        inner = sorted(q for q in p.iterdir() if (q / "table.json").exists()) if p.is_dir() else []
         if (p / "table.json").exists():
             sections.append(experiment_section(p))
-        elif (p / "metrics.json").exists() or (p / "summary.json").exists():
+        elif _is_run(p):
             loose.append(p)
-        elif inner:
-            sections.extend(experiment_section(q) for q in inner)
+        elif inner := _inner_results(p):
+            sections.extend(experiment_section(q) for q in inner if (q / "table.json").exists())
+            loose.extend(q for q in inner if not (q / "table.json").exists())
         else:
             raise ConfigError(f"{p}: not an experiment folder (no table.json) nor a run folder (no metrics.json); "
                               "give the folder of llmrec run / suite / evaluate / train / baseline")

@@ -51,14 +51,15 @@ class ServerSettings(BaseModel):
         ...
         llmrec.errors.ConfigError: server.host/port: cannot listen on 999.1.1.1:8000 (...)
         """
-        import socket
+        import asyncio
+
+        async def probe() -> None:  # the way uvicorn binds (asyncio's create_server), then let go at once
+            server = await asyncio.get_running_loop().create_server(asyncio.Protocol, host=self.host, port=self.port)
+            server.close()
+            await server.wait_closed()
 
         try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            family, kind, proto, _, address = infos[0]
-            with socket.socket(family, kind, proto) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-                sock.bind(address)
+            asyncio.run(probe())
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise ConfigError(f"server.host/port: cannot listen on {self.host}:{self.port} ({reason})") from None

@@ -30,12 +30,16 @@ class LoraSettings(BaseModel):
                                       description="module names (suffixes) that get LoRA matrices")
     bias: str = "none"
 
-    def check_targets(self, model) -> None:
-        """A ConfigError when a target matches no module of ``model`` (peft's rule: the module's name or
-        its last dotted parts), naming the model's linear layers.
+    def check_targets(self, model, log=print) -> None:
+        """As peft: a ConfigError when no target matches a module of ``model`` (the module's name or its last
+        dotted parts), naming the model's linear layers; a line in the log for targets that match nothing while
+        others do (a list shared by several model families).
 
         >>> from torch import nn
-        >>> LoraSettings(target_modules=["q_proj", "nosuch"]).check_targets(nn.ModuleDict({"q_proj": nn.Linear(2, 2)}))
+        >>> model = nn.ModuleDict({"q_proj": nn.Linear(2, 2)})
+        >>> LoraSettings(target_modules=["q_proj", "c_attn"]).check_targets(model)
+        lora.target_modules: 'c_attn' matches no module of this model (LoRA goes on 'q_proj')
+        >>> LoraSettings(target_modules=["nosuch"]).check_targets(model)
         Traceback (most recent call last):
         ...
         llmrec.errors.ConfigError: lora.target_modules: 'nosuch' matches no module of the model (its linear layers: q_proj)
@@ -43,11 +47,16 @@ class LoraSettings(BaseModel):
         from torch import nn
 
         names = [n for n, _ in model.named_modules() if n]
-        for target in self.target_modules:
-            if not any(n == target or n.endswith("." + target) for n in names):
-                linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
-                raise ConfigError(f"lora.target_modules: {target!r} matches no module of the model "
-                                  f"(its linear layers: {', '.join(linear) or 'none'})")
+        found = [t for t in self.target_modules if any(n == t or n.endswith("." + t) for n in names)]
+        missing = [t for t in self.target_modules if t not in found]
+        if missing and not found:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, nn.Linear)})
+            raise ConfigError(f"lora.target_modules: {', '.join(map(repr, missing))} "
+                              f"match{'es' if len(missing) == 1 else ''} no module of the model "
+                              f"(its linear layers: {', '.join(linear) or 'none'})")
+        if missing:
+            log(f"lora.target_modules: {', '.join(map(repr, missing))} match{'es' if len(missing) == 1 else ''} no "
+                f"module of this model (LoRA goes on {', '.join(map(repr, found))})")
 
     def to_peft(self):
         from peft import LoraConfig, TaskType

@@ -287,7 +287,7 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
         f"{answer.yes_text!r}/{answer.no_text!r}")
 
     model = loaded.model
-    config.lora.check_targets(model)
+    config.lora.check_targets(model, log)
     model = _base_adapter(model, tok, config, run.path, precision, progress, log)
 
     selector = None
