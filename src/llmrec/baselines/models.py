@@ -204,11 +204,6 @@ def _init_defaults(cls) -> dict[str, Any]:
     return found
 
 
-def _init_arguments(cls) -> set[str]:
-    """Named constructor arguments of ``cls`` and its bases."""
-    return set(_init_defaults(cls))
-
-
 def _same_kind(value: Any, default: Any) -> bool:
     """Whether ``value`` can stand where the constructor's ``default`` stands: numbers for a number, text for
     text, a list for a list; a list also where a number or text goes (FuxiCTR takes one dropout or activation per
@@ -246,12 +241,12 @@ def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
     if owned:
         raise ConfigError(f"params: {', '.join(owned)} belong to the training loop; set train.* instead "
                           "(train.learning_rate, train.patience, train.eval_every)")
-    allowed = _init_arguments(cls) - TRAINER_ARGUMENTS - BUILT_ARGUMENTS
+    defaults = _init_defaults(cls)
+    allowed = set(defaults) - TRAINER_ARGUMENTS - BUILT_ARGUMENTS
     unknown = sorted(set(params) - allowed)
     if unknown:
         raise ConfigError(f"params: {', '.join(unknown)} not an argument of {what} "
                           f"(known: {', '.join(sorted(allowed)) or 'none'})")
-    defaults = _init_defaults(cls)
     for name, value in params.items():
         if not _same_kind(value, defaults[name]):
             raise ConfigError(f"params.{name}: {value!r} is not the kind of value {what} takes "

@@ -41,7 +41,6 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, ge=256, description="request body size at most (bytes)")
     graceful_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for requests in flight")
 
-
     def check_address(self) -> None:
         """A ConfigError when this process cannot listen on ``host:port`` (unknown address, port in use),
         checked before the model loads.
