@@ -289,6 +289,14 @@ def test_bench_scoring_without_a_test_split(tmp_path, tallrec_dir):
     assert_clean_failure(code, out, "no split 'test'")
 
 
+@pytest.mark.parametrize("content", [b"{not json", b'{"dataset": "caf\xe9"}', b"[]"])
+def test_a_prepared_folder_with_a_broken_meta_json(tmp_path, tallrec_dir, content):
+    """Not JSON, not UTF-8 or not an object: one line naming meta.json, before any work."""
+    (tallrec_dir / "meta.json").write_bytes(content)
+    code, out = run("bench", "scoring", "--data", str(tallrec_dir))
+    assert_clean_failure(code, out, "meta.json")
+
+
 def test_a_suite_checks_every_row_before_the_first_runs(tmp_path, tallrec_dir, model_dir):
     (tmp_path / "good.yaml").write_text(f"data: {tallrec_dir}\nmodel: {{name: {model_dir}, device: cpu}}\nlimit: 8\n")
     (tmp_path / "bad.yaml").write_text(f"data: {tallrec_dir}\nsplit: nope\n")

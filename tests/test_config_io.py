@@ -105,5 +105,5 @@ def test_schema_roundtrip(tmp_path):
     pd.testing.assert_frame_equal(again.interactions, data.interactions)
     assert again.chronological()["item"].tolist() == ["a", "b"]
     (tmp_path / "d" / "meta.json").write_text("{broken")
-    with pytest.raises(DataError, match="corrupt"):
+    with pytest.raises(DataError, match="cannot read JSON"):
         RecData.load(tmp_path / "d")

@@ -21,7 +21,6 @@ SIM's long history is the same one SUBR searches. The target's own rating is nev
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import DataError
+from llmrec.io import read_json, write_json
 
 __all__ = ["Vocab", "CtrFeatures", "CtrSplit", "CtrBatch", "CATEGORY_FIELDS", "PROFILE_FIELDS"]
 
@@ -274,14 +274,12 @@ class CtrFeatures:
 
     def save(self, path: str | Path) -> None:
         """The vocabularies as JSON (a saved model scores new rows with the same ids)."""
-        from llmrec.io import write_json
-
         write_json(path, {"items": self.items.values, "users": self.users.values,
                           "categories": self.categories.values, "ratings": self.ratings.values,
                           "category_field": self.category_field, "history_len": self.history_len,
                           "profile": {k: v.values for k, v in self.profile_vocabs.items()}})
 
     def same_vocabularies(self, path: str | Path) -> bool:
-        saved = json.loads(Path(path).read_text())
+        saved = read_json(path)
         return (saved["items"] == self.items.values and saved["users"] == self.users.values
                 and saved["categories"] == self.categories.values and saved["ratings"] == self.ratings.values)

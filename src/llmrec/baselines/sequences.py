@@ -23,7 +23,6 @@ item the table lacks) and a user vocabulary from the splits.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ import pyarrow.compute as pc
 from llmrec.baselines.features import Vocab
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import DataError
+from llmrec.io import read_json, write_json
 
 __all__ = ["SeqFeatures", "SeqSplit", "SeqBatch"]
 
@@ -201,10 +201,8 @@ class SeqFeatures:
         return {"items": len(self.items.values), "users": len(self.users.values), "history_len": self.history_len}
 
     def save(self, path: str | Path) -> None:
-        from llmrec.io import write_json
-
         write_json(path, {"items": self.items.values, "users": self.users.values, "history_len": self.history_len})
 
     def same_vocabularies(self, path: str | Path) -> bool:
-        saved = json.loads(Path(path).read_text())
+        saved = read_json(path)
         return saved["items"] == self.items.values and saved["users"] == self.users.values

@@ -30,6 +30,7 @@ from llmrec.io import (
     check_output_dir,
     file_sha256,
     is_leftover,
+    read_json,
     write_json,
     write_parquet,
     write_text,
@@ -175,10 +176,9 @@ class PreparedData:
         if not meta_path.exists():
             raise DataError("not a prepared data directory (meta.json missing)", path=directory,
                             hint="run `llmrec data prepare` first")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"corrupt metadata: {exc}", path=meta_path) from None
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise DataError("metadata is not a JSON object", path=meta_path, hint="prepare the data again")
         missing = [k for k in ("dataset", "protocol", "splits", "config") if k not in meta]
         if missing:
             raise DataError(f"metadata lacks {', '.join(missing)}", path=meta_path, hint="prepare the data again")

@@ -33,7 +33,7 @@ import pandas as pd
 
 from llmrec.data.columns import isin
 from llmrec.errors import DataError
-from llmrec.io import atomic_directory, check_output_dir, is_leftover, write_json, write_parquet
+from llmrec.io import atomic_directory, check_output_dir, is_leftover, read_json, write_json, write_parquet
 
 TimestampKind = Literal["unix", "order", "none"]
 
@@ -236,10 +236,9 @@ class RecData:
         meta_path = directory / "meta.json"
         if not meta_path.exists():
             raise DataError("not an llmrec data directory (meta.json missing)", path=directory)
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataError(f"corrupt metadata: {exc}", path=meta_path) from exc
+        meta = read_json(meta_path)
+        if not isinstance(meta, dict):
+            raise DataError("metadata is not a JSON object", path=meta_path)
         tables = {}
         for name in ("interactions", "items", "users"):
             p = directory / f"{name}.parquet"

@@ -11,7 +11,6 @@ evaluations without improvement. The test split is never looked at here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from llmrec.distributed import barrier, gather, shard, unshard, world
-from llmrec.io import write_json
+from llmrec.io import read_json, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer, sharding
 from llmrec.metrics import auc, higher_is_better, log_loss, metric_by_name
 from llmrec.train.adapters import save_adapter
@@ -54,7 +53,7 @@ class ValidationSelector(TrainerCallback):
 
     def _read(self) -> list[dict[str, Any]]:
         if self.state_path.exists():
-            return json.loads(self.state_path.read_text()).get("evaluations", [])
+            return read_json(self.state_path).get("evaluations", [])
         return []
 
     def best(self) -> dict[str, Any] | None:
