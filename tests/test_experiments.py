@@ -240,3 +240,77 @@ def test_long_inline_texts_in_a_config_are_not_taken_for_paths():
 
     text = "{{ title }} " * 40  # 480 characters, no slash
     assert _input_fingerprints({"encoder": {"item_template": text}, "data": "x" * 300}, "retrieve", set()) == {}
+
+
+def _scored_run(folder, labels, scores, extra=None):
+    """A finished CTR run folder: predictions.parquet and metrics.json (AUC from the same scores)."""
+    import pandas as pd
+
+    from llmrec.metrics import auc
+
+    folder.mkdir(parents=True)
+    pd.DataFrame({"sample_id": range(len(labels)), "label": labels, "score": scores}).to_parquet(
+        folder / "predictions.parquet")
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"auc": float(auc(labels, scores)), **(extra or {})}}))
+
+
+def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from llmrec.experiments import write_table
+    from llmrec.metrics import auc
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 300)
+    noisy = {name: np.clip(0.5 + 0.2 * (labels - 0.5) + rng.normal(0, s, 300), 0, 1)
+             for name, s in (("a", 0.1), ("b", 0.3), ("c0", 0.2), ("c1", 0.2), ("d1", 0.4))}
+    out = tmp_path / "out"
+    _scored_run(out / "a", labels, noisy["a"])
+    _scored_run(out / "b", labels, noisy["b"])
+    _scored_run(out / "c" / "seed-0", labels, noisy["c0"])
+    _scored_run(out / "c" / "seed-1", labels, noisy["c1"])
+    _scored_run(out / "d" / "seed-1", labels, noisy["d1"])  # seed 0 of d not finished yet
+    (out / "r" / "seed-0").mkdir(parents=True)
+    (out / "r" / "seed-0" / "metrics.json").write_text(json.dumps({"metrics": {"recall@3": 0.5}}))
+    suite = SuiteConfig.model_validate({
+        "name": "t", "metrics": ["auc", "logloss"],
+        "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}},
+                 {"name": "c", "train": {}, "seeds": [0, 1]}, {"name": "d", "train": {}, "seeds": [0, 1]},
+                 {"name": "r", "baseline": {}}],
+        "paired": [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}, {"a": "r", "b": "a"}, {"a": "c", "b": "a"}]})
+    table = write_table(suite, out)
+    ab, cd, ra, ca0, ca1 = table["paired"]
+    assert (ab["a"], ab["b"], ab["run"], ab["samples"]) == ("a", "b", None, 300)
+    want = auc(labels, noisy["a"]) - auc(labels, noisy["b"])
+    assert ab["auc"]["diff"] == pytest.approx(want, abs=1e-6) and ab["auc"]["ci95"][0] < want < ab["auc"]["ci95"][1]
+    assert cd["run"] == "seed-1" and cd["auc"]["diff"] == pytest.approx(
+        auc(labels, noisy["c1"]) - auc(labels, noisy["d1"]), abs=1e-6)  # only the seeds both rows have
+    assert "CTR runs" in ra["skipped"]  # a ranking row is not paired
+    assert (ca0["run"], ca1["run"]) == ("seed-0", "seed-1")  # each seed with the row that has no seeds
+    assert ca1["auc"]["diff"] == pytest.approx(auc(labels, noisy["c1"]) - auc(labels, noisy["a"]), abs=1e-6)
+    md = (out / "table.md").read_text()
+    lo, hi = ab["auc"]["ci95"]
+    assert "| a - b | - | 300 | " + f"{ab['auc']['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]" in md
+    assert "| c - d | seed-1 | 300 |" in md and "not computed: " in md
+    # a copied folder keeps its records (results/ has no predictions) as long as the runs are the same ...
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("predictions.parquet"))
+    assert write_table(suite, copy)["paired"] == table["paired"]
+    # ... and drops a record whose runs changed (it cannot be recomputed without the predictions)
+    metrics = json.loads((copy / "b" / "metrics.json").read_text())
+    metrics["metrics"]["auc"] += 0.01
+    (copy / "b" / "metrics.json").write_text(json.dumps(metrics))
+    again = write_table(suite, copy)["paired"]
+    assert "no predictions.parquet" in again[0]["skipped"] and again[1:] == table["paired"][1:]
+
+
+def test_paired_rows_must_be_rows_of_the_table():
+    rows = [{"name": "d", "prepare": {"dataset": "ml-100k", "protocol": "tallrec"}}, {"name": "a", "evaluate": {}}]
+    with pytest.raises(ValueError, match="'x' is not a row of the table"):
+        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "x"}]})
+    with pytest.raises(ValueError, match="'d' is not a row of the table"):
+        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "d", "b": "a"}]})
+    with pytest.raises(ValueError, match="paired with itself"):
+        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "a"}]})

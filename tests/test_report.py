@@ -42,6 +42,9 @@ def folders(tmp_path):
     (ctr / "auc-vs-n.png").write_bytes(_png())
     table = {"suite": "tallrec-table", "description": "TALLRec on ML-100K", "metrics": ["auc", "logloss"],
              "paper_label": "TALLRec 7B", "curves": ["auc-vs-n.png"],
+             "paired": [{"a": "lora-64", "b": "zeroshot", "run": "seed-0", "samples": 200,
+                         "auc": {"a": 0.74, "b": 0.45, "diff": 0.29, "ci95": [0.21, 0.37]},
+                         "logloss": {"a": 0.6, "b": 0.7, "diff": -0.1, "ci95": [-0.15, -0.05]}}],
              "rows": {"zeroshot": {"runs": 1, "folders": [str(ctr / "zeroshot")], "paper": {}},
                       "lora-64": {"runs": 2, "folders": [str(ctr / "lora-64" / "seed-0"), str(ctr / "lora-64" / "seed-1")],
                                   "paper": {"auc": 0.6748, "logloss": 0.61}}}}
@@ -81,6 +84,7 @@ def test_report_markdown_has_every_row_with_uncertainty_and_the_papers(tmp_path,
     assert "| zeroshot | 1 | 0.4500 [0.420, 0.480] | 0.6500 | - | - |" in md  # one run: value [95% CI]
     assert "| lora-64 | 2 | 0.7500 ± 0.0141 | 0.6500 ± 0.0000 | 0.6748 | 0.6100 |" in md  # seeds: mean ± std; paper
     assert "TALLRec 7B auc" in md and "TALLRec 7B logloss" in md
+    assert "| lora-64 - zeroshot | seed-0 | 200 | +0.2900 [+0.2100, +0.3700] | -0.1000 [-0.1500, -0.0500] |" in md
     assert "| ft-hier | 1 | 0.3000 [0.280, 0.320] | 0.2000 | 0.8910 |" in md
     plots = set(result["plots"])
     assert {"00-tallrec-table-auc-vs-n.png", "00-tallrec-table-calibration.png", "00-tallrec-table-scores.png",
@@ -90,6 +94,7 @@ def test_report_markdown_has_every_row_with_uncertainty_and_the_papers(tmp_path,
     page = (tmp_path / "out" / "report.html").read_text()
     assert page.count("<img") == len(plots) and page.count("src='data:image/png;base64,") == len(plots)
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained, static
+    assert "<td>lora-64 - zeroshot</td><td>seed-0</td><td>200</td><td>+0.2900 [+0.2100, +0.3700]</td>" in page
 
 
 def test_a_copied_experiment_folder_keeps_its_rows(tmp_path, folders):
@@ -165,7 +170,7 @@ def test_report_html_renders_in_a_headless_browser(tmp_path, folders):
              "--window-size=1280,2400", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
     attrs = dict(re.findall(r'data-(images|broken|tables|rows|overflow)="(\d+)"', dom))
-    assert attrs == {"images": "7", "broken": "0", "tables": "3", "rows": "5", "overflow": "0"}, dom[:300]
+    assert attrs == {"images": "7", "broken": "0", "tables": "4", "rows": "6", "overflow": "0"}, attrs  # + the paired table
     shot = tmp_path / "out" / "report.png"
     subprocess.run([*flags, f"--screenshot={shot}", (tmp_path / "out" / "report.html").as_uri()],
                    capture_output=True, timeout=120)

@@ -26,6 +26,7 @@ from llmrec.errors import ConfigError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
+PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
 
 
 def run_predictions(path: str | Path) -> pd.DataFrame:
@@ -67,3 +68,24 @@ def format_paired(result: dict[str, Any]) -> str:
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "
                      f"{r['ci95'][1]:+.4f}]")
     return "\n".join(lines)
+
+
+def paired_table(entries: list[dict[str, Any]], metrics: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of recorded paired differences (an experiment's ``table.json`` ``paired`` list): one line per
+    pair of runs, each metric as ``diff [low, high]``; a pair that could not be computed shows why.
+
+    >>> head, body = paired_table([{"a": "subr", "b": "recent", "run": None, "samples": 2000,
+    ...                             "auc": {"a": 0.47, "b": 0.46, "diff": 0.0075, "ci95": [-0.0126, 0.0268]}}], ["auc"])
+    >>> head, body
+    (['a - b', 'run', 'samples', 'auc'], [['subr - recent', '-', '2,000', '+0.0075 [-0.0126, +0.0268]']])
+    """
+    metrics = [m for m in (metrics or CTR_METRICS) if m in CTR_METRICS] or list(CTR_METRICS)
+    body = []
+    for e in entries:
+        cells = [f"{e['a']} - {e['b']}", e.get("run") or "-", f"{e['samples']:,}" if "samples" in e else "-"]
+        if "skipped" in e:
+            cells += [f"not computed: {e['skipped']}"] + ["-"] * (len(metrics) - 1)
+        else:
+            cells += [f"{e[m]['diff']:+.4f} [{e[m]['ci95'][0]:+.4f}, {e[m]['ci95'][1]:+.4f}]" for m in metrics]
+        body.append(cells)
+    return ["a - b", "run", "samples", *metrics], body

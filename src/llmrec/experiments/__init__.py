@@ -4,9 +4,9 @@ See :mod:`llmrec.experiments.table` for the file format and :mod:`llmrec.experim
 what is skipped, resumed or redone.
 """
 
-from llmrec.experiments.config import Curve, PaperNumbers, SuiteConfig, SuiteRow
+from llmrec.experiments.config import Curve, Pairing, PaperNumbers, SuiteConfig, SuiteRow
 from llmrec.experiments.engine import PlannedRun, plan_experiment, run_experiment
 from llmrec.experiments.table import load_suite, run_suite, write_table
 
-__all__ = ["Curve", "PaperNumbers", "PlannedRun", "SuiteConfig", "SuiteRow", "load_suite", "plan_experiment",
+__all__ = ["Curve", "Pairing", "PaperNumbers", "PlannedRun", "SuiteConfig", "SuiteRow", "load_suite", "plan_experiment",
            "run_experiment", "run_suite", "write_table"]

@@ -188,6 +188,16 @@ class Curve(BaseModel):
                                                    "(a floor or a paper-scale row that has no x value)")
 
 
+class Pairing(BaseModel):
+    """Two rows scored on the same samples, compared sample by sample: ``a`` minus ``b`` with a 95% bootstrap
+    interval (AUC / LogLoss / ACC), run by run (one run each, or the same seeds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: str = Field(description="row name: the minuend")
+    b: str = Field(description="row name: the subtrahend (the reference)")
+
+
 class SuiteConfig(BaseModel):
     """An experiment: its steps and the table of its results (``rows`` and ``steps`` are the same list)."""
 
@@ -199,6 +209,8 @@ class SuiteConfig(BaseModel):
     paper: PaperNumbers | None = None
     rows: list[SuiteRow] = Field(alias="steps")
     curves: list[Curve] = Field(default_factory=list, description="plots of a metric against a row setting")
+    paired: list[Pairing] = Field(default_factory=list,
+                                  description="row pairs tested on the same samples: a - b with a paired interval")
 
     @model_validator(mode="before")
     @classmethod
@@ -228,6 +240,12 @@ class SuiteConfig(BaseModel):
             unknown = sorted(used - set(names))
             if unknown:
                 raise ValueError(f"curve {curve.name!r}: no row named {', '.join(unknown)}")
+        for pair in self.paired:
+            for side in (pair.a, pair.b):
+                if side not in earlier or not earlier[side].in_table:
+                    raise ValueError(f"paired {pair.a!r} - {pair.b!r}: {side!r} is not a row of the table")
+            if pair.a == pair.b:
+                raise ValueError(f"paired {pair.a!r} - {pair.b!r}: a row paired with itself")
         return self
 
     def step(self, name: str) -> SuiteRow:

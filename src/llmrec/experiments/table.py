@@ -78,6 +78,61 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
     return written
 
 
+def _matched_runs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Path, str | None]]:
+    """The runs of two rows to pair, with the seed they stand for: the runs of the seeds both rows have
+    (``seed-N``); a row without seeds (an evaluate row) pairs its one run with every run of the other."""
+    def seed(run: Path) -> str | None:
+        return run.name if run.name.startswith("seed-") else None
+
+    if runs_b and seed(runs_b[0]) is None:
+        return [(r, runs_b[0], seed(r)) for r in runs_a]
+    if runs_a and seed(runs_a[0]) is None:
+        return [(runs_a[0], r, seed(r)) for r in runs_b]
+    by_seed = {r.name: r for r in runs_b}
+    return [(r, by_seed[r.name], r.name) for r in runs_a if r.name in by_seed]
+
+
+def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the same
+    AUC is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
+    from llmrec.errors import ConfigError
+    from llmrec.paired import paired_difference
+    from llmrec.runs import load_metrics
+
+    entries = []
+    for pair in suite.paired:
+        runs = _matched_runs(_row_runs(out, suite.step(pair.a)), _row_runs(out, suite.step(pair.b)))
+        for run_a, run_b, label in runs:
+            head = {"a": pair.a, "b": pair.b, "run": label}
+            ma, mb = load_metrics(run_a)["metrics"], load_metrics(run_b)["metrics"]
+            if "auc" not in ma or "auc" not in mb:
+                entries.append({**head, "skipped": "paired differences cover CTR runs (AUC / LogLoss / ACC)"})
+                continue
+            same = [e for e in previous if {k: e.get(k) for k in head} == head and "auc" in e
+                    and abs(e["auc"]["a"] - ma["auc"]) < 1e-6 and abs(e["auc"]["b"] - mb["auc"]) < 1e-6]
+            if same:
+                entries.append(same[0])
+                continue
+            try:
+                result = paired_difference(run_a, run_b)
+            except ConfigError as exc:
+                entries.append({**head, "skipped": str(exc)})
+                continue
+            entries.append({**result, **head})  # rows and seed, not paths: a copied folder reads the same
+    return entries
+
+
+def _previous_paired(out: Path) -> list[dict[str, Any]]:
+    from llmrec.errors import DataError
+    from llmrec.io import read_json
+
+    try:
+        old = read_json(out / "table.json") if (out / "table.json").exists() else {}
+    except DataError:
+        return []
+    return list(old.get("paired") or []) if isinstance(old, dict) else []
+
+
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
     """``table.md`` and ``table.json`` from whatever runs of the suite are finished."""
     out = Path(out)
@@ -108,6 +163,13 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
         lines.append("| " + " | ".join(cells) + " |")
     text = (f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n\n"
             "Mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high].\n")
+    table["paired"] = _paired_entries(suite, out, _previous_paired(out))
+    if table["paired"]:
+        from llmrec.paired import PAIRED_NOTE, paired_table
+
+        head, body = paired_table(table["paired"], list(suite.metrics))
+        lines = ["| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *body]]
+        text += f"\n{PAIRED_NOTE}:\n\n" + "\n".join(lines) + "\n"
     table["curves"] = _write_curves(suite, table["rows"], out)
     if table["curves"]:
         text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"

@@ -67,6 +67,7 @@ class Section:
     paper_label: str | None = None
     folder: Path | None = None
     curves: list[Path] = field(default_factory=list)
+    paired: list[dict[str, Any]] = field(default_factory=list)  # table.json's paired differences
 
     @property
     def paper_metrics(self) -> list[str]:
@@ -106,7 +107,8 @@ def experiment_section(folder: Path) -> Section:
         rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
     metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if k != "ci95"})
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
-                   table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])])
+                   table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
+                   list(table.get("paired") or []))
 
 
 def runs_section(folders: list[Path]) -> Section:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.io import write_text
+from llmrec.paired import PAIRED_NOTE, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Row, Section, collect, ranking_by_k
 from llmrec.runs import metric_cell
@@ -51,6 +52,15 @@ def markdown_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
+
+
+def _html_table(head: list[str], body: list[list[str]], paper_from: int | None = None) -> str:
+    """A scrollable HTML table; cells from column ``paper_from`` on are the paper's numbers."""
+    rows_html = "".join(
+        "<tr>" + "".join(f"<td{' class=paper' if paper_from is not None and j >= paper_from else ''}>"
+                         f"{html.escape(c)}</td>" for j, c in enumerate(cells)) + "</tr>" for cells in body)
+    return ("<div class='table-wrap'><table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+            + f"</tr></thead><tbody>{rows_html}</tbody></table></div>")
 
 
 def _slug(text: str) -> str:
@@ -111,19 +121,18 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
         head, body = table_rows(section)
         plots = section_plots(section, files, f"{i:02d}-{_slug(section.title)}")
         table_md = markdown_table(head, body)
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.description:
+            parts.append(f"<p class='desc'>{html.escape(section.description)}</p>")
+        parts.append(_html_table(head, body, paper_from=2 + len(section.metrics)))
+        if section.paired:
+            p_head, p_body = paired_table(section.paired, section.metrics)
+            table_md += f"\n\n{PAIRED_NOTE}:\n\n{markdown_table(p_head, p_body)}"
+            parts.append(f"<h3>{html.escape(PAIRED_NOTE)}</h3>" + _html_table(p_head, p_body))
         summary.append(f"## {section.title}\n\n{table_md}")
         md += [f"## {section.title}", ""] + ([section.description, ""] if section.description else [])
         md += [table_md, ""]
         md += [f"![{cap}](report_files/{name})" for name, cap in plots] + [""]
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.description:
-            parts.append(f"<p class='desc'>{html.escape(section.description)}</p>")
-        paper_from = 2 + len(section.metrics)
-        rows_html = "".join(
-            "<tr>" + "".join(f"<td{' class=paper' if j >= paper_from else ''}>{html.escape(c)}</td>"
-                             for j, c in enumerate(cells)) + "</tr>" for cells in body)
-        parts.append("<div class='table-wrap'><table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
-                     + f"</tr></thead><tbody>{rows_html}</tbody></table></div>")
         for name, cap in plots:
             data = base64.b64encode((files / name).read_bytes()).decode()
             parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
