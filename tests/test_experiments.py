@@ -287,7 +287,7 @@ def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(t
     assert ab["auc"]["diff"] == pytest.approx(want, abs=1e-6) and ab["auc"]["ci95"][0] < want < ab["auc"]["ci95"][1]
     assert cd["run"] == "seed-1" and cd["auc"]["diff"] == pytest.approx(
         auc(labels, noisy["c1"]) - auc(labels, noisy["d1"]), abs=1e-6)  # only the seeds both rows have
-    assert "CTR runs" in ra["skipped"]  # a ranking row is not paired
+    assert "cannot be paired" in ra["skipped"]  # a ranking row is not paired with a CTR row
     assert (ca0["run"], ca1["run"]) == ("seed-0", "seed-1")  # each seed with the row that has no seeds
     assert ca1["auc"]["diff"] == pytest.approx(auc(labels, noisy["c1"]) - auc(labels, noisy["a"]), abs=1e-6)
     md = (out / "table.md").read_text()
@@ -314,3 +314,36 @@ def test_paired_rows_must_be_rows_of_the_table():
         SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "d", "b": "a"}]})
     with pytest.raises(ValueError, match="paired with itself"):
         SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "a"}]})
+
+
+def test_paired_ranking_runs_compare_list_by_list(tmp_path):
+    """Ranking runs pair on the same candidate lists: Recall / MRR / NDCG differences, hand-computed."""
+    import pandas as pd
+
+    from llmrec.paired import format_paired, paired_difference
+
+    def ranking_run(name, positive_ranks, lists=None):
+        rows = []
+        by_rank = [4.0, 3.0, 2.0, 1.0]  # the scores of ranks 1-4
+        for sid, rank in zip(lists or range(len(positive_ranks)), positive_ranks):
+            scores = [by_rank[rank - 1], *(s for i, s in enumerate(by_rank) if i != rank - 1)]  # candidate 0: positive
+            rows += [{"sample_id": sid, "user": "u", "candidate": f"c{j}", "label": int(j == 0), "score": s}
+                     for j, s in enumerate(scores)]
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_parquet(tmp_path / name / "predictions.parquet")
+        return tmp_path / name
+
+    a, b = ranking_run("a", [1, 1, 2]), ranking_run("b", [4, 2, 2])
+    result = paired_difference(a, b, n_boot=200)
+    assert result["samples"] == 3
+    assert result["recall@3"]["a"] == 1.0 and result["recall@3"]["b"] == pytest.approx(2 / 3, abs=1e-6)
+    assert result["mrr@3"]["diff"] == pytest.approx((1 + 1 + 1 / 2) / 3 - (0 + 1 / 2 + 1 / 2) / 3, abs=1e-6)
+    assert result["recall@10"]["diff"] == 0.0 and result["recall@10"]["ci95"] == [0.0, 0.0]  # k >= the list
+    assert "mrr@3" in format_paired(result)
+    with pytest.raises(ConfigError, match="ranked different lists"):
+        paired_difference(a, ranking_run("c", [1, 1, 2], lists=[0, 1, 5]))
+    (tmp_path / "ctr").mkdir()
+    pd.DataFrame({"sample_id": [0, 1], "label": [0, 1], "score": [0.2, 0.7]}).to_parquet(
+        tmp_path / "ctr" / "predictions.parquet")
+    with pytest.raises(ConfigError, match="a CTR run and a ranking run"):
+        paired_difference(a, tmp_path / "ctr")

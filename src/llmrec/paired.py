@@ -3,7 +3,8 @@
 Two runs of the same test samples (e.g. zero-shot SUBR prompts vs most-recent-K prompts,
 same seeded subset) are compared sample by sample: the bootstrap resamples the *samples*
 once for both runs, so the interval of the difference is much tighter than the two separate
-intervals suggest.
+intervals suggest. CTR runs are compared on AUC / LogLoss / ACC; ranking runs (candidate lists)
+on Recall / MRR / NDCG at 3, 5 and 10, resampling whole lists.
 
 >>> import tempfile, pathlib, pandas as pd
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -23,27 +24,32 @@ import numpy as np
 import pandas as pd
 
 from llmrec.errors import ConfigError
-from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss
+from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
 PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
 
 
+RANKING_KS = (3, 5, 10)
+RANKING_METRICS = ("recall", "mrr", "ndcg")
+
+
 def run_predictions(path: str | Path) -> pd.DataFrame:
-    """``predictions.parquet`` of an evaluate run, or of a train run's test scoring (``test/``)."""
+    """``predictions.parquet`` of an evaluate or baseline run, or of a train run's test scoring (``test/``)."""
     path = Path(path)
     for candidate in (path / "predictions.parquet", path / "test" / "predictions.parquet"):
         if candidate.is_file():
-            preds = pd.read_parquet(candidate)
-            if "candidate" in preds.columns:
-                raise ConfigError(f"{path}: a ranking run; paired differences cover CTR runs (AUC/LogLoss/ACC)")
-            return preds
+            return pd.read_parquet(candidate)
     raise ConfigError(f"{path}: no predictions.parquet (an unfinished run, or a --seeds folder: pair its seed-N runs)")
 
 
 def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Metric of ``a`` minus metric of ``b`` on their common samples, with 95% bootstrap intervals."""
     pa, pb = run_predictions(a), run_predictions(b)
+    if ("candidate" in pa.columns) != ("candidate" in pb.columns):
+        raise ConfigError(f"{a} and {b}: a CTR run and a ranking run cannot be paired")
+    if "candidate" in pa.columns:
+        return _paired_ranking(a, b, pa, pb, n_boot, seed)
     merged = pa.merge(pb, on="sample_id", suffixes=("_a", "_b"))
     if len(merged) != len(pa) or len(merged) != len(pb):
         raise ConfigError(f"{a} and {b} scored different samples ({len(merged)} in common of {len(pa)} and {len(pb)}); "
@@ -60,10 +66,57 @@ def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: in
     return out
 
 
+def _lists(preds: pd.DataFrame) -> pd.DataFrame:
+    """Ranking predictions with each candidate's position in its list (``pos``), lists in sample order."""
+    preds = preds.assign(pos=preds.groupby("sample_id", sort=False).cumcount())
+    return preds.sort_values(["sample_id", "pos"], kind="stable").reset_index(drop=True)
+
+
+def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
+    """Ranking metrics of ``a`` minus ``b`` on the same candidate lists; the bootstrap resamples lists."""
+    la, lb = _lists(pa), _lists(pb)
+    merged = la.merge(lb, on=["sample_id", "pos"], suffixes=("_a", "_b"))
+    lists_a, lists_b = la["sample_id"].nunique(), lb["sample_id"].nunique()
+    if len(merged) != len(la) or len(merged) != len(lb):
+        raise ConfigError(f"{a} and {b} ranked different lists ({merged['sample_id'].nunique()} in common of "
+                          f"{lists_a} and {lists_b}); pair runs of the same split, limit and sample_seed")
+    if not (np.array_equal(merged["candidate_a"].astype(str), merged["candidate_b"].astype(str))
+            and np.array_equal(merged["label_a"].to_numpy(), merged["label_b"].to_numpy())):
+        raise ConfigError(f"{a} and {b} disagree on the candidates or labels of the same lists: not the same data")
+    width = merged.groupby("sample_id").size()
+    if width.nunique() != 1:
+        raise ConfigError(f"{a}: candidate lists of different lengths ({width.min()}-{width.max()})")
+    shape = (lists_a, int(width.iloc[0]))
+    labels = merged["label_a"].to_numpy().reshape(shape)
+    rows_a = ranking_per_list(merged["score_a"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
+    rows_b = ranking_per_list(merged["score_b"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
+    out: dict[str, Any] = {"a": str(a), "b": str(b), "samples": lists_a}
+    for key in rows_a:
+        diff = rows_a[key] - rows_b[key]
+        lo, hi = bootstrap_ci(np.mean, diff, n_boot=n_boot, seed=seed)
+        out[key] = {"a": round(float(rows_a[key].mean()), 6), "b": round(float(rows_b[key].mean()), 6),
+                    "diff": round(float(diff.mean()), 6), "ci95": [round(lo, 6), round(hi, 6)]}
+    return out
+
+
+def headline_metric(metrics: dict[str, Any]) -> str | None:
+    """The metric that identifies a run in a recorded paired result: AUC (CTR runs) or Recall@3 (ranking runs).
+
+    >>> headline_metric({"auc": 0.7, "logloss": 0.6}), headline_metric({"recall@3": 0.4}), headline_metric({})
+    ('auc', 'recall@3', None)
+    """
+    return next((m for m in ("auc", "recall@3") if isinstance(metrics.get(m), (int, float))), None)
+
+
+def compared_metrics(result: dict[str, Any]) -> list[str]:
+    """The metrics a paired result holds (AUC / LogLoss / ACC, or the ranking metrics)."""
+    return [k for k, v in result.items() if isinstance(v, dict) and "diff" in v]
+
+
 def format_paired(result: dict[str, Any]) -> str:
     """One line per metric: ``a - b`` with its interval."""
     lines = [f"{Path(result['a']).name} - {Path(result['b']).name} on {result['samples']:,} paired samples:"]
-    for name in CTR_METRICS:
+    for name in compared_metrics(result):
         r = result[name]
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "
                      f"{r['ci95'][1]:+.4f}]")
@@ -79,13 +132,15 @@ def paired_table(entries: list[dict[str, Any]], metrics: list[str] | None = None
     >>> head, body
     (['a - b', 'run', 'samples', 'auc'], [['subr - recent', '-', '2,000', '+0.0075 [-0.0126, +0.0268]']])
     """
-    metrics = [m for m in (metrics or CTR_METRICS) if m in CTR_METRICS] or list(CTR_METRICS)
+    held = list(dict.fromkeys(m for e in entries for m in compared_metrics(e)))
+    metrics = [m for m in (metrics or held) if m in held] or held
     body = []
     for e in entries:
         cells = [f"{e['a']} - {e['b']}", e.get("run") or "-", f"{e['samples']:,}" if "samples" in e else "-"]
         if "skipped" in e:
             cells += [f"not computed: {e['skipped']}"] + ["-"] * (len(metrics) - 1)
         else:
-            cells += [f"{e[m]['diff']:+.4f} [{e[m]['ci95'][0]:+.4f}, {e[m]['ci95'][1]:+.4f}]" for m in metrics]
+            cells += [f"{e[m]['diff']:+.4f} [{e[m]['ci95'][0]:+.4f}, {e[m]['ci95'][1]:+.4f}]" if m in e else "-"
+                      for m in metrics]
         body.append(cells)
-    return ["a - b", "run", "samples", *metrics], body
+    return ["a - b", "run", "samples", *(metrics or ["difference"])], body

@@ -202,8 +202,9 @@ def report_cmd(folders, out, title) -> None:
 
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--paired", is_flag=True, help="Also each run minus the first on their common samples, with a "
-              "bootstrap interval of the difference (runs of the same split, limit and sample_seed).")
+@click.option("--paired", is_flag=True, help="Also each run minus the first on the same samples (AUC / LogLoss / "
+              "ACC, or Recall / MRR / NDCG of ranking runs), with a bootstrap interval of the difference "
+              "(runs of the same split, limit and sample_seed).")
 def compare_cmd(runs, paired) -> None:
     """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds).
 

@@ -94,9 +94,9 @@ def _matched_runs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Pa
 
 def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the same
-    AUC is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
+    AUC (Recall@3) is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
     from llmrec.errors import ConfigError
-    from llmrec.paired import paired_difference
+    from llmrec.paired import headline_metric, paired_difference
     from llmrec.runs import load_metrics
 
     entries = []
@@ -105,11 +105,12 @@ def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]
         for run_a, run_b, label in runs:
             head = {"a": pair.a, "b": pair.b, "run": label}
             ma, mb = load_metrics(run_a)["metrics"], load_metrics(run_b)["metrics"]
-            if "auc" not in ma or "auc" not in mb:
-                entries.append({**head, "skipped": "paired differences cover CTR runs (AUC / LogLoss / ACC)"})
+            key = headline_metric(ma)
+            if key is None or key != headline_metric(mb):
+                entries.append({**head, "skipped": "a CTR run (AUC) and a ranking run (Recall@3) cannot be paired"})
                 continue
-            same = [e for e in previous if {k: e.get(k) for k in head} == head and "auc" in e
-                    and abs(e["auc"]["a"] - ma["auc"]) < 1e-6 and abs(e["auc"]["b"] - mb["auc"]) < 1e-6]
+            same = [e for e in previous if {k: e.get(k) for k in head} == head and key in e
+                    and abs(e[key]["a"] - ma[key]) < 1e-6 and abs(e[key]["b"] - mb[key]) < 1e-6]
             if same:
                 entries.append(same[0])
                 continue
