@@ -347,3 +347,26 @@ def test_paired_ranking_runs_compare_list_by_list(tmp_path):
         tmp_path / "ctr" / "predictions.parquet")
     with pytest.raises(ConfigError, match="a CTR run and a ranking run"):
         paired_difference(a, tmp_path / "ctr")
+
+
+def test_compare_paired_takes_seeds_folders_seed_by_seed(tmp_path):
+    import numpy as np
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 100)
+    for row, seeds in (("lora", (0, 1, 2)), ("other", (1, 2))):
+        for s in seeds:
+            _scored_run(tmp_path / row / f"seed-{s}", labels, np.clip(labels * 0.3 + rng.random(100), 0, 1))
+        (tmp_path / row / "summary.json").write_text(json.dumps({  # as llmrec train --seeds writes it
+            "seeds": list(seeds), "metrics": {"auc": 0.6}, "metrics_std": {"auc": 0.01}, "run": {"kind": "seeds"}}))
+    _scored_run(tmp_path / "zs", labels, rng.random(100))
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "zs"), str(tmp_path / "lora"), "--paired"])
+    assert result.exit_code == 0, result.output
+    assert [f"lora/seed-{s} - zs on 100 paired samples:" in result.output for s in (0, 1, 2)] == [True] * 3
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "lora"), str(tmp_path / "other"), "--paired"])
+    assert result.exit_code == 0, result.output
+    assert "other/seed-1 - lora/seed-1" in result.output and "other/seed-2 - lora/seed-2" in result.output
+    assert "seed-0 -" not in result.output  # only the seeds both folders have

@@ -43,6 +43,36 @@ def run_predictions(path: str | Path) -> pd.DataFrame:
     raise ConfigError(f"{path}: no predictions.parquet (an unfinished run, or a --seeds folder: pair its seed-N runs)")
 
 
+def seed_runs(folder: str | Path) -> list[Path]:
+    """The runs a folder stands for: itself (a run folder), or the finished ``seed-N`` runs of a ``--seeds`` folder
+    or of an experiment row, in seed order."""
+    folder = Path(folder)
+    if (folder / "metrics.json").exists():
+        return [folder]
+    seeds = sorted((int(p.name[5:]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
+    return [p for _, p in seeds if (p / "metrics.json").exists()]
+
+
+def matched_runs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Path, str | None]]:
+    """The runs of two rows to pair, with the seed they stand for: the runs of the seeds both rows have
+    (``seed-N``); a row without seeds (an evaluate run) pairs its one run with every run of the other.
+
+    >>> [(a.name, b.name, s) for a, b, s in matched_runs([Path("x/seed-0"), Path("x/seed-1")], [Path("zs")])]
+    [('seed-0', 'zs', 'seed-0'), ('seed-1', 'zs', 'seed-1')]
+    >>> [s for _, _, s in matched_runs([Path("x/seed-0"), Path("x/seed-2")], [Path("y/seed-2")])]
+    ['seed-2']
+    """
+    def seed(run: Path) -> str | None:
+        return run.name if run.name.startswith("seed-") else None
+
+    if runs_b and seed(runs_b[0]) is None:
+        return [(r, runs_b[0], seed(r)) for r in runs_a]
+    if runs_a and seed(runs_a[0]) is None:
+        return [(runs_a[0], r, seed(r)) for r in runs_b]
+    by_seed = {r.name: r for r in runs_b}
+    return [(r, by_seed[r.name], r.name) for r in runs_a if r.name in by_seed]
+
+
 def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Metric of ``a`` minus metric of ``b`` on their common samples, with 95% bootstrap intervals."""
     pa, pb = run_predictions(a), run_predictions(b)
@@ -115,7 +145,11 @@ def compared_metrics(result: dict[str, Any]) -> list[str]:
 
 def format_paired(result: dict[str, Any]) -> str:
     """One line per metric: ``a - b`` with its interval."""
-    lines = [f"{Path(result['a']).name} - {Path(result['b']).name} on {result['samples']:,} paired samples:"]
+    def name(path: str) -> str:  # a seed run keeps its row's name: lora/seed-0
+        p = Path(path)
+        return f"{p.parent.name}/{p.name}" if p.name.startswith("seed-") else p.name
+
+    lines = [f"{name(result['a'])} - {name(result['b'])} on {result['samples']:,} paired samples:"]
     for name in compared_metrics(result):
         r = result[name]
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "

@@ -219,11 +219,15 @@ def compare_cmd(runs, paired) -> None:
         raise click.UsageError("--paired needs at least two runs")
     click.echo(compare_table(runs))
     if paired:
-        from llmrec.paired import format_paired, paired_difference
+        from llmrec.paired import format_paired, matched_runs, paired_difference, seed_runs
 
         for other in runs[1:]:
-            click.echo("")
-            click.echo(format_paired(paired_difference(other, runs[0])))
+            pairs = matched_runs(seed_runs(other), seed_runs(runs[0]))
+            if not pairs:
+                raise click.UsageError(f"{other} and {runs[0]} have no finished runs of the same seed to pair")
+            for run_a, run_b, _ in pairs:  # a --seeds folder pairs seed by seed
+                click.echo("")
+                click.echo(format_paired(paired_difference(run_a, run_b)))
 
 
 @click.command("attention")

@@ -53,11 +53,9 @@ def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] 
 
 def _row_runs(out: Path, row: SuiteRow) -> list[Path]:
     """The finished run folders of a row (``OUT/<row>``, or its ``seed-N`` folders in seed order)."""
-    folder = out / row.name
-    if (folder / "metrics.json").exists():
-        return [folder]
-    seeds = sorted((int(p.name.split("-", 1)[1]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
-    return [p for _, p in seeds if (p / "metrics.json").exists()]
+    from llmrec.paired import seed_runs
+
+    return seed_runs(out / row.name)
 
 
 def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[str]:
@@ -78,30 +76,16 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
     return written
 
 
-def _matched_runs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Path, str | None]]:
-    """The runs of two rows to pair, with the seed they stand for: the runs of the seeds both rows have
-    (``seed-N``); a row without seeds (an evaluate row) pairs its one run with every run of the other."""
-    def seed(run: Path) -> str | None:
-        return run.name if run.name.startswith("seed-") else None
-
-    if runs_b and seed(runs_b[0]) is None:
-        return [(r, runs_b[0], seed(r)) for r in runs_a]
-    if runs_a and seed(runs_a[0]) is None:
-        return [(runs_a[0], r, seed(r)) for r in runs_b]
-    by_seed = {r.name: r for r in runs_b}
-    return [(r, by_seed[r.name], r.name) for r in runs_a if r.name in by_seed]
-
-
 def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the same
     AUC (Recall@3) is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
     from llmrec.errors import ConfigError
-    from llmrec.paired import headline_metric, paired_difference
+    from llmrec.paired import headline_metric, matched_runs, paired_difference
     from llmrec.runs import load_metrics
 
     entries = []
     for pair in suite.paired:
-        runs = _matched_runs(_row_runs(out, suite.step(pair.a)), _row_runs(out, suite.step(pair.b)))
+        runs = matched_runs(_row_runs(out, suite.step(pair.a)), _row_runs(out, suite.step(pair.b)))
         for run_a, run_b, label in runs:
             head = {"a": pair.a, "b": pair.b, "run": label}
             ma, mb = load_metrics(run_a)["metrics"], load_metrics(run_b)["metrics"]
