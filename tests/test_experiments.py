@@ -242,16 +242,17 @@ def test_long_inline_texts_in_a_config_are_not_taken_for_paths():
     assert _input_fingerprints({"encoder": {"item_template": text}, "data": "x" * 300}, "retrieve", set()) == {}
 
 
-def _scored_run(folder, labels, scores, extra=None):
-    """A finished CTR run folder: predictions.parquet and metrics.json (AUC from the same scores)."""
+def _scored_run(folder, labels, scores):
+    """A finished CTR run folder: predictions.parquet and metrics.json (AUC and LogLoss of the same scores)."""
     import pandas as pd
 
-    from llmrec.metrics import auc
+    from llmrec.metrics import auc, log_loss
 
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"sample_id": range(len(labels)), "label": labels, "score": scores}).to_parquet(
         folder / "predictions.parquet")
-    (folder / "metrics.json").write_text(json.dumps({"metrics": {"auc": float(auc(labels, scores)), **(extra or {})}}))
+    (folder / "metrics.json").write_text(json.dumps({"metrics": {"auc": float(auc(labels, scores)),
+                                                                 "logloss": float(log_loss(labels, scores))}}))
 
 
 def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(tmp_path):
@@ -264,36 +265,42 @@ def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(t
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 300)
-    noisy = {name: np.clip(0.5 + 0.2 * (labels - 0.5) + rng.normal(0, s, 300), 0, 1)
-             for name, s in (("a", 0.1), ("b", 0.3), ("c0", 0.2), ("c1", 0.2), ("d1", 0.4))}
+    noisy = {name: np.clip(0.5 + 0.2 * (labels - 0.5) + rng.normal(0, s, 300), 0.01, 0.99)
+             for name, s in (("a", 0.1), ("b", 0.3), ("c0", 0.2), ("c1", 0.2), ("d1", 0.4), ("h", 0.2))}
     out = tmp_path / "out"
     _scored_run(out / "a", labels, noisy["a"])
     _scored_run(out / "b", labels, noisy["b"])
     _scored_run(out / "c" / "seed-0", labels, noisy["c0"])
     _scored_run(out / "c" / "seed-1", labels, noisy["c1"])
     _scored_run(out / "d" / "seed-1", labels, noisy["d1"])  # seed 0 of d not finished yet
+    _scored_run(out / "h" / "seed-0", labels, noisy["h"])  # a baseline row without seeds: one run in seed-0/
     (out / "r" / "seed-0").mkdir(parents=True)
     (out / "r" / "seed-0" / "metrics.json").write_text(json.dumps({"metrics": {"recall@3": 0.5}}))
     suite = SuiteConfig.model_validate({
         "name": "t", "metrics": ["auc", "logloss"],
         "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}},
                  {"name": "c", "train": {}, "seeds": [0, 1]}, {"name": "d", "train": {}, "seeds": [0, 1]},
-                 {"name": "r", "baseline": {}}],
-        "paired": [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}, {"a": "r", "b": "a"}, {"a": "c", "b": "a"}]})
+                 {"name": "r", "baseline": {}}, {"name": "h", "baseline": {}}, {"name": "e", "evaluate": {}}],
+        "paired": [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}, {"a": "r", "b": "a"}, {"a": "c", "b": "a"},
+                   {"a": "c", "b": "h"}, {"a": "e", "b": "a"}]})
     table = write_table(suite, out)
-    ab, cd, ra, ca0, ca1 = table["paired"]
+    ab, cd0, cd1, ra, ca0, ca1, ch0, ch1 = table["paired"]  # e - a: e has no run yet, nothing to show
     assert (ab["a"], ab["b"], ab["run"], ab["samples"]) == ("a", "b", None, 300)
     want = auc(labels, noisy["a"]) - auc(labels, noisy["b"])
     assert ab["auc"]["diff"] == pytest.approx(want, abs=1e-6) and ab["auc"]["ci95"][0] < want < ab["auc"]["ci95"][1]
-    assert cd["run"] == "seed-1" and cd["auc"]["diff"] == pytest.approx(
-        auc(labels, noisy["c1"]) - auc(labels, noisy["d1"]), abs=1e-6)  # only the seeds both rows have
+    assert cd0 == {"a": "c", "b": "d", "run": "seed-0", "skipped": "d has no seed-0 run yet"}
+    assert cd1["run"] == "seed-1" and cd1["auc"]["diff"] == pytest.approx(
+        auc(labels, noisy["c1"]) - auc(labels, noisy["d1"]), abs=1e-6)  # the seeds both rows have
     assert "cannot be paired" in ra["skipped"]  # a ranking row is not paired with a CTR row
     assert (ca0["run"], ca1["run"]) == ("seed-0", "seed-1")  # each seed with the row that has no seeds
+    assert ca0["auc"]["diff"] == pytest.approx(auc(labels, noisy["c0"]) - auc(labels, noisy["a"]), abs=1e-6)
     assert ca1["auc"]["diff"] == pytest.approx(auc(labels, noisy["c1"]) - auc(labels, noisy["a"]), abs=1e-6)
+    assert (ch0["run"], ch1["run"]) == ("seed-0", "seed-1")  # so does a baseline row without seeds
+    assert ch1["auc"]["diff"] == pytest.approx(auc(labels, noisy["c1"]) - auc(labels, noisy["h"]), abs=1e-6)
     md = (out / "table.md").read_text()
     lo, hi = ab["auc"]["ci95"]
     assert "| a - b | - | 300 | " + f"{ab['auc']['diff']:+.4f} [{lo:+.4f}, {hi:+.4f}]" in md
-    assert "| c - d | seed-1 | 300 |" in md and "not computed: " in md
+    assert "| c - d | seed-1 | 300 |" in md and "| c - d | seed-0 | - | not computed: d has no seed-0 run yet |" in md
     # a copied folder keeps its records (results/ has no predictions) as long as the runs are the same ...
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("predictions.parquet"))
@@ -303,17 +310,59 @@ def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(t
     metrics["metrics"]["auc"] += 0.01
     (copy / "b" / "metrics.json").write_text(json.dumps(metrics))
     again = write_table(suite, copy)["paired"]
-    assert "no predictions.parquet" in again[0]["skipped"] and again[1:] == table["paired"][1:]
+    assert again[0]["skipped"].startswith("the predictions are not in this folder") and again[1:] == table["paired"][1:]
+    # where the predictions are, a re-run with the same AUC but other scores is computed again
+    _scored_run(out / "b", labels, noisy["b"] ** 3)  # same ranking, another LogLoss
+    ab_again = write_table(suite, out)["paired"][0]
+    assert ab_again["auc"]["diff"] == pytest.approx(ab["auc"]["diff"], abs=1e-9)
+    assert ab_again["logloss"]["diff"] != pytest.approx(ab["logloss"]["diff"], abs=1e-3)
+    # a table.json written by hand or by an older version is recomputed, not a crash
+    broken = json.loads((out / "table.json").read_text())
+    broken["paired"][0]["auc"] = "0.1"
+    (out / "table.json").write_text(json.dumps(broken))
+    assert write_table(suite, out)["paired"][0] == ab_again
+
+
+def test_paired_ranking_rows_go_through_the_table(tmp_path):
+    import pandas as pd
+
+    from llmrec.experiments import write_table
+
+    def ranking_run(folder, positive_first):
+        rows = [{"sample_id": sid, "user": "u", "candidate": f"c{j}", "label": int(j == 0),
+                 "score": float(j == 0) if first else float(j == 1)} for sid, first in enumerate(positive_first)
+                for j in range(3)]
+        folder.mkdir(parents=True)
+        pd.DataFrame(rows).to_parquet(folder / "predictions.parquet")
+        hits = sum(positive_first) / len(positive_first)
+        (folder / "metrics.json").write_text(json.dumps({"metrics": {"recall@1": hits, "recall@3": 1.0}}))
+
+    ranking_run(tmp_path / "out" / "x" / "seed-0", [True, True, False, True])
+    ranking_run(tmp_path / "out" / "y" / "seed-0", [False, True, False, False])
+    suite = SuiteConfig.model_validate({"name": "t", "metrics": ["recall@1", "recall@3"],
+                                        "rows": [{"name": "x", "baseline": {}}, {"name": "y", "baseline": {}}],
+                                        "paired": [{"a": "x", "b": "y"}]})
+    (entry,) = write_table(suite, tmp_path / "out")["paired"]
+    missed = (1 / 2 + 1 / 3) / 2  # the positive tied with one negative behind the top one: rank 2 or 3
+    assert entry["recall@3"]["diff"] == 0.0 and entry["mrr@3"]["diff"] == pytest.approx(2 * (1 - missed) / 4, abs=1e-6)
+    assert "| x - y | seed-0 | 4 | +0.0000 [+0.0000, +0.0000] |" in (tmp_path / "out" / "table.md").read_text()
+    import shutil
+
+    shutil.copytree(tmp_path / "out", tmp_path / "copy", ignore=shutil.ignore_patterns("predictions.parquet"))
+    assert write_table(suite, tmp_path / "copy")["paired"] == [entry]  # kept by its Recall@3 values
 
 
 def test_paired_rows_must_be_rows_of_the_table():
     rows = [{"name": "d", "prepare": {"dataset": "ml-100k", "protocol": "tallrec"}}, {"name": "a", "evaluate": {}}]
-    with pytest.raises(ValueError, match="'x' is not a row of the table"):
+    with pytest.raises(ValueError, match="no row named 'x'"):
         SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "x"}]})
-    with pytest.raises(ValueError, match="'d' is not a row of the table"):
+    with pytest.raises(ValueError, match="'d' is a prepare step, not a row of the table"):
         SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "d", "b": "a"}]})
     with pytest.raises(ValueError, match="paired with itself"):
         SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "a"}]})
+    rows.append({"name": "b", "evaluate": {}})
+    with pytest.raises(ValueError, match="listed twice"):
+        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "b"}, {"a": "a", "b": "b"}]})
 
 
 def test_paired_ranking_runs_compare_list_by_list(tmp_path):
@@ -370,3 +419,6 @@ def test_compare_paired_takes_seeds_folders_seed_by_seed(tmp_path):
     assert result.exit_code == 0, result.output
     assert "other/seed-1 - lora/seed-1" in result.output and "other/seed-2 - lora/seed-2" in result.output
     assert "seed-0 -" not in result.output  # only the seeds both folders have
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "lora" / "seed-0"), str(tmp_path / "other" / "seed-1"),
+                                       "--paired"])  # two draws of a row: run folders pair as they are
+    assert result.exit_code == 0 and "other/seed-1 - lora/seed-0 on 100 paired samples:" in result.output

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmrec.errors import ConfigError
+from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
@@ -34,13 +34,21 @@ RANKING_KS = (3, 5, 10)
 RANKING_METRICS = ("recall", "mrr", "ndcg")
 
 
-def run_predictions(path: str | Path) -> pd.DataFrame:
+def predictions_file(path: str | Path) -> Path | None:
     """``predictions.parquet`` of an evaluate or baseline run, or of a train run's test scoring (``test/``)."""
     path = Path(path)
-    for candidate in (path / "predictions.parquet", path / "test" / "predictions.parquet"):
-        if candidate.is_file():
-            return pd.read_parquet(candidate)
-    raise ConfigError(f"{path}: no predictions.parquet (an unfinished run, or a --seeds folder: pair its seed-N runs)")
+    return next((c for c in (path / "predictions.parquet", path / "test" / "predictions.parquet") if c.is_file()), None)
+
+
+def run_predictions(path: str | Path) -> pd.DataFrame:
+    """The predictions of a run (see :func:`predictions_file`); a one-line error when missing or unreadable."""
+    found = predictions_file(path)
+    if found is None:
+        raise ConfigError(f"{path}: no predictions.parquet (an unfinished run, or a --seeds folder: pair its seed-N runs)")
+    try:
+        return pd.read_parquet(found)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(f"cannot read predictions ({type(exc).__name__})", path=found) from None
 
 
 def seed_runs(folder: str | Path) -> list[Path]:
@@ -53,24 +61,31 @@ def seed_runs(folder: str | Path) -> list[Path]:
     return [p for _, p in seeds if (p / "metrics.json").exists()]
 
 
-def matched_runs(runs_a: list[Path], runs_b: list[Path]) -> list[tuple[Path, Path, str | None]]:
-    """The runs of two rows to pair, with the seed they stand for: the runs of the seeds both rows have
-    (``seed-N``); a row without seeds (an evaluate run) pairs its one run with every run of the other.
+def _seed(run: Path) -> str | None:
+    return run.name if run.name.startswith("seed-") else None
+
+
+def matched_runs(runs_a: list[Path], runs_b: list[Path], single_a: bool | None = None,
+                 single_b: bool | None = None) -> list[tuple[Path, Path, str | None]]:
+    """The runs of two rows to pair, with the seed they stand for (None: a run without seeds), and each run
+    left without a partner (paired with None): the runs of the seeds both rows have; a row of a single run
+    (``single_*``; by default a run outside a ``seed-N`` folder) pairs it with every run of the other.
 
     >>> [(a.name, b.name, s) for a, b, s in matched_runs([Path("x/seed-0"), Path("x/seed-1")], [Path("zs")])]
     [('seed-0', 'zs', 'seed-0'), ('seed-1', 'zs', 'seed-1')]
-    >>> [s for _, _, s in matched_runs([Path("x/seed-0"), Path("x/seed-2")], [Path("y/seed-2")])]
-    ['seed-2']
+    >>> [(a.name, b and b.name, s) for a, b, s in matched_runs([Path("x/seed-0"), Path("x/seed-2")], [Path("y/seed-2")])]
+    [('seed-0', None, 'seed-0'), ('seed-2', 'seed-2', 'seed-2')]
+    >>> [s for _, _, s in matched_runs([Path("x/seed-0"), Path("x/seed-1")], [Path("y/seed-0")], single_b=True)]
+    ['seed-0', 'seed-1']
     """
-    def seed(run: Path) -> str | None:
-        return run.name if run.name.startswith("seed-") else None
-
-    if runs_b and seed(runs_b[0]) is None:
-        return [(r, runs_b[0], seed(r)) for r in runs_a]
-    if runs_a and seed(runs_a[0]) is None:
-        return [(runs_a[0], r, seed(r)) for r in runs_b]
+    single_a = len(runs_a) == 1 and (_seed(runs_a[0]) is None if single_a is None else single_a)
+    single_b = len(runs_b) == 1 and (_seed(runs_b[0]) is None if single_b is None else single_b)
+    if single_b:
+        return [(r, runs_b[0], _seed(r) or _seed(runs_b[0])) for r in runs_a]
+    if single_a:
+        return [(runs_a[0], r, _seed(r) or _seed(runs_a[0])) for r in runs_b]
     by_seed = {r.name: r for r in runs_b}
-    return [(r, by_seed[r.name], r.name) for r in runs_a if r.name in by_seed]
+    return [(r, by_seed.get(r.name), r.name) for r in runs_a]
 
 
 def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
@@ -112,10 +127,11 @@ def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed:
                           f"{lists_a} and {lists_b}); pair runs of the same split, limit and sample_seed")
     if not (np.array_equal(merged["candidate_a"].astype(str), merged["candidate_b"].astype(str))
             and np.array_equal(merged["label_a"].to_numpy(), merged["label_b"].to_numpy())):
-        raise ConfigError(f"{a} and {b} disagree on the candidates or labels of the same lists: not the same data")
+        raise ConfigError(f"{a} and {b} disagree on the candidates (or their order) or labels of the same lists: "
+                          "not the same data")
     width = merged.groupby("sample_id").size()
     if width.nunique() != 1:
-        raise ConfigError(f"{a}: candidate lists of different lengths ({width.min()}-{width.max()})")
+        raise ConfigError(f"{a} and {b}: candidate lists of different lengths ({width.min()}-{width.max()})")
     shape = (lists_a, int(width.iloc[0]))
     labels = merged["label_a"].to_numpy().reshape(shape)
     rows_a = ranking_per_list(merged["score_a"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
@@ -136,6 +152,25 @@ def headline_metric(metrics: dict[str, Any]) -> str | None:
     ('auc', 'recall@3', None)
     """
     return next((m for m in ("auc", "recall@3") if isinstance(metrics.get(m), (int, float))), None)
+
+
+def still_valid(entry: dict[str, Any], metrics_a: dict[str, Any], metrics_b: dict[str, Any]) -> bool:
+    """A recorded paired result still describes these two runs: every metric it holds has the runs' recorded
+    values (to 1e-6), and it holds the headline metric.
+
+    >>> e = {"auc": {"a": 0.7, "b": 0.6, "diff": 0.1, "ci95": [0.05, 0.15]}}
+    >>> still_valid(e, {"auc": 0.7}, {"auc": 0.6}), still_valid(e, {"auc": 0.7}, {"auc": 0.61})
+    (True, False)
+    """
+    try:
+        held = compared_metrics(entry)
+        if headline_metric(metrics_a) not in held:
+            return False
+        return all(abs(float(entry[m]["a"]) - float(metrics_a[m])) < 1e-6
+                   and abs(float(entry[m]["b"]) - float(metrics_b[m])) < 1e-6
+                   for m in held if m in metrics_a and m in metrics_b)
+    except (TypeError, ValueError, KeyError):  # a malformed record: recompute it
+        return False
 
 
 def compared_metrics(result: dict[str, Any]) -> list[str]:

@@ -30,7 +30,8 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
       llmrec baseline din --data prepared/ml-1m-rella --run-dir runs/din-ml-1m
       llmrec baseline logreg -d prepared/ml-100k-tallrec --shots 64 --seed 0
       llmrec baseline sim -d prepared/ml-1m-rella --set params.topk=20 --set train.batch_size=512
-      llmrec compare runs/din-ml-1m runs/rella-zs-recent10 --paired
+      llmrec baseline din -d prepared/ml-1m-rella --set test.limit=2000 --run-dir runs/din-2000
+      llmrec compare runs/din-2000 runs/rella-zs-recent10 --paired   # the same 2,000 samples
       llmrec baseline sasrec -d prepared/amazon-games-trsr --set valid.metric=mrr@3
     """
     from llmrec.baselines.models import BASELINES

@@ -204,7 +204,7 @@ def report_cmd(folders, out, title) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--paired", is_flag=True, help="Also each run minus the first on the same samples (AUC / LogLoss / "
               "ACC, or Recall / MRR / NDCG of ranking runs), with a bootstrap interval of the difference "
-              "(runs of the same split, limit and sample_seed).")
+              "(runs of the same split, limit and sample_seed; --seeds folders seed by seed).")
 def compare_cmd(runs, paired) -> None:
     """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds).
 
@@ -212,6 +212,7 @@ def compare_cmd(runs, paired) -> None:
     Examples:
       llmrec compare runs/zs-recent10 runs/zs-subr10
       llmrec compare runs/zs-recent10 runs/zs-subr10 --paired
+      llmrec compare runs/zs-recent10 runs/lora-256 --paired     # a --seeds folder: each seed
     """
     from llmrec.runs import compare_table
 
@@ -222,10 +223,12 @@ def compare_cmd(runs, paired) -> None:
         from llmrec.paired import format_paired, matched_runs, paired_difference, seed_runs
 
         for other in runs[1:]:
-            pairs = matched_runs(seed_runs(other), seed_runs(runs[0]))
+            # two run folders pair as they are; a --seeds folder pairs seed by seed
+            pairs = [p for p in matched_runs(seed_runs(other), seed_runs(runs[0]), (Path(other) / "metrics.json").exists(),
+                                             (Path(runs[0]) / "metrics.json").exists()) if p[1] is not None]
             if not pairs:
                 raise click.UsageError(f"{other} and {runs[0]} have no finished runs of the same seed to pair")
-            for run_a, run_b, _ in pairs:  # a --seeds folder pairs seed by seed
+            for run_a, run_b, _ in pairs:
                 click.echo("")
                 click.echo(format_paired(paired_difference(run_a, run_b)))
 

@@ -190,7 +190,8 @@ class Curve(BaseModel):
 
 class Pairing(BaseModel):
     """Two rows scored on the same samples, compared sample by sample: ``a`` minus ``b`` with a 95% bootstrap
-    interval (AUC / LogLoss / ACC), run by run (one run each, or the same seeds)."""
+    interval (AUC / LogLoss / ACC, or Recall / MRR / NDCG of ranking rows), seed by seed (a row of one run, with
+    no ``seeds``, pairs with each seed of the other)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -240,12 +241,19 @@ class SuiteConfig(BaseModel):
             unknown = sorted(used - set(names))
             if unknown:
                 raise ValueError(f"curve {curve.name!r}: no row named {', '.join(unknown)}")
+        seen = set()
         for pair in self.paired:
             for side in (pair.a, pair.b):
-                if side not in earlier or not earlier[side].in_table:
-                    raise ValueError(f"paired {pair.a!r} - {pair.b!r}: {side!r} is not a row of the table")
+                if side not in earlier:
+                    raise ValueError(f"paired {pair.a!r} - {pair.b!r}: no row named {side!r}")
+                if not earlier[side].in_table:
+                    raise ValueError(f"paired {pair.a!r} - {pair.b!r}: {side!r} is a {earlier[side].kind} step, "
+                                     "not a row of the table")
             if pair.a == pair.b:
                 raise ValueError(f"paired {pair.a!r} - {pair.b!r}: a row paired with itself")
+            if (pair.a, pair.b) in seen:
+                raise ValueError(f"paired {pair.a!r} - {pair.b!r}: listed twice")
+            seen.add((pair.a, pair.b))
         return self
 
     def step(self, name: str) -> SuiteRow:

@@ -77,30 +77,45 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
 
 
 def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the same
-    AUC (Recall@3) is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
-    from llmrec.errors import ConfigError
-    from llmrec.paired import headline_metric, matched_runs, paired_difference
+    """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the values
+    it holds is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
+    from llmrec.errors import LlmrecError
+    from llmrec.paired import headline_metric, matched_runs, paired_difference, predictions_file, still_valid
     from llmrec.runs import load_metrics
+
+    def single(row: SuiteRow) -> bool:  # one run that stands for every seed: no seeds listed, no adapters per seed
+        return row.seeds is None and not row.adapters_from
 
     entries = []
     for pair in suite.paired:
-        runs = matched_runs(_row_runs(out, suite.step(pair.a)), _row_runs(out, suite.step(pair.b)))
-        for run_a, run_b, label in runs:
+        row_a, row_b = suite.step(pair.a), suite.step(pair.b)
+        runs_a, runs_b = _row_runs(out, row_a), _row_runs(out, row_b)
+        if not runs_a or not runs_b:
+            continue  # a row not run yet
+        for run_a, run_b, label in matched_runs(runs_a, runs_b, single(row_a), single(row_b)):
             head = {"a": pair.a, "b": pair.b, "run": label}
+            if run_b is None:
+                entries.append({**head, "skipped": f"{pair.b} has no {label} run yet"})
+                continue
             ma, mb = load_metrics(run_a)["metrics"], load_metrics(run_b)["metrics"]
-            key = headline_metric(ma)
-            if key is None or key != headline_metric(mb):
+            key_a, key_b = headline_metric(ma), headline_metric(mb)
+            if key_a is None or key_b is None:
+                entries.append({**head, "skipped": f"{pair.a if key_a is None else pair.b} has no AUC or Recall@3"})
+                continue
+            if key_a != key_b:
                 entries.append({**head, "skipped": "a CTR run (AUC) and a ranking run (Recall@3) cannot be paired"})
                 continue
-            same = [e for e in previous if {k: e.get(k) for k in head} == head and key in e
-                    and abs(e[key]["a"] - ma[key]) < 1e-6 and abs(e[key]["b"] - mb[key]) < 1e-6]
+            same = [e for e in previous if {k: e.get(k) for k in head} == head and still_valid(e, ma, mb)]
             if same:
                 entries.append(same[0])
                 continue
+            if predictions_file(run_a) is None or predictions_file(run_b) is None:
+                entries.append({**head, "skipped": "the predictions are not in this folder (a copy?): build the table "
+                                                   "where the runs are"})
+                continue
             try:
                 result = paired_difference(run_a, run_b)
-            except ConfigError as exc:
+            except LlmrecError as exc:
                 entries.append({**head, "skipped": str(exc)})
                 continue
             entries.append({**result, **head})  # rows and seed, not paths: a copied folder reads the same
