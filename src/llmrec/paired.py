@@ -28,8 +28,6 @@ from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_li
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
 PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
-
-
 RANKING_KS = (3, 5, 10)
 RANKING_METRICS = ("recall", "mrr", "ndcg")
 
@@ -66,9 +64,9 @@ def _seed(run: Path) -> str | None:
 
 
 def matched_runs(runs_a: list[Path], runs_b: list[Path], single_a: bool | None = None,
-                 single_b: bool | None = None) -> list[tuple[Path, Path, str | None]]:
-    """The runs of two rows to pair, with the seed they stand for (None: a run without seeds), and each run
-    left without a partner (paired with None): the runs of the seeds both rows have; a row of a single run
+                 single_b: bool | None = None) -> list[tuple[Path, Path | None, str | None]]:
+    """The runs of two rows to pair, with the seed they stand for (None: a run without seeds), and each run of
+    ``runs_a`` left without a partner (paired with None): the runs of the seeds both rows have; a row of a single run
     (``single_*``; by default a run outside a ``seed-N`` folder) pairs it with every run of the other.
 
     >>> [(a.name, b.name, s) for a, b, s in matched_runs([Path("x/seed-0"), Path("x/seed-1")], [Path("zs")])]
