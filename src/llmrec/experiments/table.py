@@ -130,7 +130,8 @@ def _previous_paired(out: Path) -> list[dict[str, Any]]:
         old = read_json(out / "table.json") if (out / "table.json").exists() else {}
     except DataError:
         return []
-    return list(old.get("paired") or []) if isinstance(old, dict) else []
+    paired = old.get("paired") if isinstance(old, dict) else None
+    return [e for e in paired if isinstance(e, dict)] if isinstance(paired, list) else []
 
 
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
