@@ -178,11 +178,11 @@ def compared_metrics(result: dict[str, Any]) -> list[str]:
 
 def format_paired(result: dict[str, Any]) -> str:
     """One line per metric: ``a - b`` with its interval."""
-    def name(path: str) -> str:  # a seed run keeps its row's name: lora/seed-0
+    def label(path: str) -> str:  # a seed run keeps its row's name: lora/seed-0
         p = Path(path)
-        return f"{p.parent.name}/{p.name}" if p.name.startswith("seed-") else p.name
+        return f"{p.parent.name}/{p.name}" if _seed(p) else p.name
 
-    lines = [f"{name(result['a'])} - {name(result['b'])} on {result['samples']:,} paired samples:"]
+    lines = [f"{label(result['a'])} - {label(result['b'])} on {result['samples']:,} paired samples:"]
     for name in compared_metrics(result):
         r = result[name]
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "

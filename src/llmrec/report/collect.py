@@ -1,7 +1,7 @@
 """What a report shows, read from folders on disk: experiment tables (``table.json``) and single runs.
 
-No other layer is imported for this: the report reads the files that experiments, training,
-evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.json``,
+Only the readers of those files are imported (``llmrec.runs``, ``llmrec.paired``), never the code that
+writes them: the report reads the files that experiments, training, evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.json``,
 ``config.yaml``, ``predictions.parquet``).
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmrec.errors import ConfigError, DataError
+from llmrec.errors import ConfigError
 from llmrec.io import read_json
+from llmrec.paired import predictions_file, run_predictions
 from llmrec.runs import load_metrics
 
 RANKING_KS = (1, 3, 5, 10)
@@ -46,14 +47,8 @@ class Row:
 
     def predictions(self) -> pd.DataFrame | None:
         """The first run's predictions (label, score), for calibration and histograms."""
-        for run in self.runs:
-            for p in (run / "predictions.parquet", run / "test" / "predictions.parquet"):
-                if p.exists():
-                    try:
-                        return pd.read_parquet(p)
-                    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-                        raise DataError(f"cannot read predictions ({type(exc).__name__})", path=p) from None
-        return None
+        run = next((r for r in self.runs if predictions_file(r) is not None), None)
+        return run_predictions(run) if run is not None else None
 
 
 @dataclass
