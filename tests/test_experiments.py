@@ -389,6 +389,8 @@ def test_paired_ranking_runs_compare_list_by_list(tmp_path):
     assert result["mrr@3"]["diff"] == pytest.approx((1 + 1 + 1 / 2) / 3 - (0 + 1 / 2 + 1 / 2) / 3, abs=1e-6)
     assert result["recall@10"]["diff"] == 0.0 and result["recall@10"]["ci95"] == [0.0, 0.0]  # k >= the list
     assert "mrr@3" in format_paired(result)
+    one_user = paired_difference(a, b, n_boot=200, by="user")  # every list is user "u": one group, no spread
+    assert one_user["users"] == 1 and one_user["mrr@3"]["ci95"] == [one_user["mrr@3"]["diff"]] * 2
     with pytest.raises(ConfigError, match="ranked different lists"):
         paired_difference(a, ranking_run("c", [1, 1, 2], lists=[0, 1, 5]))
     (tmp_path / "ctr").mkdir()
@@ -422,3 +424,72 @@ def test_compare_paired_takes_seeds_folders_seed_by_seed(tmp_path):
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "lora" / "seed-0"), str(tmp_path / "other" / "seed-1"),
                                        "--paired"])  # two draws of a row: run folders pair as they are
     assert result.exit_code == 0 and "other/seed-1 - lora/seed-0 on 100 paired samples:" in result.output
+
+
+def _users_run(folder, labels, scores, users):
+    """A finished CTR run whose predictions name each sample's user."""
+    import pandas as pd
+
+    _scored_run(folder, labels, scores)
+    preds = pd.read_parquet(folder / "predictions.parquet").assign(user=users)
+    preds.to_parquet(folder / "predictions.parquet")
+
+
+def test_paired_by_user_resamples_whole_users(tmp_path):
+    """Samples of one user move together: a user-level bootstrap holds the same difference and a wider interval
+    when users differ (here each user's samples share one noise draw), and a table row says "by user"."""
+    import numpy as np
+
+    from llmrec.experiments import write_table
+    from llmrec.paired import format_paired, paired_difference
+
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(40), 10)  # 40 users, 10 samples each
+    labels = rng.integers(0, 2, 400)
+    user_shift = rng.normal(0, 0.3, 40)[users]  # model a is better for some users, worse for others
+    a = np.clip(0.5 + 0.2 * (labels - 0.5) + user_shift * (labels - 0.5) + rng.normal(0, 0.05, 400), 0.01, 0.99)
+    b = np.clip(0.5 + 0.2 * (labels - 0.5) + rng.normal(0, 0.05, 400), 0.01, 0.99)
+    _users_run(tmp_path / "out" / "a", labels, a, users)
+    _users_run(tmp_path / "out" / "b", labels, b, users)
+    by_sample = paired_difference(tmp_path / "out" / "a", tmp_path / "out" / "b", n_boot=300)
+    by_user = paired_difference(tmp_path / "out" / "a", tmp_path / "out" / "b", n_boot=300, by="user")
+    assert by_user["auc"]["diff"] == by_sample["auc"]["diff"] and (by_user["by"], by_user["users"]) == ("user", 40)
+    width = {name: r["auc"]["ci95"][1] - r["auc"]["ci95"][0] for name, r in (("sample", by_sample), ("user", by_user))}
+    assert width["user"] > 1.3 * width["sample"], width
+    assert "by" not in by_sample and "(bootstrap over 40 users)" in format_paired(by_user)
+    suite = SuiteConfig.model_validate({"name": "t", "metrics": ["auc"],
+                                        "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}}],
+                                        "paired": [{"a": "a", "b": "b"}, {"a": "a", "b": "b", "by": "user"}]})
+    plain, grouped = write_table(suite, tmp_path / "out")["paired"]
+    assert "by" not in plain and grouped["by"] == "user" and grouped["auc"]["ci95"] != plain["auc"]["ci95"]
+    assert "| a - b (by user) | - | 400 |" in (tmp_path / "out" / "table.md").read_text()
+    # a run without users cannot be resampled by user: one line naming it
+    _scored_run(tmp_path / "out" / "nousers", labels, b)
+    with pytest.raises(ConfigError, match="nousers: its predictions have no user column"):
+        paired_difference(tmp_path / "out" / "a", tmp_path / "out" / "nousers", by="user")
+    with pytest.raises(ConfigError, match="expected one of sample, user"):
+        paired_difference(tmp_path / "out" / "a", tmp_path / "out" / "b", by="list")
+    with pytest.raises(ValueError, match="by"):
+        SuiteConfig.model_validate({"name": "t", "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}}],
+                                    "paired": [{"a": "a", "b": "b", "by": "item"}]})
+
+
+def test_compare_reads_an_experiment_rows_seed_runs_and_pairs_by_user(tmp_path):
+    """An experiment row's folder (seed-N runs, no summary.json) compares as mean ± std over its seeds;
+    ``--by user`` needs ``--paired``."""
+    import numpy as np
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    rng = np.random.default_rng(2)
+    labels, users = rng.integers(0, 2, 120), np.repeat(np.arange(12), 10)
+    for s in (0, 1):
+        _users_run(tmp_path / "row" / f"seed-{s}", labels, np.clip(labels * 0.3 + rng.random(120), 0, 1), users)
+    _users_run(tmp_path / "zs", labels, rng.random(120), users)
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "zs"), str(tmp_path / "row"), "--paired", "--by", "user"])
+    assert result.exit_code == 0, result.output
+    assert "row (2 seeds)" in result.output and " ± " in result.output
+    assert "row/seed-1 - zs on 120 paired samples (bootstrap over 12 users):" in result.output
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "zs"), str(tmp_path / "row"), "--by", "user"])
+    assert result.exit_code == 2 and "--by needs --paired" in result.output

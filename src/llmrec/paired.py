@@ -27,9 +27,11 @@ from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
-PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
+PAIRED_NOTE = ("Paired differences (a - b on the same samples, 95% bootstrap interval of the difference; "
+               "\"by user\": whole users resampled)")
 RANKING_KS = (3, 5, 10)
 RANKING_METRICS = ("recall", "mrr", "ndcg")
+BOOTSTRAP_UNITS = ("sample", "user")  # what the paired bootstrap resamples: samples (lists), or whole users
 
 
 def predictions_file(path: str | Path) -> Path | None:
@@ -86,13 +88,26 @@ def matched_runs(runs_a: list[Path], runs_b: list[Path], single_a: bool | None =
     return [(r, by_seed.get(r.name), r.name) for r in runs_a]
 
 
-def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Metric of ``a`` minus metric of ``b`` on their common samples, with 95% bootstrap intervals."""
+def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: int = 0,
+                      by: str = "sample") -> dict[str, Any]:
+    """Metric of ``a`` minus metric of ``b`` on their common samples, with 95% bootstrap intervals.
+
+    ``by="user"`` resamples whole users (all samples, or candidate lists, of a drawn user together)
+    instead of single samples: samples of one user are not independent, so this interval is the
+    more honest one, and wider. The result then holds ``"by": "user"`` and the number of users.
+    """
+    if by not in BOOTSTRAP_UNITS:
+        raise ConfigError(f"paired bootstrap by {by!r}: expected one of {', '.join(BOOTSTRAP_UNITS)}")
     pa, pb = run_predictions(a), run_predictions(b)
     if ("candidate" in pa.columns) != ("candidate" in pb.columns):
         raise ConfigError(f"{a} and {b}: a CTR run and a ranking run cannot be paired")
+    if by == "user":
+        for path, preds in ((a, pa), (b, pb)):
+            if "user" not in preds.columns:
+                raise ConfigError(f"{path}: its predictions have no user column, so users cannot be resampled "
+                                  "(pair it by sample)")
     if "candidate" in pa.columns:
-        return _paired_ranking(a, b, pa, pb, n_boot, seed)
+        return _paired_ranking(a, b, pa, pb, n_boot, seed, by)
     merged = pa.merge(pb, on="sample_id", suffixes=("_a", "_b"))
     if len(merged) != len(pa) or len(merged) != len(pb):
         raise ConfigError(f"{a} and {b} scored different samples ({len(merged)} in common of {len(pa)} and {len(pb)}); "
@@ -102,11 +117,25 @@ def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: in
     y = merged["label_a"].to_numpy()
     sa, sb = merged["score_a"].to_numpy(), merged["score_b"].to_numpy()
     out: dict[str, Any] = {"a": str(a), "b": str(b), "samples": int(len(merged))}
+    users = _users(a, b, merged, by, out)
     for name, fn in CTR_METRICS.items():
-        lo, hi = bootstrap_ci(lambda yy, xa, xb, fn=fn: fn(yy, xa) - fn(yy, xb), y, sa, sb, n_boot=n_boot, seed=seed)
+        lo, hi = bootstrap_ci(lambda yy, xa, xb, fn=fn: fn(yy, xa) - fn(yy, xb), y, sa, sb, n_boot=n_boot, seed=seed,
+                              groups=users)
         va, vb = float(fn(y, sa)), float(fn(y, sb))
         out[name] = {"a": round(va, 6), "b": round(vb, 6), "diff": round(va - vb, 6), "ci95": [round(lo, 6), round(hi, 6)]}
     return out
+
+
+def _users(a, b, merged: pd.DataFrame, by: str, out: dict[str, Any]) -> np.ndarray | None:
+    """The user of each merged row when the bootstrap resamples users (None: it resamples rows); notes the unit
+    and the number of users in ``out``."""
+    if by != "user":
+        return None
+    users = merged["user_a"].astype(str).to_numpy()
+    if not np.array_equal(users, merged["user_b"].astype(str).to_numpy()):
+        raise ConfigError(f"{a} and {b} disagree on the users of the same samples: not the same data")
+    out.update(by="user", users=int(len(np.unique(users))))
+    return users
 
 
 def _lists(preds: pd.DataFrame) -> pd.DataFrame:
@@ -115,8 +144,9 @@ def _lists(preds: pd.DataFrame) -> pd.DataFrame:
     return preds.sort_values(["sample_id", "pos"], kind="stable").reset_index(drop=True)
 
 
-def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
-    """Ranking metrics of ``a`` minus ``b`` on the same candidate lists; the bootstrap resamples lists."""
+def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed: int,
+                    by: str = "sample") -> dict[str, Any]:
+    """Ranking metrics of ``a`` minus ``b`` on the same candidate lists; the bootstrap resamples lists (or users)."""
     la, lb = _lists(pa), _lists(pb)
     merged = la.merge(lb, on=["sample_id", "pos"], suffixes=("_a", "_b"))
     lists_a, lists_b = la["sample_id"].nunique(), lb["sample_id"].nunique()
@@ -135,9 +165,10 @@ def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed:
     rows_a = ranking_per_list(merged["score_a"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
     rows_b = ranking_per_list(merged["score_b"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
     out: dict[str, Any] = {"a": str(a), "b": str(b), "samples": lists_a}
+    users = _users(a, b, merged[merged["pos"] == 0], by, out)  # one row per list, in list order
     for key in rows_a:
         diff = rows_a[key] - rows_b[key]
-        lo, hi = bootstrap_ci(np.mean, diff, n_boot=n_boot, seed=seed)
+        lo, hi = bootstrap_ci(np.mean, diff, n_boot=n_boot, seed=seed, groups=users)
         out[key] = {"a": round(float(rows_a[key].mean()), 6), "b": round(float(rows_b[key].mean()), 6),
                     "diff": round(float(diff.mean()), 6), "ci95": [round(lo, 6), round(hi, 6)]}
     return out
@@ -182,7 +213,8 @@ def format_paired(result: dict[str, Any]) -> str:
         p = Path(path)
         return f"{p.parent.name}/{p.name}" if _seed(p) else p.name
 
-    lines = [f"{label(result['a'])} - {label(result['b'])} on {result['samples']:,} paired samples:"]
+    unit = f" (bootstrap over {result['users']:,} users)" if result.get("by") == "user" else ""
+    lines = [f"{label(result['a'])} - {label(result['b'])} on {result['samples']:,} paired samples{unit}:"]
     for name in compared_metrics(result):
         r = result[name]
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "
@@ -203,7 +235,8 @@ def paired_table(entries: list[dict[str, Any]], metrics: list[str] | None = None
     metrics = [m for m in (metrics or held) if m in held] or held
     body = []
     for e in entries:
-        cells = [f"{e['a']} - {e['b']}", e.get("run") or "-", f"{e['samples']:,}" if "samples" in e else "-"]
+        by_user = " (by user)" if e.get("by") == "user" else ""
+        cells = [f"{e['a']} - {e['b']}{by_user}", e.get("run") or "-", f"{e['samples']:,}" if "samples" in e else "-"]
         if "skipped" in e:
             cells += [f"not computed: {e['skipped']}"] + ["-"] * (len(metrics) - 1)
         else:

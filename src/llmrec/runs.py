@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from llmrec.errors import ConfigError, LlmrecError
@@ -178,13 +179,47 @@ def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | Non
     return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and len(ci) == 2 else f"{values[0]:.4f}"
 
 
+def summarize_seeds(results: list[dict]) -> dict[str, Any]:
+    """Mean, standard deviation and values of every numeric test metric over seeds.
+
+    >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
+    0.65
+    """
+    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {}
+    for k in keys:
+        values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
+        out[k] = {"mean": round(float(np.mean(values)), 6), "std": round(float(np.std(values, ddof=1)) if len(values) > 1
+                                                                        else 0.0, 6), "values": values}
+    return out
+
+
+def row_metrics(path: str | Path) -> dict[str, Any]:
+    """What ``llmrec compare`` shows of a folder: a run's metrics.json, a ``--seeds`` folder's summary.json, or
+    else the mean / std over the finished ``seed-N`` runs inside it (an experiment row's folder), read like a
+    summary.json; one-line errors as :func:`load_metrics`."""
+    path = Path(path)
+    if (path / "metrics.json").exists() or (path / "summary.json").exists() or not path.is_dir():
+        return load_metrics(path)
+    seeds = sorted((int(p.name[5:]), p) for p in path.glob("seed-*") if p.name[5:].isdigit() and (p / "metrics.json").exists())
+    if not seeds:
+        return load_metrics(path)  # the "no metrics.json" error
+    results = [load_metrics(p) for _, p in seeds]
+    if len(results) == 1:  # one seed: its value and interval
+        return {**results[0], "seeds": [seeds[0][0]]}
+    stats = summarize_seeds(results)
+    return {**{k: results[0].get(k) for k in ("dataset", "protocol", "split", "test", "run")},
+            "seeds": [s for s, _ in seeds], "metrics": {k: v["mean"] for k, v in stats.items()},
+            "metrics_std": {k: v["std"] for k, v in stats.items()}}
+
+
 def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     """A plain-text table of the metrics of several run folders: value [95% bootstrap interval] for
-    one run, mean ± std over seeds for a ``--seeds`` folder.
+    one run, mean ± std over seeds for a ``--seeds`` folder or an experiment row's folder of ``seed-N`` runs.
 
     Every folder is checked first; a folder without results gives one error naming it.
     """
-    results = [(p, load_metrics(p)) for p in paths]
+    results = [(p, row_metrics(p)) for p in paths]
     keys: list[str] = []
     for _, res in results:
         keys += [k for k, v in res["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -194,9 +229,11 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     for p, res in results:
         m, sd = res["metrics"], res.get("metrics_std", {})
         ci = m.get("ci95") if isinstance(m.get("ci95"), dict) else {}
-        where = "/".join(str(res.get(k, "?")) for k in ("dataset", "protocol", "split"))
+        tested = res.get("test") if isinstance(res.get("test"), dict) else {}  # a train run: the split it was tested on
+        where = "/".join(str(tested.get(k) or res.get(k, "?")) for k in ("dataset", "protocol", "split"))
         prompts = (res.get("run") or {}).get("prompts", "-")
-        seeds = f" ({len(res['seeds'])} seeds)" if isinstance(res.get("seeds"), list) else ""
+        count = len(res["seeds"]) if isinstance(res.get("seeds"), list) else 0
+        seeds = f" ({count} seed{'s' if count != 1 else ''})" if count else ""
         cells = []
         for k in keys:
             v = m.get(k)

@@ -205,7 +205,10 @@ def report_cmd(folders, out, title) -> None:
 @click.option("--paired", is_flag=True, help="Also each run minus the first on the same samples (AUC / LogLoss / "
               "ACC, or Recall / MRR / NDCG of ranking runs), with a bootstrap interval of the difference "
               "(runs of the same split, limit and sample_seed; --seeds folders seed by seed).")
-def compare_cmd(runs, paired) -> None:
+@click.option("--by", "unit", type=click.Choice(["sample", "user"]), default="sample", show_default=True,
+              help="What the --paired bootstrap resamples: single samples (lists), or whole users (their samples are "
+                   "not independent; a wider, more honest interval).")
+def compare_cmd(runs, paired, unit) -> None:
     """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds).
 
     \b
@@ -213,11 +216,14 @@ def compare_cmd(runs, paired) -> None:
       llmrec compare runs/zs-recent10 runs/zs-subr10
       llmrec compare runs/zs-recent10 runs/zs-subr10 --paired
       llmrec compare runs/zs-recent10 runs/lora-256 --paired     # a --seeds folder: each seed
+      llmrec compare runs/zs-recent10 runs/zs-subr10 --paired --by user
     """
     from llmrec.runs import compare_table
 
     if paired and len(runs) < 2:
         raise click.UsageError("--paired needs at least two runs")
+    if unit != "sample" and not paired:
+        raise click.UsageError("--by needs --paired")
     click.echo(compare_table(runs))
     if paired:
         from llmrec.paired import format_paired, matched_runs, paired_difference, seed_runs
@@ -230,7 +236,7 @@ def compare_cmd(runs, paired) -> None:
                 raise click.UsageError(f"{other} and {runs[0]} have no finished runs of the same seed to pair")
             for run_a, run_b, _ in pairs:
                 click.echo("")
-                click.echo(format_paired(paired_difference(run_a, run_b)))
+                click.echo(format_paired(paired_difference(run_a, run_b, by=unit)))
 
 
 @click.command("attention")

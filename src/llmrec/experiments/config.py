@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -197,6 +197,8 @@ class Pairing(BaseModel):
 
     a: str = Field(description="row name: the minuend")
     b: str = Field(description="row name: the subtrahend (the reference)")
+    by: Literal["sample", "user"] = Field("sample", description="what the bootstrap resamples: single samples "
+                                          "(lists), or whole users (their samples are not independent: wider)")
 
 
 class SuiteConfig(BaseModel):
@@ -251,9 +253,9 @@ class SuiteConfig(BaseModel):
                                      "not a row of the table")
             if pair.a == pair.b:
                 raise ValueError(f"paired {pair.a!r} - {pair.b!r}: a row paired with itself")
-            if (pair.a, pair.b) in seen:
+            if (pair.a, pair.b, pair.by) in seen:
                 raise ValueError(f"paired {pair.a!r} - {pair.b!r}: listed twice")
-            seen.add((pair.a, pair.b))
+            seen.add((pair.a, pair.b, pair.by))
         return self
 
     def step(self, name: str) -> SuiteRow:

@@ -93,7 +93,7 @@ def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]
         if not runs_a or not runs_b:
             continue  # a row not run yet
         for run_a, run_b, label in matched_runs(runs_a, runs_b, single(row_a), single(row_b)):
-            head = {"a": pair.a, "b": pair.b, "run": label}
+            head = {"a": pair.a, "b": pair.b, "run": label, **({"by": "user"} if pair.by == "user" else {})}
             if run_b is None:
                 entries.append({**head, "skipped": f"{pair.b} has no {label} run yet"})
                 continue
@@ -105,7 +105,8 @@ def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]
             if key_a != key_b:
                 entries.append({**head, "skipped": "a CTR run (AUC) and a ranking run (Recall@3) cannot be paired"})
                 continue
-            same = [e for e in previous if {k: e.get(k) for k in head} == head and still_valid(e, ma, mb)]
+            same = [e for e in previous if {k: e.get(k) for k in (*head, "by")} == {"by": None, **head}
+                    and still_valid(e, ma, mb)]
             if same:
                 entries.append(same[0])
                 continue
@@ -114,7 +115,7 @@ def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]
                                                    "where the runs are"})
                 continue
             try:
-                result = paired_difference(run_a, run_b)
+                result = paired_difference(run_a, run_b, by=pair.by)
             except LlmrecError as exc:
                 entries.append({**head, "skipped": str(exc)})
                 continue

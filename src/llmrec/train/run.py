@@ -38,7 +38,7 @@ from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
 from llmrec.metrics import check_metric_name
 from llmrec.prompts.build import PromptRenderer
-from llmrec.runs import RunDir
+from llmrec.runs import RunDir, summarize_seeds
 from llmrec.train.adapters import save_adapter
 from llmrec.train.config import InstructionStage, OptimSettings, TrainConfig
 from llmrec.train.examples import Example, ctr_examples, instruction_examples, read_instruction_file
@@ -425,21 +425,6 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
     return ValidationSelector(prompts, labels, answer, path, metric=sel.metric_for(kind), every_steps=sel.every_steps,
                               patience=sel.patience, scoring=config.scoring, pad_token_id=tok.pad_token_id,
                               at_start=sel.at_start, log=log)
-
-
-def summarize_seeds(results: list[dict]) -> dict[str, Any]:
-    """Mean, standard deviation and values of every numeric test metric over seeds.
-
-    >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
-    0.65
-    """
-    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    out = {}
-    for k in keys:
-        values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
-        out[k] = {"mean": round(float(np.mean(values)), 6), "std": round(float(np.std(values, ddof=1)) if len(values) > 1
-                                                                        else 0.0, 6), "values": values}
-    return out
 
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int], loader: Callable[[], LoadedModel] | None = None,
