@@ -209,7 +209,8 @@ def report_cmd(folders, out, title) -> None:
               help="What the --paired bootstrap resamples: single samples (lists), or whole users (their samples are "
                    "not independent; a wider, more honest interval).")
 def compare_cmd(runs, paired, unit) -> None:
-    """Metrics of run folders side by side (a --seeds folder shows mean ± std over its seeds).
+    """Metrics of run folders side by side (a --seeds folder, or an experiment row of seed-N runs, shows mean ± std
+    over its seeds).
 
     \b
     Examples:
