@@ -27,8 +27,7 @@ from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
-PAIRED_NOTE = ("Paired differences (a - b on the same samples, 95% bootstrap interval of the difference; "
-               "\"by user\": whole users resampled)")
+PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
 RANKING_KS = (3, 5, 10)
 RANKING_METRICS = ("recall", "mrr", "ndcg")
 BOOTSTRAP_UNITS = ("sample", "user")  # what the paired bootstrap resamples: samples (lists), or whole users
@@ -220,6 +219,16 @@ def format_paired(result: dict[str, Any]) -> str:
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "
                      f"{r['ci95'][1]:+.4f}]")
     return "\n".join(lines)
+
+
+def paired_note(entries: list[dict[str, Any]]) -> str:
+    """The heading of a paired table; it explains "(by user)" where an entry resampled users.
+
+    >>> paired_note([{"a": "x", "b": "y", "by": "user"}]).endswith("; (by user): users resampled)")
+    True
+    """
+    by_user = any(e.get("by") == "user" for e in entries)
+    return PAIRED_NOTE[:-1] + "; (by user): users resampled)" if by_user else PAIRED_NOTE
 
 
 def paired_table(entries: list[dict[str, Any]], metrics: list[str] | None = None) -> tuple[list[str], list[list[str]]]:

@@ -167,11 +167,11 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
             "Mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high].\n")
     table["paired"] = _paired_entries(suite, out, _previous_paired(out))
     if table["paired"]:
-        from llmrec.paired import PAIRED_NOTE, paired_table
+        from llmrec.paired import paired_note, paired_table
 
         head, body = paired_table(table["paired"], list(suite.metrics))
         lines = ["| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *body]]
-        text += f"\n{PAIRED_NOTE}:\n\n" + "\n".join(lines) + "\n"
+        text += f"\n{paired_note(table['paired'])}:\n\n" + "\n".join(lines) + "\n"
     table["curves"] = _write_curves(suite, table["rows"], out)
     if table["curves"]:
         text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.io import write_text
-from llmrec.paired import PAIRED_NOTE, paired_table
+from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Row, Section, collect, ranking_by_k
 from llmrec.runs import metric_cell
@@ -127,8 +127,9 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
         parts.append(_html_table(head, body, paper_from=2 + len(section.metrics)))
         if section.paired:
             p_head, p_body = paired_table(section.paired, section.metrics)
-            table_md += f"\n\n{PAIRED_NOTE}:\n\n{markdown_table(p_head, p_body)}"
-            parts.append(f"<h3>{html.escape(PAIRED_NOTE)}</h3>" + _html_table(p_head, p_body))
+            note = paired_note(section.paired)
+            table_md += f"\n\n{note}:\n\n{markdown_table(p_head, p_body)}"
+            parts.append(f"<h3>{html.escape(note)}</h3>" + _html_table(p_head, p_body))
         summary.append(f"## {section.title}\n\n{table_md}")
         md += [f"## {section.title}", ""] + ([section.description, ""] if section.description else [])
         md += [table_md, ""]
