@@ -477,3 +477,51 @@ def test_report_on_a_corrupt_table_names_it_and_leaves_nothing(tmp_path):
     code, out = run("report", str(folder), "-o", str(tmp_path / "rep"))
     assert_clean_failure(code, out, "table.json", "cannot read JSON")
     assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("content", ["{}", "[1]", '{"rows": []}', '{"rows": {"x": "s"}}',
+                                     '{"rows": {"x": {"folders": null}}}', '{"rows": {}, "curves": [{}]}'])
+def test_report_on_a_table_of_another_shape_names_it_and_leaves_nothing(tmp_path, content):
+    folder = tmp_path / "exp"
+    folder.mkdir()
+    (folder / "table.json").write_text(content)
+    code, out = run("report", str(folder), "-o", str(tmp_path / "rep"))
+    assert_clean_failure(code, out, "table.json", "not an llmrec experiment table")
+    assert not (tmp_path / "rep").exists()
+
+
+@pytest.mark.parametrize("text, fragment", [("name: x\nsteps: [{name: a\n", "line 3, column 1"),
+                                            ("name: x\n  steps: 1\n  - a\n", "line 2, column 8")])
+def test_yaml_syntax_errors_are_one_line_naming_file_and_position(tmp_path, text, fragment):
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(text)
+    code, out = run("run", str(cfg), "--dry-run")
+    assert_clean_failure(code, out, f"{cfg}: invalid YAML", fragment)
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_several_config_errors_are_one_line(tmp_path):
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text("data: somewhere\nbogus_key: 1\nlimit: many\n")
+    code, out = run("evaluate", "-c", str(cfg))
+    assert_clean_failure(code, out, f"{cfg}: invalid config", "bogus_key", "limit")
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_compare_on_metrics_whose_run_entry_is_not_a_mapping(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text('{"metrics": {"auc": 0.6}, "run": "x"}')
+    code, out = run("compare", str(tmp_path / "r"))
+    assert code == 0 and "0.6000" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("line", [b"{}\n", b"[1]\n", b'{"key": "caf\xe9"}\n'])
+def test_corrupt_partial_predictions_name_the_file_and_line(tmp_path, line):
+    from llmrec.errors import LlmrecError
+    from llmrec.runs import RunDir
+
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    run_dir.partial_path.write_bytes(b'{"key": "a", "score": 0.5}\n' + line)
+    with pytest.raises(LlmrecError, match=r"predictions.partial.jsonl: corrupt line 2 .*delete the file"):
+        run_dir.done()

@@ -39,7 +39,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from exc
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({yaml_problem(exc)})") from None
     return key.split("."), value
 
 
@@ -65,6 +65,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
     return out
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: what is wrong and where (line, column).
+
+    >>> try:
+    ...     yaml.safe_load("a: {b: 1\\nc: 2")
+    ... except yaml.YAMLError as exc:
+    ...     print(yaml_problem(exc))
+    expected ',' or '}', but got ':' at line 2, column 2 (while parsing a flow mapping that starts at line 1)
+    """
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    text = problem + (f" at line {mark.line + 1}, column {mark.column + 1}" if mark else "")
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        text += f" ({context}" + (f" that starts at line {start.line + 1}" if start else "") + ")"
+    return text
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with errors that name the file."""
     path = Path(path)
@@ -73,7 +93,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid YAML: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
@@ -97,7 +117,7 @@ def load_config(
     except ValidationError as exc:
         where = f"{path or source}: " if path or source else ""
         lines = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{where}invalid config:\n  " + "\n  ".join(lines)) from exc
+        raise ConfigError(f"{where}invalid config: " + "; ".join(lines)) from exc
 
 
 def dump_config(config: BaseModel) -> str:

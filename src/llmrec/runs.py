@@ -115,13 +115,15 @@ class RunDir:
             with open(self.partial_path, "r+b") as f:
                 f.truncate(complete)
         out = {}
-        with open(self.partial_path, encoding="utf-8") as f:
-            for line in f:
+        with open(self.partial_path, "rb") as f:
+            for number, line in enumerate(f, 1):
                 try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise LlmrecError(f"{self.partial_path}: corrupt line ({exc}); delete the file to start over") from exc
-                out[rec["key"]] = rec
+                    rec = json.loads(line.decode("utf-8"))
+                    out[rec["key"]] = rec
+                except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+                    why = "not a record with a key" if isinstance(exc, (KeyError, TypeError)) else type(exc).__name__
+                    raise LlmrecError(f"{self.partial_path}: corrupt line {number} ({why}); delete the file to start "
+                                      "over") from None
         return out
 
     def append(self, records: list[dict[str, Any]]) -> None:
@@ -231,7 +233,7 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
         ci = m.get("ci95") if isinstance(m.get("ci95"), dict) else {}
         tested = res.get("test") if isinstance(res.get("test"), dict) else {}  # a train run: the split it was tested on
         where = "/".join(str(tested.get(k) or res.get(k, "?")) for k in ("dataset", "protocol", "split"))
-        prompts = (res.get("run") or {}).get("prompts", "-")
+        prompts = res["run"].get("prompts", "-") if isinstance(res.get("run"), dict) else "-"
         count = len(res["seeds"]) if isinstance(res.get("seeds"), list) else 0
         seeds = f" ({count} seed{'s' if count != 1 else ''})" if count else ""
         cells = []

@@ -27,6 +27,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from llmrec.config import yaml_problem
 from llmrec.errors import ConfigError, LlmrecError
 
 
@@ -157,8 +158,10 @@ def read_template_yaml(path: Path, required: tuple[str, ...], what: str = "templ
     """The mapping in a template's YAML file; a ConfigError naming the file and the first missing field."""
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: invalid YAML: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a {what} is a YAML mapping")
     missing = [k for k in required if k not in data]

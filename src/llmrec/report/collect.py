@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmrec.errors import ConfigError
+from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
 from llmrec.paired import predictions_file, run_predictions
 from llmrec.runs import load_metrics
@@ -87,8 +87,20 @@ def _moved(run: Path, folder: Path, row: str) -> Path:
 
 
 def experiment_section(folder: Path) -> Section:
-    """A section from an experiment's output folder (its ``table.json``)."""
+    """A section from an experiment's output folder (its ``table.json``); a table.json of another shape is one
+    error naming it."""
     table = read_json(folder / "table.json")
+    try:
+        return _section(folder, table)
+    except LlmrecError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        what = f"no {exc}" if isinstance(exc, KeyError) else type(exc).__name__
+        raise DataError(f"not an llmrec experiment table ({what}); rebuild it with `llmrec run FILE --table-only`",
+                        path=folder / "table.json") from None
+
+
+def _section(folder: Path, table: dict[str, Any]) -> Section:
     rows = []
     for name, entry in table["rows"].items():
         runs = [_moved(Path(f), folder, name) for f in entry.get("folders", [])]
@@ -103,7 +115,7 @@ def experiment_section(folder: Path) -> Section:
     metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if k != "ci95"})
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
                    table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
-                   list(table.get("paired") or []))
+                   [e for e in table.get("paired") or [] if isinstance(e, dict) and {"a", "b"} <= e.keys()])
 
 
 def runs_section(folders: list[Path]) -> Section:
