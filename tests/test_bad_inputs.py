@@ -525,3 +525,33 @@ def test_corrupt_partial_predictions_name_the_file_and_line(tmp_path, line):
     run_dir.partial_path.write_bytes(b'{"key": "a", "score": 0.5}\n' + line)
     with pytest.raises(LlmrecError, match=r"predictions.partial.jsonl: corrupt line 2 .*delete the file"):
         run_dir.done()
+
+
+def test_report_does_not_replace_the_users_own_report_files(tmp_path):
+    run_folder = tmp_path / "r"
+    run_folder.mkdir()
+    (run_folder / "metrics.json").write_text('{"metrics": {"auc": 0.6}}')
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes\n")
+    code, out = run("report", str(run_folder), "-o", str(mine))
+    assert_clean_failure(code, out, str(mine), "did not write")
+    assert (mine / "report.md").read_text() == "my notes\n" and not (mine / "report_files").exists()
+    code, out = run("report", str(run_folder), "-o", str(tmp_path / "ours"))  # a report replaces its own
+    assert code == 0, out
+    code, out = run("report", str(run_folder), "-o", str(tmp_path / "ours"))
+    assert code == 0, out
+
+
+def test_serve_run_refuses_a_baseline_run_and_a_data_path_that_is_not_here(tmp_path):
+    pytest.importorskip("fastapi")
+    base = tmp_path / "din"
+    base.mkdir()
+    (base / "config.yaml").write_text("model: din\ndata: prepared/x\nparams: {}\n")
+    code, out = run("serve", "--run", str(base))
+    assert_clean_failure(code, out, str(base), "classic baseline 'din'")
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "config.yaml").write_text("data: prepared/nowhere\nmodel: {name: m}\n")
+    code, out = run("serve", "--run", str(ev))
+    assert_clean_failure(code, out, "prepared/nowhere", "pass --data")

@@ -43,7 +43,7 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
         raise click.ClickException("llmrec serve needs FastAPI and uvicorn: pip install 'llmrec[serve]'") from None
     from llmrec.serve import ServeConfig, settings_from_run
 
-    defaults = settings_from_run(run_dir) if run_dir else None
+    defaults = settings_from_run(run_dir, data) if run_dir else None
     named = {"data": data, "model.name": model_name, "adapter": adapter, "server.host": host, "server.port": port,
              "server.api_key": os.environ.get(api_key_env) or None,
              "server.micro_batching": False if no_micro_batching else None}

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from llmrec.errors import ConfigError
 from llmrec.io import write_text
 from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
@@ -102,6 +103,7 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec 
     """Write ``OUT/report.md`` (+ ``OUT/report_files/``) and the self-contained ``OUT/report.html``."""
     sections = collect(paths)
     out = Path(out)
+    _check_ours(out)
     files = out / "report_files"
     made = [p for p in (out, files) if not p.exists()]
     files.mkdir(parents=True, exist_ok=True)
@@ -111,6 +113,21 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec 
         for folder in reversed(made):  # a failed report leaves no folder it made (files it wrote: none yet, or plots)
             shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+PAGE_START = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+
+
+def _check_ours(out: Path) -> None:
+    """Refuse an output folder whose report.md / report.html llmrec did not write (a report replaces its own)."""
+    page, text = out / "report.html", out / "report.md"
+    try:
+        ours = page.read_text(errors="replace")[: len(PAGE_START)] == PAGE_START if page.is_file() else not text.exists()
+    except OSError:
+        ours = False
+    if not ours or (page.exists() and not page.is_file()) or (text.exists() and not text.is_file()):
+        raise ConfigError(f"{out}: holds a report.md or report.html that llmrec did not write; a report replaces "
+                          "only its own: choose another -o")
 
 
 def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[str, Any]:
@@ -143,10 +160,10 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
     md += [f"_{note}_", ""]
     parts.append(f"<p class='desc'><em>{html.escape(note)}</em></p>")
     text = "\n".join(md)
-    write_text(out / "report.md", text)
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    page = (f"{PAGE_START}<title>{html.escape(title)}</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style></head>"
             f"<body><main>{''.join(parts)}</main></body></html>")
-    write_text(out / "report.html", page)
+    write_text(out / "report.html", page)  # first: a report.md without its page is not taken for ours
+    write_text(out / "report.md", text)
     return {"markdown": text, "summary": "\n\n".join(summary), "html": str(out / "report.html"),
             "sections": len(sections), "plots": sorted(p.name for p in files.iterdir())}

@@ -83,21 +83,31 @@ _FROM_RUN = ("data", "template", "history_k", "max_prompt_tokens", "chat", "mode
              "merge_adapter")
 
 
-def settings_from_run(run_dir: str | Path) -> dict[str, Any]:
+def settings_from_run(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any]:
     """The serve settings of a train or evaluate run folder: its data, model, prompt settings and adapter.
 
-    A train run serves its selected adapter; an evaluate run serves what it scored with.
+    A train run serves its selected adapter; an evaluate run serves what it scored with. ``data``
+    (``--data``) replaces the run's prepared folder, which is otherwise checked here: the run stores
+    it as it was given, relative to the folder the run was made in.
     """
     run = Path(run_dir)
     cfg_file = run / "config.yaml"
     if not cfg_file.is_file():
         raise ConfigError(f"{run}: not a run folder (no config.yaml)")
     saved = read_yaml(cfg_file)
+    if isinstance(saved.get("model"), str) and "params" in saved:  # a classic baseline's run (model: din, sasrec...)
+        raise ConfigError(f"{run}: a run of the classic baseline {saved['model']!r}; llmrec serve serves a language "
+                          "model: an evaluate or train run, or --data with --model")
     out = {k: saved[k] for k in _FROM_RUN if k in saved and saved[k] is not None}
     if (run / "adapter").is_dir():  # a train run: its selected adapter
         out["adapter"] = str(run)
+    if data is not None:
+        out["data"] = str(data)
     if "data" not in out:
         raise ConfigError(f"{cfg_file}: names no prepared folder (data)")
+    if data is None and not Path(out["data"]).is_dir():
+        raise ConfigError(f"{cfg_file}: its prepared folder {out['data']!r} is not here (a relative path is read from "
+                          "the current folder, not the run's); run from the folder the run was made in, or pass --data")
     model = out.get("model")
     if isinstance(model, dict):  # keep only what the serve model settings know
         out["model"] = {k: v for k, v in model.items() if k in ModelConfig.model_fields}
