@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -555,3 +556,24 @@ def test_serve_run_refuses_a_baseline_run_and_a_data_path_that_is_not_here(tmp_p
     (ev / "config.yaml").write_text("data: prepared/nowhere\nmodel: {name: m}\n")
     code, out = run("serve", "--run", str(ev))
     assert_clean_failure(code, out, "prepared/nowhere", "pass --data")
+
+
+def test_bench_output_is_checked_before_the_benchmark_runs(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, out = run("bench", "scoring", "--prompts", "1", "-o", str(tmp_path / "afile" / "x.json"))
+    assert code == 2 and "is a file" in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize("vectors, fragment", [([[1.0, 2.0], [1.0]], "row 1 (item '2'): a vector of shape (1,)"),
+                                               ([[1.0, float("nan")], [1.0, 2.0]], "row 0 (item '1'): the vector holds NaN"),
+                                               ([["a", "b"], ["c", "d"]], "row 0 (item '1'): the vector is not a list of numbers")])
+def test_an_item_vector_file_with_bad_vectors_names_the_file_and_row(tmp_path, vectors, fragment):
+    import pandas as pd
+
+    from llmrec.errors import DataError
+    from llmrec.retrieval.encode import _read_vector_file
+
+    path = tmp_path / "vectors.parquet"
+    pd.DataFrame({"item": ["1", "2"], "vector": vectors}).to_parquet(path)
+    with pytest.raises(DataError, match="vectors.parquet: " + re.escape(fragment)):
+        _read_vector_file(str(path), ["1", "2"])

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
 from llmrec.cli.app import Group, echo_err
 from llmrec.cli.data import source_options
+
+
+def _writable_output(ctx, param, value: str | None) -> str | None:
+    """Check ``-o`` before a benchmark runs (minutes to hours): its folder exists or can be made, and is writable."""
+    if value is None:
+        return value
+    from pathlib import Path
+
+    folder = Path(value).resolve().parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise click.BadParameter(f"{existing} is a file, so {value} cannot be written", param=param)
+    if not os.access(existing, os.W_OK):
+        raise click.BadParameter(f"{existing} is not writable", param=param)
+    return value
 
 
 def _emit(result: dict, output: str | None) -> None:
@@ -28,7 +44,8 @@ def bench() -> None:
 @click.option("--protocol", default="rella", show_default=True, type=click.Choice(["tallrec", "rella", "trsr"]))
 @source_options
 @click.option("--repeats", default=1, type=click.IntRange(min=1), show_default=True, help="Runs; the fastest is reported.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_data(dataset, protocol, path, data_root, download, repeats, output) -> None:
     """Time and peak memory of `data prepare`, and the speed of the metrics."""
     from llmrec.bench.data import run
@@ -50,7 +67,8 @@ def bench_data(dataset, protocol, path, data_root, download, repeats, output) ->
 @click.option("--int8", is_flag=True, help="Also measure int8 dynamic quantization and its AUC change.")
 @click.option("--llamacpp", is_flag=True, help="Also measure the llama.cpp backend (GGUF models) and its AUC change.")
 @click.option("--auc-prompts", default=200, type=click.IntRange(min=1), show_default=True, help="Labelled prompts for the AUC comparisons.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_users, int8, llamacpp, auc_prompts, output) -> None:
     """Scoring speed: research-code way, generate loop, this engine, prefix reuse, int8, llama.cpp."""
     from llmrec.bench.scoring import check_inputs, run
@@ -67,7 +85,8 @@ def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_user
 @click.option("--steps", default=4, type=click.IntRange(min=2), show_default=True, help="Steps per path (the first is not timed).")
 @click.option("--path", "paths", multiple=True, type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only"]),
               default=("trl_default", "trl_no_checkpointing", "answer_only"), show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
     """Seconds per LoRA step: TRL's defaults vs the answer-only loss, same batch, same loss."""
     from llmrec.bench.training import run
@@ -82,7 +101,8 @@ def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
 @click.option("--encode-items", default=512, type=click.IntRange(min=1), show_default=True, help="Items timed for the encoding speed.")
 @click.option("--batch-size", default=32, type=click.IntRange(min=1), show_default=True, help="Item texts per forward pass.")
 @click.option("--no-encoding", is_flag=True, help="Skip the encoding figures (SUBR only).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, output) -> None:
     """Item encoding items/s, and SUBR over every sample: fast vs straightforward (time, peak memory, same output)."""
     from llmrec.bench.retrieval import run
@@ -102,7 +122,8 @@ def bench_retrieval(data, model_name, k, encode_items, batch_size, no_encoding, 
 @click.option("--max-new-tokens", default=48, type=click.IntRange(min=1), show_default=True)
 @click.option("--no-cache-prompts", default=4, type=click.IntRange(min=0), show_default=True,
               help="Prompts for the KV-cache-off path (slow: it recomputes the whole sequence per token); 0 skips it.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_summarize(data, model_name, n_prompts, batch_size, max_new_tokens, no_cache_prompts, output) -> None:
     """Summary generation: tokens/s and summaries/s, batch-1 vs batched, KV cache on vs off."""
     from llmrec.bench.summarize import run
@@ -119,7 +140,8 @@ def bench_summarize(data, model_name, n_prompts, batch_size, max_new_tokens, no_
 @click.option("--steps", default=20, type=click.IntRange(min=1), show_default=True, help="Timed training steps per model.")
 @click.option("--batch-size", default=1024, type=click.IntRange(min=1), show_default=True)
 @click.option("--score-samples", default=20_000, type=click.IntRange(min=1), show_default=True, help="Validation samples scored per model.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_baselines(data, models, steps, batch_size, score_samples, output) -> None:
     """Training and scoring throughput of each classic baseline that fits the folder (CTR models on
     labelled samples, sequential models on candidate lists; llmrec baseline --list).
@@ -153,7 +175,8 @@ def bench_baselines(data, models, steps, batch_size, score_samples, output) -> N
 @click.option("--candidates", default=1, type=click.IntRange(min=1), show_default=True, help="Candidates per request.")
 @click.option("--max-seconds", default=300.0, type=click.FloatRange(min=0, min_open=True), show_default=True, help="Time cap per setting (the test stops itself).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a serve config field.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Also write the JSON result here.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
 def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_seconds, overrides, output) -> None:
     """Load test of llmrec serve over loopback: requests/s, p50/p99 at each client count, micro-batching on vs off.
 

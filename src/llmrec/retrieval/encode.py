@@ -200,8 +200,25 @@ def _read_vector_file(path: str | None, ids: list[str]) -> ItemVectors:
     missing = [c for c in ("item", "vector") if c not in table.columns]
     if missing:
         raise DataError(f"item vector file lacks column {missing[0]!r} (needs item, vector)", path=path)
-    vectors = np.stack([np.asarray(v, dtype=np.float32) for v in table["vector"]]) if len(table) else np.zeros((0, 1))
+    vectors = _stack_vectors(table, path) if len(table) else np.zeros((0, 1))
     return ItemVectors(table["item"].astype(str).tolist(), vectors, {"kind": "file", "file": file_sha256(path)})
+
+
+def _stack_vectors(table: pd.DataFrame, path: str) -> np.ndarray:
+    """The ``vector`` column as one float32 matrix; a DataError naming the file and the first bad row."""
+    rows = []
+    for i, (item, v) in enumerate(zip(table["item"], table["vector"])):
+        try:
+            row = np.asarray(v, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise DataError(f"row {i} (item {item!r}): the vector is not a list of numbers", path=path) from None
+        if row.ndim != 1 or (rows and row.shape != rows[0].shape):
+            raise DataError(f"row {i} (item {item!r}): a vector of shape {row.shape}, the first row's is "
+                            f"{rows[0].shape if rows else '1-dimensional'}", path=path)
+        if not np.isfinite(row).all():
+            raise DataError(f"row {i} (item {item!r}): the vector holds NaN or infinite values", path=path)
+        rows.append(row)
+    return np.stack(rows)
 
 
 def project(vectors: np.ndarray, pca_dim: int | None) -> tuple[np.ndarray, dict[str, Any]]:
