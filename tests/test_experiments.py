@@ -493,3 +493,24 @@ def test_compare_reads_an_experiment_rows_seed_runs_and_pairs_by_user(tmp_path):
     assert "row/seed-1 - zs on 120 paired samples (bootstrap over 12 users):" in result.output
     result = CliRunner().invoke(main, ["compare", str(tmp_path / "zs"), str(tmp_path / "row"), "--by", "user"])
     assert result.exit_code == 2 and "--by needs --paired" in result.output
+
+
+def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(tmp_path):
+    from llmrec.experiments.engine import plan_experiment
+
+    def suite(limit_b, split_b="test", seed_b=0):
+        return SuiteConfig.model_validate({"name": "t", "rows": [
+            {"name": "a", "evaluate": {"data": "d", "model": {"name": "m"}, "limit": 20}},
+            {"name": "b", "evaluate": {"data": "d", "model": {"name": "m"}, "limit": limit_b, "split": split_b,
+                                       "sample_seed": seed_b}}],
+            "paired": [{"a": "a", "b": "b"}]})
+
+    with pytest.raises(ConfigError, match=r"paired 'a' - 'b': 'a' tests on split 'test', 20 samples drawn with "
+                                          r"sample_seed 0, 'b' on split 'test', 10 samples"):
+        plan_experiment(None, tmp_path, suite=suite(10))
+    with pytest.raises(ConfigError, match="sample_seed 1"):
+        plan_experiment(None, tmp_path, suite=suite(20, seed_b=1))
+    with pytest.raises(ConfigError, match="'b' on split 'valid'"):
+        plan_experiment(None, tmp_path, suite=suite(None, split_b="valid"))
+    assert len(plan_experiment(None, tmp_path, suite=suite(20))) == 2
+    assert len(plan_experiment(None, tmp_path, suite=suite(None))) == 2  # every sample of b's data: may be the same

@@ -140,6 +140,7 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
                 plan.append(run)
         except LlmrecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
+    _check_pairs(suite, runs, experiment_file)
     if only or seeds:
         named = [r for r in plan if not only or r.step.name in only]
         todo = [r for r in named if not seeds or r.seed is None or r.seed in seeds]
@@ -155,6 +156,42 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
                 todo.extend(run.upstream)
         plan = [r for r in plan if id(r) in keep]
     return plan
+
+
+def tested_on(config: Any) -> tuple[str, int | None, int] | None:
+    """The test samples a train / evaluate / baseline run scores: (split, limit, sample_seed); None when it tests
+    nothing (a train run with ``test.enabled: false``; a step that is not a row)."""
+    test = getattr(config, "test", None)
+    if test is not None and hasattr(test, "split"):  # train and baseline runs: their test section
+        return None if getattr(test, "enabled", True) is False else (test.split, test.limit, getattr(test, "sample_seed", 0))
+    if hasattr(config, "split") and hasattr(config, "limit"):  # an evaluate run
+        return config.split, config.limit, getattr(config, "sample_seed", 0)
+    return None
+
+
+def _check_pairs(suite: SuiteConfig, runs: dict[str, dict[int | None, PlannedRun]], where: Path | None) -> None:
+    """Each ``paired:`` pair tests both rows on the same split and, where both draw a subset, the same subset
+    (limit, sample_seed), checked before anything runs: a pair of other samples could only show "not computed"
+    after hours of work."""
+    def described(selection: tuple[str, int | None, int]) -> str:
+        split, limit, seed = selection
+        return f"split {split!r}, " + (f"{limit:,} samples drawn with sample_seed {seed}" if limit else "every sample")
+
+    for pair in suite.paired:
+        first = {name: next(iter(runs.get(name, {}).values()), None) for name in (pair.a, pair.b)}
+        if any(run is None for run in first.values()):
+            continue
+        tests = {name: tested_on(run.config) for name, run in first.items()}
+        if None in tests.values():
+            missing = next(name for name, t in tests.items() if t is None)
+            raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {missing!r} tests nothing")
+        (split_a, limit_a, _), (split_b, limit_b, _) = tests[pair.a], tests[pair.b]
+        # a row without a limit scores every sample of its data, which may be a subset already (a summarized
+        # folder of the seeded lists): only two drawn subsets, or two splits, are known to differ before running
+        if split_a != split_b or (limit_a and limit_b and tests[pair.a] != tests[pair.b]):
+            raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {pair.a!r} tests on "
+                              f"{described(tests[pair.a])}, {pair.b!r} on {described(tests[pair.b])}; pair rows "
+                              "tested on the same samples")
 
 
 def _seeds(row: SuiteRow, refs: list[str], runs: dict[str, dict[int | None, PlannedRun]]) -> list[int | None]:
