@@ -577,3 +577,10 @@ def test_an_item_vector_file_with_bad_vectors_names_the_file_and_row(tmp_path, v
     pd.DataFrame({"item": ["1", "2"], "vector": vectors}).to_parquet(path)
     with pytest.raises(DataError, match="vectors.parquet: " + re.escape(fragment)):
         _read_vector_file(str(path), ["1", "2"])
+
+
+def test_a_template_written_for_another_protocol_is_refused(tmp_path, tallrec_dir, model_dir):
+    code, out = run("evaluate", "--data", str(tallrec_dir), "-t", "trsr", "--model", str(model_dir),
+                    "--run-dir", str(tmp_path / "r"), "--device", "cpu")
+    assert_clean_failure(code, out, "template 'trsr' is written for trsr data", "is tallrec data")
+    assert not (tmp_path / "r").exists()

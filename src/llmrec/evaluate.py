@@ -97,7 +97,7 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     table = prepared.split(config.split)
     if table.num_rows == 0:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
-    config.check_template()
+    config.check_template(prepared)
     if model:
         check_model(config.model, config.adapter if adapter else None)
     if config.engine.kind != "local" and launched():

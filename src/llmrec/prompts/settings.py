@@ -32,9 +32,16 @@ class PromptSettings(BaseModel):
                                            history_k=self.history_k, max_tokens=self.max_prompt_tokens, chat=self.chat,
                                            max_context=max_context, kind=kind)
 
-    def check_template(self) -> None:
-        """Fail early (before any run folder exists) when the template cannot be loaded."""
+    def check_template(self, *data) -> None:
+        """Fail early (before any run folder exists) when the template cannot be loaded, or when it declares the
+        protocols it is written for (``protocols:`` in its file) and a prepared folder in ``data`` is of another."""
         if self.template is not None:
+            from llmrec.errors import ConfigError
             from llmrec.prompts.template import load_template
 
-            load_template(self.template)
+            template = load_template(self.template)
+            for prepared in data:
+                if template.protocols and prepared.protocol not in template.protocols:
+                    raise ConfigError(f"template {self.template!r} is written for {'/'.join(template.protocols)} "
+                                      f"data; {prepared.path or prepared.dataset} is {prepared.protocol} data "
+                                      "(choose another template, or leave it to the default)")

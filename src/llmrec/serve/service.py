@@ -80,7 +80,7 @@ class RecommenderService:
         """Load data, model (+ adapter) and build the scorer; every cheap check comes first."""
         prepared = PreparedData.load(config.data)
         table = prepared.split(config.split)
-        config.check_template()
+        config.check_template(prepared)
         if table.num_rows == 0:
             raise LlmrecError(f"{config.data}: split {config.split!r} is empty; the service takes its prompt "
                               "settings from a sample of it")

@@ -198,6 +198,7 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
         hashes[f"mix{i}"] = mix.fingerprint()
     if config.selection.enabled:
         prepared.split(config.selection.split)
+    test_data = None
     if config.test.enabled:
         test_data = PreparedData.load(config.test.data) if config.test.data else prepared
         test_data.split(config.test.split)
@@ -205,7 +206,7 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
             hashes["test"] = test_data.fingerprint()
     if config.instruction.data:
         read_instruction_file(config.instruction.data)
-    config.check_template()
+    config.check_template(prepared, *([test_data] if test_data else []))
     if model:
         check_model(config.model, train=True)
         if config.optim.mixed_precision in ("fp16", "bf16"):
