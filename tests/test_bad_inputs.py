@@ -584,3 +584,17 @@ def test_a_template_written_for_another_protocol_is_refused(tmp_path, tallrec_di
                     "--run-dir", str(tmp_path / "r"), "--device", "cpu")
     assert_clean_failure(code, out, "template 'trsr' is written for trsr data", "is tallrec data")
     assert not (tmp_path / "r").exists()
+
+
+def test_small_nonsense_inputs_are_refused(tmp_path, tallrec_dir, model_dir):
+    """Found in review: each used to pass (a path escape, a flag ignored, an infinite run, a limit given twice)."""
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text("name: ../../escape\nsteps: [{name: a, evaluate: {data: d}}]\n")
+    assert_clean_failure(*run("run", str(cfg), "--dry-run"), "experiment name '../../escape'")
+    assert_clean_failure(*run("evaluate", "--data", str(tallrec_dir), "--model", str(model_dir), "--merge",
+                              "--run-dir", str(tmp_path / "r")), "--merge) needs an adapter")
+    assert not (tmp_path / "r").exists()
+    assert_clean_failure(*run("train", "--data", str(tallrec_dir), "--model", str(model_dir), "--set",
+                              "optim.epochs=.inf", "--run-dir", str(tmp_path / "t")), "optim.epochs")
+    assert_clean_failure(*run("summarize", str(tallrec_dir), "-o", str(tmp_path / "s"), "--limit", "train=5",
+                              "--limit", "train=7"), "limited twice")

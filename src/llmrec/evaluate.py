@@ -98,6 +98,8 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     if table.num_rows == 0:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
     config.check_template(prepared)
+    if config.merge_adapter and not config.adapter:
+        raise ConfigError("merge_adapter (--merge) needs an adapter (--adapter) to merge")
     if model:
         check_model(config.model, config.adapter if adapter else None)
     if config.engine.kind != "local" and launched():

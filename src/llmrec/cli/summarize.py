@@ -45,6 +45,8 @@ def summarize_cmd(data, out, mode, model_name, template, block_size, limits, dev
         split, _, n = spec.partition("=")
         if not split or not n.isdigit():
             raise ConfigError(f"--limit {spec!r}: expected SPLIT=N, e.g. train=512")
+        if f"limits.{split}" in named:
+            raise ConfigError(f"--limit {spec!r}: split {split!r} is limited twice")
         named[f"limits.{split}"] = int(n)
     config = config_command(SummarizeConfig, config_path, overrides, named, print_config)
     if config is None:

@@ -227,6 +227,9 @@ class SuiteConfig(BaseModel):
 
     @model_validator(mode="after")
     def _references(self) -> SuiteConfig:
+        if not _NAME.match(self.name):
+            raise ValueError(f"experiment name {self.name!r}: use letters, digits, '.', '_' and '-' (it names the "
+                             "default output folder runs/NAME)")
         names = [r.name for r in self.rows]
         if len(set(names)) != len(names):
             raise ValueError("row names must be unique")

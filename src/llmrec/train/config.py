@@ -22,7 +22,7 @@ class OptimSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     learning_rate: float = Field(3e-4, gt=0)
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(3.0, gt=0, allow_inf_nan=False)
     max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: epochs decide)")
     batch_size: int = Field(8, ge=1, description="samples per device per forward pass")
     grad_accum: int = Field(1, ge=1, description="gradient accumulation steps (effective batch = batch_size x this)")
@@ -70,7 +70,7 @@ class InstructionStage(BaseModel):
 
     data: str | None = Field(None, description="JSON list of {instruction, input, output}; None skips the stage")
     limit: int | None = Field(None, ge=1, description="use a seeded subset of this many records")
-    epochs: float = Field(1.0, gt=0)
+    epochs: float = Field(1.0, gt=0, allow_inf_nan=False)
     learning_rate: float = Field(3e-4, gt=0)
     max_answer_tokens: int = Field(128, ge=1)
 
