@@ -186,6 +186,12 @@ def test_run_command_dry_run_shows_each_runs_state(tmp_path, tiny_ml1m, tiny_mod
     res = CliRunner().invoke(main, ["run", str(exp), "--out", str(tmp_path / "out"), "--dry-run"])
     states = [line.split()[0] for line in res.output.strip().splitlines()]
     assert states == ["done", "done", "todo", "todo", "todo", "todo"]
+    # a run that would fail its cheap checks says so, and the dry run exits non-zero
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: broken\nsteps:\n  - {name: a, evaluate: {data: " + str(tmp_path / "nowhere") + "}}\n")
+    res = CliRunner().invoke(main, ["run", str(broken), "--out", str(tmp_path / "b"), "--dry-run"])
+    assert res.exit_code == 1 and "would fail: step 'a': " in res.output and "nowhere" in res.output, res.output
+    assert "1 run(s) would fail their checks" in res.output and not (tmp_path / "b").exists()
 
 
 def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model_folder, counted):

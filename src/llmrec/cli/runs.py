@@ -120,14 +120,21 @@ def _experiment_options(f):
 
 def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
     from llmrec.experiments import load_suite, plan_experiment, run_suite, write_table
-    from llmrec.experiments.engine import state
+    from llmrec.experiments.engine import check_problems, state
 
     seeds = tuple(_seed_list(seed_list)) if seed_list else ()
     suite = load_suite(experiment_file)
     target = out or str(Path("runs") / suite.name)
     if dry_run:
-        for run in plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds):
-            click.echo(f"{state(target, run):8s} {run.label:40s} {run.folder}  key {run.key}")
+        plan = plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds)
+        states = {id(run): state(target, run) for run in plan}
+        problems = check_problems(plan, states)
+        for run in plan:
+            click.echo(f"{states[id(run)]:8s} {run.label:40s} {run.folder}  key {run.key}")
+            if id(run) in problems:
+                click.echo(f"         would fail: {problems[id(run)]}")
+        if problems:
+            raise click.ClickException(f"{len(problems)} run(s) would fail their checks (above); fix them before running")
         return
     if table_only:
         write_table(suite, target)

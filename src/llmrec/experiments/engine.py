@@ -271,10 +271,9 @@ def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite
     out = Path(out)
     plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra, seeds=seeds)
     states = {id(r): state(out, r) for r in plan}
-    for run in plan:  # cheap checks of every run whose inputs are already there, before anything runs
-        if run.kind.check and states[id(run)] != "done" and all(states[id(u)] == "done" or u.kind.finished(u.folder)
-                                                                for u in run.upstream):
-            _check(run)
+    problems = check_problems(plan, states)  # cheap checks of every run whose inputs are already there
+    if problems:
+        raise ConfigError(next(iter(problems.values())))
     for run in plan:
         stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
         if states[id(run)] == "done" and not stale:
@@ -293,6 +292,20 @@ def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite
                                            "key": run.key, "folder": str(run.folder),
                                            "seconds": round(time.perf_counter() - t0, 1)})
     return plan
+
+
+def check_problems(plan: list[PlannedRun], states: dict[int, str]) -> dict[int, str]:
+    """The cheap checks (data, split, template, model path...) of every run still to do whose inputs are already
+    there, before anything runs: ``id(run)`` -> the one-line error of each run that would fail, in plan order."""
+    problems = {}
+    for run in plan:
+        if run.kind.check and states[id(run)] != "done" and all(states[id(u)] == "done" or u.kind.finished(u.folder)
+                                                                for u in run.upstream):
+            try:
+                _check(run)
+            except ConfigError as exc:
+                problems[id(run)] = str(exc)
+    return problems
 
 
 def _check(run: PlannedRun) -> None:
