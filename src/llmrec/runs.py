@@ -215,6 +215,19 @@ def row_metrics(path: str | Path) -> dict[str, Any]:
             "metrics_std": {k: v["std"] for k, v in stats.items()}}
 
 
+def _test_prompts(run: Path) -> Any:
+    """The prompts a train run's test scoring (``test/metrics.json``) scored; the first seed's for a folder of
+    seed runs; "-" when not there."""
+    seeds = sorted((int(q.name[5:]), q) for q in run.glob("seed-*") if q.name[5:].isdigit())
+    for folder in [run, *(q for _, q in seeds)]:
+        try:
+            found = json.loads((folder / "test" / "metrics.json").read_text())
+            return found["run"]["prompts"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return "-"
+
+
 def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     """A plain-text table of the metrics of several run folders: value [95% bootstrap interval] for
     one run, mean ± std over seeds for a ``--seeds`` folder or an experiment row's folder of ``seed-N`` runs.
@@ -234,6 +247,8 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
         tested = res.get("test") if isinstance(res.get("test"), dict) else {}  # a train run: the split it was tested on
         where = "/".join(str(tested.get(k) or res.get(k, "?")) for k in ("dataset", "protocol", "split"))
         prompts = res["run"].get("prompts", "-") if isinstance(res.get("run"), dict) else "-"
+        if tested:  # a train run counts its training prompts; show the test prompts its test/ scoring wrote
+            prompts = _test_prompts(Path(p))
         count = len(res["seeds"]) if isinstance(res.get("seeds"), list) else 0
         seeds = f" ({count} seed{'s' if count != 1 else ''})" if count else ""
         cells = []
