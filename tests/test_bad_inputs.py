@@ -598,3 +598,16 @@ def test_small_nonsense_inputs_are_refused(tmp_path, tallrec_dir, model_dir):
                               "optim.epochs=.inf", "--run-dir", str(tmp_path / "t")), "optim.epochs")
     assert_clean_failure(*run("summarize", str(tallrec_dir), "-o", str(tmp_path / "s"), "--limit", "train=5",
                               "--limit", "train=7"), "limited twice")
+
+
+@pytest.mark.parametrize("prepare, fragment", [("{dataset: nosuchset, protocol: tallrec}", "unknown data set 'nosuchset'"),
+                                               ("{dataset: ml-100k, protocol: tallrec, data_root: EMPTY}",
+                                                "data set 'ml-100k' not found")])
+def test_an_experiments_prepare_step_is_checked_before_anything_runs(tmp_path, prepare, fragment):
+    (tmp_path / "empty").mkdir()
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: pp\nsteps:\n  - {name: data, prepare: " + prepare.replace("EMPTY", str(tmp_path / "empty"))
+                   + "}\n  - {name: zs, evaluate: {data: '@data', limit: 5}}\n")
+    code, out = run("run", str(exp), "--out", str(tmp_path / "out"))
+    assert_clean_failure(code, out, "step 'data'", fragment)
+    assert not (tmp_path / "out").exists()

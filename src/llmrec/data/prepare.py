@@ -48,6 +48,15 @@ class PrepareConfig(BaseModel):
         return getattr(self, self.protocol)
 
 
+def check_prepare(config: PrepareConfig) -> None:
+    """The cheap checks of a prepare config before anything runs: a known data set, and its files found (unless
+    ``download`` fetches them). The output folder is checked when the step runs (an experiment may first remove
+    its own stale copy)."""
+    get_spec(config.dataset)
+    if not config.download:
+        resolve_source(config.dataset, config.path, config.data_root, download=False)
+
+
 def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, dict[str, float]]:
     """Run the whole preparation; returns the prepared data, its folder and step timings."""
     timings = {}

@@ -51,7 +51,8 @@ def _checker(module: str, name: str) -> Callable[[Any], Any]:
 
 STEP_KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("prepare", _attr("llmrec.data.prepare", "PrepareConfig"), "out",
-             _runner("llmrec.data.prepare", "prepare", takes_progress=False), marker="meta.json", transient=("overwrite",)),
+             _runner("llmrec.data.prepare", "prepare", takes_progress=False),
+             _checker("llmrec.data.prepare", "check_prepare"), marker="meta.json", transient=("overwrite",)),
     StepKind("retrieve", _attr("llmrec.retrieval", "RetrievalConfig"), "out", _runner("llmrec.retrieval", "retrieve"),
              marker="meta.json", transient=("overwrite",)),
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
