@@ -25,6 +25,7 @@ import pandas as pd
 
 from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
+from llmrec.runs import seed_folders
 
 CTR_METRICS = {"auc": auc, "logloss": log_loss, "acc": accuracy}
 PAIRED_NOTE = "Paired differences (a - b on the same samples, 95% bootstrap interval of the difference)"
@@ -56,8 +57,7 @@ def seed_runs(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if (folder / "metrics.json").exists():
         return [folder]
-    seeds = sorted((int(p.name[5:]), p) for p in folder.glob("seed-*") if p.name[5:].isdigit())
-    return [p for _, p in seeds if (p / "metrics.json").exists()]
+    return [p for _, p in seed_folders(folder, finished=True)]
 
 
 def _seed(run: Path) -> str | None:

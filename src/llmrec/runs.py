@@ -196,6 +196,13 @@ def summarize_seeds(results: list[dict]) -> dict[str, Any]:
     return out
 
 
+def seed_folders(folder: str | Path, finished: bool = False) -> list[tuple[int, Path]]:
+    """The ``seed-N`` folders inside ``folder`` (a ``--seeds`` folder, an experiment row) in seed order, with their
+    seeds; ``finished``: only those holding a metrics.json."""
+    found = [(int(p.name[5:]), p) for p in Path(folder).glob("seed-*") if p.name[5:].isdigit() and p.is_dir()]
+    return sorted(f for f in found if not finished or (f[1] / "metrics.json").exists())
+
+
 def row_metrics(path: str | Path) -> dict[str, Any]:
     """What ``llmrec compare`` shows of a folder: a run's metrics.json, a ``--seeds`` folder's summary.json, or
     else the mean / std over the finished ``seed-N`` runs inside it (an experiment row's folder), read like a
@@ -203,7 +210,7 @@ def row_metrics(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if (path / "metrics.json").exists() or (path / "summary.json").exists() or not path.is_dir():
         return load_metrics(path)
-    seeds = sorted((int(p.name[5:]), p) for p in path.glob("seed-*") if p.name[5:].isdigit() and (p / "metrics.json").exists())
+    seeds = seed_folders(path, finished=True)
     if not seeds:
         return load_metrics(path)  # the "no metrics.json" error
     results = [load_metrics(p) for _, p in seeds]
@@ -218,8 +225,7 @@ def row_metrics(path: str | Path) -> dict[str, Any]:
 def _test_prompts(run: Path) -> Any:
     """The prompts a train run's test scoring (``test/metrics.json``) scored; the first seed's for a folder of
     seed runs; "-" when not there."""
-    seeds = sorted((int(q.name[5:]), q) for q in run.glob("seed-*") if q.name[5:].isdigit())
-    for folder in [run, *(q for _, q in seeds)]:
+    for folder in [run, *(q for _, q in seed_folders(run))]:
         try:
             found = json.loads((folder / "test" / "metrics.json").read_text())
             return found["run"]["prompts"]
