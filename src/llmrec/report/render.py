@@ -127,7 +127,7 @@ def _check_ours(out: Path) -> None:
         ours = False
     if not ours or (page.exists() and not page.is_file()) or (text.exists() and not text.is_file()):
         raise ConfigError(f"{out}: holds a report.md or report.html that llmrec did not write; a report replaces "
-                          "only its own: choose another -o")
+                          "only its own: move them away (or give `llmrec report` another -o)")
 
 
 def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[str, Any]:
