@@ -520,3 +520,15 @@ def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(
         plan_experiment(None, tmp_path, suite=suite(None, split_b="valid"))
     assert len(plan_experiment(None, tmp_path, suite=suite(20))) == 2
     assert len(plan_experiment(None, tmp_path, suite=suite(None))) == 2  # every sample of b's data: may be the same
+
+
+def test_paired_by_user_refuses_predictions_without_a_user_for_some_samples(tmp_path):
+    import numpy as np
+
+    from llmrec.paired import paired_difference
+
+    labels = np.array([0, 1] * 10)
+    _users_run(tmp_path / "a", labels, np.linspace(0.1, 0.9, 20), [1.0] * 10 + [None] * 10)
+    _users_run(tmp_path / "b", labels, np.linspace(0.9, 0.1, 20), [1.0] * 10 + [None] * 10)
+    with pytest.raises(ConfigError, match="some predictions have no user"):
+        paired_difference(tmp_path / "a", tmp_path / "b", by="user")

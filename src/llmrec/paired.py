@@ -130,6 +130,8 @@ def _users(a, b, merged: pd.DataFrame, by: str, out: dict[str, Any]) -> np.ndarr
     and the number of users in ``out``."""
     if by != "user":
         return None
+    if merged["user_a"].isna().any() or merged["user_b"].isna().any():
+        raise ConfigError(f"{a} and {b}: some predictions have no user, so users cannot be resampled (pair them by sample)")
     users = merged["user_a"].astype(str).to_numpy()
     if not np.array_equal(users, merged["user_b"].astype(str).to_numpy()):
         raise ConfigError(f"{a} and {b} disagree on the users of the same samples: not the same data")
@@ -199,6 +201,28 @@ def still_valid(entry: dict[str, Any], metrics_a: dict[str, Any], metrics_b: dic
                    for m in held if m in metrics_a and m in metrics_b)
     except (TypeError, ValueError, KeyError):  # a malformed record: recompute it
         return False
+
+
+def well_formed(entry: Any) -> bool:
+    """A recorded paired entry (table.json) the tables can show: rows a and b, and each metric a numeric difference
+    with a two-number interval (or a reason it was skipped).
+
+    >>> well_formed({"a": "x", "b": "y", "samples": 10, "auc": {"diff": 0.1, "ci95": [0.0, 0.2]}})
+    True
+    >>> well_formed({"a": "x", "b": "y", "auc": {"diff": 0.1}}), well_formed({"a": "x", "b": "y", "samples": "many"})
+    (False, False)
+    """
+    if not isinstance(entry, dict) or not {"a", "b"} <= entry.keys():
+        return False
+    if "samples" in entry and not isinstance(entry["samples"], int):
+        return False
+    for value in entry.values():
+        if isinstance(value, dict) and "diff" in value:
+            ci = value.get("ci95")
+            if not (isinstance(value["diff"], (int, float)) and isinstance(ci, list) and len(ci) == 2
+                    and all(isinstance(c, (int, float)) for c in ci)):
+                return False
+    return True
 
 
 def compared_metrics(result: dict[str, Any]) -> list[str]:

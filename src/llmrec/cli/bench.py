@@ -186,7 +186,7 @@ def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_
       llmrec bench serve -d prepared/ml-100k-tallrec --clients 1,4,16 --requests 48 -o runs/bench-serve.json
     """
     from llmrec.cli.app import config_command
-    from llmrec.serve import ServeConfig, settings_from_run
+    from llmrec.serve import ServeConfig, check_run_data, settings_from_run
 
     try:
         counts = sorted({int(c) for c in clients.split(",") if c.strip()})
@@ -196,6 +196,7 @@ def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_
         raise click.BadParameter("give client counts >= 1", param_hint="--clients")
     defaults = settings_from_run(run_dir) if run_dir else {"data": data, "model": {"name": model_name}}
     config = config_command(ServeConfig, None, overrides, {}, False, defaults=defaults)
+    check_run_data(config, run_dir, defaults)
     from llmrec.bench.serving import run
 
     _emit(run(config, counts, n_requests, candidates, max_seconds, log=echo_err), output)

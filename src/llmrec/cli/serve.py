@@ -41,7 +41,7 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
         import uvicorn
     except ImportError:
         raise click.ClickException("llmrec serve needs FastAPI and uvicorn: pip install 'llmrec[serve]'") from None
-    from llmrec.serve import ServeConfig, settings_from_run
+    from llmrec.serve import ServeConfig, check_run_data, settings_from_run
 
     defaults = settings_from_run(run_dir, data) if run_dir else None
     named = {"data": data, "model.name": model_name, "adapter": adapter, "server.host": host, "server.port": port,
@@ -50,6 +50,7 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
     config = config_command(ServeConfig, config_path, overrides, named, print_config, defaults=defaults)
     if config is None:
         return
+    check_run_data(config, run_dir, defaults)
     config.server.check_address()  # before the model loads
     from llmrec.serve.app import create_app
     from llmrec.serve.service import RecommenderService

@@ -132,7 +132,9 @@ def _previous_paired(out: Path) -> list[dict[str, Any]]:
     except DataError:
         return []
     paired = old.get("paired") if isinstance(old, dict) else None
-    return [e for e in paired if isinstance(e, dict)] if isinstance(paired, list) else []
+    from llmrec.paired import well_formed
+
+    return [e for e in paired if well_formed(e)] if isinstance(paired, list) else []
 
 
 def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:

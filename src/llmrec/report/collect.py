@@ -16,7 +16,7 @@ import pandas as pd
 
 from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
-from llmrec.paired import predictions_file, run_predictions
+from llmrec.paired import predictions_file, run_predictions, well_formed
 from llmrec.runs import load_metrics
 
 RANKING_KS = (1, 3, 5, 10)
@@ -115,7 +115,7 @@ def _section(folder: Path, table: dict[str, Any]) -> Section:
     metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if k != "ci95"})
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
                    table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
-                   [e for e in table.get("paired") or [] if isinstance(e, dict) and {"a", "b"} <= e.keys()])
+                   [e for e in table.get("paired") or [] if well_formed(e)])
 
 
 def runs_section(folders: list[Path]) -> Section:

@@ -9,6 +9,6 @@ across a request's candidates. Needs ``pip install 'llmrec[serve]'`` (FastAPI + 
 '127.0.0.1'
 """
 
-from llmrec.serve.config import ServeConfig, ServerSettings, settings_from_run
+from llmrec.serve.config import ServeConfig, ServerSettings, check_run_data, settings_from_run
 
-__all__ = ["ServeConfig", "ServerSettings", "settings_from_run"]
+__all__ = ["ServeConfig", "ServerSettings", "check_run_data", "settings_from_run"]

@@ -21,7 +21,7 @@ from llmrec.errors import ConfigError
 from llmrec.llm.settings import ModelConfig, ScoringConfig
 from llmrec.prompts.settings import PromptSettings
 
-__all__ = ["ServeConfig", "ServerSettings", "settings_from_run"]
+__all__ = ["ServeConfig", "ServerSettings", "check_run_data", "settings_from_run"]
 
 
 class ServerSettings(BaseModel):
@@ -83,12 +83,21 @@ _FROM_RUN = ("data", "template", "history_k", "max_prompt_tokens", "chat", "mode
              "merge_adapter")
 
 
+def check_run_data(config: Any, run_dir: str | Path | None, defaults: dict[str, Any] | None) -> None:
+    """When the data folder still is the one a run's config.yaml named (no --data, -c or --set replaced it) and it is
+    not here, say why: the run stored it relative to the folder the run was made in."""
+    if run_dir and defaults and config.data == defaults.get("data") and not Path(config.data).is_dir():
+        raise ConfigError(f"{Path(run_dir) / 'config.yaml'}: its prepared folder {config.data!r} is not here (a relative path "
+                          "is read from the current folder, not the run's); run from the folder the run was made in, "
+                          "or pass --data")
+
+
 def settings_from_run(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any]:
     """The serve settings of a train or evaluate run folder: its data, model, prompt settings and adapter.
 
     A train run serves its selected adapter; an evaluate run serves what it scored with. ``data``
-    (``--data``) replaces the run's prepared folder, which is otherwise checked here: the run stores
-    it as it was given, relative to the folder the run was made in.
+    (``--data``) replaces the run's prepared folder (which the run stores as it was given, relative to
+    the folder the run was made in: :func:`check_run_data` explains one that is not here).
     """
     run = Path(run_dir)
     cfg_file = run / "config.yaml"
@@ -105,9 +114,7 @@ def settings_from_run(run_dir: str | Path, data: str | Path | None = None) -> di
         out["data"] = str(data)
     if "data" not in out:
         raise ConfigError(f"{cfg_file}: names no prepared folder (data)")
-    if data is None and not Path(out["data"]).is_dir():
-        raise ConfigError(f"{cfg_file}: its prepared folder {out['data']!r} is not here (a relative path is read from "
-                          "the current folder, not the run's); run from the folder the run was made in, or pass --data")
+
     model = out.get("model")
     if isinstance(model, dict):  # keep only what the serve model settings know
         out["model"] = {k: v for k, v in model.items() if k in ModelConfig.model_fields}

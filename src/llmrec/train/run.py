@@ -206,7 +206,8 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
             hashes["test"] = test_data.fingerprint()
     if config.instruction.data:
         read_instruction_file(config.instruction.data)
-    config.check_template(prepared, *([test_data] if test_data else []))
+    # the test split is scored with this template only when it is the training data (else its own default)
+    config.check_template(prepared, *([test_data] if test_data is not None and config.test.data in (None, config.data) else []))
     if model:
         check_model(config.model, train=True)
         if config.optim.mixed_precision in ("fp16", "bf16"):
