@@ -136,6 +136,9 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
         if problems:
             raise click.ClickException(f"{len(problems)} run(s) would fail their checks (above); fix them before running")
         return
+    from llmrec.report.render import check_report_target
+
+    check_report_target(Path(target))  # before hours of steps, not after
     if table_only:
         write_table(suite, target)
     else:

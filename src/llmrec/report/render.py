@@ -103,7 +103,7 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec 
     """Write ``OUT/report.md`` (+ ``OUT/report_files/``) and the self-contained ``OUT/report.html``."""
     sections = collect(paths)
     out = Path(out)
-    _check_ours(out)
+    check_report_target(out)
     files = out / "report_files"
     made = [p for p in (out, files) if not p.exists()]
     files.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec 
 PAGE_START = "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
 
 
-def _check_ours(out: Path) -> None:
+def check_report_target(out: Path) -> None:
     """Refuse an output folder whose report.md / report.html llmrec did not write (a report replaces its own)."""
     page, text = out / "report.html", out / "report.md"
     try:
