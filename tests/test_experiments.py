@@ -219,6 +219,55 @@ def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model
     assert res.exit_code != 0 and "--seeds" in res.output
 
 
+def test_a_train_record_copied_without_its_adapter_is_retrained_only_for_a_step_that_reads_it(
+        tmp_path, tiny_ml1m, tiny_model_folder, counted):
+    """results/ keeps a train run's records, not its weights: a step still to run that reads the adapter
+    (a cross-domain row) retrains it first ("restore"); with nothing left to read it, it stays done."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    calls, _ = counted
+    exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
+    out = tmp_path / "out"
+    run_suite(exp, out, only=("lora",), log=lambda m: None, progress=False)
+    lora = out / "lora" / "seed-0"
+    first = json.loads((lora / "metrics.json").read_text())["metrics"]
+
+    def copy_records_only():
+        for path in sorted(lora.rglob("*"), reverse=True):
+            if path.is_file() and path.name not in ("metrics.json", "config.yaml", "selection.json"):
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+
+    copy_records_only()
+    assert not (lora / "adapter").exists() and (lora / "metrics.json").exists()
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0, res.output  # the check of lora-again waits for the restored adapter
+    states = {line.split()[1].rstrip(":"): line.split()[0] for line in res.output.strip().splitlines()}
+    assert states == {"data": "done", "zeroshot": "todo", "lora": "restore", "lora-again": "todo", "floor": "todo"}
+    calls.clear()
+    logs: list[str] = []
+    run_suite(exp, out, log=logs.append, progress=False)
+    assert [c.split(":")[0] for c in calls] == ["evaluate", "train", "evaluate", "baseline", "baseline"]
+    assert any("adapter/adapter_config.json (read by a step still to run) is not in" in m for m in logs)
+    again = json.loads((lora / "metrics.json").read_text())["metrics"]
+    assert again["auc"] == pytest.approx(first["auc"], abs=1e-6)  # the same run: the same result
+    reread = json.loads((out / "lora-again" / "seed-0" / "metrics.json").read_text())["metrics"]
+    assert reread["auc"] == pytest.approx(again["auc"], abs=1e-6)
+    copy_records_only()  # nothing still to run reads it now: it stays done
+    calls.clear()
+    run_suite(exp, out, log=lambda m: None, progress=False)
+    assert calls == []
+    shutil.rmtree(out / "lora-again")  # a downstream run lost: the adapter it reads is restored first
+    calls.clear()
+    run_suite(exp, out, log=lambda m: None, progress=False)
+    assert [c.split(":")[0] for c in calls] == ["train", "evaluate"]
+
+
 def test_a_template_file_is_part_of_the_key_a_shipped_name_is_not(tmp_path, tiny_model_folder):
     from llmrec.experiments import plan_experiment
 

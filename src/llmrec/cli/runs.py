@@ -106,7 +106,7 @@ def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, 
 
 
 def _experiment_options(f):
-    f = click.option("--dry-run", is_flag=True, help="Show every run with its state (done / todo / changed); run nothing.")(f)
+    f = click.option("--dry-run", is_flag=True, help="Show every run with its state (done / todo / changed / restore); run nothing.")(f)
     f = click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")(f)
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a field of every train / evaluate / baseline step.")(f)
@@ -120,14 +120,14 @@ def _experiment_options(f):
 
 def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
     from llmrec.experiments import load_suite, plan_experiment, run_suite, write_table
-    from llmrec.experiments.engine import check_problems, state
+    from llmrec.experiments.engine import check_problems, plan_states
 
     seeds = tuple(_seed_list(seed_list)) if seed_list else ()
     suite = load_suite(experiment_file)
     target = out or str(Path("runs") / suite.name)
     if dry_run:
         plan = plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds)
-        states = {id(run): state(target, run) for run in plan}
+        states = plan_states(target, plan)
         problems = check_problems(plan, states)
         for run in plan:
             click.echo(f"{states[id(run)]:8s} {run.label:40s} {run.folder}  key {run.key}")

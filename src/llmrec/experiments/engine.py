@@ -11,7 +11,10 @@ model's fingerprint. ``OUT/.steps/<step>[@seed-N].json`` records the key of each
   so does everything downstream (their keys contain this key), nothing else;
 * no record (an interrupted run, or a folder from before): it runs, and its own resume logic
   (checkpoints, partial predictions, the summary journal, the encoding cache) continues where
-  it stopped.
+  it stopped;
+* same key, but its output lacks what a run still to do reads (a train run copied from
+  ``results/`` keeps its metrics, not its adapter): it runs again first (``restore``), and the
+  runs already done downstream of it stay done.
 
 Every config is validated, and every step whose inputs already exist is checked, before the
 first step runs.
@@ -264,13 +267,25 @@ def state(out: str | Path, run: PlannedRun) -> str:
     return "todo"
 
 
+def plan_states(out: str | Path, plan: list[PlannedRun]) -> dict[int, str]:
+    """``id(run)`` -> :func:`state` of every run, and ``restore`` for a done run whose output lacks what a run
+    still to do reads (a train run copied from ``results/`` keeps no adapter): it runs again first."""
+    states = {id(r): state(out, r) for r in plan}
+    for run in plan:
+        if states[id(run)] != "done":
+            for u in run.upstream:
+                if states[id(u)] == "done" and u.kind.missing_artifacts(u.folder):
+                    states[id(u)] = "restore"
+    return states
+
+
 def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
                    only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
                    log: Callable[[str], None] = print, progress: bool = True) -> list[PlannedRun]:
     """Plan, check, then run every step that is not done; returns the plan."""
     out = Path(out)
     plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra, seeds=seeds)
-    states = {id(r): state(out, r) for r in plan}
+    states = plan_states(out, plan)
     problems = check_problems(plan, states)  # cheap checks of every run whose inputs are already there
     if problems:
         raise ConfigError(next(iter(problems.values())))
@@ -283,6 +298,11 @@ def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite
             log(f"== {run.label}: its config or inputs changed; removing {run.folder} and running it again")
             shutil.rmtree(run.folder)
             states[id(run)] = "rerun"
+        elif states[id(run)] == "restore":
+            missing = ", ".join(run.kind.missing_artifacts(run.folder))
+            log(f"== {run.label}: done, but {missing} (read by a step still to run) is not in {run.folder}, "
+                "as in a record copied without weights: running it again")
+            shutil.rmtree(run.folder)
         log(f"== {run.label} -> {run.folder}")
         if run.kind.check:
             _check(run)
@@ -299,8 +319,9 @@ def check_problems(plan: list[PlannedRun], states: dict[int, str]) -> dict[int, 
     there, before anything runs: ``id(run)`` -> the one-line error of each run that would fail, in plan order."""
     problems = {}
     for run in plan:
-        if run.kind.check and states[id(run)] != "done" and all(states[id(u)] == "done" or u.kind.finished(u.folder)
-                                                                for u in run.upstream):
+        if run.kind.check and states[id(run)] not in ("done", "restore") and all(
+                states[id(u)] == "done" or (states[id(u)] != "restore" and u.kind.finished(u.folder))
+                for u in run.upstream):
             try:
                 _check(run)
             except ConfigError as exc:

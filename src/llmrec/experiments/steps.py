@@ -27,9 +27,16 @@ class StepKind:
     check: Callable[[Any], Any] | None = None  # cheap checks before anything runs (inputs must exist)
     marker: str = "metrics.json"  # the file a finished output holds
     transient: tuple[str, ...] = ("resume",)  # fields that do not change the result
+    # files later steps read that a copied record leaves out (a train run's weights): a finished run
+    # without them runs again when a step still to run reads it
+    artifacts: tuple[str, ...] = ()
 
     def finished(self, folder: Path) -> bool:
         return (Path(folder) / self.marker).is_file()
+
+    def missing_artifacts(self, folder: Path) -> list[str]:
+        """The ``artifacts`` a finished output in ``folder`` lacks (``[]``: later steps can read it)."""
+        return [name for name in self.artifacts if not (Path(folder) / name).exists()]
 
 
 def _attr(module: str, name: str) -> Callable[[], Any]:
@@ -58,7 +65,7 @@ STEP_KINDS: dict[str, StepKind] = {k.name: k for k in (
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
              marker="meta.json", transient=("overwrite", "checkpoint_every")),
     StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
-             _checker("llmrec.train.run", "check_train")),
+             _checker("llmrec.train.run", "check_train"), artifacts=("adapter/adapter_config.json",)),
     StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
              _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every")),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
