@@ -426,13 +426,15 @@ def test_paired_ranking_runs_compare_list_by_list(tmp_path):
 
     from llmrec.paired import format_paired, paired_difference
 
-    def ranking_run(name, positive_ranks, lists=None):
+    def ranking_run(name, positive_ranks, lists=None, users=None, reverse=False):
         rows = []
         by_rank = [4.0, 3.0, 2.0, 1.0]  # the scores of ranks 1-4
-        for sid, rank in zip(lists or range(len(positive_ranks)), positive_ranks):
+        for i, (sid, rank) in enumerate(zip(lists or range(len(positive_ranks)), positive_ranks)):
             scores = [by_rank[rank - 1], *(s for i, s in enumerate(by_rank) if i != rank - 1)]  # candidate 0: positive
-            rows += [{"sample_id": sid, "user": "u", "candidate": f"c{j}", "label": int(j == 0), "score": s}
-                     for j, s in enumerate(scores)]
+            rows += [{"sample_id": sid, "user": users[i] if users else "u", "candidate": f"c{j}",
+                      "label": int(j == 0), "score": s} for j, s in enumerate(scores)]
+        if reverse:  # the same lists, stored in another order
+            rows = [r for sid in reversed(range(len(positive_ranks))) for r in rows if r["sample_id"] == sid]
         (tmp_path / name).mkdir()
         pd.DataFrame(rows).to_parquet(tmp_path / name / "predictions.parquet")
         return tmp_path / name
@@ -448,6 +450,16 @@ def test_paired_ranking_runs_compare_list_by_list(tmp_path):
     assert one_user["users"] == 1 and one_user["mrr@3"]["ci95"] == [one_user["mrr@3"]["diff"]] * 2
     with pytest.raises(ConfigError, match="ranked different lists"):
         paired_difference(a, ranking_run("c", [1, 1, 2], lists=[0, 1, 5]))
+    # two users, their lists interleaved (u1: lists 0 and 2, u2: lists 1 and 3): recall@3 differs by 0 on u1's
+    # lists and by 1 on u2's, so a user-level resample can only average 0, 1/2 or 1; by sample, 1/4 and 3/4 too
+    users = ["u1", "u2", "u1", "u2"]
+    a2 = ranking_run("a2", [1, 2, 1, 2], users=users)
+    b2 = ranking_run("b2", [1, 4, 1, 4], users=users, reverse=True)
+    by_user = paired_difference(a2, b2, n_boot=400, by="user")
+    assert by_user["users"] == 2 and by_user["recall@3"]["diff"] == 0.5
+    assert by_user["recall@3"]["ci95"] == [0.0, 1.0]
+    by_sample = paired_difference(a2, b2, n_boot=400)["recall@3"]["ci95"]
+    assert by_sample[0] in (0.0, 0.25) and by_sample[1] in (0.75, 1.0) and "users" not in paired_difference(a2, b2)
     (tmp_path / "ctr").mkdir()
     pd.DataFrame({"sample_id": [0, 1], "label": [0, 1], "score": [0.2, 0.7]}).to_parquet(
         tmp_path / "ctr" / "predictions.parquet")
@@ -569,6 +581,21 @@ def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(
         plan_experiment(None, tmp_path, suite=suite(None, split_b="valid"))
     assert len(plan_experiment(None, tmp_path, suite=suite(20))) == 2
     assert len(plan_experiment(None, tmp_path, suite=suite(None))) == 2  # every sample of b's data: may be the same
+
+    def train_vs_baseline(train_test, baseline_test):  # the test sections of train and baseline rows count too
+        return SuiteConfig.model_validate({"name": "t", "rows": [
+            {"name": "lora", "train": {"data": "d", "model": {"name": "m"}, "test": train_test}},
+            {"name": "floor", "baseline": {"model": "popularity", "data": "d", "test": baseline_test}, "seeds": [0, 1]}],
+            "paired": [{"a": "lora", "b": "floor"}]})
+
+    with pytest.raises(ConfigError, match=r"'lora' tests on split 'test', 20 samples drawn with sample_seed 0, "
+                                          r"'floor' on split 'test', 30 samples"):
+        plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 30}))
+    with pytest.raises(ConfigError, match="sample_seed 3"):
+        plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 20, "sample_seed": 3}))
+    with pytest.raises(ConfigError, match="paired 'lora' - 'floor': 'lora' tests nothing"):
+        plan_experiment(None, tmp_path, suite=train_vs_baseline({"enabled": False}, {"limit": 20}))
+    assert len(plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 20}))) == 3
 
 
 def test_paired_by_user_refuses_predictions_without_a_user_for_some_samples(tmp_path):
