@@ -253,6 +253,13 @@ def test_projection_centres_reduces_and_normalises():
     np.testing.assert_array_equal(out, same)
 
 
+@pytest.mark.filterwarnings("error")
+def test_projection_of_degenerate_vectors_reports_no_cosine_without_numpy_warnings():
+    for vectors in (np.zeros((3, 4)), np.ones((1, 4))):  # zero vectors (no direction), a single item (no pair)
+        out, info = project(vectors, pca_dim=2)
+        assert np.isnan(info["mean_pair_cosine_before"]) and np.isfinite(out).all()
+
+
 # ------------------------------------------------------------------ retrieved folders in evaluate and train (ReiT)
 
 

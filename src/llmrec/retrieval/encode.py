@@ -258,5 +258,7 @@ def _mean_pair_cosine(x: np.ndarray, pairs: int = 5000, seed: int = 0) -> float:
     na, nb = np.linalg.norm(x[a[keep]], axis=1), np.linalg.norm(x[b[keep]], axis=1)
     dots = (x[a[keep]] * x[b[keep]]).sum(1)
     ok = (na > 0) & (nb > 0)
+    if not ok.any():  # every drawn pair holds a zero vector: no cosine to average
+        return float("nan")
     return round(float((dots[ok] / (na[ok] * nb[ok])).mean()), 4)
 
