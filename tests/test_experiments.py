@@ -597,6 +597,22 @@ def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(
         plan_experiment(None, tmp_path, suite=train_vs_baseline({"enabled": False}, {"limit": 20}))
     assert len(plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 20}))) == 3
 
+    # where the test split is already prepared, a limit at or above its size means every sample
+    import pandas as pd
+
+    (tmp_path / "d5").mkdir()
+    pd.DataFrame({"sample_id": range(5)}).to_parquet(tmp_path / "d5" / "test.parquet")
+
+    def on_five(limit_a, limit_b):
+        return SuiteConfig.model_validate({"name": "t", "rows": [
+            {"name": n, "evaluate": {"data": str(tmp_path / "d5"), "model": {"name": "m"}, "limit": lim}}
+            for n, lim in (("a", limit_a), ("b", limit_b))], "paired": [{"a": "a", "b": "b"}]})
+
+    assert len(plan_experiment(None, tmp_path, suite=on_five(1000, 2000))) == 2  # both: all 5 samples
+    assert len(plan_experiment(None, tmp_path, suite=on_five(5, None))) == 2
+    with pytest.raises(ConfigError, match="'a' tests on split 'test', every sample \\(5\\), 'b' on split 'test', 4 samples"):
+        plan_experiment(None, tmp_path, suite=on_five(1000, 4))
+
 
 def test_paired_by_user_refuses_predictions_without_a_user_for_some_samples(tmp_path):
     import numpy as np

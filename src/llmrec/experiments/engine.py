@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from llmrec.config import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, map_strings, substitute
@@ -172,26 +174,51 @@ def tested_on(config: Any) -> tuple[str, int | None, int] | None:
     return None
 
 
+def _split_rows(config: Any, split: str) -> int | None:
+    """The number of samples in the split a run tests, when its prepared folder is already there (else None)."""
+    test = getattr(config, "test", None)
+    data = getattr(test, "data", None) or getattr(config, "data", None)
+    try:
+        return pq.read_metadata(Path(str(data)) / f"{split}.parquet").num_rows
+    except (OSError, ValueError, TypeError):  # not prepared yet (a prepare step makes it), or not a prepared folder
+        return None
+
+
+def _tested_samples(config: Any) -> tuple[str, int | None, int, int | None] | None:
+    """:func:`tested_on` and the number of samples scored when the split is already prepared (else None); a limit
+    at or above the split's size reads as every sample."""
+    selection = tested_on(config)
+    if selection is None:
+        return None
+    split, limit, seed = selection
+    rows = _split_rows(config, split)
+    if limit and rows is not None and limit >= rows:
+        limit = None
+    return split, limit, seed, (rows if rows is None or not limit else limit)
+
+
 def _check_pairs(suite: SuiteConfig, runs: dict[str, dict[int | None, PlannedRun]], where: Path | None) -> None:
     """Each ``paired:`` pair tests both rows on the same split and, where both draw a subset, the same subset
-    (limit, sample_seed), checked before anything runs: a pair of other samples could only show "not computed"
-    after hours of work."""
-    def described(selection: tuple[str, int | None, int]) -> str:
-        split, limit, seed = selection
-        return f"split {split!r}, " + (f"{limit:,} samples drawn with sample_seed {seed}" if limit else "every sample")
+    (limit, sample_seed), and where both splits are already prepared, the same number of samples; checked before
+    anything runs: a pair of other samples could only show "not computed" after hours of work."""
+    def described(selection: tuple[str, int | None, int, int | None]) -> str:
+        split, limit, seed, count = selection
+        every = "every sample" + (f" ({count:,})" if count is not None else "")
+        return f"split {split!r}, " + (f"{limit:,} samples drawn with sample_seed {seed}" if limit else every)
 
     for pair in suite.paired:
         first = {name: next(iter(runs.get(name, {}).values()), None) for name in (pair.a, pair.b)}
         if any(run is None for run in first.values()):
             continue
-        tests = {name: tested_on(run.config) for name, run in first.items()}
+        tests = {name: _tested_samples(run.config) for name, run in first.items()}
         if None in tests.values():
             missing = next(name for name, t in tests.items() if t is None)
             raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {missing!r} tests nothing")
-        (split_a, limit_a, _), (split_b, limit_b, _) = tests[pair.a], tests[pair.b]
+        (split_a, limit_a, seed_a, count_a), (split_b, limit_b, seed_b, count_b) = tests[pair.a], tests[pair.b]
         # a row without a limit scores every sample of its data, which may be a subset already (a summarized
-        # folder of the seeded lists): only two drawn subsets, or two splits, are known to differ before running
-        if split_a != split_b or (limit_a and limit_b and tests[pair.a] != tests[pair.b]):
+        # folder of the seeded lists): two splits, two drawn subsets, or two known counts can differ before running
+        if (split_a != split_b or (limit_a and limit_b and (limit_a, seed_a) != (limit_b, seed_b))
+                or (count_a is not None and count_b is not None and count_a != count_b)):
             raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {pair.a!r} tests on "
                               f"{described(tests[pair.a])}, {pair.b!r} on {described(tests[pair.b])}; pair rows "
                               "tested on the same samples")
