@@ -142,6 +142,25 @@ def test_retrieve_writes_the_k_most_similar_items_per_sample(tmp_path, min_histo
     assert audit_prepared(path)["ok"]
 
 
+def test_a_retrieved_folder_is_fingerprinted_by_its_recipe_not_its_last_bits(tmp_path):
+    """An LLM's encodings differ in their last bits from machine to machine, so the SUBR folder's bytes can too:
+    its fingerprint (part of every experiment key that reads it) is the recipe, which is the same everywhere."""
+    data, path = _toy_retrieved(tmp_path, k=3)
+    before = PreparedData.load(path).fingerprint()
+    table = pq.read_table(path / "test.parquet").to_pandas()
+    table.at[0, "history_items"] = table.at[0, "history_items"][::-1]  # other bytes, as another machine may write
+    table.to_parquet(path / "test.parquet")
+    assert PreparedData.load(path).fingerprint() == before
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["recipe"]["k"] == 3 and meta["recipe"]["source"] == PreparedData.load(data).fingerprint()
+    assert meta["recipe"]["encoder"]["kind"] == "file"  # a vector file: its SHA-256 is in the recipe
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    other, _ = retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr4"), k=4,
+                                        encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
+                        log=lambda m: None, progress=False)
+    assert PreparedData.load(other).fingerprint() != before  # another K: another recipe
+
+
 def test_audit_catches_a_retrieved_history_that_is_not_in_the_chronology(tmp_path):
     _, path = _toy_retrieved(tmp_path, k=3)
     table = pq.read_table(path / "test.parquet").to_pandas()

@@ -272,6 +272,10 @@ def test_summarize_writes_a_prepared_folder_with_summaries(tmp_path, trsr_folder
     # a second run (another output) takes every summary from the cache
     _, again = summarize(cfg.model_copy(update={"out": str(tmp_path / "hier2")}), loaded=lm, **QUIET)
     assert again["prompts_generated"] == 0 and again["prompts_cached"] == again["prompts"]
+    # the same recipe, another summaries.json (cache counts, seconds): the same fingerprint, so the experiment keys
+    # that read it stay (generations differ in their last bits across machines too)
+    assert PreparedData.load(tmp_path / "hier2").fingerprint() == data.fingerprint()
+    assert json.loads((path / "meta.json").read_text())["recipe"]["made_by"] == "summarize"
     with pytest.raises(DataError, match="already holds summaries"):
         summarize(cfg.model_copy(update={"data": str(path), "out": str(tmp_path / "x")}), loaded=lm, **QUIET)
     with pytest.raises(ConfigError, match="no split 'dev'"):

@@ -116,6 +116,9 @@ class PreparedData:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, dict[str, Any]] = field(default_factory=dict)  # file name -> JSON written beside the data
     attachments: dict[str, pd.DataFrame] = field(default_factory=dict)  # file name -> parquet table beside the data
+    # a folder derived by a model (SUBR encodings, LLM summaries): what it was made from and how; its fingerprint
+    # hashes this instead of the files, whose last bits differ from machine to machine (float kernels)
+    recipe: dict[str, Any] | None = None
     _stats: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     path: Path | None = field(default=None, repr=False, compare=False)
 
@@ -164,6 +167,7 @@ class PreparedData:
                     "notes": self.notes,
                     "files": {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix in (".parquet", ".txt")
                               or p.name == "stats.json" or p.name in self.provenance},
+                    **({"recipe": self.recipe} if self.recipe is not None else {}),
                 },
             )
         return Path(directory)
@@ -225,9 +229,18 @@ class PreparedData:
 
 
 def folder_fingerprint(directory: str | Path) -> str:
-    """Content hash of a saved prepared folder from its ``meta.json`` (file hashes included), without reading the data."""
+    """Content hash of a saved prepared folder from its ``meta.json`` (file hashes included), without reading the data.
+
+    A folder a model derived (``llmrec retrieve``, ``llmrec summarize``) is hashed by its ``recipe`` instead: the
+    source folder's fingerprint, the settings and the model's weights. Encodings and generations differ in their last
+    bits from one machine to another, so the same recipe gives the same fingerprint everywhere, as the same step key
+    does inside an experiment.
+    """
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())
+    if "recipe" in meta:
+        blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "recipe")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
     if "files" not in meta:  # folders from before file hashes: hash the files now
         meta["files"] = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.suffix == ".parquet"}
     blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "files")}, sort_keys=True)

@@ -202,6 +202,9 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
         sequences=source.sequences, config={**source.config, "retrieval": settings},
         notes=[*source.notes, f"history = the {config.k} earlier items most similar to the target (SUBR), oldest first"],
         provenance={"retrieval.json": summary},
+        recipe={"made_by": "retrieve", "source": summary["source"]["fingerprint"], "k": config.k,
+                "encoder": {k: v for k, v in summary["encoder_key"].items() if k != "model_name"},  # weights, not a path
+                "pca_dim": config.encoder.pca_dim},
     )
     path = out.save(config.out, overwrite=config.overwrite, sources=[config.data])  # the same inputs: the same files
     summary["seconds"] = {"encode": round(encode_s, 2), "subr": round(subr_s, 2), "cached": bool(raw.info.get("cached"))}

@@ -204,6 +204,9 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
         dataset=source.dataset, protocol=source.protocol, splits=splits, items=source.items, users=source.users,
         sequences=source.sequences, config={**source.config, "summary": settings}, notes=notes,
         provenance={"summaries.json": summary}, attachments={"summaries.parquet": pd.DataFrame(detail)},
+        recipe={"made_by": "summarize", "source": summary["source"]["fingerprint"], **config.settings(),
+                "template_sha256": summary["template_sha256"], "recent_items": config.recent_items,
+                "model": key["model"], "seed": config.seed, "samples": summary["samples"]},
     )
     path = out.save(config.out, overwrite=config.overwrite, sources=[config.data])
     log(f"{summarizer.stats.generated:,} summaries generated, {summarizer.stats.cached:,} from the cache, "
