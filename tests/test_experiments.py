@@ -155,6 +155,24 @@ def test_a_changed_step_redoes_it_and_what_depends_on_it_only(tmp_path, tiny_ml1
                                                              "baseline"])  # the data changed: everything
 
 
+def test_a_prepare_step_is_keyed_by_its_source_files_content_not_their_dates(tmp_path, tiny_ml1m, tiny_model_folder):
+    """A fresh copy of the data (a new clone of ../shared/data: other modification times) keeps every key."""
+    import os
+
+    from llmrec.experiments import plan_experiment
+
+    def keys():
+        return [r.key for r in plan_experiment(_experiment(tmp_path, tiny_ml1m, tiny_model_folder), tmp_path / "out")]
+
+    before = keys()
+    os.utime(tiny_ml1m, (1_000_000_000, 1_000_000_000))  # the same bytes, another date
+    assert keys() == before
+    from tests.conftest import random_ratings, write_ml1m_zip
+
+    write_ml1m_zip(tiny_ml1m, random_ratings(31, 60, (8, 40)))  # other ratings: every step that reads them
+    assert all(a != b for a, b in zip(keys(), before))
+
+
 def test_experiment_errors_name_the_step(tmp_path):
     with pytest.raises(ValueError, match="'@nope' is not an earlier step"):
         SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a", "evaluate": {"data": "@nope"}}]})

@@ -105,8 +105,13 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
         try:
             source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
+            from llmrec.llm.filehash import content_sha256
+
             files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-            out["source"] = _digest([[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+            # by content and relative name, never a path or a date: a fresh copy of the data (other mtimes, another
+            # folder) keeps the keys; each file is read once, then remembered by path, size and mtime
+            out["source"] = _digest([[p.name if p == source else str(p.relative_to(source)), content_sha256(p)]
+                                     for p in files])
         except LlmrecError:
             out["source"] = "not found yet"  # prepare reports it (or downloads it) when it runs
     return out
