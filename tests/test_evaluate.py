@@ -215,3 +215,55 @@ def test_template_statistics_without_a_training_split_is_a_clear_error(loaded):
         load_template("rella_movie_stats").render(loaded.tokenizer, texts.variables("u", "a"), [])
     # templates that do not show them never need them
     assert "A" in load_template("rella_movie_counts").render(loaded.tokenizer, texts.variables("u", "a"), []).text
+
+
+def test_intervals_resampling_users_are_recorded_when_users_have_several_samples(tmp_path, tiny_ml1m, loaded):
+    """Samples of one user are not independent: beside the per-sample interval, metrics.json holds the interval
+    that resamples whole users (the same bootstrap with the users as groups), and `llmrec compare` shows it."""
+    from llmrec.metrics import auc, bootstrap_ci
+    from llmrec.runs import compare_table
+
+    data = prepared(tmp_path, tiny_ml1m, "rella")
+    path, _ = evaluate(EvaluateConfig(data=str(data), limit=60, run_dir=str(tmp_path / "run")), loaded=loaded,
+                       progress=False, log=lambda m: None)
+    preds = pd.read_parquet(path / "predictions.parquet")
+    metrics = json.loads((path / "metrics.json").read_text())["metrics"]
+    assert preds["user"].nunique() < len(preds)  # several samples per user
+    assert metrics["users"] == preds["user"].nunique() and set(metrics["ci95_by_user"]) == {"auc", "logloss", "acc"}
+    expected = bootstrap_ci(auc, preds["label"].to_numpy(), preds["score"].to_numpy(),
+                            groups=preds["user"].astype(str).to_numpy())
+    assert metrics["ci95_by_user"]["auc"] == [round(expected[0], 6), round(expected[1], 6)]
+    shown = compare_table([str(path)])
+    assert "resampling whole users" in shown and f"({metrics['users']} users)" in shown
+    assert "users" not in shown.splitlines()[0]  # a count, not a metric column
+    # one list per user (the TRSR protocol): resampling users is resampling lists, nothing more is recorded
+    trsr = prepared(tmp_path, tiny_ml1m, "trsr", min_interactions=8, max_interactions=40, eval_negatives=5,
+                    n_test=12, n_valid=5)
+    path, _ = evaluate(EvaluateConfig(data=str(trsr), limit=12, run_dir=str(tmp_path / "rank")), loaded=loaded,
+                       progress=False, log=lambda m: None)
+    ranked = json.loads((path / "metrics.json").read_text())["metrics"]
+    assert "ci95_by_user" not in ranked and "users" not in ranked and "resampling" not in compare_table([str(path)])
+
+
+def test_ranking_intervals_resample_users_with_several_lists(tmp_path):
+    import numpy as np
+
+    from llmrec.evaluate import write_results
+    from llmrec.metrics import bootstrap_ci
+    from llmrec.runs import RunDir
+
+    rows = [{"sample_id": i, "user": f"u{i % 3}", "candidates": ["a", "b", "c"], "labels": [1, 0, 0]} for i in range(9)]
+    rank = [1, 2, 3, 1, 1, 2, 3, 3, 1]  # the positive's rank in each list
+    done = {}  # the positive (candidate 0) scores 3 (rank 1), 1.5 (rank 2) or 0 (rank 3) against 2 and 1
+    for i in range(9):
+        for j, score in enumerate(([3.0, 1.5, 0.0][rank[i] - 1], 2.0, 1.0)):
+            done[f"{i}:{j}"] = {"score": score}
+    (tmp_path / "run").mkdir()
+    metrics, _ = write_results(RunDir(tmp_path / "run"), rows, done, True, "t")
+    preds = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
+    pos = preds[preds["label"] == 1]
+    ranks = [1 + int((preds[preds["sample_id"] == s]["score"] > sc).sum()) for s, sc in zip(pos["sample_id"], pos["score"])]
+    assert ranks == rank and metrics["users"] == 3
+    mrr3 = np.array([1 / r for r in rank])
+    lo, hi = bootstrap_ci(np.mean, mrr3, groups=np.array([f"u{i % 3}" for i in range(9)]))
+    assert metrics["ci95_by_user"]["mrr@3"] == [round(lo, 6), round(hi, 6)]

@@ -275,6 +275,8 @@ def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, titl
         metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
         per_list = ranking_per_list(scores, labels, ks=(3, 5, 10), metrics=("recall", "mrr", "ndcg"))
         intervals = {key: bootstrap_ci(np.mean, rows) for key, rows in per_list.items()}
+        users = _bootstrap_users(preds.groupby("sample_id", sort=False)["user"].first().to_numpy())
+        by_user = {key: bootstrap_ci(np.mean, rows, groups=users) for key, rows in per_list.items()} if users is not None else {}
         pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
         plots = rank_plot(pos_rank, width, run.path / "plots", title)
     else:
@@ -282,11 +284,31 @@ def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, titl
                               "item": [r.get("item") for r in rows], "label": [int(r["label"]) for r in rows],
                               "score": [done[str(r["sample_id"])]["score"] for r in rows]})
         metrics = ctr_report(preds["label"].to_numpy(), preds["score"].to_numpy())
-        intervals = {name: bootstrap_ci(fn, preds["label"].to_numpy(), preds["score"].to_numpy())
-                     for name, fn in (("auc", auc), ("logloss", log_loss), ("acc", accuracy))}
+        y, x = preds["label"].to_numpy(), preds["score"].to_numpy()
+        fns = (("auc", auc), ("logloss", log_loss), ("acc", accuracy))
+        intervals = {name: bootstrap_ci(fn, y, x) for name, fn in fns}
+        users = _bootstrap_users(preds["user"].to_numpy())
+        by_user = {name: bootstrap_ci(fn, y, x, groups=users) for name, fn in fns} if users is not None else {}
         metrics["positive_rate"] = float(preds["label"].mean())
         metrics["mean_score"] = float(preds["score"].mean())
         plots = ctr_plots(preds["label"].to_numpy(), preds["score"].to_numpy(), run.path / "plots", title)
     write_parquet(run.path / "predictions.parquet", preds)
     metrics["ci95"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in intervals.items()}
+    if by_user:  # samples of one user are not independent: the interval resampling whole users, often much wider
+        metrics["ci95_by_user"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in by_user.items()}
+        metrics["users"] = int(len(set(users)))
     return metrics, plots
+
+
+def _bootstrap_users(users: np.ndarray) -> np.ndarray | None:
+    """The user of each sample (or list) when resampling users differs from resampling samples: every sample has a
+    user, there are at least two, and some user has several samples; else None.
+
+    >>> _bootstrap_users(np.array(["a", "a", "b"])).tolist(), _bootstrap_users(np.array(["a", "b"]))
+    (['a', 'a', 'b'], None)
+    """
+    if any(u is None or (isinstance(u, float) and np.isnan(u)) for u in users):
+        return None
+    users = np.asarray([str(u) for u in users])
+    distinct = len(set(users.tolist()))
+    return users if 2 <= distinct < len(users) else None

@@ -187,7 +187,8 @@ def summarize_seeds(results: list[dict]) -> dict[str, Any]:
     >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
     0.65
     """
-    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k != "users"]  # the count of test users behind ci95_by_user, not a metric
     out = {}
     for k in keys:
         values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
@@ -244,7 +245,7 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     keys: list[str] = []
     for _, res in results:
         keys += [k for k, v in res["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                 and k not in keys]
+                 and k not in keys and k != "users"]
     header = ["run", "data", "prompts", *keys]
     rows = [header]
     for p, res in results:
@@ -267,4 +268,11 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
                 cells.append("-" if v is None else str(v))
         rows.append([Path(p).name + seeds, where, str(prompts), *cells])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    by_user = [(p, res["metrics"]) for p, res in results if isinstance(res["metrics"].get("ci95_by_user"), dict)]
+    if by_user:  # single runs whose samples share users: the intervals resampling whole users
+        lines += ["", "95% intervals resampling whole users (samples of one user are not independent):"]
+        for p, m in by_user:
+            cells = [f"{k} [{lo:.4f}, {hi:.4f}]" for k, (lo, hi) in m["ci95_by_user"].items() if k in keys]
+            lines.append(f"  {Path(p).name}: {', '.join(cells)} ({m.get('users', '?')} users)")
+    return "\n".join(lines)

@@ -112,7 +112,7 @@ def _section(folder: Path, table: dict[str, Any]) -> Section:
         if not isinstance(paper, dict):
             paper = {}
         rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
-    metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if k != "ci95"})
+    metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if not k.startswith("ci95") and k != "users"})
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
                    table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
                    [e for e in table.get("paired") or [] if well_formed(e)])
