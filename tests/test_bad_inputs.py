@@ -348,9 +348,11 @@ def test_evaluate_compare_and_suite_through_the_cli(tmp_path, tallrec_dir, model
     assert code == 0, out
     code, out = run("compare", str(tmp_path / "a"), str(tmp_path / "b"))
     assert code == 0, out
-    lines = out.strip().splitlines()
+    table, _, by_user = out.strip().partition("\n\n")
+    lines = table.splitlines()
     assert lines[0].split()[:3] == ["run", "data", "prompts"] and len(lines) == 3
     assert "[" in lines[1] and "ml-1m/tallrec/test" in lines[1]  # value [95% interval]
+    assert "resampling whole users" in by_user and len(by_user.splitlines()) == 3  # a heading, then a and b
     code, out = run("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--paired")
     assert code == 0, out
     assert "b - a on 30 paired samples:" in out and "95% CI [" in out
