@@ -275,7 +275,7 @@ def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, titl
         metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
         per_list = ranking_per_list(scores, labels, ks=(3, 5, 10), metrics=("recall", "mrr", "ndcg"))
         intervals = {key: bootstrap_ci(np.mean, rows) for key, rows in per_list.items()}
-        users = _bootstrap_users(preds.groupby("sample_id", sort=False)["user"].first().to_numpy())
+        users = _bootstrap_users(np.array([r["user"] for r in rows], dtype=object))  # one per list, in list order
         by_user = {key: bootstrap_ci(np.mean, rows, groups=users) for key, rows in per_list.items()} if users is not None else {}
         pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
         plots = rank_plot(pos_rank, width, run.path / "plots", title)
@@ -307,7 +307,7 @@ def _bootstrap_users(users: np.ndarray) -> np.ndarray | None:
     >>> _bootstrap_users(np.array(["a", "a", "b"])).tolist(), _bootstrap_users(np.array(["a", "b"]))
     (['a', 'a', 'b'], None)
     """
-    if any(u is None or (isinstance(u, float) and np.isnan(u)) for u in users):
+    if pd.isna(users).any():
         return None
     users = np.asarray([str(u) for u in users])
     distinct = len(set(users.tolist()))

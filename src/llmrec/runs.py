@@ -181,14 +181,22 @@ def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | Non
     return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and len(ci) == 2 else f"{values[0]:.4f}"
 
 
+def numeric_metrics(metrics: dict[str, Any]) -> list[str]:
+    """The keys of ``metrics`` holding a number that is a metric (not ``users``, the count behind ``ci95_by_user``).
+
+    >>> numeric_metrics({"auc": 0.7, "ci95": {}, "users": 34, "ok": True, "template": "x"})
+    ['auc']
+    """
+    return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "users"]
+
+
 def summarize_seeds(results: list[dict]) -> dict[str, Any]:
     """Mean, standard deviation and values of every numeric test metric over seeds.
 
     >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
     0.65
     """
-    keys = [k for k, v in results[0]["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and k != "users"]  # the count of test users behind ci95_by_user, not a metric
+    keys = numeric_metrics(results[0]["metrics"])
     out = {}
     for k in keys:
         values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
@@ -244,8 +252,7 @@ def compare_table(paths: list[str] | tuple[str, ...]) -> str:
     results = [(p, row_metrics(p)) for p in paths]
     keys: list[str] = []
     for _, res in results:
-        keys += [k for k, v in res["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                 and k not in keys and k != "users"]
+        keys += [k for k in numeric_metrics(res["metrics"]) if k not in keys]
     header = ["run", "data", "prompts", *keys]
     rows = [header]
     for p, res in results:

@@ -75,6 +75,7 @@ def _is_file(path: Path) -> bool:
 def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -> dict[str, str]:
     """Content hashes of what a run reads that no step of the experiment produces."""
     from llmrec.data.prepared import folder_fingerprint
+    from llmrec.llm.filehash import content_sha256
     from llmrec.llm.fingerprint import model_fingerprint
     from llmrec.llm.settings import ModelConfig
 
@@ -105,8 +106,6 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
 
         try:
             source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
-            from llmrec.llm.filehash import content_sha256
-
             files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
             # by content and relative name, never a path or a date: a fresh copy of the data (other mtimes, another
             # folder) keeps the keys; each file is read once, then remembered by path, size and mtime
@@ -199,7 +198,7 @@ def _tested_samples(config: Any) -> tuple[str, int | None, int, int | None] | No
     rows = _split_rows(config, split)
     if limit and rows is not None and limit >= rows:
         limit = None
-    return split, limit, seed, (rows if rows is None or not limit else limit)
+    return split, limit, seed, (None if rows is None else limit or rows)
 
 
 def _check_pairs(suite: SuiteConfig, runs: dict[str, dict[int | None, PlannedRun]], where: Path | None) -> None:
