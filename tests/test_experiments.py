@@ -36,8 +36,8 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     md = (out / "table.md").read_text()
     assert "| shots | 2 |" in md and "0.6000" in md and " ± " in md.split("| shots | 2 |")[1].splitlines()[0]
     zero = json.loads((out / "zero" / "metrics.json").read_text())["metrics"]
-    lo, hi = zero["ci95"]["auc"]
-    assert f"| zero | 1 | {zero['auc']:.4f} [{lo:.3f}, {hi:.3f}] |" in md  # one run: its value and interval
+    lo, hi = zero["ci95_by_user"]["auc"]  # the toy users hold several samples each: users are resampled
+    assert f"| zero | 1 | {zero['auc']:.4f} [{lo:.3f}, {hi:.3f}]† |" in md  # one run: its value and interval
     assert "| row | runs | auc |" in md
     assert table["curves"] == ["auc-vs-n.png"] and (out / "auc-vs-n.png").stat().st_size > 0
     assert "![auc-vs-n.png](auc-vs-n.png)" in md

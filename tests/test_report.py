@@ -15,13 +15,15 @@ from llmrec.errors import ConfigError
 from llmrec.report import build_report
 
 
-def _ctr_run(folder, auc, seed, n=200):
+def _ctr_run(folder, auc, seed, n=200, by_user=False):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, n)
     scores = np.clip(0.5 + (labels - 0.5) * (auc - 0.5) + rng.normal(0, 0.2, n), 0, 1)
     pd.DataFrame({"sample_id": range(n), "label": labels, "score": scores}).to_parquet(folder / "predictions.parquet")
     metrics = {"auc": auc, "logloss": 0.65, "acc": 0.6, "ci95": {"auc": [auc - 0.03, auc + 0.03]}}
+    if by_user:  # some user holds several samples: evaluate adds the interval that resamples users
+        metrics |= {"ci95_by_user": {"auc": [auc - 0.1, auc + 0.1]}, "users": 12}
     (folder / "metrics.json").write_text(json.dumps({"metrics": metrics}))
 
 
@@ -56,7 +58,7 @@ def folders(tmp_path):
         "suite": "trsr-table", "metrics": ["recall@3", "mrr@3"], "paper_label": "LLM-TRSR",
         "rows": {"ft-hier": {"runs": 1, "paper": {"recall@3": 0.891}}, "seq_popularity": {"runs": 1}}}))
     loose = tmp_path / "zs-run"
-    _ctr_run(loose, 0.5, 9)
+    _ctr_run(loose, 0.5, 9, by_user=True)
     return ctr, rank, loose
 
 
@@ -86,6 +88,8 @@ def test_report_markdown_has_every_row_with_uncertainty_and_the_papers(tmp_path,
     assert "TALLRec 7B auc" in md and "TALLRec 7B logloss" in md
     assert "| lora-64 - zeroshot | seed-0 | 200 | +0.2900 [+0.2100, +0.3700] | -0.1000 [-0.1500, -0.0500] |" in md
     assert "| ft-hier | 1 | 0.3000 [0.280, 0.320] | 0.2000 | 0.8910 |" in md
+    assert "| zs-run | 1 | 0.5000 [0.400, 0.600]† | 0.6500 | 0.6000 |" in md  # the users' interval where recorded
+    assert "†: users resampled" in md
     plots = set(result["plots"])
     assert {"00-tallrec-table-auc-vs-n.png", "00-tallrec-table-calibration.png", "00-tallrec-table-scores.png",
             "01-trsr-table-recall-by-k.png", "01-trsr-table-mrr-by-k.png", "02-runs-calibration.png"} <= plots

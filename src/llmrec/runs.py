@@ -162,13 +162,21 @@ def load_metrics(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | None = None) -> str:
-    """One table cell: mean ± std over several runs, or one run's value with its 95% bootstrap interval.
+BY_USER_MARK = "†"
+INTERVAL_NOTE = ("a single run shows its value and 95% bootstrap interval [low, high]; "
+                 f"{BY_USER_MARK}: users resampled (some user holds several samples), otherwise samples")
+
+
+def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | None = None, by_user: bool = False) -> str:
+    """One table cell: mean ± std over several runs, or one run's value with its 95% bootstrap interval
+    (marked ``†`` when the interval resampled users rather than samples).
 
     >>> metric_cell([0.71, 0.73])
     '0.7200 ± 0.0141'
     >>> metric_cell([0.7232], (0.70184, 0.74521))
     '0.7232 [0.702, 0.745]'
+    >>> metric_cell([0.7232], (0.64, 0.80), by_user=True)
+    '0.7232 [0.640, 0.800]†'
     >>> metric_cell([])
     '-'
     """
@@ -178,7 +186,28 @@ def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | Non
         import statistics
 
         return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
-    return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and len(ci) == 2 else f"{values[0]:.4f}"
+    if not ci or len(ci) != 2:
+        return f"{values[0]:.4f}"
+    return f"{values[0]:.4f} [{ci[0]:.3f}, {ci[1]:.3f}]" + (BY_USER_MARK if by_user else "")
+
+
+def run_interval(metrics: dict[str, Any], metric: str) -> tuple[tuple[float, float] | None, bool]:
+    """A single run's 95% interval of ``metric`` and whether it resampled users: the by-user interval where
+    ``metrics.json`` holds one (some user has several samples, which are not independent), else the per-sample one.
+
+    >>> run_interval({"auc": 0.7, "ci95": {"auc": [0.66, 0.74]}, "ci95_by_user": {"auc": [0.6, 0.8]}}, "auc")
+    ((0.6, 0.8), True)
+    >>> run_interval({"auc": 0.7, "ci95": {"auc": [0.66, 0.74]}}, "auc")
+    ((0.66, 0.74), False)
+    >>> run_interval({"auc": 0.7}, "auc")
+    (None, False)
+    """
+    for key, by_user in (("ci95_by_user", True), ("ci95", False)):
+        table = metrics.get(key)
+        ci = table.get(metric) if isinstance(table, dict) else None
+        if isinstance(ci, (list, tuple)) and len(ci) == 2:
+            return (float(ci[0]), float(ci[1])), by_user
+    return None, False
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> list[str]:

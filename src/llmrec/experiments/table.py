@@ -38,7 +38,7 @@ import numpy as np
 
 from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
 from llmrec.io import write_json, write_text
-from llmrec.runs import metric_cell
+from llmrec.runs import INTERVAL_NOTE, metric_cell, run_interval
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
@@ -151,7 +151,6 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
     for row in (r for r in suite.rows if r.in_table):
         folders = _row_runs(out, row)
         found = [load_metrics(f)["metrics"] for f in folders]
-        intervals = found[0].get("ci95") if len(found) == 1 and isinstance(found[0].get("ci95"), dict) else {}
         entry: dict[str, Any] = {"runs": len(found), "kind": row.kind, "folders": [str(f) for f in folders]}
         cells = [row.name, str(len(found))]
         for m in suite.metrics:
@@ -159,14 +158,15 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
             if values:
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 entry[m] = {"mean": float(np.mean(values)), "std": std, "values": values}
-            cells.append(metric_cell(values, intervals.get(m)))
+            ci, by_user = run_interval(found[0], m) if len(found) == 1 else (None, False)
+            cells.append(metric_cell(values, ci, by_user))
         if suite.paper:
             entry["paper"] = suite.paper.for_row(row.name)
             cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
     text = (f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n\n"
-            "Mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high].\n")
+            f"Mean ± std over seeds; {INTERVAL_NOTE}.\n")
     table["paired"] = _paired_entries(suite, out, _previous_paired(out))
     if table["paired"]:
         from llmrec.paired import paired_note, paired_table

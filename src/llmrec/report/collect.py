@@ -17,7 +17,7 @@ import pandas as pd
 from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
 from llmrec.paired import predictions_file, run_predictions, well_formed
-from llmrec.runs import load_metrics
+from llmrec.runs import load_metrics, run_interval
 
 RANKING_KS = (1, 3, 5, 10)
 
@@ -34,12 +34,10 @@ class Row:
     def values(self, metric: str) -> list[float]:
         return [float(m[metric]) for m in self.metrics if isinstance(m.get(metric), (int, float))]
 
-    def interval(self, metric: str) -> tuple[float, float] | None:
-        """The 95% bootstrap interval of a single run (None over several seeds or when not recorded)."""
-        if len(self.metrics) != 1:
-            return None
-        ci = (self.metrics[0].get("ci95") or {}).get(metric)
-        return (float(ci[0]), float(ci[1])) if ci else None
+    def interval(self, metric: str) -> tuple[tuple[float, float] | None, bool]:
+        """The 95% bootstrap interval of a single run and whether it resampled users (``runs.run_interval``);
+        (None, False) over several seeds or when not recorded."""
+        return run_interval(self.metrics[0], metric) if len(self.metrics) == 1 else (None, False)
 
     @property
     def ranking(self) -> bool:

@@ -14,7 +14,7 @@ from llmrec.io import write_text
 from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Row, Section, collect, ranking_by_k
-from llmrec.runs import metric_cell
+from llmrec.runs import INTERVAL_NOTE, metric_cell
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
@@ -35,7 +35,7 @@ figcaption { font-size: 0.8em; color: #5b6573; }
 
 
 def _cell(row: Row, metric: str) -> str:
-    return metric_cell(row.values(metric), row.interval(metric))
+    return metric_cell(row.values(metric), *row.interval(metric))
 
 
 def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
@@ -155,7 +155,7 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
             data = base64.b64encode((files / name).read_bytes()).decode()
             parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
-    note = ("mean ± std over seeds; a single run shows its value and 95% bootstrap interval [low, high]; "
+    note = (f"mean ± std over seeds; {INTERVAL_NOTE}; "
             "paper columns: the published numbers (other models and data sizes, see each table's description)")
     md += [f"_{note}_", ""]
     parts.append(f"<p class='desc'><em>{html.escape(note)}</em></p>")
