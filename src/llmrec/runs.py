@@ -210,6 +210,20 @@ def run_interval(metrics: dict[str, Any], metric: str) -> tuple[tuple[float, flo
     return None, False
 
 
+def row_cell(metrics: list[dict[str, Any]], metric: str) -> str:
+    """A table row's cell from its runs' ``metrics``: mean ± std over several runs, or the single run's value with
+    its interval (``run_interval``: by user where recorded).
+
+    >>> row_cell([{"auc": 0.71}, {"auc": 0.73}], "auc")
+    '0.7200 ± 0.0141'
+    >>> row_cell([{"auc": 0.7, "ci95": {"auc": [0.66, 0.74]}, "ci95_by_user": {"auc": [0.6, 0.8]}}], "auc")
+    '0.7000 [0.600, 0.800]†'
+    """
+    values = [float(m[metric]) for m in metrics if isinstance(m.get(metric), (int, float))]
+    ci, by_user = run_interval(metrics[0], metric) if len(metrics) == 1 else (None, False)
+    return metric_cell(values, ci, by_user)
+
+
 def numeric_metrics(metrics: dict[str, Any]) -> list[str]:
     """The keys of ``metrics`` holding a number that is a metric (not ``users``, the count behind ``ci95_by_user``).
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
 from llmrec.io import write_json, write_text
-from llmrec.runs import INTERVAL_NOTE, metric_cell, run_interval
+from llmrec.runs import INTERVAL_NOTE, row_cell
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
@@ -158,8 +158,7 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
             if values:
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 entry[m] = {"mean": float(np.mean(values)), "std": std, "values": values}
-            ci, by_user = run_interval(found[0], m) if len(found) == 1 else (None, False)
-            cells.append(metric_cell(values, ci, by_user))
+            cells.append(row_cell(found, m))
         if suite.paper:
             entry["paper"] = suite.paper.for_row(row.name)
             cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]

@@ -17,7 +17,7 @@ import pandas as pd
 from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
 from llmrec.paired import predictions_file, run_predictions, well_formed
-from llmrec.runs import load_metrics, run_interval
+from llmrec.runs import load_metrics, numeric_metrics
 
 RANKING_KS = (1, 3, 5, 10)
 
@@ -33,11 +33,6 @@ class Row:
 
     def values(self, metric: str) -> list[float]:
         return [float(m[metric]) for m in self.metrics if isinstance(m.get(metric), (int, float))]
-
-    def interval(self, metric: str) -> tuple[tuple[float, float] | None, bool]:
-        """The 95% bootstrap interval of a single run and whether it resampled users (``runs.run_interval``);
-        (None, False) over several seeds or when not recorded."""
-        return run_interval(self.metrics[0], metric) if len(self.metrics) == 1 else (None, False)
 
     @property
     def ranking(self) -> bool:
@@ -110,7 +105,7 @@ def _section(folder: Path, table: dict[str, Any]) -> Section:
         if not isinstance(paper, dict):
             paper = {}
         rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
-    metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in m if not k.startswith("ci95") and k != "users"})
+    metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in numeric_metrics(m)})
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
                    table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
                    [e for e in table.get("paired") or [] if well_formed(e)])

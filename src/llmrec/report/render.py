@@ -13,8 +13,8 @@ from llmrec.errors import ConfigError
 from llmrec.io import write_text
 from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
-from llmrec.report.collect import Row, Section, collect, ranking_by_k
-from llmrec.runs import INTERVAL_NOTE, metric_cell
+from llmrec.report.collect import Section, collect, ranking_by_k
+from llmrec.runs import INTERVAL_NOTE, row_cell
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
@@ -34,16 +34,12 @@ figcaption { font-size: 0.8em; color: #5b6573; }
 """
 
 
-def _cell(row: Row, metric: str) -> str:
-    return metric_cell(row.values(metric), *row.interval(metric))
-
-
 def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     """Header and cells: every metric as mean ± std over seeds (or value [95% CI]), then the paper's values."""
     head = ["row", "runs", *section.metrics, *[f"{section.paper_label or 'paper'} {m}" for m in section.paper_metrics]]
     body = []
     for row in section.rows:
-        cells = [row.name, str(len(row.runs)), *[_cell(row, m) for m in section.metrics]]
+        cells = [row.name, str(len(row.runs)), *[row_cell(row.metrics, m) for m in section.metrics]]
         cells += [f"{row.paper[m]:.4f}" if m in row.paper else "-" for m in section.paper_metrics]
         body.append(cells)
     return head, body
