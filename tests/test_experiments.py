@@ -34,6 +34,7 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     assert row["runs"] == 2 and row["auc"]["values"] == aucs and row["paper"] == {"auc": 0.6}
     assert table["rows"]["zero"]["runs"] == 1 and table["rows"]["transfer"]["runs"] == 2
     md = (out / "table.md").read_text()
+    assert "| row | runs | auc | paper auc |" in md and "paper columns: paper." in md
     assert "| shots | 2 |" in md and "0.6000" in md and " ± " in md.split("| shots | 2 |")[1].splitlines()[0]
     zero = json.loads((out / "zero" / "metrics.json").read_text())["metrics"]
     lo, hi = zero["ci95_by_user"]["auc"]  # the toy users hold several samples each: users are resampled

@@ -85,7 +85,8 @@ def test_report_markdown_has_every_row_with_uncertainty_and_the_papers(tmp_path,
     assert "## tallrec-table" in md and "## trsr-table" in md and "## runs" in md
     assert "| zeroshot | 1 | 0.4500 [0.420, 0.480] | 0.6500 | - | - |" in md  # one run: value [95% CI]
     assert "| lora-64 | 2 | 0.7500 ± 0.0141 | 0.6500 ± 0.0000 | 0.6748 | 0.6100 |" in md  # seeds: mean ± std; paper
-    assert "TALLRec 7B auc" in md and "TALLRec 7B logloss" in md
+    assert "| row | runs | auc | logloss | paper auc | paper logloss |" in md  # the paper's metrics in the table's order
+    assert "paper columns: TALLRec 7B" in md and "paper columns: LLM-TRSR" in md  # named once per table
     assert "| lora-64 - zeroshot | seed-0 | 200 | +0.2900 [+0.2100, +0.3700] | -0.1000 [-0.1500, -0.0500] |" in md
     assert "| ft-hier | 1 | 0.3000 [0.280, 0.320] | 0.2000 | 0.8910 |" in md
     assert "| zs-run | 1 | 0.5000 [0.400, 0.600]† | 0.6500 | 0.6000 |" in md  # the users' interval where recorded

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,29 @@ def row_cell(metrics: list[dict[str, Any]], metric: str) -> str:
     values = [float(m[metric]) for m in metrics if isinstance(m.get(metric), (int, float))]
     ci, by_user = run_interval(metrics[0], metric) if len(metrics) == 1 else (None, False)
     return metric_cell(values, ci, by_user)
+
+
+def paper_columns(metrics: list[str], paper_metrics: Iterable[str]) -> tuple[list[str], list[str]]:
+    """The paper's columns of a table: its metrics in the table's own order (any other after, sorted), and their
+    headers (``paper <metric>``; the table names the paper once, below it).
+
+    >>> paper_columns(["recall@3", "recall@10", "mrr@3", "mrr@10"], {"mrr@10", "recall@3", "mrr@3", "recall@10"})
+    (['recall@3', 'recall@10', 'mrr@3', 'mrr@10'], ['paper recall@3', 'paper recall@10', 'paper mrr@3', 'paper mrr@10'])
+    >>> paper_columns(["auc"], ["logloss", "auc", "acc"])[0]
+    ['auc', 'acc', 'logloss']
+    """
+    found = set(paper_metrics)
+    order = [m for m in metrics if m in found] + sorted(found - set(metrics))
+    return order, [f"paper {m}" for m in order]
+
+
+def paper_note(label: str | None) -> str:
+    """The line under a table that names the paper behind its ``paper`` columns.
+
+    >>> paper_note("TALLRec LLaMA-7B")
+    'paper columns: TALLRec LLaMA-7B'
+    """
+    return f"paper columns: {label or 'the published numbers'}"
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> list[str]:

@@ -38,7 +38,7 @@ import numpy as np
 
 from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
 from llmrec.io import write_json, write_text
-from llmrec.runs import INTERVAL_NOTE, row_cell
+from llmrec.runs import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 
 def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
@@ -144,9 +144,8 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
                              "paper_label": suite.paper.label if suite.paper else None, "rows": {}}
     from llmrec.runs import load_metrics
 
-    paper_metrics = suite.paper.metrics() if suite.paper else []
-    head = ["row", "runs", *suite.metrics]
-    head += [f"{suite.paper.label} {m}" for m in paper_metrics]
+    paper_metrics, paper_head = paper_columns(suite.metrics, suite.paper.metrics() if suite.paper else [])
+    head = ["row", "runs", *suite.metrics, *paper_head]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in (r for r in suite.rows if r.in_table):
         folders = _row_runs(out, row)
@@ -165,7 +164,8 @@ def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
     text = (f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n\n"
-            f"Mean ± std over seeds; {INTERVAL_NOTE}.\n")
+            f"Mean ± std over seeds; {INTERVAL_NOTE}" + (f"; {paper_note(suite.paper.label)}" if paper_metrics else "")
+            + ".\n")
     table["paired"] = _paired_entries(suite, out, _previous_paired(out))
     if table["paired"]:
         from llmrec.paired import paired_note, paired_table

@@ -17,7 +17,7 @@ import pandas as pd
 from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
 from llmrec.paired import predictions_file, run_predictions, well_formed
-from llmrec.runs import load_metrics, numeric_metrics
+from llmrec.runs import load_metrics, numeric_metrics, paper_columns
 
 RANKING_KS = (1, 3, 5, 10)
 
@@ -59,7 +59,7 @@ class Section:
 
     @property
     def paper_metrics(self) -> list[str]:
-        return sorted({m for r in self.rows for m in r.paper}, key=lambda m: (m not in self.metrics, m))
+        return paper_columns(self.metrics, {m for r in self.rows for m in r.paper})[0]
 
 
 def _run_metrics(folder: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from llmrec.io import write_text
 from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Section, collect, ranking_by_k
-from llmrec.runs import INTERVAL_NOTE, row_cell
+from llmrec.runs import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
@@ -36,7 +36,7 @@ figcaption { font-size: 0.8em; color: #5b6573; }
 
 def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     """Header and cells: every metric as mean ± std over seeds (or value [95% CI]), then the paper's values."""
-    head = ["row", "runs", *section.metrics, *[f"{section.paper_label or 'paper'} {m}" for m in section.paper_metrics]]
+    head = ["row", "runs", *section.metrics, *paper_columns(section.metrics, section.paper_metrics)[1]]
     body = []
     for row in section.rows:
         cells = [row.name, str(len(row.runs)), *[row_cell(row.metrics, m) for m in section.metrics]]
@@ -138,6 +138,9 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
         if section.description:
             parts.append(f"<p class='desc'>{html.escape(section.description)}</p>")
         parts.append(_html_table(head, body, paper_from=2 + len(section.metrics)))
+        if section.paper_metrics:
+            table_md += f"\n\n{paper_note(section.paper_label)}"
+            parts.append(f"<p class='desc'>{html.escape(paper_note(section.paper_label))}</p>")
         if section.paired:
             p_head, p_body = paired_table(section.paired, section.metrics)
             note = paired_note(section.paired)
@@ -152,7 +155,7 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
             parts.append(f"<figure><img alt='{html.escape(cap)}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{html.escape(cap)}</figcaption></figure>")
     note = (f"mean ± std over seeds; {INTERVAL_NOTE}; "
-            "paper columns: the published numbers (other models and data sizes, see each table's description)")
+            "paper: the published numbers (other models and data sizes, see each table's description)")
     md += [f"_{note}_", ""]
     parts.append(f"<p class='desc'><em>{html.escape(note)}</em></p>")
     text = "\n".join(md)
