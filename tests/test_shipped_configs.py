@@ -60,6 +60,13 @@ def test_rella_suites_and_every_row_config_load(path):
             continue
         if cfg.template:
             load_template(cfg.template)
+        if path.name == "gpu-table.yaml":  # the paper's scale: Vicuna-13B on a GPU, K = 30, the whole test split
+            assert cfg.model.device == "cuda" and "vicuna-13b" in cfg.model.name and cfg.history_k == 30
+            assert (cfg.test.limit if run.step.kind == "train" else cfg.limit) is None
+            if run.step.kind == "train":
+                assert cfg.train_samples == (4096 if run.step.name == "half-n" else 8192)
+                assert cfg.template == "rella_movie" and cfg.selection.limit == 1000
+            continue
         if run.step.kind == "train":
             assert cfg.test.limit == 2000 and cfg.selection.split == "valid"
         else:
