@@ -36,11 +36,12 @@ figcaption { font-size: 0.8em; color: #5b6573; }
 
 def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     """Header and cells: every metric as mean ± std over seeds (or value [95% CI]), then the paper's values."""
-    head = ["row", "runs", *section.metrics, *paper_columns(section.metrics, section.paper_metrics)[1]]
+    paper_metrics, paper_head = paper_columns(section.metrics, section.paper_metrics)
+    head = ["row", "runs", *section.metrics, *paper_head]
     body = []
     for row in section.rows:
         cells = [row.name, str(len(row.runs)), *[row_cell(row.metrics, m) for m in section.metrics]]
-        cells += [f"{row.paper[m]:.4f}" if m in row.paper else "-" for m in section.paper_metrics]
+        cells += [f"{row.paper[m]:.4f}" if m in row.paper else "-" for m in paper_metrics]
         body.append(cells)
     return head, body
 
