@@ -37,8 +37,9 @@ from llmrec.baselines.features import CtrBatch, CtrFeatures, CtrSplit
 from llmrec.baselines.sequences import SeqFeatures
 from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, SASRec, SeqPopularity
 from llmrec.errors import ConfigError
+from llmrec.registry import Registry
 
-__all__ = ["BASELINES", "BaselineSpec", "build_model", "CtrModel"]
+__all__ = ["BASELINES", "BaselineSpec", "build_model", "CtrModel", "register_baseline"]
 
 
 class CtrModel(nn.Module):
@@ -354,7 +355,16 @@ def _fuxi(name: str, description: str, history_len: int | None = None, padding: 
                         model_class=lambda: _fuxictr_class(name))
 
 
-BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
+BASELINES: Registry[BaselineSpec] = Registry(
+    "baseline", key="model", describe=lambda s: f"{s.kind:7s}  {s.library:8s}  {s.description}")
+
+
+def register_baseline(spec: BaselineSpec) -> BaselineSpec:
+    """Add (or replace) a baseline under its name."""
+    return BASELINES.register(spec)
+
+
+for _spec in (
     BaselineSpec("popularity", lambda f, p: SmoothedRate(f, "item", **p),
                  "floor: the target item's positive rate in the training rows", trainable=False, history_len=0,
                  model_class=lambda: SmoothedRate),
@@ -378,7 +388,8 @@ BASELINES: dict[str, BaselineSpec] = {spec.name: spec for spec in (
     _fuxi("SIM", "SIM (Pi et al. 2020): soft search of the long history, then target attention over the top k "
           "and the recent items", history_len=500, dnn_hidden_units=[200, 80], short_seq_len=60, topk=50,
           net_dropout=0.1),
-)}
+):
+    register_baseline(_spec)
 
 
 def _seq(name: str, cls: type, description: str, history_len: int = 50, inputs: str = "sequences",
@@ -391,7 +402,7 @@ def _seq(name: str, cls: type, description: str, history_len: int = 50, inputs: 
                         model_class=lambda: cls, inputs=inputs, trainable=cls.trainable)
 
 
-BASELINES.update({spec.name: spec for spec in (
+for _spec in (
     _seq("seq_popularity", SeqPopularity, "floor: candidates ranked by how often they occur in the training "
          "sequences", history_len=0),
     _seq("gru4rec", GRU4Rec, "GRU4Rec (Hidasi et al. 2016): a GRU over the history"),
@@ -400,12 +411,11 @@ BASELINES.update({spec.name: spec for spec in (
     _seq("caser", Caser, "Caser (Tang & Wang 2018): convolutions over the most recent items", history_len=5),
     _seq("ncf", NCF, "NCF / NeuMF (He et al. 2017): user x item, trained on every input interaction",
          history_len=0, inputs="interactions", user_vocab=True),
-)})
+):
+    register_baseline(_spec)
 
 
 def build_model(name: str, features: CtrFeatures | SeqFeatures, params: dict[str, Any] | None = None) -> nn.Module:
     """The model ``name`` with its defaults updated by ``params``."""
-    if name not in BASELINES:
-        raise ConfigError(f"model: unknown baseline {name!r} (known: {', '.join(sorted(BASELINES))})")
     spec = BASELINES[name]
     return spec.build(features, {**spec.defaults, **(params or {})})

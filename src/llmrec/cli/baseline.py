@@ -37,9 +37,7 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
     from llmrec.baselines.models import BASELINES
 
     if list_models:
-        width = max(len(n) for n in BASELINES)
-        for spec in BASELINES.values():
-            click.echo(f"{spec.name.ljust(width)}  {spec.kind:7s}  {spec.library:8s}  {spec.description}")
+        click.echo(BASELINES.listing())
         return
     from llmrec.baselines.config import BaselineConfig
 

@@ -33,13 +33,9 @@ def data_list() -> None:
     from llmrec.data.protocols import PROTOCOLS
     from llmrec.data.registry import DATASETS
 
-    click.echo("data sets:")
-    for spec in DATASETS.values():
-        alias = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
-        click.echo(f"  {spec.name:<16} {spec.description}{alias}")
-    click.echo("protocols:")
-    for p in PROTOCOLS.values():
-        click.echo(f"  {p.name:<16} {p.summary}")
+    for title, registry in (("data sets", DATASETS), ("protocols", PROTOCOLS)):
+        click.echo(f"{title}:")
+        click.echo("\n".join(f"  {line}" for line in registry.listing().splitlines()))
 
 
 @data.command("prepare")

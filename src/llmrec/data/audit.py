@@ -53,7 +53,7 @@ def _time_ordered(prepared: PreparedData) -> bool:
     order = prepared.config.get("order")
     if order is not None:
         return order == "time"
-    return prepared.protocol in ("rella", "trsr")
+    return get_protocol(prepared.protocol).time_ordered
 
 
 def _codes(values, vocab: pa.Array) -> np.ndarray:
@@ -135,7 +135,7 @@ def _history_checks(prepared: PreparedData) -> list[dict[str, Any]]:
 def _split_period_check(prepared: PreparedData) -> dict[str, Any]:
     proto = get_protocol(prepared.protocol)
     names = [s for s in SPLIT_ORDER if s in prepared.splits]
-    if proto.kind == "ranking":
+    if proto.disjoint_users:
         return _check("split_periods", None, "splits are by user, not by time (see users_disjoint)")
     if not _time_ordered(prepared) or any("timestamp" not in prepared.splits[s].column_names for s in names):
         return _check("split_periods", None, "not split by time")
@@ -158,7 +158,7 @@ def _split_period_check(prepared: PreparedData) -> dict[str, Any]:
 
 
 def _users_disjoint_check(prepared: PreparedData) -> dict[str, Any]:
-    if get_protocol(prepared.protocol).kind != "ranking":
+    if not get_protocol(prepared.protocol).disjoint_users:
         return _check("users_disjoint", None, "this protocol does not promise disjoint users")
     names = [s for s in SPLIT_ORDER if s in prepared.splits]
     users = {s: set(prepared.splits[s]["user"].to_pylist()) for s in names}

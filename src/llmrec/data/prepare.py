@@ -37,8 +37,11 @@ class PrepareConfig(BaseModel):
     @field_validator("protocol")
     @classmethod
     def _known_protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise PROTOCOLS.unknown(value)
         if value not in buildable():
-            raise ValueError(f"unknown protocol {value!r}; choose one of {', '.join(buildable())}")
+            raise ValueError(f"protocol {value!r} is not built by llmrec data prepare (it is imported); choose one "
+                             f"of {', '.join(buildable())}")
         return value
 
     def output_dir(self) -> Path:

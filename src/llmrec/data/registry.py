@@ -25,6 +25,7 @@ from llmrec.data.loaders.mind import load_mind
 from llmrec.data.loaders.movielens import load_ml_1m, load_ml_100k, load_ml_csv
 from llmrec.data.schema import RecData
 from llmrec.errors import DataError
+from llmrec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -88,16 +89,23 @@ _SPECS = [
     ),
 ]
 
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in _SPECS}
-_ALIASES = {a: s.name for s in _SPECS for a in s.aliases}
+DATASETS: Registry[DatasetSpec] = Registry(
+    "data set", key="dataset", fold_case=True,
+    describe=lambda s: s.description + (f" (alias: {', '.join(s.aliases)})" if s.aliases else ""))
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add (or replace) a data set under its name and aliases."""
+    return DATASETS.register(spec, aliases=spec.aliases)
+
+
+for _spec in _SPECS:
+    register_dataset(_spec)
 
 
 def get_spec(name: str) -> DatasetSpec:
-    """Look a data set up by name or alias; unknown names list the known ones."""
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise DataError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASETS))}")
-    return DATASETS[key]
+    """Look a data set up by name or alias (any case); unknown names list the known ones."""
+    return DATASETS[name]
 
 
 def default_roots() -> list[Path]:

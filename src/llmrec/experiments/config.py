@@ -24,10 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmrec.config import load_config, parse_override, read_yaml
 from llmrec.errors import ConfigError
+from llmrec.experiments.steps import STEP_KINDS
 
-KINDS = ("prepare", "retrieve", "summarize", "train", "evaluate", "baseline")
-SEEDED = ("train", "baseline")
-TABLE_KINDS = ("train", "evaluate", "baseline")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REF = re.compile(r"^@([A-Za-z0-9][A-Za-z0-9._-]*)$")
 
@@ -72,51 +70,56 @@ def substitute(value: Any, table: dict[str, str]) -> Any:
 
 
 class SuiteRow(BaseModel):
-    """One step of an experiment (a row of its table unless ``in_table`` is false)."""
+    """One step of an experiment (a row of its table unless ``in_table`` is false).
+
+    Its kind is the one key that names a registered step kind (``train: movie-64.yaml``);
+    :attr:`kind` and :attr:`source` hold it and its config (a file path or a mapping).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    prepare: str | dict[str, Any] | None = Field(None, description="data prepare config (file or mapping)")
-    retrieve: str | dict[str, Any] | None = Field(None, description="retrieve config (SUBR)")
-    summarize: str | dict[str, Any] | None = Field(None, description="summarize config (LLM-TRSR)")
-    train: str | dict[str, Any] | None = Field(None, description="train config")
-    evaluate: str | dict[str, Any] | None = Field(None, description="evaluate config")
-    baseline: str | dict[str, Any] | None = Field(None, description="baseline config (llmrec baseline)")
+    kind: str = Field(description="the step kind, given as the key of its config: prepare, retrieve, summarize, "
+                      "train, evaluate, baseline, or any registered kind")
+    source: str | dict[str, Any] = Field(description="the step's config: a file or a mapping")
     seeds: list[int] | None = Field(None, description="train / baseline: one run per seed (default [0])")
     adapters_from: str | None = Field(None, description="evaluate with the adapters of this train step (per seed)")
     set: list[str] = Field(default_factory=list, description="overrides for this step's config")
     in_table: bool | None = Field(None, description="a row of the table (default: train, evaluate, baseline steps)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "kind" in data or "source" in data:
+            return data
+        given = [k for k in data if k in STEP_KINDS and data[k] is not None]
+        if len(given) != 1:
+            raise ValueError(f"row {data.get('name')!r}: give exactly one of "
+                             f"{', '.join(repr(k) for k in STEP_KINDS)}")
+        data = {k: v for k, v in data.items() if not (k in STEP_KINDS and v is None)}
+        data["kind"], data["source"] = given[0], data.pop(given[0])
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> SuiteRow:
         if not _NAME.match(self.name):
             raise ValueError(f"step name {self.name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
-        given = [k for k in KINDS if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"row {self.name!r}: give exactly one of {', '.join(repr(k) for k in KINDS)}")
+        record = STEP_KINDS[self.kind]
         if self.adapters_from and self.kind != "evaluate":
             raise ValueError(f"row {self.name!r}: adapters_from is for evaluate rows")
-        if self.seeds is not None and self.kind not in SEEDED:
-            raise ValueError(f"row {self.name!r}: seeds are for train and baseline steps")
+        if self.seeds is not None and not record.seeded:
+            seeded = " and ".join(STEP_KINDS.names(lambda k: k.seeded))
+            raise ValueError(f"row {self.name!r}: seeds are for {seeded} steps")
         bad = [s for s in self.set if "=" not in s]
         if bad:
             raise ValueError(f"row {self.name!r}: set entry {bad[0]!r} must look like key.subkey=value")
         if self.in_table is None:
-            self.in_table = self.kind in TABLE_KINDS
+            self.in_table = record.in_table
         return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in KINDS if getattr(self, k) is not None)
-
-    @property
-    def source(self) -> str | dict[str, Any]:
-        return getattr(self, self.kind)
 
     def own_seeds(self) -> list[int] | None:
         """The seeds of a seeded step (None for the others)."""
-        return (self.seeds or [0]) if self.kind in SEEDED else None
+        return (self.seeds or [0]) if STEP_KINDS[self.kind].seeded else None
 
     def references(self, base: dict[str, Any] | None = None) -> set[str]:
         """The steps this one reads (from its inline config or ``base``, its ``set`` values, ``adapters_from``)."""

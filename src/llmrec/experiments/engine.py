@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 
 from llmrec.config import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.experiments.config import SEEDED, TABLE_KINDS, SuiteConfig, SuiteRow, load_suite, map_strings, substitute
+from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import file_sha256, write_json
 
@@ -72,10 +72,10 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -> dict[str, str]:
+def _input_fingerprints(config: dict[str, Any], kind: StepKind | str, produced: set[str]) -> dict[str, str]:
     """Content hashes of what a run reads that no step of the experiment produces."""
+    kind = STEP_KINDS[kind] if isinstance(kind, str) else kind
     from llmrec.data.prepared import folder_fingerprint
-    from llmrec.llm.filehash import content_sha256
     from llmrec.llm.fingerprint import model_fingerprint
     from llmrec.llm.settings import ModelConfig
 
@@ -101,18 +101,8 @@ def _input_fingerprints(config: dict[str, Any], kind: str, produced: set[str]) -
     for section in (config.get("model"), (config.get("encoder") or {}).get("model")):
         if isinstance(section, dict) and section.get("name"):
             out["model"] = model_fingerprint(ModelConfig.model_validate(section))
-    if kind == "prepare":
-        from llmrec.data.registry import resolve_source
-
-        try:
-            source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
-            files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
-            # by content and relative name, never a path or a date: a fresh copy of the data (other mtimes, another
-            # folder) keeps the keys; each file is read once, then remembered by path, size and mtime
-            out["source"] = _digest([[p.name if p == source else str(p.relative_to(source)), content_sha256(p)]
-                                     for p in files])
-        except LlmrecError:
-            out["source"] = "not found yet"  # prepare reports it (or downloads it) when it runs
+    if kind.inputs is not None:  # what the config names only indirectly (a prepare step's source files)
+        out.update(kind.inputs(config))
     return out
 
 
@@ -256,10 +246,10 @@ def _plan_row(row: SuiteRow, base: dict[str, Any], refs: list[str], runs, out: P
                 upstream[name] = next(iter(options.values()))
             else:
                 raise ConfigError(f"'@{name}' has runs for seeds {sorted(options)}; this step has none of them")
-        data = apply_overrides(base, [*row.set, *(extra if row.kind in TABLE_KINDS else ())])
+        data = apply_overrides(base, [*row.set, *(extra if kind.in_table else ())])
         if row.adapters_from:
             data["adapter"] = f"@{row.adapters_from}"
-        if row.kind in SEEDED:
+        if kind.seeded:
             data["seed"] = seed
         folder = out / row.name if seed is None else out / row.name / f"seed-{seed}"
         paths = {n: str(r.folder) for n, r in upstream.items()}
@@ -272,7 +262,7 @@ def _plan_row(row: SuiteRow, base: dict[str, Any], refs: list[str], runs, out: P
                             lambda s, table=as_key: table.get(s, s))
         inputs = {k: v for k, v in resolved.items() if k != kind.output_field}  # its own output is no input
         key = _digest({"kind": row.kind, "config": keyed,
-                       "inputs": _input_fingerprints(inputs, row.kind, set(paths.values()))})
+                       "inputs": _input_fingerprints(inputs, kind, set(paths.values()))})
         planned.append(PlannedRun(row, seed, folder, config, key, list(upstream.values())))
     return planned
 

@@ -1,19 +1,30 @@
 """What each kind of experiment step is: its typed config, where its output goes, how it runs.
 
-One record per kind in :data:`STEP_KINDS` (peft-style explicit registry). The engine writes a
-step's output into the experiment folder through ``output_field`` and decides from
-``finished`` whether an output is complete.
+One record per kind in the :data:`STEP_KINDS` registry (peft-style, explicit). Everything that
+varies by kind is on its record: the experiment file's keys (a step names its kind by giving
+``<kind>: <config>``), whether it runs per seed and is a row of the table, the inputs it
+fingerprints beyond its config, where its output goes and when that output is complete. A new
+kind is one :func:`register_step_kind` call::
+
+>>> sorted(STEP_KINDS)
+['baseline', 'evaluate', 'prepare', 'retrieve', 'summarize', 'train']
+>>> STEP_KINDS["train"].seeded, STEP_KINDS["prepare"].in_table
+(True, False)
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from llmrec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,11 @@ class StepKind:
     # files later steps read that a copied record leaves out (a train run's weights): a finished run
     # without them runs again when a step still to run reads it
     artifacts: tuple[str, ...] = ()
+    seeded: bool = False  # one run per seed (``seeds:``)
+    in_table: bool = False  # a row of the experiment's table by default
+    # content hashes of inputs the config names only indirectly (a data set's source files), for the step's key
+    inputs: Callable[[dict[str, Any]], dict[str, str]] | None = None
+    description: str = ""
 
     def finished(self, folder: Path) -> bool:
         return (Path(folder) / self.marker).is_file()
@@ -56,18 +72,49 @@ def _checker(module: str, name: str) -> Callable[[Any], Any]:
     return lambda config: _attr(module, name)()(config)
 
 
-STEP_KINDS: dict[str, StepKind] = {k.name: k for k in (
+def source_fingerprint(config: dict[str, Any]) -> dict[str, str]:
+    """The content hash of a prepare step's data set files, by content and relative name (never a path or a date:
+    a fresh copy of the data, other mtimes, another folder, keeps the key); ``not found yet`` when they are not
+    there (the step reports it, or downloads them, when it runs)."""
+    from llmrec.data.registry import resolve_source
+    from llmrec.errors import LlmrecError
+    from llmrec.llm.filehash import content_sha256
+
+    try:
+        source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
+    except LlmrecError:
+        return {"source": "not found yet"}
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    # each file is read once, then remembered by path, size and mtime
+    named = [[p.name if p == source else str(p.relative_to(source)), content_sha256(p)] for p in files]
+    return {"source": hashlib.sha256(json.dumps(named, sort_keys=True, default=str).encode()).hexdigest()[:20]}
+
+
+STEP_KINDS: Registry[StepKind] = Registry("step kind", key="step", describe=lambda k: k.description)
+
+
+def register_step_kind(kind: StepKind) -> StepKind:
+    """Add (or replace) a step kind under its name: experiment files can then give ``<name>: <config>`` steps."""
+    return STEP_KINDS.register(kind)
+
+
+for _kind in (
     StepKind("prepare", _attr("llmrec.data.prepare", "PrepareConfig"), "out",
              _runner("llmrec.data.prepare", "prepare", takes_progress=False),
-             _checker("llmrec.data.prepare", "check_prepare"), marker="meta.json", transient=("overwrite",)),
+             _checker("llmrec.data.prepare", "check_prepare"), marker="meta.json", transient=("overwrite",),
+             inputs=source_fingerprint, description="data prepare config (file or mapping)"),
     StepKind("retrieve", _attr("llmrec.retrieval", "RetrievalConfig"), "out", _runner("llmrec.retrieval", "retrieve"),
-             marker="meta.json", transient=("overwrite",)),
+             marker="meta.json", transient=("overwrite",), description="retrieve config (SUBR)"),
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
-             marker="meta.json", transient=("overwrite", "checkpoint_every")),
+             marker="meta.json", transient=("overwrite", "checkpoint_every"), description="summarize config (LLM-TRSR)"),
     StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
-             _checker("llmrec.train.run", "check_train"), artifacts=("adapter/adapter_config.json",)),
+             _checker("llmrec.train.run", "check_train"), artifacts=("adapter/adapter_config.json",), seeded=True,
+             in_table=True, description="train config"),
     StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
-             _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every")),
+             _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every"), in_table=True,
+             description="evaluate config"),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
-             _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline")),
-)}
+             _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
+             seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
+):
+    register_step_kind(_kind)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from llmrec.llm.embed import embed_loaded
 from llmrec.llm.generation import TextGenerator
 from llmrec.llm.hf import check_transformers, load_transformers, load_transformers_tokenizer
 from llmrec.llm.llamacpp import LlamaCppScorer, check_llamacpp, load_llamacpp, load_llamacpp_tokenizer
@@ -18,7 +19,7 @@ from llmrec.llm.vllm import VllmGenerator, VllmScorer, apply_vllm_adapter, check
 TRANSFORMERS = register_backend(Backend(
     "transformers", load=load_transformers, scorer=YesNoScorer.for_loaded,
     description="transformers (any causal LM; GGUF de-quantized)", trainable=True, adapters=True, int8=True, check=check_transformers,
-    generator=TextGenerator.for_loaded, tokenizer=load_transformers_tokenizer))
+    generator=TextGenerator.for_loaded, tokenizer=load_transformers_tokenizer, embedder=embed_loaded))
 LLAMACPP = register_backend(Backend(
     "llama.cpp", load=load_llamacpp, scorer=LlamaCppScorer.for_loaded,
     description="llama.cpp (GGUF weights run directly; pip install 'llmrec[llamacpp]')",

@@ -94,3 +94,8 @@ def mean_pooled(
             progress(len(batch))
     assert out is not None
     return out
+
+
+def embed_loaded(loaded, sequences: Sequence[Sequence[int]], **kwargs) -> np.ndarray:
+    """:func:`mean_pooled` over a loaded transformers model (the ``embedder`` of the transformers backend)."""
+    return mean_pooled(loaded.model, sequences, **kwargs)

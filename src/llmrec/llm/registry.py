@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from llmrec.errors import ConfigError
 from llmrec.llm.types import LoadedModel, Scorer
+from llmrec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,22 @@ class Backend:
     generator: Callable[..., Any] | None = None  # (LoadedModel, GenerationConfig) -> Generator (text generation)
     apply_adapter: Callable[..., Any] | None = None  # (LoadedModel, folder, merge) -> LoadedModel; None: peft's
     tokenizer: Callable[[Any], LoadedModel] | None = None  # ModelConfig -> tokenizer + context window, no weights
+    embedder: Callable[..., Any] | None = None  # (LoadedModel, token ids, batch_size) -> mean-pooled item vectors
+
+    @property
+    def embeds(self) -> bool:
+        """Whether the backend can encode texts into vectors (``llmrec retrieve``'s LLM item encoder)."""
+        return self.embedder is not None
 
 
-BACKENDS: dict[str, Backend] = {}
+BACKENDS: Registry[Backend] = Registry("backend", key="model.backend", describe=lambda b: b.description)
 
 
 def register_backend(backend: Backend) -> Backend:
     """Add (or replace) a backend under its name."""
-    BACKENDS[backend.name] = backend
-    return backend
+    return BACKENDS.register(backend)
 
 
 def get_backend(name: str) -> Backend:
     """The backend called ``name``, or a ConfigError listing the known ones."""
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise ConfigError(f"model.backend: unknown backend {name!r} (known: {', '.join(sorted(BACKENDS))})") from None
+    return BACKENDS[name]

@@ -29,6 +29,7 @@ import yaml
 
 from llmrec.config import yaml_problem
 from llmrec.errors import ConfigError, LlmrecError
+from llmrec.registry import Registry
 
 
 class PromptError(LlmrecError):
@@ -170,26 +171,31 @@ def read_template_yaml(path: Path, required: tuple[str, ...], what: str = "templ
     return data
 
 
-def shipped_templates(package: str) -> dict[str, Path]:
-    """Name -> path of the YAML templates shipped in ``<package>/templates``."""
+def shipped_templates(package: str, what: str = "template", key: str = "template") -> Registry[Path]:
+    """The registry of the YAML templates shipped in ``<package>/templates`` (name -> file); more can be
+    registered by name with ``registry.register(path, name)``."""
     folder = resources.files(package) / "templates"
-    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+    registry: Registry[Path] = Registry(what, key=key, describe=lambda p: str(p))
+    for p in sorted(folder.iterdir(), key=str):
+        if str(p).endswith(".yaml"):
+            registry.register(Path(str(p)), Path(str(p)).stem)
+    return registry
 
 
-def template_file(name_or_path: str | Path, shipped: dict[str, Path], what: str = "template") -> Path:
-    """The file of a shipped template by name, or a template file by path; a ConfigError listing the shipped ones."""
+def template_file(name_or_path: str | Path, shipped: Registry[Path]) -> Path:
+    """The file of a registered template by name, or a template file by path; a ConfigError listing the known ones."""
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
     path = Path(name_or_path)
     if path.is_file():
         return path
     if "/" in str(name_or_path) or path.suffix in (".yaml", ".yml"):
-        raise ConfigError(f"{what} file {str(name_or_path)!r} not found" +
+        raise ConfigError(f"{shipped.what} file {str(name_or_path)!r} not found" +
                           (" (a folder)" if path.is_dir() else ""))
-    raise ConfigError(f"unknown {what} {str(name_or_path)!r}; shipped: {', '.join(sorted(shipped))}, or give a file path")
+    raise ConfigError(f"{shipped.unknown(str(name_or_path))}, or give a file path")
 
 
-TEMPLATES: dict[str, Path] = shipped_templates("llmrec.prompts")
+TEMPLATES: Registry[Path] = shipped_templates("llmrec.prompts")
 
 
 def load_template(name_or_path: str | Path) -> PromptTemplate:

@@ -156,20 +156,20 @@ def _encoder_factory(settings: EncoderSettings, loaded, advance: Callable[[int],
 
 
 def _llm_encoder(settings: EncoderSettings, loaded):
-    from llmrec.llm.embed import mean_pooled
+    from llmrec.llm import BACKENDS, load_model
 
     if loaded is None:
-        from llmrec.llm import load_model
-
         loaded = load_model(settings.model)
-    if loaded.backend != "transformers":
-        raise ModelError(f"encoder.kind=llm needs the transformers backend (got {loaded.backend!r})")
+    backend = BACKENDS[loaded.backend]
+    if not backend.embeds:
+        able = ", ".join(BACKENDS.names(lambda b: b.embeds)) or "none"
+        raise ModelError(f"encoder.kind=llm needs a backend that embeds texts ({able}); got {loaded.backend!r}")
     tok = loaded.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
 
     def encode(texts: list[str], advance: Callable[[int], None]) -> np.ndarray:
         ids = [tok(t, add_special_tokens=True, truncation=True, max_length=settings.max_tokens)["input_ids"] for t in texts]
-        return mean_pooled(loaded.model, ids, pad_token_id=pad, batch_size=settings.batch_size, progress=advance)
+        return backend.embedder(loaded, ids, pad_token_id=pad, batch_size=settings.batch_size, progress=advance)
 
     return encode
 

@@ -24,6 +24,7 @@ import jinja2
 
 from llmrec.errors import ConfigError
 from llmrec.prompts.template import read_template_yaml, shipped_templates, template_file
+from llmrec.registry import Registry
 
 KINDS = ("block", "merge", "update")
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -84,9 +85,9 @@ class SummaryTemplate:
         return "\n".join([self.item, self.block, self.merge, self.update, repr(self.stop)])
 
 
-SUMMARY_TEMPLATES: dict[str, Path] = shipped_templates("llmrec.summarize")
+SUMMARY_TEMPLATES: Registry[Path] = shipped_templates("llmrec.summarize", "summary template")
 
 
 def load_summary_template(name_or_path: str | Path) -> SummaryTemplate:
     """A shipped summary template by name, or a template file by path."""
-    return SummaryTemplate.from_file(template_file(name_or_path, SUMMARY_TEMPLATES, "summary template"))
+    return SummaryTemplate.from_file(template_file(name_or_path, SUMMARY_TEMPLATES))

@@ -24,7 +24,7 @@ from llmrec.data.protocols.rella import RellaConfig, build_rella
 from llmrec.data.protocols.tallrec import TallrecConfig, build_tallrec, few_shot_sample
 from llmrec.data.protocols.trsr import TrsrConfig, build_trsr
 from llmrec.data.schema import RecData
-from llmrec.errors import ConfigError
+from llmrec.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -38,30 +38,30 @@ class Protocol:
     history_k: int | None = None  # history items per prompt (None: all kept in the sample)
     config: type[BaseModel] | None = None  # builder settings (None: imported, not built)
     build: Callable[[RecData, BaseModel], PreparedData] | None = None
+    time_ordered: bool = False  # samples in time order unless the folder's config says ``order``; the audit checks it
+    disjoint_users: bool = False  # splits by user (no user in two splits) instead of by time; the audit checks it
 
     def template_for(self, domain: str) -> str:
         """The shipped template for items of ``domain`` ("movie", "book", ...)."""
         return self.templates.get(domain, self.templates["*"])
 
 
-PROTOCOLS: dict[str, Protocol] = {}
+PROTOCOLS: Registry[Protocol] = Registry("protocol", key="protocol", describe=lambda p: p.summary)
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
-    PROTOCOLS[protocol.name] = protocol
-    return protocol
+    """Add (or replace) a protocol under its name."""
+    return PROTOCOLS.register(protocol)
 
 
 def get_protocol(name: str) -> Protocol:
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        raise ConfigError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})") from None
+    """The protocol called ``name``, or a ConfigError listing the known ones."""
+    return PROTOCOLS[name]
 
 
 def buildable() -> list[str]:
     """Names of the protocols that ``llmrec data prepare`` builds."""
-    return [p.name for p in PROTOCOLS.values() if p.build is not None]
+    return PROTOCOLS.names(lambda p: p.build is not None)
 
 
 register_protocol(Protocol(
@@ -70,10 +70,12 @@ register_protocol(Protocol(
 # K=15: where zero-shot Vicuna-13B peaked on ML-1M in the ReLLa paper
 register_protocol(Protocol(
     "rella", "history >= 5, global time split 8:1:1, full prior history kept", "ctr",
-    templates={"book": "rella_book", "*": "rella_movie"}, history_k=15, config=RellaConfig, build=build_rella))
+    templates={"book": "rella_book", "*": "rella_movie"}, history_k=15, config=RellaConfig, build=build_rella,
+    time_ordered=True))
 register_protocol(Protocol(
     "trsr", "users with 10-25 interactions, last item target, 1:1 / 1:20 negatives", "ranking",
-    templates={"*": "trsr"}, history_k=None, config=TrsrConfig, build=build_trsr))
+    templates={"*": "trsr"}, history_k=None, config=TrsrConfig, build=build_trsr,
+    time_ordered=True, disjoint_users=True))
 register_protocol(Protocol(
     "instruction", "ready-made instruction prompts (TALLRec's released splits, llmrec data import-tallrec)",
     "instruction", templates={"*": "alpaca"}))
