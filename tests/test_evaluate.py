@@ -248,8 +248,8 @@ def test_intervals_resampling_users_are_recorded_when_users_have_several_samples
 def test_ranking_intervals_resample_users_with_several_lists(tmp_path):
     import numpy as np
 
-    from llmrec.evaluate import write_results
     from llmrec.metrics import bootstrap_ci
+    from llmrec.results import write_results
     from llmrec.runs import RunDir
 
     rows = [{"sample_id": i, "user": f"u{i % 3}", "candidates": ["a", "b", "c"], "labels": [1, 0, 0]} for i in range(9)]
@@ -259,7 +259,7 @@ def test_ranking_intervals_resample_users_with_several_lists(tmp_path):
         for j, score in enumerate(([3.0, 1.5, 0.0][rank[i] - 1], 2.0, 1.0)):
             done[f"{i}:{j}"] = {"score": score}
     (tmp_path / "run").mkdir()
-    metrics, _ = write_results(RunDir(tmp_path / "run"), rows, done, True, "t")
+    metrics, _ = write_results(RunDir(tmp_path / "run"), rows, done, "ranking", "t")
     preds = pd.read_parquet(tmp_path / "run" / "predictions.parquet")
     pos = preds[preds["label"] == 1]
     ranks = [1 + int((preds[preds["sample_id"] == s]["score"] > sc).sum()) for s, sc in zip(pos["sample_id"], pos["score"])]

@@ -20,15 +20,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "llmrec"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "paths": 1, "io": 1, "config": 1, "distributed": 1, "parallel": 1, "registry": 1,
-    "runs": 2, "metrics": 2, "data": 2,
-    "prompts": 3, "plots": 3,
-    "llm": 4,
-    "retrieval": 5, "summarize": 5,
-    "evaluate": 6, "paired": 6, "attention": 6,
-    "train": 7, "baselines": 7, "serve": 7,
-    "experiments": 8, "bench": 8, "report": 8,
-    "cli": 9,
-    "__init__": 10, "__main__": 10,
+    "runs": 2, "metrics": 2,
+    "data": 3, "plots": 3,
+    "prompts": 4, "results": 4,
+    "llm": 5,
+    "retrieval": 6, "summarize": 6,
+    "evaluate": 7, "paired": 7, "attention": 7,
+    "train": 8, "baselines": 8, "serve": 8,
+    "experiments": 9, "bench": 9, "report": 9,
+    "cli": 10,
+    "__init__": 11, "__main__": 11,
 }
 
 

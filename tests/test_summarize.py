@@ -435,12 +435,12 @@ def test_chat_models_get_the_instruct_template_in_their_chat_template(tmp_path, 
 def test_limits_keep_the_rows_training_and_evaluation_draw(trsr_folder):
     """A summarized subset holds the users `train_samples` trains on and `limit` tests on (same seed)."""
     from llmrec.data.sampling import sample_indices
-    from llmrec.evaluate import select_rows
+    from llmrec.data.sampling import subset_rows
     from llmrec.summarize.transform import kept_rows
 
     source = PreparedData.load(trsr_folder)
     cfg = SummarizeConfig(data=str(trsr_folder), out="unused", limits={"train": 5, "test": 4}, seed=3)
     kept = kept_rows(source, cfg)
     assert kept["train"].tolist() == sample_indices(source.splits["train"].num_rows, 5, 3).tolist()
-    assert kept["test"].tolist() == select_rows(source.splits["test"], 4, 3)
+    assert kept["test"].tolist() == subset_rows(source.splits["test"].num_rows, 4, 3)
     assert kept["valid"].tolist() == list(range(source.splits["valid"].num_rows))

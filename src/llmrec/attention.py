@@ -63,8 +63,9 @@ def history_attention(loaded: LoadedModel, prepared: PreparedData, row: dict[str
 
     tok = loaded.tokenizer
     renderer = settings.model_copy(update={"max_prompt_tokens": None, "chat": "off"}).renderer(prepared, tok, split)
-    if renderer.kind != "ctr":
-        raise ConfigError("the attention case study covers CTR samples")
+    if renderer.kind.lists or not renderer.kind.names_items:
+        raise ConfigError(f"the attention case study covers samples with one target item, not {renderer.kind.name} "
+                          "samples")
     texts = renderer.texts
     hist, _ = texts.shown_history(row, renderer.history_k)
     variables = texts.variables(row["user"], row["item"])

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
+from llmrec.data.kinds import SampleKind
 from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import subset_rows
 from llmrec.distributed import barrier, gather, launched, main_first, shard, world
@@ -34,20 +34,12 @@ from llmrec.llm import (
     make_scorer,
     sharding,
 )
-from llmrec.metrics import (
-    accuracy,
-    auc,
-    bootstrap_ci,
-    ctr_report,
-    log_loss,
-    ranking_per_list,
-    ranking_report,
-)
 from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
+from llmrec.results import write_results
 from llmrec.runs import RunDir
 
-__all__ = ["EvaluateConfig", "evaluate", "select_rows", "write_results"]
+__all__ = ["EvaluateConfig", "check_evaluate", "evaluate"]
 
 
 class EvaluateConfig(PromptSettings):
@@ -85,11 +77,6 @@ class EvaluateConfig(PromptSettings):
         return keep
 
 
-def select_rows(table, limit: int | None, seed: int) -> list[int]:
-    """All row indices of ``table``, or a seeded random subset of ``limit`` of them (in table order)."""
-    return subset_rows(table.num_rows, limit, seed)
-
-
 def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool = True) -> PreparedData:
     """Every cheap check of an evaluate config (data, split, template, model, adapter, device),
     before anything is loaded or written; returns the prepared data."""
@@ -118,7 +105,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     """
     prepared = check_evaluate(config, model=loaded is None)
     table = prepared.split(config.split)
-    rows_idx = select_rows(table, config.limit, config.sample_seed)
+    rows_idx = subset_rows(table.num_rows, config.limit, config.sample_seed)
     protocol, dataset = prepared.protocol, prepared.dataset
     # the main process names, creates or checks the folder; under a launcher the others get the same RunDir
     run, finished = main_first(lambda: RunDir.open(
@@ -135,7 +122,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     load_s = time.perf_counter() - t_load
     tok = loaded.tokenizer
     renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
-    ranking = renderer.kind == "ranking"
+    kind = renderer.kind
     columns = [c for c in renderer.columns if c in table.column_names]
     rows = table.select(columns).take(rows_idx).to_pylist()
     template, chat, history_k, budget, render = (renderer.template, renderer.chat, renderer.history_k,
@@ -146,16 +133,16 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         scorer = scorer or make_scorer(loaded, answer, config.scoring)
 
     done = run.done()
-    per_row = len(rows[0]["candidates"]) if ranking else 1
-    total = sum(len(r["candidates"]) if ranking else 1 for r in rows)
-    pending = [r for r in rows if _keys(r, ranking)[0] not in done or _keys(r, ranking)[-1] not in done]
+    per_row = kind.prompts_in(rows[0])
+    total = sum(kind.prompts_in(r) for r in rows)
+    pending = [r for r in rows if kind.keys(r)[0] not in done or kind.keys(r)[-1] not in done]
     if done:
         log(f"resuming {run.path}: {len(done)} of {total} prompts already scored")
     # under a launcher each process scores its block of every chunk and the main process writes them all;
     # a model with sharded parameters (ZeRO-3, FSDP) runs its forwards in lockstep, so every process scores all
     w = world()
     spread = w.size if w.size > 1 and not (hasattr(loaded.model, "modules") and sharding(loaded.model)) else 1
-    bar = tqdm(total=total, initial=total - sum(len(r["candidates"]) if ranking else 1 for r in pending),
+    bar = tqdm(total=total, initial=total - sum(kind.prompts_in(r) for r in pending),
                desc=f"scoring {dataset}/{config.split}", unit="prompt", disable=not progress or not w.main)
     t0 = time.perf_counter()
     scored_now, token_count = 0, 0
@@ -171,7 +158,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         for start in range(0, len(pending), step * spread):
             chunk = pending[start : start + step * spread]
             mine = shard(chunk, w) if spread > 1 else chunk
-            records = _score_rows(mine, render, scorer, ranking, bar.update)
+            records = _score_rows(mine, render, scorer, kind, bar.update)
             if spread > 1:
                 parts = gather(records)
                 bar.update(sum(map(len, parts)) - len(records))
@@ -203,7 +190,7 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         facts["engine"] = {"kind": config.engine.kind, "workers": config.engine.workers}
 
     def finish() -> dict:
-        metrics, plots = write_results(run, rows, done, ranking, f"{dataset}/{protocol}/{config.split}")
+        metrics, plots = write_results(run, rows, done, kind, f"{dataset}/{protocol}/{config.split}")
         result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
                   "plots": plots}
         run.finish(result)
@@ -225,14 +212,14 @@ def _chunk_scorer(config: EvaluateConfig):
         def work(rows: list[dict]) -> list[dict]:
             if not scorers:
                 scorers.append(make_scorer(loaded, AnswerTokens.for_renderer(renderer, rows[0]), config.scoring))
-            return _score_rows(rows, renderer.render, scorers[0], renderer.kind == "ranking", None)
+            return _score_rows(rows, renderer.render, scorers[0], renderer.kind, None)
 
         return work
 
     return make
 
 
-def _score_rows(rows: list[dict], render, scorer: Scorer, ranking: bool, progress) -> list[dict]:
+def _score_rows(rows: list[dict], render, scorer: Scorer, kind: SampleKind, progress) -> list[dict]:
     """Score ``rows``: one record (key, score, prompt length, history kept) per prompt."""
     if not rows:
         return []
@@ -241,74 +228,8 @@ def _score_rows(rows: list[dict], render, scorer: Scorer, ranking: bool, progres
     scores = scorer.score(prompts, progress=progress)
     records, k = [], 0
     for row, group in zip(rows, groups):
-        for key, p in zip(_keys(row, ranking), group):
+        for key, p in zip(kind.keys(row), group):
             records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
                             "history_kept": p.history_kept, "history_total": p.history_total})
             k += 1
     return records
-
-
-def _keys(row: dict, ranking: bool) -> list[str]:
-    if ranking:
-        return [f"{row['sample_id']}:{j}" for j in range(len(row["candidates"]))]
-    return [str(row["sample_id"])]
-
-
-def write_results(run: RunDir, rows: list[dict], done: dict, ranking: bool, title: str) -> tuple[dict, list[str]]:
-    """Write predictions.parquet and the plots of a finished scoring; return (metrics with 95% intervals, plots).
-
-    ``done`` maps each key (``sample_id``, or ``sample_id:j`` for candidate ``j`` of a ranking row) to
-    ``{"score": ...}``. Shared by every scorer that writes a run folder (LLMs and baselines).
-    """
-    from llmrec.plots import ctr_plots, rank_plot
-
-    if ranking:
-        recs = []
-        for r in rows:
-            for j, (cand, lab) in enumerate(zip(r["candidates"], r["labels"])):
-                recs.append({"sample_id": r["sample_id"], "user": r["user"], "candidate": cand, "label": int(lab),
-                             "score": done[f"{r['sample_id']}:{j}"]["score"]})
-        preds = pd.DataFrame(recs)
-        width = len(rows[0]["candidates"])
-        scores = preds["score"].to_numpy().reshape(len(rows), width)
-        labels = preds["label"].to_numpy().reshape(len(rows), width)
-        metrics = ranking_report(scores, labels, ks=(1, 3, 5, 10))
-        per_list = ranking_per_list(scores, labels, ks=(3, 5, 10), metrics=("recall", "mrr", "ndcg"))
-        intervals = {key: bootstrap_ci(np.mean, rows) for key, rows in per_list.items()}
-        users = _bootstrap_users(np.array([r["user"] for r in rows], dtype=object))  # one per list, in list order
-        by_user = {key: bootstrap_ci(np.mean, rows, groups=users) for key, rows in per_list.items()} if users is not None else {}
-        pos_rank = 1 + (scores > scores[labels == 1][:, None]).sum(axis=1)
-        plots = rank_plot(pos_rank, width, run.path / "plots", title)
-    else:
-        preds = pd.DataFrame({"sample_id": [r["sample_id"] for r in rows], "user": [r.get("user") for r in rows],
-                              "item": [r.get("item") for r in rows], "label": [int(r["label"]) for r in rows],
-                              "score": [done[str(r["sample_id"])]["score"] for r in rows]})
-        metrics = ctr_report(preds["label"].to_numpy(), preds["score"].to_numpy())
-        y, x = preds["label"].to_numpy(), preds["score"].to_numpy()
-        fns = (("auc", auc), ("logloss", log_loss), ("acc", accuracy))
-        intervals = {name: bootstrap_ci(fn, y, x) for name, fn in fns}
-        users = _bootstrap_users(preds["user"].to_numpy())
-        by_user = {name: bootstrap_ci(fn, y, x, groups=users) for name, fn in fns} if users is not None else {}
-        metrics["positive_rate"] = float(preds["label"].mean())
-        metrics["mean_score"] = float(preds["score"].mean())
-        plots = ctr_plots(preds["label"].to_numpy(), preds["score"].to_numpy(), run.path / "plots", title)
-    write_parquet(run.path / "predictions.parquet", preds)
-    metrics["ci95"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in intervals.items()}
-    if by_user:  # samples of one user are not independent: the interval resampling whole users, often much wider
-        metrics["ci95_by_user"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in by_user.items()}
-        metrics["users"] = int(len(set(users)))
-    return metrics, plots
-
-
-def _bootstrap_users(users: np.ndarray) -> np.ndarray | None:
-    """The user of each sample (or list) when resampling users differs from resampling samples: every sample has a
-    user, there are at least two, and some user has several samples; else None.
-
-    >>> _bootstrap_users(np.array(["a", "a", "b"])).tolist(), _bootstrap_users(np.array(["a", "b"]))
-    (['a', 'a', 'b'], None)
-    """
-    if pd.isna(users).any():
-        return None
-    users = np.asarray([str(u) for u in users])
-    distinct = len(set(users.tolist()))
-    return users if 2 <= distinct < len(users) else None

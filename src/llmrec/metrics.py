@@ -51,7 +51,8 @@ __all__ = [
     "hit_rate_at_k",
     "ranking_report",
     "RANKING_METRICS",
-    "check_metric_name",
+    "check_ctr_metric",
+    "check_ranking_metric",
     "metric_by_name",
     "higher_is_better",
 ]
@@ -599,21 +600,32 @@ def ranking_report(
 RANKING_METRICS = ("recall", "mrr", "ndcg", "hit")
 
 
-def check_metric_name(metric: str, kind: str, field: str = "metric") -> None:
-    """A ConfigError (naming ``field``) unless ``metric`` suits the task ``kind`` (``ctr`` or ``ranking``).
+def check_ctr_metric(metric: str, field: str = "metric") -> None:
+    """A ConfigError (naming ``field``) unless ``metric`` is a metric of CTR predictions (``auc``, ``logloss``).
 
-    >>> check_metric_name("recall@3", "ranking")
-    >>> check_metric_name("auc", "ranking", "selection.metric")
+    >>> check_ctr_metric("auc")
+    >>> check_ctr_metric("mrr@3", "valid.metric")
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.ConfigError: valid.metric: 'mrr@3' is not a CTR metric (auc, logloss)
+    """
+    from llmrec.errors import ConfigError
+
+    if metric not in ("auc", "logloss"):
+        raise ConfigError(f"{field}: {metric!r} is not a CTR metric (auc, logloss)")
+
+
+def check_ranking_metric(metric: str, field: str = "metric") -> None:
+    """A ConfigError (naming ``field``) unless ``metric`` is a metric of ranked lists (``recall@k``, ``mrr@k``, ...).
+
+    >>> check_ranking_metric("recall@3")
+    >>> check_ranking_metric("auc", "selection.metric")
     Traceback (most recent call last):
         ...
     llmrec.errors.ConfigError: selection.metric: 'auc' is not a ranking metric (recall@k, mrr@k, ndcg@k, hit@k)
     """
     from llmrec.errors import ConfigError
 
-    if kind == "ctr":
-        if metric not in ("auc", "logloss"):
-            raise ConfigError(f"{field}: {metric!r} is not a CTR metric (auc, logloss)")
-        return
     name, _, k = metric.partition("@")
     if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
         raise ConfigError(f"{field}: {metric!r} is not a ranking metric (recall@k, mrr@k, ndcg@k, hit@k)")

@@ -30,13 +30,14 @@ from llmrec.baselines.config import BaselineConfig
 from llmrec.baselines.features import CtrFeatures
 from llmrec.baselines.models import BASELINES, build_model
 from llmrec.baselines.sequences import Instances, SeqFeatures
-from llmrec.baselines.tasks import CtrTask, RankingTask, check_metric, predict, predict_ranking
+from llmrec.baselines.tasks import CtrTask, RankingTask, predict, predict_ranking
 from llmrec.baselines.trainer import fit
+from llmrec.data.kinds import KINDS, SampleKind, detect
 from llmrec.data.prepared import PreparedData
-from llmrec.data.sampling import sample_indices
+from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
-from llmrec.evaluate import select_rows, write_results
 from llmrec.io import write_json
+from llmrec.results import write_results
 from llmrec.runs import RunDir
 
 __all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "build_features", "build_task"]
@@ -49,37 +50,37 @@ class BaselinePlan:
     prepared: PreparedData
     history_len: int
     metric: str
-    kind: str  # "ctr" or "ranking"
+    kind: SampleKind  # the samples the baseline reads (its spec's kind)
 
 
 def check_baseline(config: BaselineConfig) -> BaselinePlan:
     """Every cheap check before anything is written."""
     spec = BASELINES[config.model]
     prepared = PreparedData.load(config.data)
-    needs = "label" if spec.kind == "ctr" else "candidates"
+    kind = KINDS[spec.kind]
     for name in {config.split, config.valid.split, *([config.test.split] if config.test.enabled else [])}:
         table = prepared.split(name)
         if table.num_rows == 0:
             raise DataError(f"{config.data}/{name}.parquet: the split is empty")
-        if needs not in table.column_names:
-            what = ("a CTR baseline and needs labelled samples; this is a ranking folder (use a sequential "
-                    "baseline: llmrec baseline --list)" if spec.kind == "ctr" else
-                    "a sequential baseline and needs candidate lists; this is a CTR folder")
-            raise DataError(f"{config.data}/{name}.parquet: {config.model} is {what}")
+        found = detect(table.schema)
+        if found is not kind:
+            others = ", ".join(BASELINES.names(lambda s: s.kind == found.name)) or "none"
+            raise DataError(f"{config.data}/{name}.parquet: {config.model} is a baseline for {kind.name} samples "
+                            f"and needs {kind.summary}; this is a {found.name} folder (baselines for it: {others})")
     n = prepared.split(config.split).num_rows
     if config.train_samples and config.train_samples > n:
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
     spec.check_params({**spec.defaults, **config.params})
-    metric = config.valid.metric or ("auc" if spec.kind == "ctr" else "ndcg@10")
-    check_metric(metric, spec.kind)
+    metric = config.valid.metric or kind.default_metric
+    kind.check_metric(metric, "valid.metric")
     history_len = config.history_len if config.history_len is not None else spec.history_len
     if history_len is None:
         history_len = CtrFeatures.kept_history(prepared, config.split)
     reads_history = spec.history_len is None or spec.history_len > 0
     if reads_history and history_len < 1:
         raise ConfigError(f"history_len: {config.model} reads the history; give it at least 1 item")
-    return BaselinePlan(prepared, history_len, metric, spec.kind)
+    return BaselinePlan(prepared, history_len, metric, kind)
 
 
 def _rows(table, rows: np.ndarray) -> list[dict[str, Any]]:
@@ -89,21 +90,29 @@ def _rows(table, rows: np.ndarray) -> list[dict[str, Any]]:
 
 def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
     """The vocabularies and lookup tables of the plan's folder."""
-    if plan.kind == "ctr":
-        return CtrFeatures.build(plan.prepared, plan.history_len)
-    return SeqFeatures.build(plan.prepared, plan.history_len)
+    return FAMILIES[plan.kind.name].features.build(plan.prepared, plan.history_len)
 
 
 def build_task(plan: BaselinePlan, config: BaselineConfig, features, train_rows: np.ndarray,
                valid_rows: np.ndarray) -> tuple[CtrTask | RankingTask, str]:
     """The training task and a line describing it."""
+    return FAMILIES[plan.kind.name].task(plan, config, features, train_rows, valid_rows)
+
+
+def _ctr_task(plan: BaselinePlan, config: BaselineConfig, features: CtrFeatures, train_rows: np.ndarray,
+              valid_rows: np.ndarray) -> tuple[CtrTask, str]:
+    train = features.split(plan.prepared, config.split, train_rows)
+    valid = features.split(plan.prepared, config.valid.split, valid_rows)
+    return (CtrTask(features, train, valid, plan.metric),
+            f"{len(train):,} training samples, {len(valid):,} validation samples, history "
+            f"{plan.history_len} items (from the {train.source})")
+
+
+def _ranking_task(plan: BaselinePlan, config: BaselineConfig, features: SeqFeatures, train_rows: np.ndarray,
+                  valid_rows: np.ndarray) -> tuple[RankingTask, str]:
     prepared = plan.prepared
     train = features.split(prepared, config.split, train_rows)
     valid = features.split(prepared, config.valid.split, valid_rows)
-    if plan.kind == "ctr":
-        return (CtrTask(features, train, valid, plan.metric),
-                f"{len(train):,} training samples, {len(valid):,} validation samples, history "
-                f"{plan.history_len} items (from the {train.source})")
     if BASELINES[config.model].inputs == "interactions":
         others = [features.split(prepared, name) for name in dict.fromkeys(
             [config.valid.split, *([config.test.split] if config.test.enabled else [])]) if name != config.split]
@@ -117,6 +126,19 @@ def build_task(plan: BaselinePlan, config: BaselineConfig, features, train_rows:
         line = (f"{len(instances):,} next-item instances from {len(train):,} training sequences, {len(valid):,} "
                 f"validation lists, history {plan.history_len} items")
     return RankingTask(features, instances, valid, plan.metric), line
+
+
+@dataclass(frozen=True)
+class Family:
+    """How baselines of one sample kind are fed and scored."""
+
+    features: type  # .build(prepared, history_len) -> the vocabularies and lookup tables
+    task: Callable[..., tuple[Any, str]]  # (plan, config, features, train_rows, valid_rows) -> (task, line)
+    predict: Callable[..., np.ndarray]  # (model, features, split) -> a score per sample, or per candidate of a list
+
+
+FAMILIES: dict[str, Family] = {"ctr": Family(CtrFeatures, _ctr_task, predict),
+                               "ranking": Family(SeqFeatures, _ranking_task, predict_ranking)}
 
 
 def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
@@ -134,7 +156,7 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
     features = build_features(plan, config)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
     train_rows = sample_indices(prepared.split(config.split).num_rows, config.train_samples, seed)
-    valid_rows = np.asarray(select_rows(prepared.split(config.valid.split), config.valid.limit,
+    valid_rows = np.asarray(subset_rows(prepared.split(config.valid.split).num_rows, config.valid.limit,
                                         config.valid.sample_seed))
     task, line = build_task(plan, config, features, train_rows, valid_rows)
     prep_s = time.perf_counter() - t0
@@ -149,9 +171,9 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
     train_s = time.perf_counter() - t1
     params = sum(p.numel() for p in model.parameters())
     described = features.describe()
-    if plan.kind == "ctr":
+    if hasattr(task, "train") and hasattr(task.train, "source"):
         described["history_source"] = task.train.source
-    training = {"model": config.model, "library": spec.library, "kind": plan.kind, "parameters": int(params),
+    training = {"model": config.model, "library": spec.library, "kind": plan.kind.name, "parameters": int(params),
                 "features": described, "train_samples": len(train_rows), "train_instances": len(task),
                 "valid_samples": len(valid_rows), "selected_step": state.best_step, "valid_metric": plan.metric,
                 f"valid_{plan.metric}": state.best, "steps": state.global_step, "history": state.history,
@@ -164,18 +186,18 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
                                                                      if k != "history"}}
     if config.test.enabled:
         test_table = prepared.split(config.test.split)
-        test_rows = np.asarray(select_rows(test_table, config.test.limit, config.test.sample_seed))
+        test_rows = np.asarray(subset_rows(test_table.num_rows, config.test.limit, config.test.sample_seed))
         test = features.split(prepared, config.test.split, test_rows)
         t2 = time.perf_counter()
-        scores = predict(model, features, test) if plan.kind == "ctr" else predict_ranking(model, features, test)
+        scores = np.asarray(FAMILIES[plan.kind.name].predict(model, features, test)).ravel()
         score_s = time.perf_counter() - t2
         rows = _rows(test_table, test_rows)
-        if plan.kind == "ctr":
-            done = {str(r["sample_id"]): {"score": float(s)} for r, s in zip(rows, scores)}
-        else:
-            done = {f"{r['sample_id']}:{j}": {"score": float(v)} for r, s in zip(rows, scores)
-                    for j, v in enumerate(s)}
-        metrics, plots = write_results(run, rows, done, plan.kind == "ranking", f"{config.model} {dataset}/"
+        keys = [key for r in rows for key in plan.kind.keys(r)]
+        if len(keys) != len(scores):
+            raise DataError(f"{config.model}: {len(scores)} scores for {len(keys)} prompts of {config.data}/"
+                            f"{config.test.split}")
+        done = {key: float(s) for key, s in zip(keys, scores)}
+        metrics, plots = write_results(run, rows, done, plan.kind, f"{config.model} {dataset}/"
                                        f"{protocol}/{config.test.split}")
         result.update(metrics=metrics, plots=plots,
                       run={"samples": len(rows), "prompts": len(done), "scoring_s": round(score_s, 3),

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llmrec.baselines.features import Vocab
+from llmrec.data.kinds import detect
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import DataError
 from llmrec.io import read_json, write_json
@@ -124,9 +125,10 @@ class SeqFeatures:
     def split(self, prepared: PreparedData, name: str, rows: np.ndarray | None = None) -> SeqSplit:
         """Arrays of one ranking split (or of ``rows`` of it)."""
         table = prepared.split(name)
-        if "candidates" not in table.column_names or "labels" not in table.column_names:
+        kind = detect(table.schema)
+        if not kind.lists:
             raise DataError(f"{prepared.path}/{name}.parquet: sequential baselines need candidate lists "
-                            "('candidates', 'labels'); this is a CTR folder")
+                            f"('candidates', 'labels'); this is a {kind.name} folder")
         if rows is not None:
             table = table.take(pa.array(rows))
         width = pc.list_value_length(table.column("candidates")).to_numpy(zero_copy_only=False)

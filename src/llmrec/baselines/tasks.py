@@ -19,14 +19,9 @@ import torch
 
 from llmrec.baselines.features import CtrFeatures, CtrSplit
 from llmrec.baselines.sequences import Instances, SeqFeatures, SeqSplit
-from llmrec.metrics import RANKING_METRICS, check_metric_name, metric_by_name
+from llmrec.metrics import RANKING_METRICS, metric_by_name
 
-__all__ = ["CtrTask", "RankingTask", "predict", "predict_ranking", "check_metric", "RANKING_METRICS"]
-
-
-def check_metric(metric: str, kind: str) -> None:
-    """A ConfigError unless ``metric`` suits the task kind (``ctr`` or ``ranking``)."""
-    check_metric_name(metric, kind, "valid.metric")
+__all__ = ["CtrTask", "RankingTask", "predict", "predict_ranking", "RANKING_METRICS"]
 
 
 def predict(model: torch.nn.Module, features: CtrFeatures, split: CtrSplit, batch_size: int = 4096) -> np.ndarray:

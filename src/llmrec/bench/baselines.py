@@ -19,17 +19,17 @@ import torch
 
 from llmrec.baselines.config import BaselineConfig
 from llmrec.baselines.models import BASELINES, build_model
-from llmrec.baselines.run import build_features, build_task, check_baseline
-from llmrec.baselines.tasks import predict, predict_ranking
+from llmrec.baselines.run import FAMILIES, build_features, build_task, check_baseline
 from llmrec.bench.machine import machine_info
+from llmrec.data.kinds import KINDS, detect
 from llmrec.data.prepared import PreparedData
 
 
 def run(data: str, models: tuple[str, ...] = (), steps: int = 20, batch_size: int = 1024, score_samples: int = 20_000,
         seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     prepared = PreparedData.load(data)
-    kind = "ranking" if "candidates" in prepared.split("train").column_names else "ctr"
-    names = list(models) or [n for n, spec in BASELINES.items() if spec.kind == kind]
+    kind = detect(prepared.split("train").schema)
+    names = list(models) or BASELINES.names(lambda spec: spec.kind == kind.name)
     cache: dict[tuple, tuple[Any, Any, float]] = {}
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {"machine": machine_info(), "data": data, "batch_size": batch_size, "steps": steps,
@@ -70,13 +70,10 @@ def run(data: str, models: tuple[str, ...] = (), steps: int = 20, batch_size: in
             entry["fit_s"] = round(time.perf_counter() - t, 3)
             entry["train_samples_per_s"] = round(len(task) / max(entry["fit_s"], 1e-9), 1)
         t = time.perf_counter()
-        if spec.kind == "ctr":
-            predict(model, feats, task.valid)
-        else:
-            predict_ranking(model, feats, task.valid)
+        FAMILIES[spec.kind].predict(model, feats, task.valid)
         entry["score_samples_per_s"] = round(len(task.valid) / (time.perf_counter() - t), 1)
         entry["parameters"] = int(sum(p.numel() for p in model.parameters()))
-        unit = "samples" if spec.kind == "ctr" else "lists"
+        unit = "lists" if KINDS[spec.kind].lists else "samples"
         log(f"{name}: train {entry['train_samples_per_s']:,} instances/s, score {entry['score_samples_per_s']:,} "
             f"{unit}/s")
         out["models"][name] = entry

@@ -69,7 +69,7 @@ def run(
     import torch
 
     from llmrec.data.prepared import PreparedData
-    from llmrec.evaluate import select_rows
+    from llmrec.data.sampling import subset_rows
     from llmrec.llm import AnswerTokens, EncodedPrompt, ModelConfig, ScoringConfig, YesNoScorer, load_model
     from llmrec.llm.scoring import count_non_embedding_parameters
     from llmrec.metrics import auc
@@ -86,7 +86,7 @@ def run(
     template = load_template(default_template(prepared.protocol, prepared.dataset))
     texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset, prepared.config.get("label_threshold"))
     n_rows = max(n_prompts, auc_prompts if (int8 or llamacpp) else 0, rank_users)
-    rows = table.take(select_rows(table, n_rows, seed)).to_pylist()
+    rows = table.take(subset_rows(table.num_rows, n_rows, seed)).to_pylist()
     rendered = render_ctr(rows, texts, template, tok, history_k, 1024, chat=False)
     prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for p in rendered]
     answer = AnswerTokens.for_prompt_end(tok, rendered[0].text, template.answer["yes"], template.answer["no"])
@@ -223,10 +223,11 @@ def _gguf_of(model_name: str):
 
 def check_inputs(data: str, split: str = "test") -> None:
     """The benchmark's prepared folder exists, has the split, and holds CTR samples."""
+    from llmrec.data.kinds import KINDS, detect
     from llmrec.data.prepared import PreparedData
     from llmrec.errors import ConfigError
 
     prepared = PreparedData.load(data)
     table = prepared.split(split)
-    if "item" not in table.column_names or "label" not in table.column_names:
+    if detect(table.schema) is not KINDS["ctr"]:
         raise ConfigError(f"{data}: bench scoring needs CTR samples (tallrec or rella protocol), not {prepared.protocol}")

@@ -15,6 +15,23 @@ from llmrec.errors import LlmrecError
 EXIT_INTERRUPTED = 130
 
 
+class RegistryChoice(click.Choice):
+    """A choice among names read from a registry when the command line is parsed (not when the CLI is imported), so
+    a part registered by a plugin or a test is accepted like a built-in one."""
+
+    def __init__(self, names, case_sensitive: bool = True) -> None:
+        self._names = names
+        super().__init__([], case_sensitive=case_sensitive)
+
+    @property
+    def choices(self):  # type: ignore[override]
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value) -> None:  # click sets it in __init__; the registry is the source
+        pass
+
+
 def debug_enabled(ctx: click.Context | None = None) -> bool:
     """``--debug`` on the command line (this invocation only) or ``LLMREC_DEBUG=1``."""
     root = (ctx or click.get_current_context(silent=True))

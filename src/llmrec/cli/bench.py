@@ -7,7 +7,7 @@ import os
 
 import click
 
-from llmrec.cli.app import Group, echo_err
+from llmrec.cli.app import Group, RegistryChoice, echo_err
 from llmrec.cli.data import _protocol_names, source_options
 
 
@@ -41,7 +41,7 @@ def bench() -> None:
 
 @bench.command("data")
 @click.option("--dataset", default="ml-1m", show_default=True)
-@click.option("--protocol", default="rella", show_default=True, type=click.Choice(_protocol_names()))
+@click.option("--protocol", default="rella", show_default=True, type=RegistryChoice(_protocol_names))
 @source_options
 @click.option("--repeats", default=1, type=click.IntRange(min=1), show_default=True, help="Runs; the fastest is reported.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,

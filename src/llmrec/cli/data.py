@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from llmrec.cli.app import Group, config_command, config_options, echo_err
+from llmrec.cli.app import Group, RegistryChoice, config_command, config_options, echo_err
 
 
 @click.group(cls=Group)
@@ -40,7 +40,7 @@ def data_list() -> None:
 
 @data.command("prepare")
 @click.argument("dataset", required=False)
-@click.option("--protocol", "-p", type=click.Choice(_protocol_names()), help="Protocol to apply.")
+@click.option("--protocol", "-p", type=RegistryChoice(_protocol_names), help="Protocol to apply.")
 @config_options
 @source_options
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [prepared/<dataset>-<protocol>].")

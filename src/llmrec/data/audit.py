@@ -17,7 +17,8 @@ Checks, each reported with counts (vectorized: no Python loop per sample):
 A check that does not apply (no timestamps, no full chronology) is reported as skipped.
 
 >>> import tempfile, pandas as pd, pyarrow as pa
->>> from llmrec.data.prepared import PreparedData
+>>> from llmrec.data.kinds import detect
+from llmrec.data.prepared import PreparedData
 >>> seq = pa.table({"user": ["u"], "items": [["a", "b", "c"]], "ratings": [[4.0, 2.0, 5.0]], "timestamps": [[1, 2, 3]]})
 >>> rows = {"sample_id": [0], "user": ["u"], "item": ["c"], "rating": [5.0], "label": [1], "timestamp": [3],
 ...         "history_items": [["a", "b"]], "history_ratings": [[4.0, 2.0]], "history_end": [2]}
@@ -92,7 +93,7 @@ def _history_checks(prepared: PreparedData) -> list[dict[str, Any]]:
         hist = t["history_items"].filter(pa.array(ok))
         hist_len = pc.list_value_length(hist).to_numpy(zero_copy_only=False).astype(np.int64)
         target_ts = t["timestamp"].to_numpy(zero_copy_only=False).astype(np.int64)[ok]
-        target_col = "item" if "item" in t.column_names else "target"
+        target_col = detect(t.schema).target_column
         target = _codes(t[target_col].filter(pa.array(ok)), vocab)
         # the target sits at position history_end of the user's chronology
         inside = end < lengths[code]

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from llmrec.data.prepared import check_prepared_target
-from llmrec.data.protocols import PROTOCOLS, PreparedData, RellaConfig, TallrecConfig, TrsrConfig, buildable
+from llmrec.data.protocols import PROTOCOLS, PreparedData, buildable
 from llmrec.data.registry import get_spec, load_dataset, resolve_source
 
 
 class PrepareConfig(BaseModel):
-    """Everything ``llmrec data prepare`` needs; every field can be overridden from the CLI."""
+    """Everything ``llmrec data prepare`` needs; every field can be overridden from the CLI.
+
+    Each registered protocol with builder settings has a section named after it (``rella:
+    {min_history: 5}``), validated by the config class on its record (:class:`~llmrec.data.protocols.Protocol`);
+    sections not given hold their defaults, and ``config.rella`` reads one.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,11 +34,39 @@ class PrepareConfig(BaseModel):
     data_root: str | None = Field(None, description="folder holding data sets (default: $LLMREC_DATA_ROOT, ./data, ../shared/data)")
     download: bool = Field(False, description="fetch the official archive when not found locally")
     out: str | None = Field(None, description="output folder (default: prepared/<dataset>-<protocol>)")
-    tallrec: TallrecConfig = Field(default_factory=TallrecConfig)
-    rella: RellaConfig = Field(default_factory=RellaConfig)
-    trsr: TrsrConfig = Field(default_factory=TrsrConfig)
+    settings: dict[str, Any] = Field(default_factory=dict, description="builder settings by protocol, given as "
+                                     "<protocol>: {...} (one section per registered protocol)")
 
     overwrite: bool = Field(False, description="replace an existing prepared folder of another data set/protocol")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        given = dict(data.pop("settings", None) or {})
+        for name in [k for k in data if k in PROTOCOLS and k not in cls.model_fields]:
+            given[name] = data.pop(name)
+        unknown = [k for k in given if k not in PROTOCOLS or PROTOCOLS[k].config is None]
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a protocol with builder settings (those are: "
+                             f"{', '.join(PROTOCOLS.names(lambda p: p.config is not None))})")
+        sections = {}
+        for name, record in PROTOCOLS.items():
+            if record.config is None:
+                continue
+            value = given.get(name)
+            if isinstance(value, record.config):
+                sections[name] = value
+                continue
+            try:
+                sections[name] = record.config.model_validate(value or {})
+            except ValidationError as exc:  # the section's own errors, located under its name
+                raise ValidationError.from_exception_data(
+                    cls.__name__, [{**e, "loc": (name, *e["loc"])} for e in exc.errors()]) from None
+        data["settings"] = sections
+        return data
 
     @field_validator("protocol")
     @classmethod
@@ -44,11 +78,27 @@ class PrepareConfig(BaseModel):
                              f"of {', '.join(buildable())}")
         return value
 
+    @model_serializer(mode="wrap")
+    def _flat_sections(self, handler) -> dict[str, Any]:
+        """Sections dump as ``<protocol>: {...}`` beside the other fields (the file format, and the step keys)."""
+        out = handler(self)
+        if isinstance(out, dict) and "settings" in out:
+            sections = out.pop("settings")
+            out.update(sections)
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.__dict__.get("settings") or {}
+        if name in settings:
+            return settings[name]
+        return super().__getattr__(name)
+
     def output_dir(self) -> Path:
         return Path(self.out) if self.out else Path("prepared") / f"{get_spec(self.dataset).name}-{self.protocol}"
 
     def protocol_config(self) -> BaseModel:
-        return getattr(self, self.protocol)
+        """The settings of the chosen protocol's builder."""
+        return self.settings[self.protocol]
 
 
 def check_prepare(config: PrepareConfig) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llmrec.data.kinds import KINDS, TABLE_COLUMNS, check_columns, detect
 from llmrec.data.stats import format_stats, prepared_stats
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import (
@@ -38,38 +39,15 @@ from llmrec.io import (
 
 OWN_FILES = ("meta.json", "stats.json", "stats.txt")
 
-# Columns every reader of a prepared folder relies on, by kind of sample table (extra columns are fine).
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings"),
-    "ranking": ("sample_id", "user", "candidates", "labels", "history_items", "history_ratings"),
-    "instruction": ("sample_id", "instruction", "input", "output", "label"),
-    "items": ("item", "title"),
-    "users": ("user",),
-}
+# Columns every reader of a prepared folder relies on, by kind of table (extra columns are fine); the sample kinds
+# own theirs (llmrec.data.kinds)
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {**{k.name: k.columns for k in KINDS.values()}, **TABLE_COLUMNS}
 
 
 def sample_kind(protocol: str, columns: list[str]) -> str:
-    """``ctr``, ``ranking`` or ``instruction``: what a split of ``protocol`` with these columns holds."""
-    if protocol == "instruction" or "instruction" in columns:
-        return "instruction"
-    return "ranking" if {"candidates", "labels", "target"} & set(columns) else "ctr"
-
-
-def check_columns(table: pa.Table | pd.DataFrame, kind: str, path: Path) -> None:
-    """A DataError naming the file and the missing columns when ``table`` lacks what ``kind`` needs.
-
-    >>> check_columns(pa.table({"item": [1]}), "items", Path("items.parquet"))
-    Traceback (most recent call last):
-    ...
-    llmrec.errors.DataError: items.parquet: field 'title': missing column (items need item, title) (prepare the data again)
-    """
-    columns = table.column_names if isinstance(table, pa.Table) else list(table.columns)
-    missing = [c for c in REQUIRED_COLUMNS[kind] if c not in columns]
-    if missing:
-        what = kind if kind in ("items", "users") else f"{kind} samples"
-        raise DataError(f"missing column{'s' if len(missing) > 1 else ''} ({what} need "
-                        f"{', '.join(REQUIRED_COLUMNS[kind])})", path=path, field=", ".join(missing),
-                        hint="prepare the data again")
+    """``ctr``, ``ranking`` or ``instruction``: what a split with these columns holds (:func:`llmrec.data.kinds.detect`;
+    ``protocol`` is not needed any more)."""
+    return detect(columns).name
 
 
 def prepared_kind(directory: Path) -> tuple[str, str] | None:
@@ -195,10 +173,11 @@ class PreparedData:
                 raise DataError(f"cannot read table: {exc}", path=p, hint="prepare the data again") from None
 
         splits = {name: read(name) for name in meta["splits"]}
+        kinds = {name: detect(table.schema) for name, table in splits.items()}
         for name, table in splits.items():
-            check_columns(table, sample_kind(meta["protocol"], table.column_names), directory / f"{name}.parquet")
+            check_columns(table, kinds[name], directory / f"{name}.parquet")
         items, users = read("items"), read("users")
-        if meta["protocol"] != "instruction":
+        if any(kind.names_items for kind in kinds.values()):
             check_columns(items, "items", directory / "items.parquet")
             check_columns(users, "users", directory / "users.parquet")
         seq_path = directory / "sequences.parquet"
@@ -220,6 +199,18 @@ class PreparedData:
             where = str(self.path) if self.path else f"{self.dataset}/{self.protocol}"
             raise ConfigError(f"{where}: no split {name!r} (has: {', '.join(self.splits)})")
         return self.splits[name]
+
+    def shown_history(self) -> int | None | str:
+        """How many history items a prompt shows by default, as the folder itself says: the ``recent_items`` beside
+        the summary of a summarized folder, None (every item it keeps: the retrieved K) for a retrieved one, or
+        ``"protocol"`` (the protocol's default) for a folder as prepared.
+
+        >>> PreparedData("d", "trsr", {}, None, None, None, {"summary": {"recent_items": 3}}).shown_history()
+        3
+        """
+        if isinstance(self.config.get("summary"), dict):
+            return self.config["summary"].get("recent_items")
+        return None if "retrieval" in self.config else "protocol"
 
     def fingerprint(self) -> str:
         """Content hash of the prepared folder (changes when it is prepared again with other data)."""

@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmrec.data.kinds import detect
+
 
 def split_stats(table: pa.Table) -> dict[str, Any]:
     """Counts for one split (CTR or ranking samples)."""
@@ -24,7 +26,8 @@ def split_stats(table: pa.Table) -> dict[str, Any]:
         "samples": table.num_rows,
         "users": len(pc.unique(table["user"])) if table.num_rows and "user" in table.column_names else 0,
     }
-    if "candidates" in table.column_names:
+    kind = detect(table.schema)
+    if kind.lists:
         flat_items = pc.list_flatten(table["candidates"])
         labels = pc.list_flatten(table["labels"]).to_numpy(zero_copy_only=False)
         out["items"] = len(pc.unique(flat_items))
@@ -32,7 +35,8 @@ def split_stats(table: pa.Table) -> dict[str, Any]:
         out["positive_rate"] = float(labels.mean()) if len(labels) else float("nan")
     else:
         labels = table["label"].to_numpy(zero_copy_only=False)
-        out["items"] = len(pc.unique(table["item"])) if table.num_rows and "item" in table.column_names else 0
+        col = kind.item_column
+        out["items"] = len(pc.unique(table[col])) if table.num_rows and col and col in table.column_names else 0
         out["positive_rate"] = float(labels.mean()) if len(labels) else float("nan")
     out.update(
         history_mean=float(hist.mean()) if len(hist) else float("nan"),
@@ -53,9 +57,10 @@ def prepared_stats(prepared: Any) -> dict[str, Any]:
     for table in prepared.splits.values():
         if "user" in table.column_names:
             users.update(pc.unique(table["user"]).to_pylist())
-        col = "candidates" if "candidates" in table.column_names else "item"
-        if col in table.column_names:
-            values = pc.list_flatten(table[col]) if col == "candidates" else table[col]
+        kind = detect(table.schema)
+        col = kind.item_column
+        if col is not None and col in table.column_names:
+            values = pc.list_flatten(table[col]) if kind.lists else table[col]
             items.update(pc.unique(values).to_pylist())
         if "history_items" in table.column_names:
             items.update(pc.unique(pc.list_flatten(table["history_items"])).to_pylist())

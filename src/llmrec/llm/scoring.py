@@ -111,10 +111,6 @@ class YesNoScorer:
                 progress(len(idx))
         return out
 
-    def score_ids(self, sequences: Sequence[Sequence[int]]) -> np.ndarray:
-        """P(yes) for plain token-id sequences (each a whole prompt)."""
-        return self.score([EncodedPrompt(tuple(s), ()) for s in sequences])
-
     # ------------------------------------------------------------------ internals
     def _check_lengths(self, prompts: Sequence[EncodedPrompt]) -> None:
         for i, p in enumerate(prompts):

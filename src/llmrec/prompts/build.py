@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmrec.data.kinds import SampleKind, detect, kind_of
 from llmrec.data.protocols import get_protocol
 from llmrec.errors import DataError
 from llmrec.prompts.template import PromptTemplate, RenderedPrompt, load_template
@@ -266,6 +267,16 @@ def render_instruction(rows: list[dict[str, Any]], template: PromptTemplate, tok
                             chat, where=f"sample {r['sample_id']}") for r in rows]
 
 
+_RENDER = {  # how each sample kind's rows become prompts: one list of prompts per row
+    "ctr": lambda r, rows: [[p] for p in render_ctr(rows, r.texts, r.template, r.tokenizer, r.history_k, r.max_tokens,
+                                                     r.chat, r.training_rows)],
+    "ranking": lambda r, rows: render_ranking(rows, r.texts, r.template, r.tokenizer, r.history_k, r.max_tokens,
+                                              r.chat),
+    "instruction": lambda r, rows: [[p] for p in render_instruction(rows, r.template, r.tokenizer, r.max_tokens,
+                                                                     r.chat)],
+}
+
+
 @dataclass
 class PromptRenderer:
     """Renders rows of a prepared split into prompts: CTR, ranking, or instruction rows.
@@ -275,7 +286,7 @@ class PromptRenderer:
     folder, a tokenizer and the prompt settings shared by evaluation and training.
     """
 
-    kind: str  # "ctr", "ranking" or "instruction"
+    kind: SampleKind
     template: PromptTemplate
     tokenizer: Any
     texts: PromptData | None
@@ -284,44 +295,37 @@ class PromptRenderer:
     chat: bool
     training_rows: bool = False  # rows of the training split: left out of their target's statistics
 
+    def __post_init__(self) -> None:
+        self.kind = kind_of(self.kind)
+
     @classmethod
     def for_prepared(cls, prepared, tokenizer, *, split: str, template: str | None = None, history_k: int | None = None,
                      max_tokens: int | None = 1024, chat: str = "auto", max_context: int | None = None,
-                     kind: str | None = None) -> PromptRenderer:
-        table = prepared.splits[split]
-        kind = kind or ("ranking" if "candidates" in table.column_names else
-                        "instruction" if "instruction" in table.column_names else "ctr")
+                     kind: str | SampleKind | None = None) -> PromptRenderer:
+        """``kind`` renders another view of the rows (the CTR view of candidate lists, for training); default: the
+        split's own kind."""
+        record = kind_of(kind) if kind is not None else detect(prepared.splits[split].schema)
         tpl = load_template(template or default_template(prepared.protocol, prepared.dataset))
         use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
         texts = None
-        if kind != "instruction":
+        if record.names_items:
             train = prepared.splits.get("train")
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
                                            prepared.config.get("label_threshold"),
                                            (lambda: ItemStats.from_split(train)) if train is not None else None)
         k = history_k
-        if k is None and "summary" in prepared.config:  # a summarized folder: the summary + the recent items
-            k = prepared.config["summary"].get("recent_items")
-        elif k is None and "retrieval" not in prepared.config:  # a retrieved folder shows its K items by default
-            k = default_history_k(prepared.protocol)
+        if k is None:  # the folder's own default (a summarized or retrieved folder), else the protocol's
+            shown = prepared.shown_history()
+            k = default_history_k(prepared.protocol) if shown == "protocol" else shown
         budget = max_tokens
         if max_context and budget and budget > max_context:
             budget = max_context
-        return cls(kind, tpl, tokenizer, texts, k, budget, use_chat, training_rows=split == "train")
+        return cls(record, tpl, tokenizer, texts, k, budget, use_chat, training_rows=split == "train")
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The sample columns this renderer reads."""
-        return {"ranking": ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels", "summary"),
-                "instruction": ("sample_id", "instruction", "input", "label"),
-                "ctr": ("sample_id", "user", "item", "label", "history_items", "history_ratings",
-                        "history_similarity", "summary")}[self.kind]
+        return self.kind.prompt_columns
 
     def render(self, rows: list[dict[str, Any]]) -> list[list[RenderedPrompt]]:
-        if self.kind == "ranking":
-            return render_ranking(rows, self.texts, self.template, self.tokenizer, self.history_k, self.max_tokens,
-                                  self.chat)
-        if self.kind == "instruction":
-            return [[p] for p in render_instruction(rows, self.template, self.tokenizer, self.max_tokens, self.chat)]
-        return [[p] for p in render_ctr(rows, self.texts, self.template, self.tokenizer, self.history_k,
-                                        self.max_tokens, self.chat, self.training_rows)]
+        return _RENDER[self.kind.name](self, rows)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
+from llmrec.data.kinds import detect
 from llmrec.data.prepared import PreparedData, check_prepared_target
 from llmrec.data.protocols.base import concat_ranges
 from llmrec.errors import DataError
@@ -49,9 +50,8 @@ def check_retrievable(prepared: PreparedData, where: str) -> None:
     for name, table in prepared.splits.items():
         missing = [c for c in ("user", "item", "history_end") if c not in table.column_names]
         if missing:
-            kind = "ranking samples (candidate lists)" if "candidates" in table.column_names else "these samples"
-            raise DataError(f"split {name}: SUBR needs CTR samples with a target item and history_end; {kind} lack "
-                            f"{', '.join(missing)}", path=where)
+            raise DataError(f"split {name}: SUBR needs CTR samples with a target item and history_end; "
+                            f"{detect(table.schema).name} samples lack {', '.join(missing)}", path=where)
 
 
 class Chronologies:

@@ -89,15 +89,15 @@ class RecommenderService:
             log(f"loading {config.model.name}" + (f" + adapter {config.adapter}" if config.adapter else ""))
             loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
         renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
-        if renderer.kind == "instruction":
-            raise LlmrecError(f"{config.data}: instruction rows (a TALLRec release import) name no items; serve a "
-                              "folder from llmrec data prepare")
+        if not renderer.kind.names_items:
+            raise LlmrecError(f"{config.data}: {renderer.kind.name} rows (a TALLRec release import) name no items; "
+                              "serve a folder from llmrec data prepare")
         sample = table.slice(0, 1).to_pylist()[0]
         answer = AnswerTokens.for_renderer(renderer, sample)
         scorer = scorer or make_scorer(loaded, answer, config.scoring)
         ratings = "history_ratings" in table.column_names and sample.get("history_ratings") is not None
         describe = {"model": loaded.source, "adapter": config.adapter, "data": config.data,
-                    "dataset": prepared.dataset, "protocol": prepared.protocol, "kind": renderer.kind,
+                    "dataset": prepared.dataset, "protocol": prepared.protocol, "kind": renderer.kind.name,
                     "template": renderer.template.name, "history_k": renderer.history_k,
                     "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items),
                     "ratings_required": ratings}
@@ -134,7 +134,7 @@ class RecommenderService:
         hist = [h.item for h in req.history]
         ratings = [h.rating for h in req.history] if self.ratings else None
         user = req.user or ""
-        if self.renderer.kind == "ranking":
+        if self.renderer.kind.lists:
             rows = [{"sample_id": "request", "user": user, "history_items": hist, "history_ratings": ratings,
                      "candidates": list(req.candidates), "labels": [0] * len(req.candidates), "summary": req.summary}]
             rendered = self.renderer.render(rows)[0]

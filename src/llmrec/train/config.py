@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmrec.data.kinds import SampleKind, kind_of
 from llmrec.llm import ModelConfig, ScoringConfig
 from llmrec.prompts.settings import PromptSettings
 from llmrec.train.adapters import LoraSettings
@@ -50,15 +51,15 @@ class SelectionSettings(BaseModel):
     limit: int | None = Field(200, ge=1, description="seeded subset of the split scored at each evaluation")
     every_steps: int | None = Field(None, ge=1, description="evaluate every N steps (default: every epoch)")
     metric: str | None = Field(None, description="auc or logloss (CTR data), recall@k / mrr@k / ndcg@k / hit@k "
-                               "(candidate lists); None: auc, or mrr@10 on candidate lists")
+                               "(candidate lists); None: the sample kind's default (auc; ndcg@10 on candidate lists)")
 
-    def metric_for(self, kind: str) -> str:
-        """The selection metric for data of ``kind`` (``ctr`` or ``ranking``).
+    def metric_for(self, kind: str | SampleKind) -> str:
+        """The selection metric for data of ``kind`` (a :class:`~llmrec.data.kinds.SampleKind` or its name).
 
         >>> SelectionSettings().metric_for("ranking"), SelectionSettings(metric="recall@3").metric_for("ranking")
-        ('mrr@10', 'recall@3')
+        ('ndcg@10', 'recall@3')
         """
-        return self.metric or ("mrr@10" if kind == "ranking" else "auc")
+        return self.metric or kind_of(kind).default_metric
     patience: int | None = Field(None, ge=1, description="stop after this many evaluations without improvement")
     at_start: bool = Field(True, description="also score the untrained adapter (the zero-shot point)")
 

@@ -52,9 +52,9 @@ def example_from_prompt(prompt: RenderedPrompt, completion: list[int]) -> Exampl
 def ctr_examples(rows: list[dict[str, Any]], renderer: PromptRenderer, answer: AnswerTokens,
                  answer_suffix: str = ".") -> list[Example]:
     """Examples for CTR or instruction rows with a 0/1 ``label``."""
-    if renderer.kind == "ranking":
-        raise DataError("ranking samples (candidate lists) train on their CTR view: render them with a CTR renderer "
-                        "after llmrec.data.views.ranking_to_ctr")
+    if renderer.kind.train_as is not None:
+        raise DataError(f"{renderer.kind.name} samples train on their {renderer.kind.train_as} view: render "
+                        f"SampleKind.training_rows(rows) with a {renderer.kind.train_as} renderer")
     tok = renderer.tokenizer
     yes, no = answer_ids(tok, answer, True, answer_suffix), answer_ids(tok, answer, False, answer_suffix)
     out = []

@@ -29,14 +29,13 @@ from typing import Any
 import numpy as np
 
 from llmrec.data.prepared import PreparedData
-from llmrec.data.sampling import sample_indices
-from llmrec.data.views import ranking_to_ctr
+from llmrec.data.kinds import check_columns, detect
+from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.distributed import barrier, main_first, world
 from llmrec.errors import ConfigError, DataError
-from llmrec.evaluate import EvaluateConfig, evaluate, select_rows
+from llmrec.evaluate import EvaluateConfig, evaluate
 from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
-from llmrec.metrics import check_metric_name
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir, summarize_seeds
 from llmrec.train.adapters import save_adapter
@@ -159,21 +158,12 @@ def _fewshot_indices(table, config: TrainConfig) -> np.ndarray:
     return sample_indices(table.num_rows, config.train_samples, seed)
 
 
-def data_kind(table) -> str:
-    """``ranking`` for candidate lists (TRSR), ``ctr`` for labelled samples."""
-    return "ranking" if "candidates" in table.column_names else "ctr"
-
-
-def _rows(table, renderer: PromptRenderer, indices, ranking_negatives: int | None = 1) -> list[dict]:
-    """Rows of ``table`` at ``indices`` with the columns the renderer reads; candidate lists as their CTR view."""
-    if data_kind(table) == "ranking":
-        cols = [c for c in ("sample_id", "user", "history_items", "history_ratings", "candidates", "labels", "summary")
-                if c in table.column_names]
-        return ranking_to_ctr(table.select(cols).take(list(map(int, indices))).to_pylist(), ranking_negatives)
-    cols = [c for c in renderer.columns if c in table.column_names]
-    if "label" not in cols:
-        raise DataError("training samples need a 'label' column", field="label")
-    return table.select(cols).take(list(map(int, indices))).to_pylist()
+def _rows(table, indices, ranking_negatives: int | None = 1) -> list[dict]:
+    """The training rows of ``table`` at ``indices`` (with the columns prompts read): candidate lists as their CTR
+    view."""
+    kind = detect(table.schema)
+    cols = [c for c in kind.prompt_columns if c in table.column_names]
+    return kind.training_rows(table.select(cols).take(list(map(int, indices))).to_pylist(), ranking_negatives)
 
 
 def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedData, Any, dict[str, str]]:
@@ -182,16 +172,14 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
     ``model=False`` skips the model checks (the caller brings a loaded model)."""
     prepared = PreparedData.load(config.data)
     table = prepared.split(config.split)
-    kind = data_kind(table)
-    needed = ("candidates", "labels") if kind == "ranking" else ("label",)
-    for column in needed:
-        if column not in table.column_names:
-            raise DataError(f"{config.data}/{config.split}: training samples need a {column!r} column", field=column)
-    if kind == "ranking" and config.mix_data:
-        raise ConfigError("mix_data: mixing views is for CTR samples; candidate lists train on their CTR view alone")
+    kind = detect(table.schema)
+    check_columns(table.schema, kind, f"{config.data}/{config.split}.parquet")
+    if kind.lists and config.mix_data:
+        raise ConfigError(f"mix_data: mixing views is for samples with one target; {kind.name} samples train on "
+                          f"their {kind.train_as} view alone")
     if config.selection.enabled:
-        sel_kind = data_kind(prepared.split(config.selection.split))
-        check_metric_name(config.selection.metric_for(sel_kind), sel_kind, "selection.metric")
+        sel_kind = detect(prepared.split(config.selection.split).schema)
+        sel_kind.check_metric(config.selection.metric_for(sel_kind), "selection.metric")
     _fewshot_indices(table, config)
     hashes = {"data": prepared.fingerprint()}
     for i, mix in enumerate(check_mix(config, table)):
@@ -269,21 +257,20 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
     tok = loaded.tokenizer
-    ranking = data_kind(table) == "ranking"
-    renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind="ctr" if ranking else None)
+    kind = detect(table.schema)
+    renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind=kind.train_as)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
     indices = _fewshot_indices(table, config)
-    rows = _rows(table, renderer, indices, config.ranking_negatives)
+    rows = _rows(table, indices, config.ranking_negatives)
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
     for mix in check_mix(config, table):  # ReiT: the same samples, another view
         mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context)
-        examples += ctr_examples(_rows(mix.split(config.split), mix_renderer, indices), mix_renderer, answer,
-                                 config.answer_suffix)
+        examples += ctr_examples(_rows(mix.split(config.split), indices), mix_renderer, answer, config.answer_suffix)
     sources = " + ".join([config.data, *config.mix_data])
-    if ranking:
-        sources += f", the CTR view of {len(indices)} candidate lists"
+    if kind.train_as is not None:
+        sources += f", the {kind.train_as} view of {len(indices)} {kind.name} samples"
     log(f"{len(examples)} training examples ({len(rows)} samples from {sources}, split {config.split}; positive rate "
         f"{labels.mean():.3f}, mean {np.mean([len(e.input_ids) for e in examples]):.0f} tokens); answers "
         f"{answer.yes_text!r}/{answer.no_text!r}")
@@ -409,21 +396,15 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
     sel = config.selection
     table = prepared.split(sel.split)
     renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
-    indices = select_rows(table, sel.limit, 0)
-    kind = data_kind(table)
-    if kind == "ranking":  # every candidate of every list, scored with prefix reuse; a ranking metric
-        cols = [c for c in renderer.columns if c in table.column_names]
-        rows = table.select(cols).take(indices).to_pylist()
-        if len({len(r["candidates"]) for r in rows}) > 1:
-            raise DataError(f"{config.data}/{sel.split}: candidate lists of different lengths cannot be selected on")
-        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for group in renderer.render(rows) for p in group]
-        labels = np.array([[int(y) for y in r["labels"]] for r in rows])
-    else:
-        rows = _rows(table, renderer, indices)
-        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for (p,) in renderer.render(rows)]
-        labels = np.array([int(r["label"]) for r in rows])
-        if len(set(labels.tolist())) < 2:
-            raise DataError(f"{config.data}/{sel.split}: the validation subset has one class only; raise selection.limit")
+    indices = subset_rows(table.num_rows, sel.limit, 0)
+    kind = renderer.kind  # candidate lists: every candidate of every list, scored with prefix reuse; a ranking metric
+    rows = table.select([c for c in renderer.columns if c in table.column_names]).take(indices).to_pylist()
+    if kind.lists and len({kind.prompts_in(r) for r in rows}) > 1:
+        raise DataError(f"{config.data}/{sel.split}: candidate lists of different lengths cannot be selected on")
+    prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for group in renderer.render(rows) for p in group]
+    labels = kind.labels(rows)
+    if not kind.lists and len(set(labels.tolist())) < 2:
+        raise DataError(f"{config.data}/{sel.split}: the validation subset has one class only; raise selection.limit")
     return ValidationSelector(prompts, labels, answer, path, metric=sel.metric_for(kind), every_steps=sel.every_steps,
                               patience=sel.patience, scoring=config.scoring, pad_token_id=tok.pad_token_id,
                               at_start=sel.at_start, log=log)
