@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llmrec.config import load_config
+from llmrec.configfile import load_config
 from llmrec.data.prepare import PrepareConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "data").glob("*.yaml"))

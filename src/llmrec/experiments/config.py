@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llmrec.config import load_config, parse_override, read_yaml
+from llmrec.configfile import load_config, parse_override, read_yaml
 from llmrec.errors import ConfigError
 from llmrec.experiments.steps import STEP_KINDS
 

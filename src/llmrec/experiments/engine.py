@@ -33,7 +33,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from llmrec.config import apply_overrides, load_config
+from llmrec.configfile import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
