@@ -298,12 +298,12 @@ def test_a_prepared_folder_with_a_broken_meta_json(tmp_path, tallrec_dir, conten
     assert_clean_failure(code, out, "meta.json")
 
 
-def test_a_suite_checks_every_row_before_the_first_runs(tmp_path, tallrec_dir, model_dir):
+def test_an_experiment_checks_every_step_before_the_first_runs(tmp_path, tallrec_dir, model_dir):
     (tmp_path / "good.yaml").write_text(f"data: {tallrec_dir}\nmodel: {{name: {model_dir}, device: cpu}}\nlimit: 8\n")
     (tmp_path / "bad.yaml").write_text(f"data: {tallrec_dir}\nsplit: nope\n")
-    (tmp_path / "suite.yaml").write_text("name: s\nrows:\n  - {name: one, evaluate: good.yaml}\n"
-                                         "  - {name: two, evaluate: bad.yaml}\n")
-    code, out = run("suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out"))
+    (tmp_path / "exp.yaml").write_text("name: s\nrows:\n  - {name: one, evaluate: good.yaml}\n"
+                                       "  - {name: two, evaluate: bad.yaml}\n")
+    code, out = run("run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "out"))
     assert_clean_failure(code, out, "step 'two'", "no split 'nope'")
     assert not (tmp_path / "out" / "one").exists()  # row one never ran
 
@@ -340,7 +340,7 @@ def test_argument_errors_come_before_heavy_imports():
 # ---------------------------------------------------------------- the run commands, working
 
 
-def test_evaluate_compare_and_suite_through_the_cli(tmp_path, tallrec_dir, model_dir):
+def test_evaluate_compare_and_run_through_the_cli(tmp_path, tallrec_dir, model_dir):
     common = ["--data", str(tallrec_dir), "--model", str(model_dir), "--device", "cpu", "--limit", "40"]
     code, out = run("evaluate", *common, "--run-dir", str(tmp_path / "a"))
     assert code == 0, out
@@ -362,14 +362,21 @@ def test_evaluate_compare_and_suite_through_the_cli(tmp_path, tallrec_dir, model
     assert_clean_failure(code, out, "scored different samples")
 
     (tmp_path / "row.yaml").write_text(f"data: {tallrec_dir}\nmodel: {{name: {model_dir}, device: cpu}}\nlimit: 20\n")
-    (tmp_path / "suite.yaml").write_text("name: s\nmetrics: [auc, logloss]\nrows:\n  - {name: zero, evaluate: row.yaml}\n"
-                                         "  - {name: short, evaluate: row.yaml, set: [history_k=1]}\n")
-    code, out = run("suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "s"))
+    (tmp_path / "exp.yaml").write_text("name: s\nmetrics: [auc, logloss]\nrows:\n  - {name: zero, evaluate: row.yaml}\n"
+                                       "  - {name: short, evaluate: row.yaml, set: [history_k=1]}\n")
+    code, out = run("run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "s"))
     assert code == 0, out
     table = (tmp_path / "s" / "table.md").read_text()
     assert "| zero | 1 |" in table and "| short | 1 |" in table
-    code, again = run("suite", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "s"))  # finished: nothing reruns
-    assert code == 0 and again.count(": done (key") == 2  # finished and unchanged: skipped by key
+    again = CliRunner().invoke(main, ["run", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "s")])
+    assert again.exit_code == 0 and again.output.count(": done (key") == 2  # finished and unchanged: skipped by key
+
+    # `llmrec suite`, the deprecated alias: one line on stderr, then the same command
+    alias = CliRunner().invoke(main, ["suite", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "s")])
+    assert alias.exit_code == 0, alias.output
+    first, *rest = alias.stderr.splitlines()
+    assert first == "`llmrec suite` is deprecated: use `llmrec run`" and "deprecated" not in alias.stdout
+    assert rest == again.stderr.splitlines() and alias.stdout == again.stdout
 
 
 def test_bench_data_through_the_cli(tmp_path, ml1m_zip):

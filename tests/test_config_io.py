@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from llmrec.config import apply_overrides, dump_config, load_config
+from llmrec.configfile import apply_overrides, dump_config, load_config
 from llmrec.data.schema import RecData
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import atomic_directory, atomic_path, write_json

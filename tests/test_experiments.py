@@ -1,4 +1,4 @@
-"""Experiment suites end to end with a tiny model saved as a local folder (loaded by path)."""
+"""Experiments end to end with a tiny model saved as a local folder (loaded by path)."""
 
 import json
 
@@ -7,10 +7,10 @@ import yaml
 
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.errors import ConfigError
-from llmrec.experiments import SuiteConfig, load_suite, run_suite
+from llmrec.experiments import ExperimentConfig, load_experiment, run_experiment
 
 
-def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_model_folder):
+def test_experiment_runs_steps_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_model_folder):
     data = prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "d"),
                                  tallrec={"history_len": 5, "max_samples": 300}), log=lambda m: None)[1]
     model = {"name": str(tiny_model_folder), "device": "cpu"}
@@ -28,7 +28,7 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
                     "references": {"transfer": "transfer"}}]}))
     out = tmp_path / "out"
     logs = []
-    table = run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
+    table = run_experiment(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
     aucs = [json.loads((out / "shots" / f"seed-{s}" / "metrics.json").read_text())["metrics"]["auc"] for s in (0, 1)]
     row = table["rows"]["shots"]
     assert row["runs"] == 2 and row["auc"]["values"] == aucs and row["paper"] == {"auc": 0.6}
@@ -44,30 +44,30 @@ def test_suite_runs_rows_and_tabulates_mean_and_std(tmp_path, tiny_ml1m, tiny_mo
     assert "![auc-vs-n.png](auc-vs-n.png)" in md
     # finished runs are not run again
     logs.clear()
-    run_suite(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
+    run_experiment(tmp_path / "suite.yaml", out, log=logs.append, progress=False)
     assert sum(": done (key" in m for m in logs) == 5 and not any("is finished" in m for m in logs)
 
 
-def test_suite_configs_are_validated(tmp_path):
+def test_experiment_configs_are_validated(tmp_path):
     with pytest.raises(ValueError, match="give exactly one of"):
-        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a"}]})
+        ExperimentConfig.model_validate({"name": "x", "rows": [{"name": "a"}]})
     with pytest.raises(ValueError, match="not an earlier train row"):
-        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml", "adapters_from": "b"}]})
+        ExperimentConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml", "adapters_from": "b"}]})
     with pytest.raises(ValueError, match="no row named b"):
-        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
+        ExperimentConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
                                     "curves": [{"name": "c", "series": {"s": {"a": 1, "b": 2}}}]})
     with pytest.raises(ValueError, match="no row named floor"):
-        SuiteConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
+        ExperimentConfig.model_validate({"name": "x", "rows": [{"name": "a", "evaluate": "e.yaml"}],
                                     "curves": [{"name": "c", "series": {"s": {"a": 1}}, "references": {"f": "floor"}}]})
     (tmp_path / "s.yaml").write_text("name: x\nrows: [{name: a, train: missing.yaml}]\n")
     with pytest.raises(ConfigError, match="missing.yaml"):
-        run_suite(tmp_path / "s.yaml", tmp_path / "out", log=lambda m: None)
+        run_experiment(tmp_path / "s.yaml", tmp_path / "out", log=lambda m: None)
 
 
-def test_shipped_tallrec_table_suite_is_valid():
-    suite = load_suite("configs/tallrec/table.yaml")
-    assert {r.name for r in suite.rows} >= {"movie-16", "movie-64", "movie-256", "book-256", "movie-256-on-book"}
-    assert suite.paper.values["movie-256"] == 71.98
+def test_shipped_tallrec_table_is_valid():
+    experiment = load_experiment("configs/tallrec/table.yaml")
+    assert {r.name for r in experiment.steps} >= {"movie-16", "movie-64", "movie-256", "book-256", "movie-256-on-book"}
+    assert experiment.paper.values["movie-256"] == 71.98
 
 
 
@@ -121,11 +121,11 @@ def test_experiment_steps_reference_each_other_and_resume_without_redoing(tmp_pa
     out = tmp_path / "out"
     fail["at"] = 3  # killed while training (after prepare and the zero-shot evaluation)
     with pytest.raises(KeyboardInterrupt):
-        run_suite(exp, out, log=lambda m: None, progress=False)
+        run_experiment(exp, out, log=lambda m: None, progress=False)
     assert [c.split(":")[0] for c in calls] == ["prepare", "evaluate", "train"]
     calls.clear()
     fail["at"] = None
-    table = run_suite(exp, out, log=lambda m: None, progress=False)
+    table = run_experiment(exp, out, log=lambda m: None, progress=False)
     assert [c.split(":")[0] for c in calls] == ["train", "evaluate", "baseline", "baseline"]  # the rest only
     assert set(table["rows"]) == {"zeroshot", "lora", "lora-again", "floor"}  # data steps are not rows
     assert table["rows"]["floor"]["runs"] == 2 and table["rows"]["lora"]["runs"] == 1
@@ -135,22 +135,22 @@ def test_experiment_steps_reference_each_other_and_resume_without_redoing(tmp_pa
     cfg = yaml.safe_load((out / "zeroshot" / "config.yaml").read_text())
     assert cfg["data"] == str(out / "data")
     calls.clear()
-    run_suite(exp, out, log=lambda m: None, progress=False)
+    run_experiment(exp, out, log=lambda m: None, progress=False)
     assert calls == []  # everything done: nothing runs
 
 
 def test_a_changed_step_redoes_it_and_what_depends_on_it_only(tmp_path, tiny_ml1m, tiny_model_folder, counted):
     calls, _ = counted
     out = tmp_path / "out"
-    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder), out, log=lambda m: None, progress=False)
+    run_experiment(_experiment(tmp_path, tiny_ml1m, tiny_model_folder), out, log=lambda m: None, progress=False)
     calls.clear()
     logs = []
-    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2), out, log=logs.append,
+    run_experiment(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2), out, log=logs.append,
               progress=False)
     assert [c.split(":")[0] for c in calls] == ["train", "evaluate"]  # lora and lora-again, not zeroshot/floor
     assert any("changed; removing" in m for m in logs)
     calls.clear()
-    run_suite(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2, max_samples=250), out,
+    run_experiment(_experiment(tmp_path, tiny_ml1m, tiny_model_folder, train_steps=2, max_samples=250), out,
               log=lambda m: None, progress=False)
     assert sorted(c.split(":")[0] for c in calls) == sorted(["prepare", "evaluate", "train", "evaluate", "baseline",
                                                              "baseline"])  # the data changed: everything
@@ -176,15 +176,15 @@ def test_a_prepare_step_is_keyed_by_its_source_files_content_not_their_dates(tmp
 
 def test_experiment_errors_name_the_step(tmp_path):
     with pytest.raises(ValueError, match="'@nope' is not an earlier step"):
-        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a", "evaluate": {"data": "@nope"}}]})
+        ExperimentConfig.model_validate({"name": "x", "steps": [{"name": "a", "evaluate": {"data": "@nope"}}]})
     with pytest.raises(ValueError, match="seeds are for train and baseline"):
-        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a", "prepare": {}, "seeds": [1]}]})
+        ExperimentConfig.model_validate({"name": "x", "steps": [{"name": "a", "prepare": {}, "seeds": [1]}]})
     with pytest.raises(ValueError, match="names a folder"):
-        SuiteConfig.model_validate({"name": "x", "steps": [{"name": "a/b", "evaluate": "e.yaml"}]})
+        ExperimentConfig.model_validate({"name": "x", "steps": [{"name": "a/b", "evaluate": "e.yaml"}]})
     (tmp_path / "e.yaml").write_text(yaml.safe_dump({
         "name": "x", "steps": [{"name": "d", "prepare": {"dataset": "ml-1m", "protocol": "nope"}}]}))
     with pytest.raises(ConfigError, match="(?s)step 'd'.*unknown protocol 'nope'"):
-        run_suite(tmp_path / "e.yaml", tmp_path / "out", log=lambda m: None)
+        run_experiment(tmp_path / "e.yaml", tmp_path / "out", log=lambda m: None)
     assert not (tmp_path / "out").exists()
 
 
@@ -232,7 +232,7 @@ def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model
     assert res.exit_code == 0, res.output
     assert [c.split(":")[0] for c in calls] == ["prepare", "baseline"] and "| floor | 1 |" in res.output
     calls.clear()
-    run_suite(exp, out, log=lambda m: None, progress=False)  # the rest later: seed 1 of floor is done
+    run_experiment(exp, out, log=lambda m: None, progress=False)  # the rest later: seed 1 of floor is done
     assert [c.split(":")[0] for c in calls] == ["evaluate", "train", "evaluate", "baseline"]
     res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--seeds", "x"])
     assert res.exit_code != 0 and "--seeds" in res.output
@@ -251,7 +251,7 @@ def test_a_train_record_copied_without_its_adapter_is_retrained_only_for_a_step_
     calls, _ = counted
     exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
     out = tmp_path / "out"
-    run_suite(exp, out, only=("lora",), log=lambda m: None, progress=False)
+    run_experiment(exp, out, only=("lora",), log=lambda m: None, progress=False)
     lora = out / "lora" / "seed-0"
     first = json.loads((lora / "metrics.json").read_text())["metrics"]
 
@@ -270,7 +270,7 @@ def test_a_train_record_copied_without_its_adapter_is_retrained_only_for_a_step_
     assert states == {"data": "done", "zeroshot": "todo", "lora": "restore", "lora-again": "todo", "floor": "todo"}
     calls.clear()
     logs: list[str] = []
-    run_suite(exp, out, log=logs.append, progress=False)
+    run_experiment(exp, out, log=logs.append, progress=False)
     assert [c.split(":")[0] for c in calls] == ["evaluate", "train", "evaluate", "baseline", "baseline"]
     assert any("adapter/adapter_config.json (read by a step still to run) is not in" in m for m in logs)
     again = json.loads((lora / "metrics.json").read_text())["metrics"]
@@ -279,11 +279,11 @@ def test_a_train_record_copied_without_its_adapter_is_retrained_only_for_a_step_
     assert reread["auc"] == pytest.approx(again["auc"], abs=1e-6)
     copy_records_only()  # nothing still to run reads it now: it stays done
     calls.clear()
-    run_suite(exp, out, log=lambda m: None, progress=False)
+    run_experiment(exp, out, log=lambda m: None, progress=False)
     assert calls == []
     shutil.rmtree(out / "lora-again")  # a downstream run lost: the adapter it reads is restored first
     calls.clear()
-    run_suite(exp, out, log=lambda m: None, progress=False)
+    run_experiment(exp, out, log=lambda m: None, progress=False)
     assert [c.split(":")[0] for c in calls] == ["train", "evaluate"]
 
 
@@ -350,14 +350,14 @@ def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(t
     _scored_run(out / "h" / "seed-0", labels, noisy["h"])  # a baseline row without seeds: one run in seed-0/
     (out / "r" / "seed-0").mkdir(parents=True)
     (out / "r" / "seed-0" / "metrics.json").write_text(json.dumps({"metrics": {"recall@3": 0.5}}))
-    suite = SuiteConfig.model_validate({
+    experiment = ExperimentConfig.model_validate({
         "name": "t", "metrics": ["auc", "logloss"],
         "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}},
                  {"name": "c", "train": {}, "seeds": [0, 1]}, {"name": "d", "train": {}, "seeds": [0, 1]},
                  {"name": "r", "baseline": {}}, {"name": "h", "baseline": {}}, {"name": "e", "evaluate": {}}],
         "paired": [{"a": "a", "b": "b"}, {"a": "c", "b": "d"}, {"a": "r", "b": "a"}, {"a": "c", "b": "a"},
                    {"a": "c", "b": "h"}, {"a": "e", "b": "a"}]})
-    table = write_table(suite, out)
+    table = write_table(experiment, out)
     ab, cd0, cd1, ra, ca0, ca1, ch0, ch1 = table["paired"]  # e - a: e has no run yet, nothing to show
     assert (ab["a"], ab["b"], ab["run"], ab["samples"]) == ("a", "b", None, 300)
     want = auc(labels, noisy["a"]) - auc(labels, noisy["b"])
@@ -378,23 +378,23 @@ def test_paired_rows_are_compared_sample_by_sample_and_kept_in_a_copied_folder(t
     # a copied folder keeps its records (results/ has no predictions) as long as the runs are the same ...
     copy = tmp_path / "copy"
     shutil.copytree(out, copy, ignore=shutil.ignore_patterns("predictions.parquet"))
-    assert write_table(suite, copy)["paired"] == table["paired"]
+    assert write_table(experiment, copy)["paired"] == table["paired"]
     # ... and drops a record whose runs changed (it cannot be recomputed without the predictions)
     metrics = json.loads((copy / "b" / "metrics.json").read_text())
     metrics["metrics"]["auc"] += 0.01
     (copy / "b" / "metrics.json").write_text(json.dumps(metrics))
-    again = write_table(suite, copy)["paired"]
+    again = write_table(experiment, copy)["paired"]
     assert again[0]["skipped"].startswith("the predictions are not in this folder") and again[1:] == table["paired"][1:]
     # where the predictions are, a re-run with the same AUC but other scores is computed again
     _scored_run(out / "b", labels, noisy["b"] ** 3)  # same ranking, another LogLoss
-    ab_again = write_table(suite, out)["paired"][0]
+    ab_again = write_table(experiment, out)["paired"][0]
     assert ab_again["auc"]["diff"] == pytest.approx(ab["auc"]["diff"], abs=1e-9)
     assert ab_again["logloss"]["diff"] != pytest.approx(ab["logloss"]["diff"], abs=1e-3)
     # a table.json written by hand or by an older version is recomputed, not a crash
     broken = json.loads((out / "table.json").read_text())
     broken["paired"][0]["auc"] = "0.1"
     (out / "table.json").write_text(json.dumps(broken))
-    assert write_table(suite, out)["paired"][0] == ab_again
+    assert write_table(experiment, out)["paired"][0] == ab_again
 
 
 def test_paired_ranking_rows_go_through_the_table(tmp_path):
@@ -413,30 +413,30 @@ def test_paired_ranking_rows_go_through_the_table(tmp_path):
 
     ranking_run(tmp_path / "out" / "x" / "seed-0", [True, True, False, True])
     ranking_run(tmp_path / "out" / "y" / "seed-0", [False, True, False, False])
-    suite = SuiteConfig.model_validate({"name": "t", "metrics": ["recall@1", "recall@3"],
+    experiment = ExperimentConfig.model_validate({"name": "t", "metrics": ["recall@1", "recall@3"],
                                         "rows": [{"name": "x", "baseline": {}}, {"name": "y", "baseline": {}}],
                                         "paired": [{"a": "x", "b": "y"}]})
-    (entry,) = write_table(suite, tmp_path / "out")["paired"]
+    (entry,) = write_table(experiment, tmp_path / "out")["paired"]
     missed = (1 / 2 + 1 / 3) / 2  # the positive tied with one negative behind the top one: rank 2 or 3
     assert entry["recall@3"]["diff"] == 0.0 and entry["mrr@3"]["diff"] == pytest.approx(2 * (1 - missed) / 4, abs=1e-6)
     assert "| x - y | seed-0 | 4 | +0.0000 [+0.0000, +0.0000] |" in (tmp_path / "out" / "table.md").read_text()
     import shutil
 
     shutil.copytree(tmp_path / "out", tmp_path / "copy", ignore=shutil.ignore_patterns("predictions.parquet"))
-    assert write_table(suite, tmp_path / "copy")["paired"] == [entry]  # kept by its Recall@3 values
+    assert write_table(experiment, tmp_path / "copy")["paired"] == [entry]  # kept by its Recall@3 values
 
 
 def test_paired_rows_must_be_rows_of_the_table():
     rows = [{"name": "d", "prepare": {"dataset": "ml-100k", "protocol": "tallrec"}}, {"name": "a", "evaluate": {}}]
     with pytest.raises(ValueError, match="no row named 'x'"):
-        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "x"}]})
+        ExperimentConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "x"}]})
     with pytest.raises(ValueError, match="'d' is a prepare step, not a row of the table"):
-        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "d", "b": "a"}]})
+        ExperimentConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "d", "b": "a"}]})
     with pytest.raises(ValueError, match="paired with itself"):
-        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "a"}]})
+        ExperimentConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "a"}]})
     rows.append({"name": "b", "evaluate": {}})
     with pytest.raises(ValueError, match="listed twice"):
-        SuiteConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "b"}, {"a": "a", "b": "b"}]})
+        ExperimentConfig.model_validate({"name": "t", "rows": rows, "paired": [{"a": "a", "b": "b"}, {"a": "a", "b": "b"}]})
 
 
 def test_paired_ranking_runs_compare_list_by_list(tmp_path):
@@ -543,10 +543,10 @@ def test_paired_by_user_resamples_whole_users(tmp_path):
     width = {name: r["auc"]["ci95"][1] - r["auc"]["ci95"][0] for name, r in (("sample", by_sample), ("user", by_user))}
     assert width["user"] > 1.3 * width["sample"], width
     assert "by" not in by_sample and "(bootstrap over 40 users)" in format_paired(by_user)
-    suite = SuiteConfig.model_validate({"name": "t", "metrics": ["auc"],
+    experiment = ExperimentConfig.model_validate({"name": "t", "metrics": ["auc"],
                                         "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}}],
                                         "paired": [{"a": "a", "b": "b"}, {"a": "a", "b": "b", "by": "user"}]})
-    plain, grouped = write_table(suite, tmp_path / "out")["paired"]
+    plain, grouped = write_table(experiment, tmp_path / "out")["paired"]
     assert "by" not in plain and grouped["by"] == "user" and grouped["auc"]["ci95"] != plain["auc"]["ci95"]
     assert "| a - b (by user) | - | 400 |" in (tmp_path / "out" / "table.md").read_text()
     # a run without users cannot be resampled by user: one line naming it
@@ -556,7 +556,7 @@ def test_paired_by_user_resamples_whole_users(tmp_path):
     with pytest.raises(ConfigError, match="expected one of sample, user"):
         paired_difference(tmp_path / "out" / "a", tmp_path / "out" / "b", by="list")
     with pytest.raises(ValueError, match="by"):
-        SuiteConfig.model_validate({"name": "t", "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}}],
+        ExperimentConfig.model_validate({"name": "t", "rows": [{"name": "a", "evaluate": {}}, {"name": "b", "evaluate": {}}],
                                     "paired": [{"a": "a", "b": "b", "by": "item"}]})
 
 
@@ -584,8 +584,8 @@ def test_compare_reads_an_experiment_rows_seed_runs_and_pairs_by_user(tmp_path):
 def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(tmp_path):
     from llmrec.experiments.engine import plan_experiment
 
-    def suite(limit_b, split_b="test", seed_b=0):
-        return SuiteConfig.model_validate({"name": "t", "rows": [
+    def experiment(limit_b, split_b="test", seed_b=0):
+        return ExperimentConfig.model_validate({"name": "t", "rows": [
             {"name": "a", "evaluate": {"data": "d", "model": {"name": "m"}, "limit": 20}},
             {"name": "b", "evaluate": {"data": "d", "model": {"name": "m"}, "limit": limit_b, "split": split_b,
                                        "sample_seed": seed_b}}],
@@ -593,28 +593,28 @@ def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(
 
     with pytest.raises(ConfigError, match=r"paired 'a' - 'b': 'a' tests on split 'test', 20 samples drawn with "
                                           r"sample_seed 0, 'b' on split 'test', 10 samples"):
-        plan_experiment(None, tmp_path, suite=suite(10))
+        plan_experiment(None, tmp_path, experiment=experiment(10))
     with pytest.raises(ConfigError, match="sample_seed 1"):
-        plan_experiment(None, tmp_path, suite=suite(20, seed_b=1))
+        plan_experiment(None, tmp_path, experiment=experiment(20, seed_b=1))
     with pytest.raises(ConfigError, match="'b' on split 'valid'"):
-        plan_experiment(None, tmp_path, suite=suite(None, split_b="valid"))
-    assert len(plan_experiment(None, tmp_path, suite=suite(20))) == 2
-    assert len(plan_experiment(None, tmp_path, suite=suite(None))) == 2  # every sample of b's data: may be the same
+        plan_experiment(None, tmp_path, experiment=experiment(None, split_b="valid"))
+    assert len(plan_experiment(None, tmp_path, experiment=experiment(20))) == 2
+    assert len(plan_experiment(None, tmp_path, experiment=experiment(None))) == 2  # every sample of b's data: may be the same
 
     def train_vs_baseline(train_test, baseline_test):  # the test sections of train and baseline rows count too
-        return SuiteConfig.model_validate({"name": "t", "rows": [
+        return ExperimentConfig.model_validate({"name": "t", "rows": [
             {"name": "lora", "train": {"data": "d", "model": {"name": "m"}, "test": train_test}},
             {"name": "floor", "baseline": {"model": "popularity", "data": "d", "test": baseline_test}, "seeds": [0, 1]}],
             "paired": [{"a": "lora", "b": "floor"}]})
 
     with pytest.raises(ConfigError, match=r"'lora' tests on split 'test', 20 samples drawn with sample_seed 0, "
                                           r"'floor' on split 'test', 30 samples"):
-        plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 30}))
+        plan_experiment(None, tmp_path, experiment=train_vs_baseline({"limit": 20}, {"limit": 30}))
     with pytest.raises(ConfigError, match="sample_seed 3"):
-        plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 20, "sample_seed": 3}))
+        plan_experiment(None, tmp_path, experiment=train_vs_baseline({"limit": 20}, {"limit": 20, "sample_seed": 3}))
     with pytest.raises(ConfigError, match="paired 'lora' - 'floor': 'lora' tests nothing"):
-        plan_experiment(None, tmp_path, suite=train_vs_baseline({"enabled": False}, {"limit": 20}))
-    assert len(plan_experiment(None, tmp_path, suite=train_vs_baseline({"limit": 20}, {"limit": 20}))) == 3
+        plan_experiment(None, tmp_path, experiment=train_vs_baseline({"enabled": False}, {"limit": 20}))
+    assert len(plan_experiment(None, tmp_path, experiment=train_vs_baseline({"limit": 20}, {"limit": 20}))) == 3
 
     # where the test split is already prepared, a limit at or above its size means every sample
     import pandas as pd
@@ -623,14 +623,14 @@ def test_pairs_of_rows_tested_on_other_samples_are_refused_before_anything_runs(
     pd.DataFrame({"sample_id": range(5)}).to_parquet(tmp_path / "d5" / "test.parquet")
 
     def on_five(limit_a, limit_b):
-        return SuiteConfig.model_validate({"name": "t", "rows": [
+        return ExperimentConfig.model_validate({"name": "t", "rows": [
             {"name": n, "evaluate": {"data": str(tmp_path / "d5"), "model": {"name": "m"}, "limit": lim}}
             for n, lim in (("a", limit_a), ("b", limit_b))], "paired": [{"a": "a", "b": "b"}]})
 
-    assert len(plan_experiment(None, tmp_path, suite=on_five(1000, 2000))) == 2  # both: all 5 samples
-    assert len(plan_experiment(None, tmp_path, suite=on_five(5, None))) == 2
+    assert len(plan_experiment(None, tmp_path, experiment=on_five(1000, 2000))) == 2  # both: all 5 samples
+    assert len(plan_experiment(None, tmp_path, experiment=on_five(5, None))) == 2
     with pytest.raises(ConfigError, match="'a' tests on split 'test', every sample \\(5\\), 'b' on split 'test', 4 samples"):
-        plan_experiment(None, tmp_path, suite=on_five(1000, 4))
+        plan_experiment(None, tmp_path, experiment=on_five(1000, 4))
 
 
 def test_paired_by_user_refuses_predictions_without_a_user_for_some_samples(tmp_path):

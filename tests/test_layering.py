@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "llmrec"
 # and never a package of the same number other than its own
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "paths": 1, "io": 1, "config": 1, "distributed": 1, "parallel": 1, "registry": 1,
+    "paths": 1, "io": 1, "configfile": 1, "distributed": 1, "parallel": 1, "registry": 1,
     "runs": 2, "metrics": 2,
     "data": 3, "plots": 3,
     "prompts": 4, "results": 4,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from llmrec.config import load_config
+from llmrec.configfile import load_config
 from llmrec.data.prepare import PrepareConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs" / "data").glob("*.yaml"))
@@ -43,12 +43,12 @@ RELLA_SUITES = sorted((Path(__file__).resolve().parents[1] / "configs" / "rella"
 
 
 @pytest.mark.parametrize("path", [p for p in RELLA_SUITES if "\nrows:" in p.read_text()], ids=lambda p: p.name)
-def test_rella_suites_and_every_row_config_load(path):
-    """Each suite validates, and each row's config (with the row's overrides) loads into its typed config."""
-    from llmrec.experiments import load_suite, plan_experiment
+def test_rella_experiments_and_every_row_config_load(path):
+    """Each experiment validates, and each row's config (with the row's overrides) loads into its typed config."""
+    from llmrec.experiments import load_experiment, plan_experiment
     from llmrec.prompts import load_template
 
-    load_suite(path)
+    load_experiment(path)
     for run in plan_experiment(path, "/tmp/llmrec-rella-plan"):  # every step resolves ("@k5") and validates
         cfg = run.config
         if run.step.kind == "retrieve":
@@ -77,22 +77,22 @@ BASELINE_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "base
 
 
 @pytest.mark.parametrize("path", BASELINE_FILES, ids=lambda p: p.name)
-def test_baseline_configs_and_suites_load(path):
-    """Baseline configs load and name a registered model; suites validate, every row's config
+def test_baseline_configs_and_experiments_load(path):
+    """Baseline configs load and name a registered model; experiments validate, every row's config
     (with the row's overrides) loads, and params are accepted by the model."""
     from llmrec.baselines.config import BaselineConfig
     from llmrec.baselines.models import BASELINES
-    from llmrec.experiments import load_suite
+    from llmrec.experiments import load_experiment
 
     if "\nrows:" in path.read_text():
-        suite = load_suite(path)
-        for row in suite.rows:
-            cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
+        experiment = load_experiment(path)
+        for row in experiment.steps:
+            cfg = load_config(BaselineConfig, path.parent / row.source, row.set)
             spec = BASELINES[cfg.model]
             assert ("ml-1m" if spec.kind == "ctr" else "trsr") in cfg.data
             assert row.name.split("-")[0] == cfg.model
             if spec.kind == "ranking":
-                assert all(m.partition("@")[0] in ("recall", "mrr", "ndcg", "hit") for m in suite.metrics)
+                assert all(m.partition("@")[0] in ("recall", "mrr", "ndcg", "hit") for m in experiment.metrics)
     else:
         cfg = load_config(BaselineConfig, path)
         assert cfg.model in BASELINES
@@ -101,16 +101,16 @@ def test_baseline_configs_and_suites_load(path):
 
 def test_tallrec_table_baseline_rows_use_the_llm_rows_draws():
     from llmrec.baselines.config import BaselineConfig
-    from llmrec.experiments import load_suite
+    from llmrec.experiments import load_experiment
     from llmrec.train import TrainConfig
 
     path = Path(__file__).resolve().parents[1] / "configs" / "tallrec" / "table.yaml"
-    suite = load_suite(path)
-    rows = [r for r in suite.rows if r.baseline]
+    experiment = load_experiment(path)
+    rows = [r for r in experiment.steps if r.kind == "baseline"]
     floors = [r for r in rows if r.name.endswith("history_rate")]  # no model: no draw, the whole test split
     assert len(rows) == 18 + len(floors) and len(floors) == 2
     for row in rows:
-        cfg = load_config(BaselineConfig, path.parent / row.baseline, row.set)
+        cfg = load_config(BaselineConfig, path.parent / row.source, row.set)
         if row in floors:
             llm = load_config(TrainConfig, path.parent / f"{row.name.split('-')[0]}-256.yaml")
             assert (cfg.model, cfg.data, cfg.test.limit) == ("history_rate", llm.data, llm.test.limit)
@@ -126,9 +126,9 @@ TRSR_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "trsr").r
 
 @pytest.mark.parametrize("path", TRSR_FILES, ids=lambda p: str(p.relative_to(p.parents[1])))
 def test_trsr_configs_load(path):
-    """LLM-TRSR: summarize configs, suites (every row's config with its overrides), train and evaluate configs."""
+    """LLM-TRSR: summarize configs, experiments (every row's config with its overrides), train and evaluate configs."""
     from llmrec.evaluate import EvaluateConfig
-    from llmrec.experiments import load_suite
+    from llmrec.experiments import load_experiment
     from llmrec.summarize import SummarizeConfig, load_summary_template
     from llmrec.train import TrainConfig
 
@@ -142,9 +142,9 @@ def test_trsr_configs_load(path):
     elif "\nrows:" in path.read_text():
         from llmrec.experiments import plan_experiment
 
-        suite = load_suite(path)
+        experiment = load_experiment(path)
         plan = plan_experiment(path, "/tmp/llmrec-plan-check")  # every step resolves ("@hier") and validates
-        assert {r.step.name for r in plan} == {r.name for r in suite.rows}
+        assert {r.step.name for r in plan} == {r.name for r in experiment.steps}
         for run in plan:
             cfg = run.config
             assert dataset in cfg.data or (run.upstream and cfg.data == str(run.upstream[0].folder))
@@ -152,7 +152,7 @@ def test_trsr_configs_load(path):
                 assert cfg.selection.metric_for("ranking").startswith(("mrr@", "recall@"))
                 if run.step.name in ("ft-hier", "ft-rec"):
                     assert cfg.data == str(next(u.folder for u in run.upstream))
-        assert suite.paper is not None and set(suite.paper.values) <= {r.name for r in suite.rows}
+        assert experiment.paper is not None and set(experiment.paper.values) <= {r.name for r in experiment.steps}
     else:
         cls = EvaluateConfig if "zeroshot" in path.name else TrainConfig
         cfg = load_config(cls, path)

@@ -101,7 +101,13 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
 
     ``loaded`` skips loading the model (its tokenizer renders the prompts); ``scorer`` replaces
     the backend's scorer (any :class:`~llmrec.llm.Scorer`). Everything cheap (data, split,
-    template, model, adapter, device) is checked before the run folder is created.
+    template, model, adapter, device) is checked before the run folder is created. Example (zero-shot, the
+    default model, 200 seeded test samples)::
+
+        import llmrec
+
+        folder, result = llmrec.evaluate(llmrec.EvaluateConfig(data="prepared/ml-100k-tallrec", limit=200))
+        result["metrics"]["auc"]
     """
     prepared = check_evaluate(config, model=loaded is None)
     table = prepared.split(config.split)

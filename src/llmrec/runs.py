@@ -310,11 +310,16 @@ def _test_prompts(run: Path) -> Any:
     return "-"
 
 
-def compare_table(paths: list[str] | tuple[str, ...]) -> str:
+def compare_table(paths: list[str | Path] | tuple[str | Path, ...]) -> str:
     """A plain-text table of the metrics of several run folders: value [95% bootstrap interval] for
     one run, mean ± std over seeds for a ``--seeds`` folder or an experiment row's folder of ``seed-N`` runs.
 
-    Every folder is checked first; a folder without results gives one error naming it.
+    Every folder is checked first; a folder without results gives one error naming it (``llmrec compare``).
+    Example (two run folders of :func:`llmrec.evaluate` / :func:`llmrec.train`)::
+
+        import llmrec
+
+        print(llmrec.compare(["runs/zero-shot", "runs/lora-64"]))
     """
     results = [(p, row_metrics(p)) for p in paths]
     keys: list[str] = []

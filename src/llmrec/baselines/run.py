@@ -143,7 +143,16 @@ FAMILIES: dict[str, Family] = {"ctr": Family(CtrFeatures, _ctr_task, predict),
 
 def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
                  progress: bool = True) -> tuple[Path, dict[str, Any]]:
-    """Train, select on validation, score the test split, write the run folder; return (folder, result)."""
+    """Train, select on validation, score the test split, write the run folder; return (folder, result).
+
+    Example (a floor trained on the same 64 samples as a 64-shot LoRA run)::
+
+        import llmrec
+
+        config = llmrec.BaselineConfig(model="popularity", data="prepared/ml-100k-tallrec", train_samples=64)
+        folder, result = llmrec.baseline(config)
+        result["metrics"]["auc"]
+    """
     plan = check_baseline(config)
     prepared, spec = plan.prepared, BASELINES[config.model]
     dataset, protocol = prepared.dataset, prepared.protocol

@@ -116,7 +116,7 @@ def echo_err(message: str) -> None:
 
 def config_command(model_cls, config_path, overrides, named: dict, print_config: bool, defaults: dict | None = None):
     """Resolve a config from ``defaults``, a YAML file, named options (shortcuts for fields) and --set overrides."""
-    from llmrec.config import deep_merge, dump_config, load_config, read_yaml, set_dotted
+    from llmrec.configfile import deep_merge, dump_config, load_config, read_yaml, set_dotted
 
     base = deep_merge(defaults or {}, read_yaml(config_path) if config_path else {})
     for key, value in named.items():

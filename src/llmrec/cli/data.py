@@ -59,7 +59,7 @@ def data_prepare(dataset, protocol, config_path, overrides, print_config, path, 
       llmrec data prepare ml-100k -p tallrec --set tallrec.few_shot=[16,64]
       llmrec data prepare amazon-games -p trsr --path ../shared/data/amazon-games
     """
-    from llmrec.config import read_yaml
+    from llmrec.configfile import read_yaml
     from llmrec.data.prepare import PrepareConfig, prepare
     from llmrec.data.stats import format_stats
 

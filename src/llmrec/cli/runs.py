@@ -1,4 +1,7 @@
-"""``llmrec evaluate | train | suite | compare``: runs into run folders, and their tables."""
+"""``llmrec evaluate | train | run | report | compare | attention``: runs into run folders, and their tables.
+
+``llmrec suite`` is the deprecated name of ``llmrec run``: the same command, after one line on stderr.
+"""
 
 from __future__ import annotations
 
@@ -119,12 +122,12 @@ def _experiment_options(f):
 
 
 def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
-    from llmrec.experiments import load_suite, plan_experiment, run_suite, write_table
+    from llmrec.experiments import load_experiment, plan_experiment, run_experiment, write_table
     from llmrec.experiments.engine import check_problems, plan_states
 
     seeds = tuple(_seed_list(seed_list)) if seed_list else ()
-    suite = load_suite(experiment_file)
-    target = out or str(Path("runs") / suite.name)
+    experiment = load_experiment(experiment_file)
+    target = out or str(Path("runs") / experiment.name)
     if dry_run:
         plan = plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds)
         states = plan_states(target, plan)
@@ -140,12 +143,12 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
 
     check_report_target(Path(target))  # before hours of steps, not after
     if table_only:
-        write_table(suite, target)
+        write_table(experiment, target)
     else:
-        run_suite(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds, log=echo_err)
+        run_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds, log=echo_err)
     from llmrec.report import build_report
 
-    report = build_report([target], target, title=suite.name)
+    report = build_report([target], target, title=experiment.name)
     click.echo(report["summary"])
     click.echo(f"\ntable: {target}/table.md; report: {target}/report.md, {report['html']}")
 
@@ -166,22 +169,20 @@ def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_ru
       llmrec run configs/trsr/table.yaml --out runs/trsr-table
       llmrec run configs/tallrec/table.yaml --only movie-256 --set test.limit=200
       llmrec run configs/tallrec/table.yaml --dry-run
+      llmrec run configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
     """
     _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run)
 
 
-@click.command("suite")
+SUITE_DEPRECATED = "`llmrec suite` is deprecated: use `llmrec run`"
+
+
+@click.command("suite", short_help="Deprecated alias of `llmrec run`.")
 @_experiment_options
-def suite_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
-    """Run an experiment suite (a results table) and write OUT/table.md (the same as `llmrec run`).
-
-    \b
-    Examples:
-      llmrec suite configs/tallrec/table.yaml --out runs/tallrec-table
-      llmrec suite configs/tallrec/table.yaml --only movie-256 --set test.limit=200
-      llmrec suite configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
-    """
-    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run)
+def suite_cmd(**options) -> None:
+    """Deprecated alias of `llmrec run` (the same options, the same engine): use `llmrec run`."""
+    echo_err(SUITE_DEPRECATED)
+    _run_experiment(**options)
 
 
 @click.command("report")
@@ -192,7 +193,7 @@ def suite_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_
 def report_cmd(folders, out, title) -> None:
     """Every method and baseline side by side: OUT/report.md and one self-contained OUT/report.html.
 
-    FOLDERS are experiment folders (llmrec run / suite: their table.json), folders of them
+    FOLDERS are experiment folders (llmrec run: their table.json), folders of them
     (results/: every experiment in it), and run folders (evaluate, train, baseline, --seeds). Each table shows every metric as mean ± std over
     seeds (one run: value [95% CI]) beside the papers' numbers; the plots are the experiment's
     curves (AUC vs N, AUC vs K), ranking metrics by k, calibration and score histograms.

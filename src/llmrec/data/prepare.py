@@ -111,7 +111,15 @@ def check_prepare(config: PrepareConfig) -> None:
 
 
 def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, dict[str, float]]:
-    """Run the whole preparation; returns the prepared data, its folder and step timings."""
+    """Run the whole preparation; returns the prepared data, its folder and step timings.
+
+    Example (MovieLens-100K under TALLRec's protocol, from ./data, ../shared/data or $LLMREC_DATA_ROOT)::
+
+        import llmrec
+
+        data, folder, timings = llmrec.prepare(llmrec.PrepareConfig(dataset="ml-100k", protocol="tallrec"))
+        folder  # prepared/ml-100k-tallrec
+    """
     timings = {}
     t0 = time.perf_counter()
     name = get_spec(config.dataset).name

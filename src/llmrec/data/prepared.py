@@ -152,7 +152,15 @@ class PreparedData:
 
     @classmethod
     def load(cls, directory: str | Path) -> PreparedData:
-        """Read a directory written by :meth:`save`."""
+        """Read a directory written by :meth:`save` (``llmrec.load``).
+
+        Example (a folder written by ``llmrec data prepare`` or :func:`llmrec.prepare`)::
+
+            import llmrec
+
+            data = llmrec.load("prepared/ml-100k-tallrec")
+            data.split("test").num_rows, data.protocol
+        """
         directory = Path(directory)
         meta_path = directory / "meta.json"
         if not meta_path.exists():

@@ -7,11 +7,14 @@ prepare / retrieve / summarize, a run folder for the others (a run folder also n
 adapter). The older suite form, ``rows`` of train / evaluate / baseline config files with
 ``adapters_from``, is the same thing: ``rows`` is an alias of ``steps``.
 
->>> exp = SuiteConfig.model_validate({"name": "t", "steps": [
+>>> exp = ExperimentConfig.model_validate({"name": "t", "steps": [
 ...     {"name": "data", "prepare": {"dataset": "ml-100k", "protocol": "tallrec"}},
 ...     {"name": "zs", "evaluate": {"data": "@data", "limit": 200}}]})
->>> [(s.name, s.kind, s.in_table) for s in exp.rows], exp.rows[1].references()
+>>> [(s.name, s.kind, s.in_table) for s in exp.steps], exp.steps[1].references()
 ([('data', 'prepare', False), ('zs', 'evaluate', True)], {'data'})
+
+The names of the suite era stay importable as deprecated aliases: ``SuiteConfig`` (:class:`ExperimentConfig`),
+``SuiteRow`` (:class:`Step`), ``load_suite`` (:func:`load_experiment`), ``ExperimentConfig.rows`` (``.steps``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from llmrec.config import load_config, parse_override, read_yaml
+from llmrec.configfile import load_config, parse_override, read_yaml
 from llmrec.errors import ConfigError
 from llmrec.experiments.steps import STEP_KINDS
 
@@ -69,7 +72,7 @@ def substitute(value: Any, table: dict[str, str]) -> Any:
     return map_strings(value, one)
 
 
-class SuiteRow(BaseModel):
+class Step(BaseModel):
     """One step of an experiment (a row of its table unless ``in_table`` is false).
 
     Its kind is the one key that names a registered step kind (``train: movie-64.yaml``);
@@ -101,7 +104,7 @@ class SuiteRow(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _one_kind(self) -> SuiteRow:
+    def _one_kind(self) -> Step:
         if not _NAME.match(self.name):
             raise ValueError(f"step name {self.name!r}: use letters, digits, '.', '_' and '-' (it names a folder)")
         record = STEP_KINDS[self.kind]
@@ -204,16 +207,16 @@ class Pairing(BaseModel):
                                           "(lists), or whole users (their samples are not independent: wider)")
 
 
-class SuiteConfig(BaseModel):
-    """An experiment: its steps and the table of its results (``rows`` and ``steps`` are the same list)."""
+class ExperimentConfig(BaseModel):
+    """An experiment: its steps and the table of its results (a file may say ``rows:`` for ``steps:``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     name: str
     description: str = ""
     metrics: list[str] = Field(default_factory=lambda: ["auc", "logloss", "acc"])
     paper: PaperNumbers | None = None
-    rows: list[SuiteRow] = Field(alias="steps")
+    steps: list[Step]
     curves: list[Curve] = Field(default_factory=list, description="plots of a metric against a row setting")
     paired: list[Pairing] = Field(default_factory=list,
                                   description="row pairs tested on the same samples: a - b with a paired interval")
@@ -229,15 +232,15 @@ class SuiteConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _references(self) -> SuiteConfig:
+    def _references(self) -> ExperimentConfig:
         if not _NAME.match(self.name):
             raise ValueError(f"experiment name {self.name!r}: use letters, digits, '.', '_' and '-' (it names the "
                              "default output folder runs/NAME)")
-        names = [r.name for r in self.rows]
+        names = [r.name for r in self.steps]
         if len(set(names)) != len(names):
             raise ValueError("row names must be unique")
-        earlier: dict[str, SuiteRow] = {}
-        for r in self.rows:
+        earlier: dict[str, Step] = {}
+        for r in self.steps:
             if r.adapters_from and (r.adapters_from not in earlier or earlier[r.adapters_from].kind != "train"):
                 raise ValueError(f"row {r.name!r}: adapters_from {r.adapters_from!r} is not an earlier train row")
             unknown = sorted(r.references() - set(earlier))
@@ -264,10 +267,28 @@ class SuiteConfig(BaseModel):
             seen.add((pair.a, pair.b, pair.by))
         return self
 
-    def step(self, name: str) -> SuiteRow:
-        return next(r for r in self.rows if r.name == name)
+    def step(self, name: str) -> Step:
+        """The step named ``name``."""
+        return next(r for r in self.steps if r.name == name)
+
+    @property
+    def rows(self) -> list[Step]:
+        """Deprecated: the name of :attr:`steps` in the suite era."""
+        return self.steps
 
 
-def load_suite(path: str | Path, overrides: tuple[str, ...] = ()) -> SuiteConfig:
-    """An experiment (or suite) file, validated."""
-    return load_config(SuiteConfig, path, overrides)
+def load_experiment(path: str | Path, overrides: tuple[str, ...] = ()) -> ExperimentConfig:
+    """An experiment file (or an older suite file), validated; ``overrides`` are dotted ``key=value`` settings.
+
+    >>> load_experiment("no/such.yaml")
+    Traceback (most recent call last):
+    ...
+    llmrec.errors.ConfigError: no/such.yaml: config file not found
+    """
+    return load_config(ExperimentConfig, path, overrides)
+
+
+# deprecated names of the suite era, kept so that older code still imports
+SuiteConfig = ExperimentConfig
+SuiteRow = Step
+load_suite = load_experiment

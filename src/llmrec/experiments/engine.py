@@ -33,9 +33,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from llmrec.config import apply_overrides, load_config
+from llmrec.configfile import apply_overrides, load_config
 from llmrec.errors import ConfigError, LlmrecError
-from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite, map_strings, substitute
+from llmrec.experiments.config import ExperimentConfig, Step, load_experiment, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import file_sha256, write_json
 
@@ -44,7 +44,7 @@ from llmrec.io import file_sha256, write_json
 class PlannedRun:
     """One run of one step: its resolved config, output folder and key."""
 
-    step: SuiteRow
+    step: Step
     seed: int | None
     folder: Path
     config: Any
@@ -106,7 +106,7 @@ def _input_fingerprints(config: dict[str, Any], kind: StepKind | str, produced: 
     return out
 
 
-def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
+def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, experiment: ExperimentConfig | None = None,
                     only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
                     seeds: tuple[int, ...] = ()) -> list[PlannedRun]:
     """Every run of the experiment, in order, with resolved configs and keys (nothing runs).
@@ -117,16 +117,16 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
     train, evaluate and baseline steps.
     """
     experiment_file = Path(experiment_file) if experiment_file else None
-    if suite is None:
-        suite = load_suite(experiment_file)
+    if experiment is None:
+        experiment = load_experiment(experiment_file)
     out = Path(out)
-    unknown = set(only) - {r.name for r in suite.rows}
+    unknown = set(only) - {r.name for r in experiment.steps}
     if unknown:
-        raise ConfigError(f"no step named {', '.join(sorted(unknown))} in {experiment_file or suite.name}")
+        raise ConfigError(f"no step named {', '.join(sorted(unknown))} in {experiment_file or experiment.name}")
     runs: dict[str, dict[int | None, PlannedRun]] = {}
     plan: list[PlannedRun] = []
-    for row in suite.rows:
-        where = f"{experiment_file or suite.name}: step {row.name!r}"
+    for row in experiment.steps:
+        where = f"{experiment_file or experiment.name}: step {row.name!r}"
         parts = [row.source] if isinstance(row.source, str) else []
         parts += ["its set"] * bool(row.set) + ["--set"] * bool(extra)
         if parts:
@@ -139,7 +139,7 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, suit
                 plan.append(run)
         except LlmrecError as exc:
             raise ConfigError(f"{where}: {exc}") from None
-    _check_pairs(suite, runs, experiment_file)
+    _check_pairs(experiment, runs, experiment_file)
     if only or seeds:
         named = [r for r in plan if not only or r.step.name in only]
         todo = [r for r in named if not seeds or r.seed is None or r.seed in seeds]
@@ -191,7 +191,8 @@ def _tested_samples(config: Any) -> tuple[str, int | None, int, int | None] | No
     return split, limit, seed, (None if rows is None else limit or rows)
 
 
-def _check_pairs(suite: SuiteConfig, runs: dict[str, dict[int | None, PlannedRun]], where: Path | None) -> None:
+def _check_pairs(experiment: ExperimentConfig, runs: dict[str, dict[int | None, PlannedRun]],
+                 where: Path | None) -> None:
     """Each ``paired:`` pair tests both rows on the same split and, where both draw a subset, the same subset
     (limit, sample_seed), and where both splits are already prepared, the same number of samples; checked before
     anything runs: a pair of other samples could only show "not computed" after hours of work."""
@@ -200,25 +201,25 @@ def _check_pairs(suite: SuiteConfig, runs: dict[str, dict[int | None, PlannedRun
         every = "every sample" + (f" ({count:,})" if count is not None else "")
         return f"split {split!r}, " + (f"{limit:,} samples drawn with sample_seed {seed}" if limit else every)
 
-    for pair in suite.paired:
+    for pair in experiment.paired:
         first = {name: next(iter(runs.get(name, {}).values()), None) for name in (pair.a, pair.b)}
         if any(run is None for run in first.values()):
             continue
         tests = {name: _tested_samples(run.config) for name, run in first.items()}
         if None in tests.values():
             missing = next(name for name, t in tests.items() if t is None)
-            raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {missing!r} tests nothing")
+            raise ConfigError(f"{where or experiment.name}: paired {pair.a!r} - {pair.b!r}: {missing!r} tests nothing")
         (split_a, limit_a, seed_a, count_a), (split_b, limit_b, seed_b, count_b) = tests[pair.a], tests[pair.b]
         # a row without a limit scores every sample of its data, which may be a subset already (a summarized
         # folder of the seeded lists): two splits, two drawn subsets, or two known counts can differ before running
         if (split_a != split_b or (limit_a and limit_b and (limit_a, seed_a) != (limit_b, seed_b))
                 or (count_a is not None and count_b is not None and count_a != count_b)):
-            raise ConfigError(f"{where or suite.name}: paired {pair.a!r} - {pair.b!r}: {pair.a!r} tests on "
+            raise ConfigError(f"{where or experiment.name}: paired {pair.a!r} - {pair.b!r}: {pair.a!r} tests on "
                               f"{described(tests[pair.a])}, {pair.b!r} on {described(tests[pair.b])}; pair rows "
                               "tested on the same samples")
 
 
-def _seeds(row: SuiteRow, refs: list[str], runs: dict[str, dict[int | None, PlannedRun]]) -> list[int | None]:
+def _seeds(row: Step, refs: list[str], runs: dict[str, dict[int | None, PlannedRun]]) -> list[int | None]:
     own = row.own_seeds()
     if own is not None:
         return list(own)
@@ -231,7 +232,7 @@ def _seeds(row: SuiteRow, refs: list[str], runs: dict[str, dict[int | None, Plan
     return list(lists.pop()) if lists else [None]
 
 
-def _plan_row(row: SuiteRow, base: dict[str, Any], refs: list[str], runs, out: Path,
+def _plan_row(row: Step, base: dict[str, Any], refs: list[str], runs, out: Path,
               extra: tuple[str, ...]) -> list[PlannedRun]:
     kind = STEP_KINDS[row.kind]
     cls = kind.config()
@@ -300,12 +301,13 @@ def plan_states(out: str | Path, plan: list[PlannedRun]) -> dict[int, str]:
     return states
 
 
-def run_experiment(experiment_file: str | Path | None, out: str | Path, *, suite: SuiteConfig | None = None,
-                   only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
-                   log: Callable[[str], None] = print, progress: bool = True) -> list[PlannedRun]:
-    """Plan, check, then run every step that is not done; returns the plan."""
+def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment: ExperimentConfig | None = None,
+              only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
+              log: Callable[[str], None] = print, progress: bool = True) -> list[PlannedRun]:
+    """Plan, check, then run every step that is not done; returns the plan (no table: see
+    :func:`llmrec.experiments.run_experiment`)."""
     out = Path(out)
-    plan = plan_experiment(experiment_file, out, suite=suite, only=only, extra=extra, seeds=seeds)
+    plan = plan_experiment(experiment_file, out, experiment=experiment, only=only, extra=extra, seeds=seeds)
     states = plan_states(out, plan)
     problems = check_problems(plan, states)  # cheap checks of every run whose inputs are already there
     if problems:

@@ -1,4 +1,4 @@
-"""Experiments (``llmrec run`` / ``llmrec suite``): steps in, a results table out.
+"""Experiments (``llmrec run``): steps in, a results table out.
 
 An experiment file lists steps (``prepare``, ``retrieve``, ``summarize``, ``train``,
 ``evaluate``, ``baseline``), each with its config (a file or an inline mapping), overrides and
@@ -36,34 +36,55 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.experiments.config import SuiteConfig, SuiteRow, load_suite
+from llmrec.experiments.config import ExperimentConfig, Step, load_experiment
 from llmrec.io import write_json, write_text
 from llmrec.runs import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 
-def run_suite(suite_file: str | Path, out: str | Path, *, only: tuple[str, ...] = (), extra: tuple[str, ...] = (),
-              seeds: tuple[int, ...] = (), log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
-    """Run the experiment (or the steps in ``only`` / the runs of ``seeds`` and what they read) into ``out``;
-    write the table."""
-    from llmrec.experiments.engine import run_experiment
+def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path | None = None, *,
+                   only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
+                   log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """Run an experiment's steps that are not done into ``out``, then write its table; return the table.
 
-    run_experiment(suite_file, out, only=only, extra=extra, seeds=seeds, log=log, progress=progress)
-    return write_table(load_suite(suite_file), out)
+    ``experiment`` is an experiment file or an :class:`ExperimentConfig` (whose step config files are then
+    relative to the working folder); ``out`` defaults to ``runs/<name>``. ``only`` runs these steps and what they
+    read, ``seeds`` these seeds of the seeded steps, ``extra`` overrides every train / evaluate / baseline step
+    (``llmrec run``'s ``--only``, ``--seeds``, ``--set``). The table is ``OUT/table.json``'s content plus its
+    ``markdown``. Example (the quickstart: ML-100K, a small model, CPU minutes)::
+
+        import llmrec
+
+        table = llmrec.run_experiment("configs/quickstart.yaml", "runs/quickstart")
+        print(table["markdown"])
+        table["rows"]["lora-64"]["auc"]["mean"]
+    """
+    from llmrec.experiments.engine import run_steps
+
+    if isinstance(experiment, ExperimentConfig):
+        config, file = experiment, None
+    else:
+        config, file = load_experiment(experiment), Path(experiment)
+    out = Path("runs") / config.name if out is None else Path(out)
+    run_steps(file, out, experiment=config, only=only, extra=extra, seeds=seeds, log=log, progress=progress)
+    return write_table(config, out)
 
 
-def _row_runs(out: Path, row: SuiteRow) -> list[Path]:
+run_suite = run_experiment  # deprecated name of the suite era, kept so that older code still imports
+
+
+def _row_runs(out: Path, row: Step) -> list[Path]:
     """The finished run folders of a row (``OUT/<row>``, or its ``seed-N`` folders in seed order)."""
     from llmrec.paired import seed_runs
 
     return seed_runs(out / row.name)
 
 
-def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[str]:
-    """The suite's curves as PNG files, from the finished rows (a curve without two points is skipped)."""
+def _write_curves(experiment: ExperimentConfig, rows: dict[str, Any], out: Path) -> list[str]:
+    """The experiment's curves as PNG files, from the finished rows (a curve without two points is skipped)."""
     from llmrec.plots import curve_plot
 
     written = []
-    for curve in suite.curves:
+    for curve in experiment.curves:
         series = {label: [(x, rows[r][curve.metric]["mean"], rows[r][curve.metric]["std"]) for r, x in points.items()
                           if curve.metric in rows.get(r, {})] for label, points in curve.series.items()}
         series = {k: v for k, v in series.items() if v}
@@ -71,24 +92,24 @@ def _write_curves(suite: SuiteConfig, rows: dict[str, Any], out: Path) -> list[s
                       if curve.metric in rows.get(r, {})}
         if sum(len(v) for v in series.values()) >= 2:
             written.append(curve_plot(series, out / f"{curve.name}.png", curve.xlabel, curve.metric.upper(),
-                                      f"{suite.name}: {curve.name}", log_x=curve.log_x,
+                                      f"{experiment.name}: {curve.name}", log_x=curve.log_x,
                                       references=references))
     return written
 
 
-def _paired_entries(suite: SuiteConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The suite's paired differences on the finished runs. A recorded entry whose two runs still have the values
+def _paired_entries(experiment: ExperimentConfig, out: Path, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The experiment's paired differences on the finished runs. A recorded entry whose two runs still have the values
     it holds is kept as it is (a copied experiment folder has no predictions to recompute it from)."""
     from llmrec.errors import LlmrecError
     from llmrec.paired import headline_metric, matched_runs, paired_difference, predictions_file, still_valid
     from llmrec.runs import load_metrics
 
-    def single(row: SuiteRow) -> bool:  # one run that stands for every seed: no seeds listed, no adapters per seed
+    def single(row: Step) -> bool:  # one run that stands for every seed: no seeds listed, no adapters per seed
         return row.seeds is None and not row.adapters_from
 
     entries = []
-    for pair in suite.paired:
-        row_a, row_b = suite.step(pair.a), suite.step(pair.b)
+    for pair in experiment.paired:
+        row_a, row_b = experiment.step(pair.a), experiment.step(pair.b)
         runs_a, runs_b = _row_runs(out, row_a), _row_runs(out, row_b)
         if not runs_a or not runs_b:
             continue  # a row not run yet
@@ -137,43 +158,46 @@ def _previous_paired(out: Path) -> list[dict[str, Any]]:
     return [e for e in paired if well_formed(e)] if isinstance(paired, list) else []
 
 
-def write_table(suite: SuiteConfig, out: str | Path) -> dict[str, Any]:
-    """``table.md`` and ``table.json`` from whatever runs of the suite are finished."""
+def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]:
+    """``table.md`` and ``table.json`` from whatever runs of the experiment are finished (``table.json`` keeps its
+    ``suite`` key: the experiment's name)."""
     out = Path(out)
-    table: dict[str, Any] = {"suite": suite.name, "description": suite.description, "metrics": list(suite.metrics),
-                             "paper_label": suite.paper.label if suite.paper else None, "rows": {}}
+    table: dict[str, Any] = {"suite": experiment.name, "description": experiment.description,
+                             "metrics": list(experiment.metrics),
+                             "paper_label": experiment.paper.label if experiment.paper else None, "rows": {}}
     from llmrec.runs import load_metrics
 
-    paper_metrics, paper_head = paper_columns(suite.metrics, suite.paper.metrics() if suite.paper else [])
-    head = ["row", "runs", *suite.metrics, *paper_head]
+    paper = experiment.paper
+    paper_metrics, paper_head = paper_columns(experiment.metrics, paper.metrics() if paper else [])
+    head = ["row", "runs", *experiment.metrics, *paper_head]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in (r for r in suite.rows if r.in_table):
+    for row in (r for r in experiment.steps if r.in_table):
         folders = _row_runs(out, row)
         found = [load_metrics(f)["metrics"] for f in folders]
         entry: dict[str, Any] = {"runs": len(found), "kind": row.kind, "folders": [str(f) for f in folders]}
         cells = [row.name, str(len(found))]
-        for m in suite.metrics:
+        for m in experiment.metrics:
             values = [float(f[m]) for f in found if m in f]
             if values:
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 entry[m] = {"mean": float(np.mean(values)), "std": std, "values": values}
             cells.append(row_cell(found, m))
-        if suite.paper:
-            entry["paper"] = suite.paper.for_row(row.name)
+        if paper:
+            entry["paper"] = paper.for_row(row.name)
             cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
-    text = (f"# {suite.name}\n\n{suite.description}\n\n" + "\n".join(lines) + "\n\n"
-            f"Mean ± std over seeds; {INTERVAL_NOTE}" + (f"; {paper_note(suite.paper.label)}" if paper_metrics else "")
+    text = (f"# {experiment.name}\n\n{experiment.description}\n\n" + "\n".join(lines) + "\n\n"
+            f"Mean ± std over seeds; {INTERVAL_NOTE}" + (f"; {paper_note(paper.label)}" if paper_metrics else "")
             + ".\n")
-    table["paired"] = _paired_entries(suite, out, _previous_paired(out))
+    table["paired"] = _paired_entries(experiment, out, _previous_paired(out))
     if table["paired"]:
         from llmrec.paired import paired_note, paired_table
 
-        head, body = paired_table(table["paired"], list(suite.metrics))
+        head, body = paired_table(table["paired"], list(experiment.metrics))
         lines = ["| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *body]]
         text += f"\n{paired_note(table['paired'])}:\n\n" + "\n".join(lines) + "\n"
-    table["curves"] = _write_curves(suite, table["rows"], out)
+    table["curves"] = _write_curves(experiment, table["rows"], out)
     if table["curves"]:
         text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"
     write_text(out / "table.md", text)

@@ -27,7 +27,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from llmrec.config import yaml_problem
+from llmrec.configfile import yaml_problem
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.registry import Registry
 

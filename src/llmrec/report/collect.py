@@ -106,6 +106,7 @@ def _section(folder: Path, table: dict[str, Any]) -> Section:
             paper = {}
         rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
     metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in numeric_metrics(m)})
+    # table.json names the experiment under "suite" (the on-disk format of the suite era, kept)
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
                    table.get("paper_label"), folder, [folder / c for c in table.get("curves", [])],
                    [e for e in table.get("paired") or [] if well_formed(e)])
@@ -152,7 +153,7 @@ def collect(paths: list[str | Path]) -> list[Section]:
             loose.extend(q for q in inner if not (q / "table.json").exists())
         else:
             raise ConfigError(f"{p}: not an experiment folder (no table.json) nor a run folder (no metrics.json); "
-                              "give the folder of llmrec run / suite / evaluate / train / baseline")
+                              "give the folder of llmrec run / evaluate / train / baseline")
     if loose:
         sections.append(runs_section(loose))
     return sections

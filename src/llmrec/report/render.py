@@ -97,7 +97,17 @@ def section_plots(section: Section, folder: Path, prefix: str) -> list[tuple[str
 
 
 def build_report(paths: list[str | Path], out: str | Path, title: str = "llmrec report") -> dict[str, Any]:
-    """Write ``OUT/report.md`` (+ ``OUT/report_files/``) and the self-contained ``OUT/report.html``."""
+    """Write ``OUT/report.md`` (+ ``OUT/report_files/``) and the self-contained ``OUT/report.html``.
+
+    ``paths`` are experiment folders (their ``table.json``), folders of them (``results/``) and run folders
+    (evaluate, train, baseline); what ``llmrec report`` writes. Returns ``markdown`` (report.md's text),
+    ``summary`` (its tables), ``html`` (the page's path), ``sections`` and ``plots``. Example (the experiments recorded in this repository)::
+
+        import llmrec
+
+        result = llmrec.report(["results"], "runs/report-all", title="every method")
+        print(result["summary"])
+    """
     sections = collect(paths)
     out = Path(out)
     check_report_target(out)

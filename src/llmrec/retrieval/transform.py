@@ -162,6 +162,12 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
     """Write the SUBR version of ``config.data`` to ``config.out``; returns the folder and the summary.
 
     ``loaded`` is an already loaded encoder model (:class:`~llmrec.llm.LoadedModel`), e.g. in tests.
+    Example (ReLLa's SUBR with K = 10 on a folder of ``llmrec data prepare ml-1m --protocol rella``)::
+
+        import llmrec
+
+        config = llmrec.RetrievalConfig(data="prepared/ml-1m-rella", out="prepared/ml-1m-rella-subr10", k=10)
+        folder, summary = llmrec.retrieve(config)
     """
     source = PreparedData.load(config.data)
     check_retrievable(source, config.data)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmrec.config import read_yaml
+from llmrec.configfile import read_yaml
 from llmrec.errors import ConfigError
 from llmrec.llm.settings import ModelConfig, ScoringConfig
 from llmrec.prompts.settings import PromptSettings

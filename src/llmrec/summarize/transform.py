@@ -121,7 +121,14 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
     """Write the summarized version of ``config.data`` to ``config.out``; returns the folder and the summary.
 
     ``loaded`` is an already loaded model (e.g. in tests); ``generator`` replaces its generator.
-    Everything cheap is checked before the model loads or anything is written.
+    Everything cheap is checked before the model loads or anything is written. Example (LLM-TRSR's
+    hierarchical summaries of a folder of ``llmrec data prepare amazon-games --protocol trsr``)::
+
+        import llmrec
+
+        config = llmrec.SummarizeConfig(data="prepared/amazon-games-trsr", out="prepared/amazon-games-trsr-hier",
+                                        mode="hierarchical")
+        folder, summary = llmrec.summarize(config)
     """
     source = PreparedData.load(config.data)
     check_summarizable(source, config)

@@ -25,7 +25,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("train", "train_seeds"):
-        import llmrec.train.run as run
+        from llmrec.train import run  # not `import llmrec.train.run as run`: llmrec.train is the function
 
         return getattr(run, name)
     raise AttributeError(f"module 'llmrec.train' has no attribute {name!r}")

@@ -1,7 +1,8 @@
-"""Typed configs: pydantic models loadable from YAML, any field overridable from the CLI.
+"""Config files: YAML read into the typed configs (pydantic models), any field overridable from the CLI.
 
-Overrides use dotted paths and YAML values, e.g. ``rella.max_history=30`` or
-``tallrec.few_shot=[16,64]``.
+The config classes live beside what they configure (``PrepareConfig`` in :mod:`llmrec.data.prepare`, ...);
+this module reads YAML files, applies overrides and validates. Overrides use dotted paths and YAML values,
+e.g. ``rella.max_history=30`` or ``tallrec.few_shot=[16,64]``.
 
 >>> from llmrec.data.prepare import PrepareConfig
 >>> cfg = load_config(PrepareConfig, overrides=["dataset=ml-1m", "protocol=rella", "rella.max_history=30"])
