@@ -434,8 +434,7 @@ def test_chat_models_get_the_instruct_template_in_their_chat_template(tmp_path, 
 
 def test_limits_keep_the_rows_training_and_evaluation_draw(trsr_folder):
     """A summarized subset holds the users `train_samples` trains on and `limit` tests on (same seed)."""
-    from llmrec.data.sampling import sample_indices
-    from llmrec.data.sampling import subset_rows
+    from llmrec.data.sampling import sample_indices, subset_rows
     from llmrec.summarize.transform import kept_rows
 
     source = PreparedData.load(trsr_folder)

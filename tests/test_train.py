@@ -16,7 +16,7 @@ from llmrec.train import TrainConfig, train, train_seeds
 from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import OptimSettings
 from llmrec.train.examples import Example, read_instruction_file
-from llmrec.train.run import make_trainer, sft_config
+from llmrec.train.hf import make_trainer, sft_config
 from llmrec.train.trainer import IGNORE, LeftPadCollator, answer_only_loss
 from tests.tiny_models import tiny_gemma3, tiny_llama, tiny_loaded
 

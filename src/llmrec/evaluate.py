@@ -20,7 +20,6 @@ from llmrec.data.prepared import PreparedData
 from llmrec.data.sampling import subset_rows
 from llmrec.distributed import barrier, gather, launched, main_first, shard, world
 from llmrec.errors import ConfigError, DataError
-from llmrec.io import write_parquet
 from llmrec.llm import (
     AnswerTokens,
     EncodedPrompt,

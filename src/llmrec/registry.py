@@ -63,7 +63,7 @@ class Registry(MutableMapping[str, T], Generic[T]):
     def register(self, entry: T, name: str | None = None, *, aliases: Iterable[str] = ()) -> T:
         """Add (or replace) ``entry`` under ``name`` (default: its ``name`` attribute); returns the entry, so a
         module can write ``X = registry.register(Record(...))``."""
-        name = name if name is not None else getattr(entry, "name")
+        name = name if name is not None else entry.name
         self._entries[name.lower() if self._fold else name] = entry
         for alias in aliases:
             self._aliases[alias.lower() if self._fold else alias] = name

@@ -64,7 +64,7 @@ def check_baseline(config: BaselineConfig) -> BaselinePlan:
             raise DataError(f"{config.data}/{name}.parquet: the split is empty")
         found = detect(table.schema)
         if found is not kind:
-            others = ", ".join(BASELINES.names(lambda s: s.kind == found.name)) or "none"
+            others = ", ".join(BASELINES.names(lambda s, found=found: s.kind == found.name)) or "none"
             raise DataError(f"{config.data}/{name}.parquet: {config.model} is a baseline for {kind.name} samples "
                             f"and needs {kind.summary}; this is a {found.name} folder (baselines for it: {others})")
     n = prepared.split(config.split).num_rows

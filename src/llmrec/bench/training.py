@@ -61,7 +61,7 @@ def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", bat
     from llmrec.train.adapters import LoraSettings
     from llmrec.train.config import OptimSettings
     from llmrec.train.examples import ctr_examples
-    from llmrec.train.run import make_trainer, sft_config
+    from llmrec.train.hf import make_trainer, sft_config
     from llmrec.train.trainer import LeftPadCollator, answer_only_loss
 
     prepared = PreparedData.load(data)

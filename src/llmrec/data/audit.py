@@ -17,8 +17,7 @@ Checks, each reported with counts (vectorized: no Python loop per sample):
 A check that does not apply (no timestamps, no full chronology) is reported as skipped.
 
 >>> import tempfile, pandas as pd, pyarrow as pa
->>> from llmrec.data.kinds import detect
-from llmrec.data.prepared import PreparedData
+>>> from llmrec.data.prepared import PreparedData
 >>> seq = pa.table({"user": ["u"], "items": [["a", "b", "c"]], "ratings": [[4.0, 2.0, 5.0]], "timestamps": [[1, 2, 3]]})
 >>> rows = {"sample_id": [0], "user": ["u"], "item": ["c"], "rating": [5.0], "label": [1], "timestamp": [3],
 ...         "history_items": [["a", "b"]], "history_ratings": [[4.0, 2.0]], "history_end": [2]}
@@ -39,6 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from llmrec.data.kinds import detect
 from llmrec.data.prepared import PreparedData
 from llmrec.data.protocols import get_protocol
 from llmrec.data.protocols.base import SPLIT_ORDER, concat_ranges
