@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ import numpy as np
 from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
-from llmrec.data.kinds import SampleKind
-from llmrec.data.prepared import PreparedData
+from llmrec.data.kinds import SampleKind, detect
+from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import subset_rows
 from llmrec.distributed import barrier, gather, launched, main_first, shard, world
 from llmrec.errors import ConfigError, DataError
@@ -38,7 +39,7 @@ from llmrec.prompts.settings import PromptSettings
 from llmrec.results import write_results
 from llmrec.runs import RunDir
 
-__all__ = ["EvaluateConfig", "check_evaluate", "evaluate"]
+__all__ = ["EvaluateConfig", "EvaluatePlan", "check_evaluate", "evaluate"]
 
 
 class EvaluateConfig(PromptSettings):
@@ -76,13 +77,33 @@ class EvaluateConfig(PromptSettings):
         return keep
 
 
-def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool = True) -> PreparedData:
-    """Every cheap check of an evaluate config (data, split, template, model, adapter, device),
-    before anything is loaded or written; returns the prepared data."""
-    prepared = PreparedData.load(config.data)
-    table = prepared.split(config.split)
-    if table.num_rows == 0:
+@dataclass(frozen=True)
+class EvaluatePlan:
+    """What :func:`check_evaluate` settled; :func:`evaluate` runs from it and reads no config file or folder
+    metadata again (the split's rows are read once, when scoring starts)."""
+
+    config: EvaluateConfig
+    prepared: PreparedData
+    kind: SampleKind  # what the split's rows are
+    rows: tuple[int, ...]  # the row indices scored, in table order (every row, or the seeded ``limit`` subset)
+    fingerprint: str  # content hash of the prepared folder: part of the run's identity
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the predictions (a resumed run must match them)."""
+        return self.config.identity(self.fingerprint)
+
+
+def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool = True,
+                   opened: dict[str, PreparedData] | None = None) -> EvaluatePlan:
+    """Every cheap check of an evaluate config (data, split, template, model, adapter, device), before anything
+    is loaded or written; returns the plan :func:`evaluate` runs. ``opened`` shares prepared folders already
+    opened in this command (by path), so no folder is opened twice."""
+    prepared = open_prepared(config.data, opened)
+    n_rows = prepared.num_rows(config.split)
+    if n_rows == 0:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
+    kind = detect(prepared.column_names(config.split))
     config.check_template(prepared)
     if config.merge_adapter and not config.adapter:
         raise ConfigError("merge_adapter (--merge) needs an adapter (--adapter) to merge")
@@ -91,12 +112,15 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     if config.engine.kind != "local" and launched():
         raise ConfigError("engine.kind: ray inside accelerate launch / torchrun: use one of the two (Ray workers, or "
                           "launched processes), not both")
-    return prepared
+    rows = tuple(subset_rows(n_rows, config.limit, config.sample_seed))
+    return EvaluatePlan(config, prepared, kind, rows, prepared.fingerprint())
 
 
-def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None, log=print,
-             progress: bool = True) -> tuple[Path, dict]:
+def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None,
+             log=print, progress: bool = True) -> tuple[Path, dict]:
     """Score the split, write the run folder, return (folder, metrics).
+
+    ``config`` is a config (checked here) or the plan :func:`check_evaluate` returned for it.
 
     ``loaded`` skips loading the model (its tokenizer renders the prompts); ``scorer`` replaces
     the backend's scorer (any :class:`~llmrec.llm.Scorer`). Everything cheap (data, split,
@@ -108,14 +132,13 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
         folder, result = llmrec.evaluate(llmrec.EvaluateConfig(data="prepared/ml-100k-tallrec", limit=200))
         result["metrics"]["auc"]
     """
-    prepared = check_evaluate(config, model=loaded is None)
-    table = prepared.split(config.split)
-    rows_idx = subset_rows(table.num_rows, config.limit, config.sample_seed)
+    plan = config if isinstance(config, EvaluatePlan) else check_evaluate(config, model=loaded is None)
+    config, prepared = plan.config, plan.prepared
     protocol, dataset = prepared.protocol, prepared.dataset
     # the main process names, creates or checks the folder; under a launcher the others get the same RunDir
     run, finished = main_first(lambda: RunDir.open(
         config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
-        config.model_dump(mode="json"), config.identity(prepared.fingerprint()), resume=config.resume, log=log))
+        config.model_dump(mode="json"), plan.identity, resume=config.resume, log=log))
     if finished is not None:
         return run.path, finished
 
@@ -128,8 +151,10 @@ def evaluate(config: EvaluateConfig, *, loaded: LoadedModel | None = None, score
     tok = loaded.tokenizer
     renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
     kind = renderer.kind
-    columns = [c for c in renderer.columns if c in table.column_names]
-    rows = table.select(columns).take(rows_idx).to_pylist()
+    names = prepared.column_names(config.split)
+    table = prepared.split(config.split, columns=[c for c in renderer.columns if c in names])
+    rows = table.take(list(plan.rows)).to_pylist()
+    del table
     template, chat, history_k, budget, render = (renderer.template, renderer.chat, renderer.history_k,
                                                  renderer.max_tokens, renderer.render)
 

@@ -33,7 +33,7 @@ from llmrec.baselines.sequences import Instances, SeqFeatures
 from llmrec.baselines.tasks import CtrTask, RankingTask, predict, predict_ranking
 from llmrec.baselines.trainer import fit
 from llmrec.data.kinds import KINDS, SampleKind, detect
-from llmrec.data.prepared import PreparedData
+from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import write_json
@@ -45,29 +45,31 @@ __all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "b
 
 @dataclass(frozen=True)
 class BaselinePlan:
-    """What the checks settled: the data, the history length and the validation metric."""
+    """What the checks settled: the data, the history length and the validation metric; :func:`run_baseline`
+    runs from it."""
 
     prepared: PreparedData
     history_len: int
     metric: str
     kind: SampleKind  # the samples the baseline reads (its spec's kind)
+    config: BaselineConfig | None = None
 
 
-def check_baseline(config: BaselineConfig) -> BaselinePlan:
-    """Every cheap check before anything is written."""
+def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | None = None) -> BaselinePlan:
+    """Every cheap check before anything is written; returns the plan :func:`run_baseline` runs (``opened``: the
+    prepared folders this command opened already, by path)."""
     spec = BASELINES[config.model]
-    prepared = PreparedData.load(config.data)
+    prepared = open_prepared(config.data, opened)
     kind = KINDS[spec.kind]
     for name in {config.split, config.valid.split, *([config.test.split] if config.test.enabled else [])}:
-        table = prepared.split(name)
-        if table.num_rows == 0:
+        if prepared.num_rows(name) == 0:
             raise DataError(f"{config.data}/{name}.parquet: the split is empty")
-        found = detect(table.schema)
+        found = detect(prepared.column_names(name))
         if found is not kind:
             others = ", ".join(BASELINES.names(lambda s, found=found: s.kind == found.name)) or "none"
             raise DataError(f"{config.data}/{name}.parquet: {config.model} is a baseline for {kind.name} samples "
                             f"and needs {kind.summary}; this is a {found.name} folder (baselines for it: {others})")
-    n = prepared.split(config.split).num_rows
+    n = prepared.num_rows(config.split)
     if config.train_samples and config.train_samples > n:
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
@@ -80,12 +82,13 @@ def check_baseline(config: BaselineConfig) -> BaselinePlan:
     reads_history = spec.history_len is None or spec.history_len > 0
     if reads_history and history_len < 1:
         raise ConfigError(f"history_len: {config.model} reads the history; give it at least 1 item")
-    return BaselinePlan(prepared, history_len, metric, kind)
+    return BaselinePlan(prepared, history_len, metric, kind, config)
 
 
-def _rows(table, rows: np.ndarray) -> list[dict[str, Any]]:
-    cols = [c for c in ("sample_id", "user", "item", "label", "candidates", "labels") if c in table.column_names]
-    return table.select(cols).take(rows.tolist()).to_pylist()
+def _rows(prepared: PreparedData, split: str, rows: np.ndarray) -> list[dict[str, Any]]:
+    names = prepared.column_names(split)
+    cols = [c for c in ("sample_id", "user", "item", "label", "candidates", "labels") if c in names]
+    return prepared.split(split, columns=cols).take(rows.tolist()).to_pylist()
 
 
 def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
@@ -141,7 +144,7 @@ FAMILIES: dict[str, Family] = {"ctr": Family(CtrFeatures, _ctr_task, predict),
                                "ranking": Family(SeqFeatures, _ranking_task, predict_ranking)}
 
 
-def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
+def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], None] = print,
                  progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Train, select on validation, score the test split, write the run folder; return (folder, result).
 
@@ -153,7 +156,8 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
         folder, result = llmrec.baseline(config)
         result["metrics"]["auc"]
     """
-    plan = check_baseline(config)
+    plan = config if isinstance(config, BaselinePlan) else check_baseline(config)
+    config = plan.config
     prepared, spec = plan.prepared, BASELINES[config.model]
     dataset, protocol = prepared.dataset, prepared.protocol
     default = Path("runs") / RunDir.default_name("baseline", config.model, dataset, protocol)
@@ -164,8 +168,8 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
     t0 = time.perf_counter()
     features = build_features(plan, config)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
-    train_rows = sample_indices(prepared.split(config.split).num_rows, config.train_samples, seed)
-    valid_rows = np.asarray(subset_rows(prepared.split(config.valid.split).num_rows, config.valid.limit,
+    train_rows = sample_indices(prepared.num_rows(config.split), config.train_samples, seed)
+    valid_rows = np.asarray(subset_rows(prepared.num_rows(config.valid.split), config.valid.limit,
                                         config.valid.sample_seed))
     task, line = build_task(plan, config, features, train_rows, valid_rows)
     prep_s = time.perf_counter() - t0
@@ -194,13 +198,13 @@ def run_baseline(config: BaselineConfig, *, log: Callable[[str], None] = print,
                               "baseline": config.model, "training": {k: v for k, v in training.items()
                                                                      if k != "history"}}
     if config.test.enabled:
-        test_table = prepared.split(config.test.split)
-        test_rows = np.asarray(subset_rows(test_table.num_rows, config.test.limit, config.test.sample_seed))
+        test_rows = np.asarray(subset_rows(prepared.num_rows(config.test.split), config.test.limit,
+                                           config.test.sample_seed))
         test = features.split(prepared, config.test.split, test_rows)
         t2 = time.perf_counter()
         scores = np.asarray(FAMILIES[plan.kind.name].predict(model, features, test)).ravel()
         score_s = time.perf_counter() - t2
-        rows = _rows(test_table, test_rows)
+        rows = _rows(prepared, config.test.split, test_rows)
         keys = [key for r in rows for key in plan.kind.keys(r)]
         if len(keys) != len(scores):
             raise DataError(f"{config.model}: {len(scores)} scores for {len(keys)} prompts of {config.data}/"

@@ -98,12 +98,12 @@ def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, 
         return
     from llmrec.train.run import check_train, train, train_seeds
 
-    check_train(config)  # every cheap check before torch/transformers/TRL are imported
-    if seed_list:
+    if seed_list:  # every seed is checked before the first one trains
         path, summary = train_seeds(config, seed_list, log=echo_err)
         click.echo(json.dumps(summary["metrics"], indent=2))
     else:
-        path, result = train(config, log=echo_err)
+        plan = check_train(config)  # every cheap check before torch/transformers/TRL are imported
+        path, result = train(plan, log=echo_err)
         click.echo(json.dumps({"valid_best": result["selection"]["best"], "test": result["metrics"]}, indent=2))
     click.echo(f"run folder: {path}/")
 

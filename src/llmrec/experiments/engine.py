@@ -327,10 +327,10 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
                 "as in a record copied without weights: running it again")
             shutil.rmtree(run.folder)
         log(f"== {run.label} -> {run.folder}")
-        if run.kind.check:
-            _check(run)
+        plan = _check(run) if run.kind.check else None  # a plan (evaluate, train, baseline) the run starts from
         t0 = time.perf_counter()
-        run.kind.run(run.config, log=log, progress=progress)
+        run.kind.run(run.config if plan is None else plan, log=log, progress=progress)
+        del plan
         write_json(record_path(out, run), {"step": run.step.name, "kind": run.step.kind, "seed": run.seed,
                                            "key": run.key, "folder": str(run.folder),
                                            "seconds": round(time.perf_counter() - t0, 1)})
@@ -352,8 +352,9 @@ def check_problems(plan: list[PlannedRun], states: dict[int, str]) -> dict[int, 
     return problems
 
 
-def _check(run: PlannedRun) -> None:
+def _check(run: PlannedRun) -> Any:
+    """The run's cheap checks; returns what they settled (a plan its run function takes instead of the config)."""
     try:
-        run.kind.check(run.config)
+        return run.kind.check(run.config)
     except LlmrecError as exc:
         raise ConfigError(f"step {run.step.name!r}: {exc}") from None

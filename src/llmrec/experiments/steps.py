@@ -34,8 +34,10 @@ class StepKind:
     name: str
     config: Callable[[], type[BaseModel]]  # the config class (imported lazily)
     output_field: str  # the config field that names the output folder
-    run: Callable[..., Any]  # (config, log=, progress=) -> anything
-    check: Callable[[Any], Any] | None = None  # cheap checks before anything runs (inputs must exist)
+    run: Callable[..., Any]  # (config, or the plan its check returned, log=, progress=) -> anything
+    # cheap checks before anything runs (inputs must exist); what it returns (a plan), unless None, is what ``run``
+    # gets instead of the config, so nothing is checked or opened twice
+    check: Callable[[Any], Any] | None = None
     marker: str = "metrics.json"  # the file a finished output holds
     transient: tuple[str, ...] = ("resume",)  # fields that do not change the result
     # files later steps read that a copied record leaves out (a train run's weights): a finished run

@@ -77,6 +77,13 @@ class ItemStats:
         positives = pc.fill_null(grouped.column("label_sum"), 0).to_pylist()
         return cls(dict(zip(items, map(int, counts))), dict(zip(items, map(int, positives))))
 
+    @classmethod
+    def of_train(cls, prepared) -> ItemStats:
+        """The statistics of a prepared folder's training split, reading its item and label columns only."""
+        if not {"item", "label"} <= set(prepared.column_names("train")):
+            return cls({}, {})
+        return cls.from_split(prepared.split("train", columns=["item", "label"]))
+
     def view(self, item_id: str, own_label: int | None = None) -> dict[str, Any]:
         n, pos = self.counts.get(item_id, 0), self.positives.get(item_id, 0)
         if own_label is not None and n:
@@ -304,15 +311,14 @@ class PromptRenderer:
                      kind: str | SampleKind | None = None) -> PromptRenderer:
         """``kind`` renders another view of the rows (the CTR view of candidate lists, for training); default: the
         split's own kind."""
-        record = kind_of(kind) if kind is not None else detect(prepared.splits[split].schema)
+        record = kind_of(kind) if kind is not None else detect(prepared.column_names(split))
         tpl = load_template(template or default_template(prepared.protocol, prepared.dataset))
         use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
         texts = None
         if record.names_items:
-            train = prepared.splits.get("train")
             texts = PromptData.from_tables(prepared.items, prepared.users, prepared.dataset,
                                            prepared.config.get("label_threshold"),
-                                           (lambda: ItemStats.from_split(train)) if train is not None else None)
+                                           (lambda: ItemStats.of_train(prepared)) if "train" in prepared.splits else None)
         k = history_k
         if k is None:  # the folder's own default (a summarized or retrieved folder), else the protocol's
             shown = prepared.shown_history()

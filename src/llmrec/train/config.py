@@ -113,6 +113,19 @@ class TrainConfig(PromptSettings):
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-train-<dataset>-<n>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
 
+    def test_config(self, adapter: str, run_dir: str):
+        """The :class:`~llmrec.evaluate.EvaluateConfig` of the test pass: the test section, this config's prompt
+        settings (its template only where the test data is the training data), model and scoring, and ``adapter``.
+        """
+        from llmrec.evaluate import EvaluateConfig
+
+        data = self.test.data or self.data
+        prompt = {name: getattr(self, name) for name in PromptSettings.model_fields}
+        if data != self.data:  # another data set is scored with its own default template
+            prompt["template"] = None
+        return EvaluateConfig(data=data, split=self.test.split, limit=self.test.limit, model=self.model,
+                              adapter=adapter, scoring=self.scoring, run_dir=run_dir, **prompt)
+
     def identity(self, data_fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
         """Fields that determine the result (a resumed run must match them), with the content
         hashes of the prepared folders it reads."""

@@ -21,17 +21,18 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from llmrec.data.kinds import check_columns, detect
-from llmrec.data.prepared import PreparedData
+from llmrec.data.kinds import SampleKind, check_columns, detect
+from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.distributed import barrier, main_first, world
 from llmrec.errors import ConfigError, DataError
-from llmrec.evaluate import EvaluateConfig, evaluate
+from llmrec.evaluate import check_evaluate, evaluate
 from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
 from llmrec.prompts.build import PromptRenderer
@@ -42,46 +43,53 @@ from llmrec.train.examples import ctr_examples, instruction_examples, read_instr
 from llmrec.train.hf import last_checkpoint, make_trainer, mixed_precision, run_train_loss, sft_config
 
 
-def _fewshot_indices(table, config: TrainConfig) -> np.ndarray:
-    seed = config.sample_seed if config.sample_seed is not None else config.seed
-    if config.train_samples and config.train_samples > table.num_rows:
-        raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/{config.split}, "
-                          f"which has {table.num_rows:,}; use at most {table.num_rows:,}")
-    return sample_indices(table.num_rows, config.train_samples, seed)
+@dataclass(frozen=True)
+class TrainPlan:
+    """What :func:`check_train` settled; :func:`train` runs from it (no folder is opened or checked twice)."""
+
+    config: TrainConfig
+    prepared: PreparedData  # the training data
+    kind: SampleKind  # of its training split
+    indices: np.ndarray  # the few-shot rows of the training split (every row without ``train_samples``)
+    mixes: tuple[PreparedData, ...]  # ``mix_data``: the same samples, other views (ReiT)
+    hashes: dict[str, str]  # content hashes of every folder read: part of the run's identity
+    test: PreparedData | None  # the folder the test split is scored from (``test.data``, or the training data)
+    opened: dict[str, PreparedData] = field(default_factory=dict, compare=False, repr=False)  # by path
+
+    @property
+    def sample_seed(self) -> int:
+        return self.config.sample_seed if self.config.sample_seed is not None else self.config.seed
 
 
-def _rows(table, indices, ranking_negatives: int | None = 1) -> list[dict]:
-    """The training rows of ``table`` at ``indices`` (with the columns prompts read): candidate lists as their CTR
-    view."""
-    kind = detect(table.schema)
-    cols = [c for c in kind.prompt_columns if c in table.column_names]
-    return kind.training_rows(table.select(cols).take(list(map(int, indices))).to_pylist(), ranking_negatives)
+def check_train(config: TrainConfig, *, model: bool = True, opened: dict[str, PreparedData] | None = None) -> TrainPlan:
+    """Every cheap check, before the run folder exists; returns the plan :func:`train` runs.
 
-
-def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedData, Any, dict[str, str]]:
-    """Every cheap check, before the run folder exists; returns the data, the split, the data hashes.
-
-    ``model=False`` skips the model checks (the caller brings a loaded model)."""
-    prepared = PreparedData.load(config.data)
-    table = prepared.split(config.split)
-    kind = detect(table.schema)
-    check_columns(table.schema, kind, f"{config.data}/{config.split}.parquet")
+    ``model=False`` skips the model checks (the caller brings a loaded model); ``opened`` shares the prepared
+    folders already opened in this command (by path: the seeds of :func:`train_seeds` open each folder once)."""
+    opened = {} if opened is None else opened
+    prepared = open_prepared(config.data, opened)
+    n_rows = prepared.num_rows(config.split)
+    kind = detect(prepared.column_names(config.split))
+    check_columns(prepared.column_names(config.split), kind, f"{config.data}/{config.split}.parquet")
     if kind.lists and config.mix_data:
         raise ConfigError(f"mix_data: mixing views is for samples with one target; {kind.name} samples train on "
                           f"their {kind.train_as} view alone")
     if config.selection.enabled:
-        sel_kind = detect(prepared.split(config.selection.split).schema)
+        sel_kind = detect(prepared.column_names(config.selection.split))
         sel_kind.check_metric(config.selection.metric_for(sel_kind), "selection.metric")
-    _fewshot_indices(table, config)
+    if config.train_samples and config.train_samples > n_rows:
+        raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/{config.split}, "
+                          f"which has {n_rows:,}; use at most {n_rows:,}")
+    seed = config.sample_seed if config.sample_seed is not None else config.seed
+    indices = sample_indices(n_rows, config.train_samples, seed)
     hashes = {"data": prepared.fingerprint()}
-    for i, mix in enumerate(check_mix(config, table)):
+    mixes = check_mix(config, prepared, opened)
+    for i, mix in enumerate(mixes):
         hashes[f"mix{i}"] = mix.fingerprint()
-    if config.selection.enabled:
-        prepared.split(config.selection.split)
     test_data = None
     if config.test.enabled:
-        test_data = PreparedData.load(config.test.data) if config.test.data else prepared
-        test_data.split(config.test.split)
+        test_data = open_prepared(config.test.data, opened) if config.test.data else prepared
+        test_data.num_rows(config.test.split)  # the split exists
         if config.test.data:
             hashes["test"] = test_data.fingerprint()
     if config.instruction.data:
@@ -94,17 +102,32 @@ def check_train(config: TrainConfig, *, model: bool = True) -> tuple[PreparedDat
             from llmrec.llm.hf import resolve_device
 
             mixed_precision(config.optim, resolve_device(config.model.device), None)
-    return prepared, table, hashes
+    return TrainPlan(config, prepared, kind, indices, tuple(mixes), hashes, test_data, opened)
 
 
-def check_mix(config: TrainConfig, table) -> list[PreparedData]:
-    """The ``mix_data`` folders, each checked to hold the same samples as ``data`` (other views of them)."""
+def _rows(prepared: PreparedData, split: str, indices, ranking_negatives: int | None = 1) -> list[dict]:
+    """The training rows of ``split`` at ``indices`` (only the columns prompts read): candidate lists as their CTR
+    view."""
+    names = prepared.column_names(split)
+    kind = detect(names)
+    table = prepared.split(split, columns=[c for c in kind.prompt_columns if c in names])
+    return kind.training_rows(table.take(list(map(int, indices))).to_pylist(), ranking_negatives)
+
+
+def check_mix(config: TrainConfig, prepared: PreparedData, opened: dict[str, PreparedData] | None = None
+              ) -> list[PreparedData]:
+    """The ``mix_data`` folders, each checked to hold the same samples as ``data`` (other views of them: the same
+    ``sample_id`` and ``label`` row by row; only those two columns are read)."""
     out = []
+    key = ["sample_id", "label"]
+    mine = None
     for path in config.mix_data:
-        mix = PreparedData.load(path)
-        other = mix.split(config.split)
-        same = (other.num_rows == table.num_rows and "sample_id" in other.column_names
-                and other["sample_id"].equals(table["sample_id"]) and other["label"].equals(table["label"]))
+        mix = open_prepared(path, opened)
+        names = mix.column_names(config.split)
+        same = set(key) <= set(names) and mix.num_rows(config.split) == prepared.num_rows(config.split)
+        if same:
+            mine = mine if mine is not None else prepared.split(config.split, columns=key)
+            same = mix.split(config.split, columns=key).equals(mine)
         if not same:
             raise ConfigError(f"mix_data: {path}/{config.split} does not hold the same samples as {config.data}/"
                               f"{config.split} (sample_id and label must match row by row); mix a folder made from "
@@ -113,9 +136,10 @@ def check_mix(config: TrainConfig, table) -> list[PreparedData]:
     return out
 
 
-def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callable[[str], None] = print,
+def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None, log: Callable[[str], None] = print,
           progress: bool = True, callbacks: Sequence = ()) -> tuple[Path, dict]:
-    """Train a LoRA adapter as ``config`` says; return (run folder, result).
+    """Train a LoRA adapter as ``config`` says (a config, checked here, or the plan :func:`check_train` returned);
+    return (run folder, result).
 
     Everything cheap (data, splits, shot count, template, model, device) is checked before the
     run folder is created, so a run that fails these checks leaves nothing behind. Example (TALLRec,
@@ -126,12 +150,14 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
         folder, result = llmrec.train(llmrec.TrainConfig(data="prepared/ml-100k-tallrec", train_samples=64))
         result["metrics"]["auc"]
     """
-    prepared, table, hashes = check_train(config, model=loaded is None)
-    n = config.train_samples or table.num_rows
+    plan = config if isinstance(config, TrainPlan) else check_train(config, model=loaded is None)
+    config, prepared, kind, indices = plan.config, plan.prepared, plan.kind, plan.indices
+    n = config.train_samples or prepared.num_rows(config.split)
+
     def open_run():  # the main process names, creates or checks the folder; under a launcher the others only read it
         path = config.run_dir or Path("runs") / RunDir.default_name("train", prepared.dataset, prepared.protocol, str(n))
-        opened = RunDir.open(path, config.model_dump(mode="json"), config.identity(hashes), resume=config.resume,
-                             log=log)
+        opened = RunDir.open(path, config.model_dump(mode="json"), config.identity(plan.hashes),
+                             resume=config.resume, log=log)
         if opened[1] is None and not config.resume:
             shutil.rmtree(Path(path) / "checkpoints", ignore_errors=True)
         return opened
@@ -155,17 +181,15 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
     tok = loaded.tokenizer
-    kind = detect(table.schema)
     renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind=kind.train_as)
-    seed = config.sample_seed if config.sample_seed is not None else config.seed
-    indices = _fewshot_indices(table, config)
-    rows = _rows(table, indices, config.ranking_negatives)
+    seed = plan.sample_seed
+    rows = _rows(prepared, config.split, indices, config.ranking_negatives)
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
-    for mix in check_mix(config, table):  # ReiT: the same samples, another view
+    for mix in plan.mixes:  # ReiT: the same samples, another view
         mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context)
-        examples += ctr_examples(_rows(mix.split(config.split), indices), mix_renderer, answer, config.answer_suffix)
+        examples += ctr_examples(_rows(mix, config.split, indices), mix_renderer, answer, config.answer_suffix)
     sources = " + ".join([config.data, *config.mix_data])
     if kind.train_as is not None:
         sources += f", the {kind.train_as} view of {len(indices)} {kind.name} samples"
@@ -221,19 +245,15 @@ def train(config: TrainConfig, *, loaded: LoadedModel | None = None, log: Callab
     }
     if config.test.enabled:
         model.eval()
-        test_data = config.test.data or config.data
-        ecfg = EvaluateConfig(data=test_data, split=config.test.split, limit=config.test.limit,
-                              template=config.template if test_data == config.data else None,
-                              history_k=config.history_k, max_prompt_tokens=config.max_prompt_tokens, chat=config.chat,
-                              model=config.model, adapter=str(run.path / "adapter"), scoring=config.scoring,
-                              run_dir=str(run.path / "test"))
+        ecfg = config.test_config(str(run.path / "adapter"), str(run.path / "test"))
         # a model with sharded parameters (ZeRO-3, FSDP) is scored afresh from the saved adapter: whole on every
         # process, the test split spread across them; otherwise the trained model in memory is scored
         scored = None if sharded else LoadedModel(model=model, tokenizer=tok, device=loaded.device,
                                                   dtype=loaded.dtype, backend=loaded.backend,
                                                   source=f"{loaded.source} + adapter {run.path / 'adapter'}")
-        _, test_result = evaluate(ecfg, loaded=scored, log=log, progress=progress)
-        result["test"] = {"data": test_data, "split": config.test.split, **test_result["metrics"]}
+        test_plan = check_evaluate(ecfg, model=scored is None, opened=plan.opened)
+        _, test_result = evaluate(test_plan, loaded=scored, log=log, progress=progress)
+        result["test"] = {"data": ecfg.data, "split": config.test.split, **test_result["metrics"]}
         result["metrics"] = test_result["metrics"]
     else:
         result["metrics"] = {}
@@ -282,11 +302,11 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
     from llmrec.train.selection import ValidationSelector
 
     sel = config.selection
-    table = prepared.split(sel.split)
     renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
-    indices = subset_rows(table.num_rows, sel.limit, 0)
+    indices = subset_rows(prepared.num_rows(sel.split), sel.limit, 0)
     kind = renderer.kind  # candidate lists: every candidate of every list, scored with prefix reuse; a ranking metric
-    rows = table.select([c for c in renderer.columns if c in table.column_names]).take(indices).to_pylist()
+    names = prepared.column_names(sel.split)
+    rows = prepared.split(sel.split, columns=[c for c in renderer.columns if c in names]).take(indices).to_pylist()
     if kind.lists and len({kind.prompts_in(r) for r in rows}) > 1:
         raise DataError(f"{config.data}/{sel.split}: candidate lists of different lengths cannot be selected on")
     prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for group in renderer.render(rows) for p in group]
@@ -312,9 +332,9 @@ def train_seeds(config: TrainConfig, seeds: Sequence[int], loader: Callable[[], 
     base = Path(config.run_dir or Path("runs") / RunDir.default_name("train", Path(config.data).name,
                                                                       str(config.train_samples or "all")))
     configs = [config.model_copy(update={"seed": s, "run_dir": str(base / f"seed-{s}")}) for s in seeds]
-    for cfg in configs:
-        check_train(cfg, model=loader is None)
-    results = [train(cfg, loaded=loader() if loader else None, **kwargs)[1] for cfg in configs]
+    opened: dict[str, PreparedData] = {}  # every seed reads the same folders: each is opened once
+    plans = [check_train(cfg, model=loader is None, opened=opened) for cfg in configs]
+    results = [train(plan, loaded=loader() if loader else None, **kwargs)[1] for plan in plans]
     stats = summarize_seeds(results) if results[0]["metrics"] else {}
     summary = {"dataset": results[0]["dataset"], "protocol": results[0]["protocol"],
                "split": results[0].get("test", {}).get("split", config.test.split),
