@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,9 +13,10 @@ import pytest
 
 from llmrec.data.audit import audit_prepared
 from llmrec.data.prepare import PrepareConfig, prepare
-from llmrec.data.prepared import PreparedData
+from llmrec.data.prepared import READS, PreparedData
 from llmrec.retrieval import EncoderSettings, RetrievalConfig, encode_items, retrieve, subr_fast, subr_reference
 from llmrec.retrieval.encode import project
+from llmrec.retrieval.transform import HISTORY_COLUMNS, SAMPLE_COLUMNS
 from tests.conftest import random_ratings, write_ml1m_zip
 from tests.test_bad_inputs import assert_clean_failure, run
 from tests.tiny_models import tiny_loaded
@@ -140,6 +142,22 @@ def test_retrieve_writes_the_k_most_similar_items_per_sample(tmp_path, min_histo
     provenance = json.loads((path / "retrieval.json").read_text())
     assert provenance["source"]["fingerprint"] == src.fingerprint()
     assert audit_prepared(path)["ok"]
+
+
+def test_retrieve_reads_each_file_once_and_only_the_columns_it_needs(tmp_path):
+    data = _toy_rella(tmp_path)
+    vec = _vector_file(tmp_path, PreparedData.load(data).items["item"].tolist())
+    READS.clear()
+    retrieve(RetrievalConfig(data=str(data), out=str(tmp_path / "subr"), k=3,
+                             encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None)),
+             log=lambda m: None, progress=False)
+    reads = [(Path(p).name, cols) for p, cols in READS.tables if Path(p).parent == data]
+    for split in ("train", "valid", "test"):  # SUBR's columns, then all but the old history (replaced) to write it
+        kept = tuple(c for c in pq.read_schema(data / f"{split}.parquet").names if c not in HISTORY_COLUMNS)
+        assert "history_items" not in kept and "sample_id" in kept
+        assert [cols for name, cols in reads if name == f"{split}.parquet"] == [tuple(SAMPLE_COLUMNS), kept]
+    assert sorted(name for name, cols in reads if cols is None) == ["items.parquet", "sequences.parquet",
+                                                                    "users.parquet"]
 
 
 def test_a_retrieved_folder_is_fingerprinted_by_its_recipe_not_its_last_bits(tmp_path):

@@ -4,7 +4,8 @@
   and the time to load a finished encoding from the cache;
 * SUBR: :func:`~llmrec.retrieval.subr.subr_fast` against the straightforward
   :func:`~llmrec.retrieval.subr.subr_reference` on every sample of every split, each in its
-  own process (so the peak memory is its own), and whether their outputs are identical.
+  own process (so the peak memory is its own: loading reads only the columns SUBR needs), and
+  whether their outputs are identical.
 
 Both SUBR paths get the same item vectors (the cached encoding of the data's items when
 there is one, else random unit vectors, which cost SUBR the same).
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from llmrec.bench.machine import machine_info, peak_rss_mib
 
@@ -77,9 +79,10 @@ def subr_worker(data: str, vectors_file: str, k: int, mode: str, out_file: str) 
     from llmrec.retrieval.subr import subr_fast, subr_reference
     from llmrec.retrieval.transform import Chronologies, _sample_arrays
 
-    prepared = PreparedData.load(data)
+    prepared = PreparedData.load(data)  # reads meta.json and footers; below, only the columns SUBR needs
     vectors = np.load(vectors_file)
-    chrono = Chronologies(prepared.sequences, ItemVectors(prepared.items["item"].astype(str).tolist(), vectors))
+    item_ids = prepared.table("items", columns=["item"])["item"].cast(pa.string()).to_pylist()
+    chrono = Chronologies.read(prepared, ItemVectors(item_ids, vectors))
     _, users, ends = _sample_arrays(prepared, chrono, data)
     rss_before = peak_rss_mib()
     fn = subr_fast if mode == "fast" else subr_reference

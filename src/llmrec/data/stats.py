@@ -50,28 +50,49 @@ def split_stats(table: pa.Table) -> dict[str, Any]:
     return out
 
 
-def prepared_stats(prepared: Any) -> dict[str, Any]:
-    """Statistics of every split plus data-set totals (``prepared``: a :class:`~llmrec.data.prepared.PreparedData`)."""
-    users: set = set()
-    items: set = set()
-    for table in prepared.splits.values():
+class StatsBuilder:
+    """:func:`prepared_stats` gathered one split at a time, so each split can be dropped once it is counted.
+
+    >>> b = StatsBuilder()
+    >>> b.add("train", pa.table({"user": ["u", "v"], "item": ["a", "b"], "label": [1, 0]}))
+    >>> s = b.result("toy", "rella", [])
+    >>> s["users"], s["items"], s["splits"]["train"]["positive_rate"]
+    (2, 2, 0.5)
+    """
+
+    def __init__(self) -> None:
+        self.users: set = set()
+        self.items: set = set()
+        self.splits: dict[str, dict[str, Any]] = {}
+
+    def add(self, name: str, table: pa.Table) -> None:
+        """Count the split ``name``."""
         if "user" in table.column_names:
-            users.update(pc.unique(table["user"]).to_pylist())
+            self.users.update(pc.unique(table["user"]).to_pylist())
         kind = detect(table.schema)
         col = kind.item_column
         if col is not None and col in table.column_names:
             values = pc.list_flatten(table[col]) if kind.lists else table[col]
-            items.update(pc.unique(values).to_pylist())
+            self.items.update(pc.unique(values).to_pylist())
         if "history_items" in table.column_names:
-            items.update(pc.unique(pc.list_flatten(table["history_items"])).to_pylist())
-    return {
-        "dataset": prepared.dataset,
-        "protocol": prepared.protocol,
-        "users": len(users),
-        "items": len(items),
-        "splits": {name: split_stats(t) for name, t in prepared.splits.items()},
-        "notes": list(prepared.notes),
-    }
+            self.items.update(pc.unique(pc.list_flatten(table["history_items"])).to_pylist())
+        self.splits[name] = split_stats(table)
+
+    def result(self, dataset: str, protocol: str, notes: list[str]) -> dict[str, Any]:
+        """The statistics of every split added, plus the data-set totals."""
+        return {"dataset": dataset, "protocol": protocol, "users": len(self.users), "items": len(self.items),
+                "splits": dict(self.splits), "notes": list(notes)}
+
+
+def prepared_stats(prepared: Any) -> dict[str, Any]:
+    """Statistics of every split plus data-set totals (``prepared``: a :class:`~llmrec.data.prepared.PreparedData`).
+
+    Each split is asked for once.
+    """
+    builder = StatsBuilder()
+    for name in prepared.splits:
+        builder.add(name, prepared.splits[name])
+    return builder.result(prepared.dataset, prepared.protocol, prepared.notes)
 
 
 def format_stats(stats: dict[str, Any]) -> str:

@@ -327,10 +327,10 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
                 "as in a record copied without weights: running it again")
             shutil.rmtree(run.folder)
         log(f"== {run.label} -> {run.folder}")
-        plan = _check(run) if run.kind.check else None  # a plan (evaluate, train, baseline) the run starts from
+        checked = _check(run) if run.kind.check else None  # a plan (evaluate, train, baseline) the run starts from
         t0 = time.perf_counter()
-        run.kind.run(run.config if plan is None else plan, log=log, progress=progress)
-        del plan
+        run.kind.run(run.config if checked is None else checked, log=log, progress=progress)
+        del checked  # its folders' tables go with it
         write_json(record_path(out, run), {"step": run.step.name, "kind": run.step.kind, "seed": run.seed,
                                            "key": run.key, "folder": str(run.folder),
                                            "seconds": round(time.perf_counter() - t0, 1)})

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from llmrec.data.kinds import detect
-from llmrec.data.prepared import PreparedData, check_prepared_target
+from llmrec.data.prepared import LazyTables, PreparedData, check_prepared_target, release_read_buffers
 from llmrec.data.protocols.base import concat_ranges
 from llmrec.errors import DataError
 from llmrec.parallel import map_tasks
@@ -37,6 +37,8 @@ from llmrec.retrieval.encode import ItemVectors, encode_items, project
 from llmrec.retrieval.subr import Retrieved, concat_retrieved, subr_fast
 
 HISTORY_COLUMNS = ("history_items", "history_ratings", "history_positions", "history_similarity")
+SAMPLE_COLUMNS = ["user", "item", "history_end"]  # what SUBR reads of a split
+CHRONOLOGY_COLUMNS = ["user", "items", "ratings"]  # what it reads of sequences.parquet
 
 
 def check_retrievable(prepared: PreparedData, where: str) -> None:
@@ -44,50 +46,90 @@ def check_retrievable(prepared: PreparedData, where: str) -> None:
     if "retrieval" in prepared.config:
         raise DataError("this folder already holds retrieved histories; retrieve from the original prepared folder",
                         path=where)
-    if prepared.sequences is None:
+    if not prepared.has_sequences:
         raise DataError("no sequences.parquet (the full chronology SUBR searches); prepare the data again with "
                         "llmrec data prepare", path=where)
-    for name, table in prepared.splits.items():
-        missing = [c for c in ("user", "item", "history_end") if c not in table.column_names]
+    for name in prepared.splits:  # column names only: no data is read
+        columns = prepared.column_names(name)
+        missing = [c for c in SAMPLE_COLUMNS if c not in columns]
         if missing:
             raise DataError(f"split {name}: SUBR needs CTR samples with a target item and history_end; "
-                            f"{detect(table.schema).name} samples lack {', '.join(missing)}", path=where)
+                            f"{detect(columns).name} samples lack {', '.join(missing)}", path=where)
+
+
+def _vector_rows(items: pa.Array, ids: list[str]) -> np.ndarray:
+    """Row of each of ``items`` among the vector ``ids`` (-1 where it has none), without a Python string per item.
+
+    >>> _vector_rows(pa.array(["b", "x", "a", "b"]), ["a", "b"]).tolist()
+    [1, -1, 0, 1]
+    """
+    rows = pc.index_in(items.cast(pa.string()), value_set=pa.array(ids, type=pa.string()))
+    return pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 class Chronologies:
-    """The flattened full chronology of ``sequences.parquet`` with each interaction's vector row."""
+    """The flattened full chronology of ``sequences.parquet`` with each interaction's vector row.
+
+    ``sequences`` needs the columns :data:`CHRONOLOGY_COLUMNS` (others are ignored).
+    """
 
     def __init__(self, sequences: pa.Table, vectors: ItemVectors) -> None:
-        self.users = pd.Index(sequences["user"].to_pylist())
+        self.user_ids = sequences["user"].combine_chunks().cast(pa.string())
         self.items = pc.list_flatten(sequences["items"].combine_chunks())
         self.ratings = pc.list_flatten(sequences["ratings"]).to_numpy(zero_copy_only=False).astype(np.float32)
         self.lengths = pc.list_value_length(sequences["items"]).to_numpy(zero_copy_only=False).astype(np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
-        self.rows = vectors.rows_of(self.items.to_numpy(zero_copy_only=False))
+        self.rows = _vector_rows(self.items, vectors.ids)
+
+    @classmethod
+    def read(cls, prepared: PreparedData, vectors: ItemVectors) -> Chronologies:
+        """The chronologies of a prepared folder, reading only the columns SUBR needs."""
+        return cls(prepared.table("sequences", columns=CHRONOLOGY_COLUMNS), vectors)
+
+    def user_codes(self, users: pa.ChunkedArray | pa.Array) -> np.ndarray:
+        """Each user's row in the chronologies, -1 for a user without one (no Python objects per sample)."""
+        codes = pc.index_in(users.cast(pa.string()), value_set=self.user_ids)
+        return pc.fill_null(codes, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _sample_id(prepared: PreparedData, split: str, row: int) -> Any:
+    """The ``sample_id`` of one row (read only to name a bad sample)."""
+    return prepared.split(split, columns=["sample_id"])["sample_id"][row].as_py()
+
+
+def _split_arrays(prepared: PreparedData, name: str, chrono: Chronologies, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every sample's user index and history end in split ``name``, checked against the chronologies.
+
+    Reads only :data:`SAMPLE_COLUMNS` of the split.
+    """
+    table = prepared.split(name, columns=SAMPLE_COLUMNS)
+    code = chrono.user_codes(table["user"])
+    if (code < 0).any():
+        bad = table["user"][int(np.flatnonzero(code < 0)[0])].as_py()
+        raise DataError(f"split {name}: user {bad!r} is not in sequences.parquet", path=where)
+    end = table["history_end"].to_numpy(zero_copy_only=False).astype(np.int64)
+    off = end >= chrono.lengths[code]
+    if off.any():
+        raise DataError(f"split {name}: sample {_sample_id(prepared, name, int(np.flatnonzero(off)[0]))} has "
+                        "history_end beyond its user's chronology", path=where)
+    targets = chrono.items.take(pa.array(chrono.starts[code] + end))
+    wrong = np.flatnonzero(~pc.equal(targets, table["item"].cast(pa.string())).to_numpy(zero_copy_only=False))
+    if len(wrong):
+        raise DataError(f"split {name}: sample {_sample_id(prepared, name, int(wrong[0]))}: its target is not at "
+                        "history_end of the user's chronology", path=where)
+    return code, end
 
 
 def _sample_arrays(prepared: PreparedData, chrono: Chronologies, where: str) -> tuple[dict[str, slice], np.ndarray, np.ndarray]:
     """Per split its slice of the concatenated samples, and every sample's user index and history end."""
     spans, users, ends, lo = {}, [], [], 0
-    for name, table in prepared.splits.items():
-        code = chrono.users.get_indexer(pd.Index(table["user"].to_pylist())).astype(np.int64)
-        if (code < 0).any():
-            bad = table["user"][int(np.flatnonzero(code < 0)[0])].as_py()
-            raise DataError(f"split {name}: user {bad!r} is not in sequences.parquet", path=where)
-        end = table["history_end"].to_numpy(zero_copy_only=False).astype(np.int64)
-        off = end >= chrono.lengths[code]
-        if off.any():
-            raise DataError(f"split {name}: sample {table['sample_id'][int(np.flatnonzero(off)[0])].as_py()} has "
-                            "history_end beyond its user's chronology", path=where)
-        targets = chrono.items.take(pa.array(chrono.starts[code] + end))
-        wrong = np.flatnonzero(~pc.equal(targets, table["item"].cast(pa.string())).to_numpy(zero_copy_only=False))
-        if len(wrong):
-            raise DataError(f"split {name}: sample {table['sample_id'][int(wrong[0])].as_py()}: its target is not at "
-                            "history_end of the user's chronology", path=where)
-        spans[name] = slice(lo, lo + len(table))
-        lo += len(table)
+    for name in prepared.splits:
+        code, end = _split_arrays(prepared, name, chrono, where)
+        spans[name] = slice(lo, lo + len(end))
+        lo += len(end)
         users.append(code)
         ends.append(end)
+    release_read_buffers()  # what decoding the splits and sequences left in Arrow's pool: SUBR runs on numpy
     return spans, np.concatenate(users), np.concatenate(ends)
 
 
@@ -117,18 +159,26 @@ def _history_columns(chrono: Chronologies, users: np.ndarray, got: Retrieved) ->
     }
 
 
-def _slice(got: Retrieved, span: slice) -> Retrieved:
-    lo, hi = int(got.offsets[span.start]), int(got.offsets[span.stop])
-    return Retrieved(got.offsets[span.start : span.stop + 1] - lo, got.positions[lo:hi], got.dots[lo:hi])
+def _with_history(table: pa.Table, columns: dict[str, pa.Array], names: list[str]) -> pa.Table:
+    """``table`` (a split read without the history it replaces) with the new ``columns``.
+
+    The columns keep the split's order ``names``; new ones come last.
+
+    >>> t = _with_history(pa.table({"a": [1]}), {"history_items": pa.array([["x"]])}, ["history_items", "a"])
+    >>> t.column_names, t["history_items"].to_pylist()
+    (['history_items', 'a'], [['x']])
+    """
+    order = [*names, *(c for c in columns if c not in names)]
+    fields = [pa.field(c, columns[c].type) if c in columns else table.schema.field(c) for c in order]
+    return pa.Table.from_arrays([columns[c] if c in columns else table[c] for c in order],
+                                schema=pa.schema(fields, metadata=table.schema.metadata))
 
 
-def _with_history(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
-    for name, column in columns.items():
-        if name in table.column_names:
-            table = table.set_column(table.column_names.index(name), name, column)
-        else:
-            table = table.append_column(name, column)
-    return table
+def _split_with_history(source: PreparedData, name: str, columns: dict[str, pa.Array]) -> pa.Table:
+    """Split ``name`` of ``source`` with its new history; the old history columns are not even read."""
+    names = source.column_names(name)
+    kept = source.split(name, columns=[c for c in names if c not in columns])
+    return _with_history(kept, columns, names)
 
 
 def _subr(config: RetrievalConfig, chrono: Chronologies, users: np.ndarray, ends: np.ndarray, vectors: np.ndarray,
@@ -157,6 +207,28 @@ def _subr(config: RetrievalConfig, chrono: Chronologies, users: np.ndarray, ends
     return concat_retrieved([parts[i] for i in range(len(tasks))])
 
 
+def _retrieve_splits(config: RetrievalConfig, chrono: Chronologies, spans: dict[str, slice], users: np.ndarray,
+                     ends: np.ndarray, vectors: np.ndarray, progress: bool) -> tuple[dict[str, dict[str, pa.Array]], float]:
+    """SUBR split by split: each split's new history columns, and the seconds SUBR took.
+
+    A sample's retrieval depends only on its own user's chronology, so split by split gives the
+    one-pass result, bit for bit, with only one split's :class:`Retrieved` in memory.
+    """
+    history, seconds = {}, 0.0
+    with tqdm(total=len(ends), desc=f"SUBR K={config.k}", unit="sample", disable=not progress) as bar:
+        for name, span in spans.items():
+            t0 = time.perf_counter()
+            got = _subr(config, chrono, users[span], ends[span], vectors, bar.update)
+            seconds += time.perf_counter() - t0
+            history[name] = _history_columns(chrono, users[span], got)
+    return history, seconds
+
+
+def _flat_similarity(columns: dict[str, pa.Array]) -> np.ndarray:
+    """The similarities of one split's retrieved items, flat (float32)."""
+    return columns["history_similarity"].flatten().to_numpy(zero_copy_only=False)
+
+
 def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None] = print,
              progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Write the SUBR version of ``config.data`` to ``config.out``; returns the folder and the summary.
@@ -168,6 +240,11 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
 
         config = llmrec.RetrievalConfig(data="prepared/ml-1m-rella", out="prepared/ml-1m-rella-subr10", k=10)
         folder, summary = llmrec.retrieve(config)
+
+    Memory: SUBR reads only :data:`SAMPLE_COLUMNS` of the splits and runs split by split,
+    keeping just the new history columns; then each split's other columns are read (not the
+    old history lists, the bulk of a split), joined to its new history and written, one split
+    at a time.
     """
     source = PreparedData.load(config.data)
     check_retrievable(source, config.data)
@@ -178,19 +255,12 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
     encode_s = time.perf_counter() - t0
     vectors, projection = project(raw.vectors, config.encoder.pca_dim)
     item_vectors = ItemVectors(raw.ids, vectors, raw.info)
-    chrono = Chronologies(source.sequences, item_vectors)
+    chrono = Chronologies(source.sequences, item_vectors)  # all columns: the folder written holds them again
     spans, users, ends = _sample_arrays(source, chrono, config.data)
     _check_vectors(chrono, users, ends, item_vectors)
 
-    t1 = time.perf_counter()
-    with tqdm(total=len(ends), desc=f"SUBR K={config.k}", unit="sample", disable=not progress) as bar:
-        got = _subr(config, chrono, users, ends, vectors, bar.update)
-    subr_s = time.perf_counter() - t1
-
-    splits = {}
-    for name, span in spans.items():
-        splits[name] = _with_history(source.splits[name], _history_columns(chrono, users[span], _slice(got, span)))
-    counts = np.diff(got.offsets)
+    history, subr_s = _retrieve_splits(config, chrono, spans, users, ends, vectors, progress)
+    similarity = np.concatenate([_flat_similarity(columns) for columns in history.values()])
     settings = {"k": config.k, "encoder": config.encoder.kind, "model": config.encoder.model.name,
                 "item_template": config.encoder.item_template, "pca_dim": config.encoder.pca_dim}
     summary = {
@@ -199,10 +269,12 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
         "encoder_key": {k: v for k, v in raw.info.items() if k not in ("cache", "cached")},
         "projection": projection,
         "samples": int(len(ends)),
-        "samples_with_fewer_than_k": int((counts < config.k).sum()),
+        "samples_with_fewer_than_k": int((ends < config.k).sum()),
         "mean_prior_history": round(float(ends.mean()), 1) if len(ends) else 0.0,
-        "mean_similarity": round(float(got.similarity.mean()), 4) if len(got.dots) else None,
+        "mean_similarity": round(float(similarity.mean()), 4) if len(similarity) else None,
     }
+    # made when save asks for it, once per split: the split's other columns read, the history added, written, dropped
+    splits = LazyTables(list(spans), lambda name: _split_with_history(source, name, history[name]))
     out = PreparedData(
         dataset=source.dataset, protocol=source.protocol, splits=splits, items=source.items, users=source.users,
         sequences=source.sequences, config={**source.config, "retrieval": settings},
