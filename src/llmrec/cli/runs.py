@@ -230,7 +230,7 @@ def compare_cmd(runs, paired, unit) -> None:
       llmrec compare runs/zs-recent10 runs/lora-256 --paired     # a --seeds folder: each seed
       llmrec compare runs/zs-recent10 runs/zs-subr10 --paired --by user
     """
-    from llmrec.runs import compare_table
+    from llmrec.tables import compare_table
 
     if paired and len(runs) < 2:
         raise click.UsageError("--paired needs at least two runs")
