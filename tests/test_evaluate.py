@@ -221,7 +221,7 @@ def test_intervals_resampling_users_are_recorded_when_users_have_several_samples
     """Samples of one user are not independent: beside the per-sample interval, metrics.json holds the interval
     that resamples whole users (the same bootstrap with the users as groups), and `llmrec compare` shows it."""
     from llmrec.metrics import auc, bootstrap_ci
-    from llmrec.runs import compare_table
+    from llmrec.tables import compare_table
 
     data = prepared(tmp_path, tiny_ml1m, "rella")
     path, _ = evaluate(EvaluateConfig(data=str(data), limit=60, run_dir=str(tmp_path / "run")), loaded=loaded,

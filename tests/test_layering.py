@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "paths": 1, "io": 1, "configfile": 1, "distributed": 1, "parallel": 1, "registry": 1,
     "runs": 2, "metrics": 2,
-    "data": 3, "plots": 3,
+    "data": 3, "plots": 3, "tables": 3,
     "prompts": 4, "results": 4,
     "llm": 5,
     "retrieval": 6, "summarize": 6,

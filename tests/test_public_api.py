@@ -55,7 +55,7 @@ def test_the_names_are_the_library_objects():
     from llmrec.evaluate import EvaluateConfig, evaluate
     from llmrec.experiments import ExperimentConfig, run_experiment
     from llmrec.report import build_report
-    from llmrec.runs import compare_table
+    from llmrec.tables import compare_table
 
     assert llmrec.evaluate is evaluate and llmrec.EvaluateConfig is EvaluateConfig
     assert llmrec.baseline is run_baseline and llmrec.report is build_report and llmrec.compare is compare_table

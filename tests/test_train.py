@@ -218,7 +218,7 @@ def test_seeds_are_summarized_with_mean_and_std(tmp_path, tallrec_data):
     assert summary["metrics_per_seed"]["auc"] == pytest.approx(aucs)
     assert json.loads((path / "summary.json").read_text())["seeds"] == [0, 1]
     # the seeds folder reads like one run: llmrec compare shows mean ± std
-    from llmrec.runs import compare_table
+    from llmrec.tables import compare_table
 
     table = compare_table([str(path), str(path / "seed-0")])
     assert "multi (2 seeds)" in table and f"{np.mean(aucs):.4f} ± {np.std(aucs, ddof=1):.4f}" in table

@@ -47,7 +47,7 @@ _API: dict[str, str] = {
     "baseline": "llmrec.baselines.run:run_baseline",
     "run_experiment": "llmrec.experiments.table:run_experiment",
     "report": "llmrec.report.render:build_report",
-    "compare": "llmrec.runs:compare_table",
+    "compare": "llmrec.tables:compare_table",
     "PrepareConfig": "llmrec.data.prepare:PrepareConfig",
     "RetrievalConfig": "llmrec.retrieval.config:RetrievalConfig",
     "SummarizeConfig": "llmrec.summarize.config:SummarizeConfig",
@@ -72,9 +72,9 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from llmrec.report.render import build_report as report
     from llmrec.retrieval.config import RetrievalConfig
     from llmrec.retrieval.transform import retrieve
-    from llmrec.runs import compare_table as compare
     from llmrec.summarize.config import SummarizeConfig
     from llmrec.summarize.transform import summarize
+    from llmrec.tables import compare_table as compare
     from llmrec.train.config import TrainConfig
     from llmrec.train.run import train
 

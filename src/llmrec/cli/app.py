@@ -143,3 +143,20 @@ def config_options(f):
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config field.")(f)
     f = click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False), help="YAML config file.")(f)
     return f
+
+
+def parse_seeds(seeds: str) -> list[int]:
+    """The seeds of a ``--seeds 0,1,2`` option (distinct integers; a ``BadParameter`` naming the option otherwise).
+
+    >>> parse_seeds("0, 1,2")
+    [0, 1, 2]
+    """
+    try:
+        out = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+    if not out:
+        raise click.BadParameter("give at least one seed", param_hint="--seeds")
+    if len(set(out)) != len(out):
+        raise click.BadParameter(f"repeated seed in {seeds!r}", param_hint="--seeds")
+    return out

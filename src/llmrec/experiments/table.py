@@ -38,7 +38,7 @@ import numpy as np
 
 from llmrec.experiments.config import ExperimentConfig, Step, load_experiment
 from llmrec.io import write_json, write_text
-from llmrec.runs import INTERVAL_NOTE, paper_columns, paper_note, row_cell
+from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 
 def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path | None = None, *,

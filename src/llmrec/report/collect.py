@@ -1,8 +1,9 @@
 """What a report shows, read from folders on disk: experiment tables (``table.json``) and single runs.
 
-Only the readers of those files are imported (``llmrec.runs``, ``llmrec.paired``), never the code that
-writes them: the report reads the files that experiments, training, evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.json``,
-``config.yaml``, ``predictions.parquet``).
+Only the readers of those files are imported (``llmrec.runs``, ``llmrec.paired``; ``llmrec.tables`` for the
+order of the paper's columns), never the code that writes them: the report reads the files that experiments,
+training, evaluation and baselines write (``table.json``, ``metrics.json`` / ``summary.json``, ``config.yaml``,
+``predictions.parquet``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pandas as pd
 from llmrec.errors import ConfigError, DataError, LlmrecError
 from llmrec.io import read_json
 from llmrec.paired import predictions_file, run_predictions, well_formed
-from llmrec.runs import load_metrics, numeric_metrics, paper_columns
+from llmrec.runs import load_metrics, numeric_metrics
+from llmrec.tables import paper_columns
 
 RANKING_KS = (1, 3, 5, 10)
 

@@ -14,7 +14,7 @@ from llmrec.io import write_text
 from llmrec.paired import paired_note, paired_table
 from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Section, collect, ranking_by_k
-from llmrec.runs import INTERVAL_NOTE, paper_columns, paper_note, row_cell
+from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
