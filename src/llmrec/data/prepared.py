@@ -458,12 +458,14 @@ class PreparedData:
 
     def num_rows(self, name: str) -> int:
         """Rows of the split (or ``items`` / ``users`` / ``sequences``) ``name``, from the footer when on disk."""
+        self._check_name(name)
         if self._files is not None:
             return self._files.num_rows(name)
         return len(self._in_memory(name))
 
     def column_names(self, name: str) -> list[str]:
         """Columns of the split (or ``items`` / ``users`` / ``sequences``) ``name``, from the footer when on disk."""
+        self._check_name(name)
         if self._files is not None:
             return self._files.column_names(name)
         table = self._in_memory(name)
@@ -486,6 +488,11 @@ class PreparedData:
                 raise DataError(f"no {name} table", path=self._where())
             return table
         return self.split(name)
+
+    def _check_name(self, name: str) -> None:
+        """A ConfigError naming the folder and the splits it has when ``name`` is neither a split nor a side table."""
+        if name not in self.splits and name not in ("items", "users", "sequences"):
+            raise ConfigError(f"{self._where()}: no split {name!r} (has: {', '.join(self.splits)})")
 
     def _where(self) -> str:
         return str(self.path) if self.path else f"{self.dataset}/{self.protocol}"
