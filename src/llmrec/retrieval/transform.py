@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,24 @@ def _flat_similarity(columns: dict[str, pa.Array]) -> np.ndarray:
     return columns["history_similarity"].flatten().to_numpy(zero_copy_only=False)
 
 
-def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None] = print,
+@dataclass(frozen=True)
+class RetrievePlan:
+    """What :func:`check_retrieve` settled; :func:`retrieve` runs from it."""
+
+    config: RetrievalConfig
+    source: PreparedData
+
+
+def check_retrieve(config: RetrievalConfig) -> RetrievePlan:
+    """Every cheap check of a retrieve config (the folder can be retrieved from: a full chronology, CTR samples with
+    a target and ``history_end``), reading footers only; returns the plan :func:`retrieve` runs. The output folder
+    is checked when it is written."""
+    source = PreparedData.load(config.data)
+    check_retrievable(source, config.data)
+    return RetrievePlan(config, source)
+
+
+def retrieve(config: RetrievalConfig | RetrievePlan, *, loaded=None, log: Callable[[str], None] = print,
              progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Write the SUBR version of ``config.data`` to ``config.out``; returns the folder and the summary.
 
@@ -246,8 +264,8 @@ def retrieve(config: RetrievalConfig, *, loaded=None, log: Callable[[str], None]
     old history lists, the bulk of a split), joined to its new history and written, one split
     at a time.
     """
-    source = PreparedData.load(config.data)
-    check_retrievable(source, config.data)
+    plan = config if isinstance(config, RetrievePlan) else check_retrieve(config)
+    config, source = plan.config, plan.source
     check_prepared_target(config.out, source.dataset, source.protocol, config.overwrite, sources=[config.data])
 
     t0 = time.perf_counter()

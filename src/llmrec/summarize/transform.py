@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,8 @@ def check_summarizable(prepared: PreparedData, config: SummarizeConfig) -> None:
     where = config.data
     if "summary" in prepared.config:
         raise DataError("this folder already holds summaries; summarize the original prepared folder", path=where)
-    for name, table in prepared.splits.items():
-        if "history_items" not in table.column_names:
+    for name in prepared.splits:  # the footers' column names: no data is read
+        if "history_items" not in prepared.column_names(name):
             raise DataError(f"split {name}: no history_items column (instruction rows have no history to summarize)",
                             path=where)
     for name, n in config.limits.items():
@@ -108,15 +109,37 @@ def kept_rows(prepared: PreparedData, config: SummarizeConfig) -> dict[str, np.n
     split's the one ``llmrec evaluate`` scores for ``limit`` (same seed, same N, same rows).
     """
     out = {}
-    for name, table in prepared.splits.items():
+    for name in prepared.splits:
+        rows = prepared.num_rows(name)
         n = config.limits.get(name)
-        n = min(n, table.num_rows) if n else None
-        out[name] = (sample_indices(table.num_rows, n, config.seed) if name == "train"
-                     else np.asarray(subset_rows(table.num_rows, n, config.seed), dtype=np.int64))
+        n = min(n, rows) if n else None
+        out[name] = (sample_indices(rows, n, config.seed) if name == "train"
+                     else np.asarray(subset_rows(rows, n, config.seed), dtype=np.int64))
     return out
 
 
-def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, generator: Generator | None = None,
+@dataclass(frozen=True)
+class SummarizePlan:
+    """What :func:`check_summarize` settled; :func:`summarize` runs from it."""
+
+    config: SummarizeConfig
+    source: PreparedData
+    keep: dict[str, np.ndarray]  # per split, the rows summarized
+
+
+def check_summarize(config: SummarizeConfig, *, model: bool = True) -> SummarizePlan:
+    """Every cheap check of a summarize config (the folder, its splits and limits, the template, the model), before
+    anything loads; returns the plan :func:`summarize` runs. The output folder is checked when it is written."""
+    source = PreparedData.load(config.data)
+    check_summarizable(source, config)
+    if config.template is not None:
+        load_summary_template(config.template)
+    if model:
+        check_model(config.model)
+    return SummarizePlan(config, source, kept_rows(source, config))
+
+
+def summarize(config: SummarizeConfig | SummarizePlan, *, loaded: LoadedModel | None = None, generator: Generator | None = None,
               log: Callable[[str], None] = print, progress: bool = True) -> tuple[Path, dict[str, Any]]:
     """Write the summarized version of ``config.data`` to ``config.out``; returns the folder and the summary.
 
@@ -130,14 +153,10 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
                                         mode="hierarchical")
         folder, summary = llmrec.summarize(config)
     """
-    source = PreparedData.load(config.data)
-    check_summarizable(source, config)
+    plan = config if isinstance(config, SummarizePlan) else check_summarize(config, model=loaded is None)
+    config, source = plan.config, plan.source
     check_prepared_target(config.out, source.dataset, source.protocol, config.overwrite, sources=[config.data])
-    if config.template is not None:
-        load_summary_template(config.template)
     own_model = loaded is None
-    if own_model:
-        check_model(config.model)
 
     t_load = time.perf_counter()
     loaded = loaded or load_model(config.model)
@@ -152,12 +171,12 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
            "generation": gen_config.model_dump(mode="json", exclude={"batch_size", "max_batch_tokens"}), "chat": chat}
     cache = SummaryCache.for_key(key)
 
-    keep = kept_rows(source, config)
+    keep = plan.keep
     item_text = ItemTexts(source.items, template, tok, config.item_tokens)
     histories: dict[tuple[str, ...], int] = {}  # one summary per distinct history (rows of one user share it)
     row_history: dict[str, list[int]] = {}
-    for name, table in source.splits.items():
-        lists = table["history_items"].take(pa.array(keep[name])).to_pylist()
+    for name in source.splits:
+        lists = source.split(name)["history_items"].take(pa.array(keep[name])).to_pylist()  # read once, kept
         row_history[name] = [histories.setdefault(tuple(h or ()), len(histories)) for h in lists]
     unique = [[item_text(i) for i in h] for h in histories]
 
@@ -178,8 +197,8 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
     tokens = getattr(generator, "generated_tokens", 0) - tokens_before
 
     splits, detail = {}, []
-    for name, table in source.splits.items():
-        rows = table.take(pa.array(keep[name]))
+    for name in source.splits:
+        rows = source.split(name).take(pa.array(keep[name]))
         texts = [traces[h].summary for h in row_history[name]]
         splits[name] = rows.append_column("summary", pa.array(texts, type=pa.string()))
         for sid, user, h in zip(rows["sample_id"].to_pylist(), rows["user"].to_pylist(), row_history[name]):
@@ -193,7 +212,7 @@ def summarize(config: SummarizeConfig, *, loaded: LoadedModel | None = None, gen
         "fan_in": summarizer.fan_in, "recent_items": config.recent_items, "model": loaded.source,
         "model_fingerprint": key["model"], "generation": gen_config.model_dump(mode="json"),
         "source": {"folder": str(config.data), "fingerprint": source.fingerprint()},
-        "samples": {name: {"kept": int(len(keep[name])), "of": int(source.splits[name].num_rows)} for name in keep},
+        "samples": {name: {"kept": int(len(keep[name])), "of": int(source.num_rows(name))} for name in keep},
         "seed": config.seed, "histories": len(unique), "prompts": summarizer.stats.prompts,
         "prompts_cached": summarizer.stats.cached, "prompts_generated": summarizer.stats.generated,
         "generated_tokens_this_session": int(tokens), "empty_summaries": int(sum(not s for s in finals if s is not None)),
@@ -229,4 +248,4 @@ def _level_histogram(traces) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-__all__ = ["check_summarizable", "summarize"]
+__all__ = ["SummarizePlan", "check_summarizable", "check_summarize", "summarize"]
