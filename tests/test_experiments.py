@@ -84,7 +84,8 @@ def counted(monkeypatch):
 
     for name, kind in list(steps.STEP_KINDS.items()):
         def run(config, log=print, progress=True, _kind=kind, _name=name):
-            calls.append(f"{_name}:{getattr(config, _kind.output_field)}")
+            resolved = getattr(config, "config", config)  # the run gets the plan its check returned, or the config
+            calls.append(f"{_name}:{getattr(resolved, _kind.output_field)}")
             if fail["at"] is not None and len(calls) == fail["at"]:
                 raise KeyboardInterrupt  # killed during this step
             return _kind.run(config, log=log, progress=progress)
