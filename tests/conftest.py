@@ -92,6 +92,16 @@ def tiny_ml1m(tmp_path) -> Path:
     return write_ml1m_zip(tmp_path / "ml-1m.zip", random_ratings(30, 60, (8, 40)))
 
 
+@pytest.fixture
+def tallrec_data(tmp_path, tiny_ml1m) -> Path:
+    """A TALLRec folder prepared from :func:`tiny_ml1m` (5-item histories, at most 300 samples)."""
+    from llmrec.data.prepare import PrepareConfig, prepare
+
+    cfg = PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "tallrec"),
+                        tallrec={"history_len": 5, "max_samples": 300})
+    return prepare(cfg, log=lambda m: None)[1]
+
+
 def require_default_model() -> None:
     """Skip (or, in CI, fail) when the default model's PyPI package is not installed."""
     import importlib.util

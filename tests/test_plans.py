@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import llmrec.data.prepared as prepared_module
-from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.data.prepared import READS, PreparedData
 from llmrec.evaluate import EvaluateConfig, EvaluatePlan, check_evaluate, evaluate
 from llmrec.train import TrainConfig, train, train_seeds
@@ -21,13 +20,6 @@ from llmrec.train.run import TrainPlan, check_train
 from tests.tiny_models import tiny_loaded
 
 QUIET = dict(progress=False, log=lambda m: None)
-
-
-@pytest.fixture
-def tallrec_data(tmp_path, tiny_ml1m):
-    cfg = PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "tallrec"),
-                        tallrec={"history_len": 5, "max_samples": 300})
-    return prepare(cfg, log=lambda m: None)[1]
 
 
 @pytest.fixture

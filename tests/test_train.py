@@ -23,13 +23,6 @@ from tests.tiny_models import tiny_gemma3, tiny_llama, tiny_loaded
 QUIET = dict(progress=False, log=lambda m: None)
 
 
-@pytest.fixture
-def tallrec_data(tmp_path, tiny_ml1m):
-    cfg = PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(tiny_ml1m), out=str(tmp_path / "tallrec"),
-                        tallrec={"history_len": 5, "max_samples": 300})
-    return prepare(cfg, log=lambda m: None)[1]
-
-
 def toy_examples(n: int, vocab: int = 64, seed: int = 0) -> list[Example]:
     """Prompts of random tokens with a key token (10 -> answer 20, 11 -> answer 21): learnable."""
     g = np.random.default_rng(seed)
@@ -334,7 +327,6 @@ def test_missing_adapter_is_a_clear_error(tmp_path):
 
 
 def test_training_progress_shows_the_loss_in_the_bar_not_printed_dicts(tmp_path, tiny_ml1m, capsys):
-    from llmrec.data.prepare import PrepareConfig, prepare
     from llmrec.train import TrainConfig, train
     from tests.tiny_models import tiny_loaded
 
