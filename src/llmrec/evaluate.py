@@ -36,10 +36,10 @@ from llmrec.llm import (
 )
 from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
-from llmrec.results import write_results
+from llmrec.results import SampleScorer, write_results
 from llmrec.runs import RunDir
 
-__all__ = ["EvaluateConfig", "EvaluatePlan", "check_evaluate", "evaluate"]
+__all__ = ["EvaluateConfig", "EvaluatePlan", "PromptScorer", "check_evaluate", "evaluate"]
 
 
 class EvaluateConfig(PromptSettings):
@@ -116,14 +116,17 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     return EvaluatePlan(config, prepared, kind, rows, prepared.fingerprint())
 
 
-def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None,
-             log=print, progress: bool = True) -> tuple[Path, dict]:
+def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | None = None,
+             scorer: Scorer | SampleScorer | None = None, log=print, progress: bool = True) -> tuple[Path, dict]:
     """Score the split, write the run folder, return (folder, metrics).
 
     ``config`` is a config (checked here) or the plan :func:`check_evaluate` returned for it.
 
     ``loaded`` skips loading the model (its tokenizer renders the prompts); ``scorer`` replaces
-    the backend's scorer (any :class:`~llmrec.llm.Scorer`). Everything cheap (data, split,
+    the backend's scorer: an LLM :class:`~llmrec.llm.Scorer` (scoring the rendered prompts), or any
+    :class:`~llmrec.results.SampleScorer` (an object with ``score_rows``, e.g. a trained baseline,
+    :class:`llmrec.baselines.run.BaselineScorer`), which scores the rows itself: no LLM is loaded
+    and the config's model, prompt and engine fields are not used. Everything cheap (data, split,
     template, model, adapter, device) is checked before the run folder is created. Example (zero-shot, the
     default model, 200 seeded test samples)::
 
@@ -132,35 +135,55 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         folder, result = llmrec.evaluate(llmrec.EvaluateConfig(data="prepared/ml-100k-tallrec", limit=200))
         result["metrics"]["auc"]
     """
-    plan = config if isinstance(config, EvaluatePlan) else check_evaluate(config, model=loaded is None)
+    # an object with ``score_rows`` scores rows itself (a SampleScorer); an LLM Scorer scores rendered prompts
+    rows_scorer: SampleScorer | None = scorer if callable(getattr(scorer, "score_rows", None)) else None
+    llm = rows_scorer is None  # prompts rendered here and scored by an LLM (here or in Ray workers)
+    plan = (config if isinstance(config, EvaluatePlan)
+            else check_evaluate(config, model=loaded is None and rows_scorer is None))
     config, prepared = plan.config, plan.prepared
     protocol, dataset = prepared.protocol, prepared.dataset
     # the main process names, creates or checks the folder; under a launcher the others get the same RunDir
+    # a run scored by another scorer is another run (it resumes only with the same one)
+    identity = plan.identity if llm else {**plan.identity, "scorer": _scorer_name(rows_scorer)}
     run, finished = main_first(lambda: RunDir.open(
         config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
-        config.model_dump(mode="json"), plan.identity, resume=config.resume, log=log))
+        config.model_dump(mode="json"), identity, resume=config.resume, log=log))
     if finished is not None:
         return run.path, finished
 
-    t_load = time.perf_counter()
-    if loaded is None and config.engine.kind != "local":  # the workers load the model; here it renders prompts
-        loaded = load_tokenizer(config.model, adapter=config.adapter)
-    elif loaded is None:
-        loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
-    load_s = time.perf_counter() - t_load
-    tok = loaded.tokenizer
-    renderer = config.renderer(prepared, tok, config.split, loaded.max_context)
-    kind = renderer.kind
+    facts: dict[str, Any] = {}
     names = prepared.column_names(config.split)
-    table = prepared.split(config.split, columns=[c for c in renderer.columns if c in names])
+    workers = llm and config.engine.kind != "local"  # Ray workers load the model and score
+    t_load = time.perf_counter()
+    if llm:
+        if loaded is None and workers:  # the workers load the model; here it renders prompts
+            loaded = load_tokenizer(config.model, adapter=config.adapter)
+        elif loaded is None:
+            loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
+    load_s = time.perf_counter() - t_load
+    if llm:
+        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
+        kind, columns = renderer.kind, [c for c in renderer.columns if c in names]
+    else:
+        kind = plan.kind
+        columns = [c for c in dict.fromkeys((*rows_scorer.columns, *_RESULT_COLUMNS)) if c in names]
+    table = prepared.split(config.split, columns=columns)
     rows = table.take(list(plan.rows)).to_pylist()
     del table
-    template, chat, history_k, budget, render = (renderer.template, renderer.chat, renderer.history_k,
-                                                 renderer.max_tokens, renderer.render)
 
-    answer = AnswerTokens.for_renderer(renderer, rows[0])
-    if config.engine.kind == "local":
-        scorer = scorer or make_scorer(loaded, answer, config.scoring)
+    if llm:
+        answer = AnswerTokens.for_renderer(renderer, rows[0])
+        if not workers:
+            rows_scorer = PromptScorer(renderer, scorer or make_scorer(loaded, answer, config.scoring))
+        facts.update({
+            "model": loaded.source, "adapter": config.adapter,
+            "device": str(loaded.device or f"{config.engine.kind} workers"),
+            "dtype": str(loaded.dtype or config.model.dtype).removeprefix("torch."),
+            "template": renderer.template.name, "chat_template": renderer.chat,
+            "answer_tokens": [answer.yes_text, answer.no_text], "history_k": renderer.history_k,
+            "max_prompt_tokens": renderer.max_tokens})
+    else:
+        facts["model"] = _scorer_name(rows_scorer)
 
     done = run.done()
     per_row = kind.prompts_in(rows[0])
@@ -171,24 +194,25 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
     # under a launcher each process scores its block of every chunk and the main process writes them all;
     # a model with sharded parameters (ZeRO-3, FSDP) runs its forwards in lockstep, so every process scores all
     w = world()
-    spread = w.size if w.size > 1 and not (hasattr(loaded.model, "modules") and sharding(loaded.model)) else 1
+    lockstep = loaded is not None and hasattr(loaded.model, "modules") and sharding(loaded.model)
+    spread = w.size if w.size > 1 and not lockstep else 1
     bar = tqdm(total=total, initial=total - sum(kind.prompts_in(r) for r in pending),
                desc=f"scoring {dataset}/{config.split}", unit="prompt", disable=not progress or not w.main)
     t0 = time.perf_counter()
     scored_now, token_count = 0, 0
     step = max(1, config.checkpoint_every // per_row)
-    if config.engine.kind != "local":  # Ray workers score chunks of the same size; each finished chunk is appended
+    if workers:  # Ray workers score chunks of the same size; each finished chunk is appended
         chunks = [pending[i : i + step] for i in range(0, len(pending), step)]
         for _, records in map_tasks(chunks, _chunk_scorer(config), config.engine):
             run.append(records)
             bar.update(len(records))
             scored_now += len(records)
-            token_count += sum(r["tokens"] for r in records)
+            token_count += sum(r.get("tokens", 0) for r in records)
     else:
         for start in range(0, len(pending), step * spread):
             chunk = pending[start : start + step * spread]
             mine = shard(chunk, w) if spread > 1 else chunk
-            records = _score_rows(mine, render, scorer, kind, bar.update)
+            records = rows_scorer.score_rows(mine, kind, bar.update)
             if spread > 1:
                 parts = gather(records)
                 bar.update(sum(map(len, parts)) - len(records))
@@ -196,27 +220,26 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
             if w.main:
                 run.append(records)
             scored_now += len(records)
-            token_count += sum(r["tokens"] for r in records)
+            token_count += sum(r.get("tokens", 0) for r in records)
     bar.close()
     elapsed = time.perf_counter() - t0
     barrier()
 
     done = run.done()
-    facts = {
-        "model": loaded.source, "adapter": config.adapter, "device": str(loaded.device or f"{config.engine.kind} workers"),
-        "dtype": str(loaded.dtype or config.model.dtype).removeprefix("torch."),
-        "template": template.name, "chat_template": chat, "answer_tokens": [answer.yes_text, answer.no_text],
-        "history_k": history_k, "max_prompt_tokens": budget, "samples": len(rows), "prompts": total,
-        "mean_prompt_tokens": float(np.mean([done[k]["tokens"] for k in done])),
-        "prompts_with_history_cut": int(sum(done[k]["history_kept"] < min(done[k]["history_total"], history_k or 10**9)
-                                            for k in done)),
+    facts.update(samples=len(rows), prompts=total)
+    if llm:  # facts only an LLM's prompts have
+        history_k = facts.get("history_k")
+        facts["mean_prompt_tokens"] = float(np.mean([r["tokens"] for r in done.values()]))
+        facts["prompts_with_history_cut"] = int(sum(r["history_kept"] < min(r["history_total"], history_k or 10**9)
+                                                    for r in done.values()))
+    facts.update({
         "model_load_s": round(load_s, 2), "scoring_s_this_session": round(elapsed, 2),
-        "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None,
-        "tokens_per_s_this_session": round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None,
-    }
+        "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None})
+    if llm:
+        facts["tokens_per_s_this_session"] = round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None
     if w.size > 1:
         facts["processes"] = w.size
-    if config.engine.kind != "local":
+    if workers:
         facts["engine"] = {"kind": config.engine.kind, "workers": config.engine.workers}
 
     def finish() -> dict:
@@ -229,6 +252,15 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
     return run.path, main_first(finish)
 
 
+def _scorer_name(scorer: SampleScorer) -> str:
+    """What a sample scorer calls itself (its ``name``, else its class)."""
+    return str(getattr(scorer, "name", None) or type(scorer).__name__)
+
+
+# the columns the results read besides a sample scorer's own (keys, labels, predictions)
+_RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
+
+
 def _chunk_scorer(config: EvaluateConfig):
     """A worker factory for :func:`llmrec.parallel.map_tasks`: loads data and model once per worker, then
     scores chunks of rows exactly as the local loop does (same chunks, same batches, same scores)."""
@@ -237,29 +269,55 @@ def _chunk_scorer(config: EvaluateConfig):
         prepared = PreparedData.load(config.data)
         loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
         renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
-        scorers: list[Scorer] = []
+        scorers: list[PromptScorer] = []
 
         def work(rows: list[dict]) -> list[dict]:
             if not scorers:
-                scorers.append(make_scorer(loaded, AnswerTokens.for_renderer(renderer, rows[0]), config.scoring))
-            return _score_rows(rows, renderer.render, scorers[0], renderer.kind, None)
+                llm = make_scorer(loaded, AnswerTokens.for_renderer(renderer, rows[0]), config.scoring)
+                scorers.append(PromptScorer(renderer, llm))
+            return scorers[0].score_rows(rows, renderer.kind)
 
         return work
 
     return make
 
 
-def _score_rows(rows: list[dict], render, scorer: Scorer, kind: SampleKind, progress) -> list[dict]:
-    """Score ``rows``: one record (key, score, prompt length, history kept) per prompt."""
-    if not rows:
-        return []
-    groups = render(rows)
-    prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in groups for p in g]
-    scores = scorer.score(prompts, progress=progress)
-    records, k = [], 0
-    for row, group in zip(rows, groups):
-        for key, p in zip(kind.keys(row), group):
-            records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
-                            "history_kept": p.history_kept, "history_total": p.history_total})
-            k += 1
-    return records
+@dataclass(frozen=True)
+class PromptScorer:
+    """An LLM as a :class:`~llmrec.results.SampleScorer`: the renderer turns rows into encoded prompts, the
+    backend's :class:`~llmrec.llm.Scorer` scores them; one record (key, score, prompt length, history kept)
+    per prompt.
+
+    >>> from types import SimpleNamespace
+    >>> from llmrec.data.kinds import KINDS
+    >>> from llmrec.prompts.template import RenderedPrompt
+    >>> class FirstToken:  # an LLM stand-in: P(yes) = the first context token / 10
+    ...     def score(self, prompts, progress=None):
+    ...         return np.array([p.context[0] / 10 for p in prompts])
+    >>> render = lambda rows: [[RenderedPrompt((r["sample_id"], 9), (1,), "", 2, 3)] for r in rows]
+    >>> scorer = PromptScorer(SimpleNamespace(render=render, columns=("sample_id",)), FirstToken())
+    >>> scorer.score_rows([{"sample_id": 4}], KINDS["ctr"])
+    [{'key': '4', 'score': 0.4, 'tokens': 3, 'history_kept': 2, 'history_total': 3}]
+    """
+
+    renderer: Any  # llmrec.prompts.Renderer: .render(rows) -> one group of rendered prompts per row; .columns
+    scorer: Scorer
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.renderer.columns)
+
+    def score_rows(self, rows: list[dict], kind: SampleKind, progress=None) -> list[dict]:
+        """Score ``rows``: one record (key, score, prompt length, history kept) per prompt, in order."""
+        if not rows:
+            return []
+        groups = self.renderer.render(rows)
+        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for g in groups for p in g]
+        scores = self.scorer.score(prompts, progress=progress)
+        records, k = [], 0
+        for row, group in zip(rows, groups):
+            for key, p in zip(kind.keys(row), group):
+                records.append({"key": key, "score": float(scores[k]), "tokens": len(p),
+                                "history_kept": p.history_kept, "history_total": p.history_total})
+                k += 1
+        return records

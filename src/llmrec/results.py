@@ -1,5 +1,10 @@
 """The results of a finished scoring, written the same way for every model (an LLM or a classic one).
 
+Every model is a :class:`SampleScorer`: prepared sample rows in, one record per prompt key out
+(:meth:`SampleKind.keys`), so ``llmrec evaluate`` scores a split with an LLM
+(``llmrec.evaluate.PromptScorer``) or a trained classic model
+(``llmrec.baselines.run.BaselineScorer``) the same way, and both end in :func:`write_results`.
+
 :func:`write_results` writes ``predictions.parquet`` and the plots into a run folder and returns
 the metrics with their 95% bootstrap intervals (per sample, and per user where users have
 several samples). What the predictions hold and which metrics apply is the sample kind's
@@ -18,14 +23,41 @@ for candidate lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from llmrec.data.kinds import SampleKind, kind_of
 from llmrec.io import write_parquet
 from llmrec.runs import RunDir
 
-__all__ = ["write_results"]
+__all__ = ["SampleScorer", "write_results"]
+
+
+@runtime_checkable
+class SampleScorer(Protocol):
+    """Prepared sample rows in, one record per prompt out: any model ``llmrec evaluate`` can score a split with.
+
+    ``columns`` are the sample columns the scorer reads (a caller reads those of the split that exist, plus the
+    ones the results need). :meth:`score_rows` returns, for each row in order, one record per prompt key of the
+    row (``kind.keys(row)``: ``{"key": ..., "score": float, ...}``); an LLM's records also carry ``tokens``,
+    ``history_kept`` and ``history_total``. ``progress`` is called with the number of prompts just scored.
+
+    >>> from llmrec.data.kinds import KINDS
+    >>> class Newest:  # a trivial scorer: the later the sample, the higher its score
+    ...     columns = ("sample_id",)
+    ...     def score_rows(self, rows, kind, progress=None):
+    ...         return [{"key": key, "score": row["sample_id"] / 10} for row in rows for key in kind.keys(row)]
+    >>> isinstance(Newest(), SampleScorer)
+    True
+    >>> Newest().score_rows([{"sample_id": 3, "candidates": ["a", "b"]}], KINDS["ranking"])
+    [{'key': '3:0', 'score': 0.3}, {'key': '3:1', 'score': 0.3}]
+    """
+
+    columns: tuple[str, ...]
+
+    def score_rows(self, rows: list[dict[str, Any]], kind: SampleKind,
+                   progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        ...
 
 
 def write_results(run: RunDir, rows: list[dict[str, Any]], done: Mapping[str, Mapping[str, Any] | float],

@@ -216,22 +216,51 @@ class CtrFeatures:
     def split(self, prepared: PreparedData, name: str, rows: np.ndarray | None = None) -> CtrSplit:
         """Arrays of one split (or of ``rows`` of it); the history source is chosen per folder."""
         table = prepared.split(name)
-        if "label" not in table.column_names:
-            raise DataError(f"{prepared.path}/{name}.parquet: CTR baselines need a 'label' column (ranking lists "
-                            "are read by the sequential baselines)")
         if rows is not None:
             table = table.take(pa.array(rows))
+        return self.from_table(table, f"{prepared.path}/{name}.parquet")
+
+    # the sample columns :meth:`from_table` reads (``history_end`` where the folder has it)
+    COLUMNS = ("sample_id", "user", "item", "label", "history_items", "history_ratings", "history_end")
+
+    def history_source(self, table: pa.Table) -> str:
+        """Where the histories of ``table``'s rows come from: the user's ``chronology`` when the folder has one, the
+        rows point into it (``history_end``) and the model reads more items than any row keeps, else the
+        ``samples``."""
+        kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
+        longer = self.history_len > (int(kept.max()) if len(kept) else 0)
+        chronology = self.chronology is not None and "history_end" in table.column_names and longer
+        return "chronology" if chronology else "samples"
+
+    def from_table(self, table: pa.Table, where: str, source: str | None = None) -> CtrSplit:
+        """Arrays of the sample rows in ``table`` (``where`` names them in errors); ``source`` fixes where the
+        histories come from (default: :meth:`history_source` of these rows).
+
+        >>> feats = CtrFeatures(Vocab(["i1", "i2"]), Vocab(["u1"]), Vocab([]), Vocab(["4.0"]), np.zeros(4, np.int64),
+        ...                     {}, {}, None, history_len=2)
+        >>> rows = pa.table({"sample_id": [0], "user": ["u1"], "item": ["i2"], "label": [1],
+        ...                  "history_items": [["i1"]], "history_ratings": [[4.0]]})
+        >>> split = feats.from_table(rows, "rows")
+        >>> split.item.tolist(), split.flat_items.tolist(), split.flat_ratings.tolist(), split.source
+        ([2], [1], [1], 'samples')
+        """
+        if "label" not in table.column_names:
+            raise DataError(f"{where}: CTR baselines need a 'label' column (ranking lists are read by the sequential "
+                            "baselines)")
+        if source not in (None, "samples", "chronology"):
+            raise ValueError(f"source: {source!r} is not 'samples' or 'chronology'")
         user_ids, item_ids = self.users.encode(table.column("user")), self.items.encode(table.column("item"))
         kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
-        use_chronology = (self.chronology is not None and "history_end" in table.column_names
-                          and self.history_len > (int(kept.max()) if len(kept) else 0))
-        if use_chronology:
+        source = source or self.history_source(table)
+        if source == "chronology":
+            if self.chronology is None or "history_end" not in table.column_names:
+                raise DataError(f"{where}: histories from the chronology need sequences.parquet and a 'history_end' "
+                                "column")
             flat_items, flat_ratings, offsets = self.chronology
             base = offsets[user_ids]
             if (base < 0).any():
                 missing = table.column("user")[int(np.argmax(base < 0))].as_py()
-                raise DataError(f"{prepared.path}/sequences.parquet: user {missing!r} of {name}.parquet has no "
-                                "chronology")
+                raise DataError(f"{where}: user {missing!r} has no chronology in sequences.parquet")
             end = base + table.column("history_end").to_numpy(zero_copy_only=False).astype(np.int64)
             start = base
         else:
@@ -241,7 +270,7 @@ class CtrFeatures:
             start = end - kept
         return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), user_ids, item_ids,
                         table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
-                        start, end, flat_items, flat_ratings, "chronology" if use_chronology else "samples")
+                        start, end, flat_items, flat_ratings, source)
 
     def batch(self, split: CtrSplit, rows: np.ndarray) -> CtrBatch:
         """The rows' ids and their last ``history_len`` history items, oldest first, left-padded."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from llmrec.baselines.config import BaselineConfig
@@ -40,7 +41,8 @@ from llmrec.io import write_json
 from llmrec.results import write_results
 from llmrec.runs import RunDir
 
-__all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "build_features", "build_task"]
+__all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "BaselineScorer", "build_features",
+           "build_task", "scored_test_rows"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,9 @@ def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | 
     return BaselinePlan(prepared, history_len, metric, kind, config)
 
 
-def _rows(prepared: PreparedData, split: str, rows: np.ndarray) -> list[dict[str, Any]]:
-    names = prepared.column_names(split)
-    cols = [c for c in ("sample_id", "user", "item", "label", "candidates", "labels") if c in names]
-    return prepared.split(split, columns=cols).take(rows.tolist()).to_pylist()
+def scored_test_rows(prepared: PreparedData, config: BaselineConfig) -> np.ndarray:
+    """The test rows a baseline run scores: the seeded subset ``llmrec evaluate`` scores for ``test.limit``."""
+    return np.asarray(subset_rows(prepared.num_rows(config.test.split), config.test.limit, config.test.sample_seed))
 
 
 def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
@@ -129,6 +130,10 @@ def _ranking_task(plan: BaselinePlan, config: BaselineConfig, features: SeqFeatu
         line = (f"{len(instances):,} next-item instances from {len(train):,} training sequences, {len(valid):,} "
                 f"validation lists, history {plan.history_len} items")
     return RankingTask(features, instances, valid, plan.metric), line
+
+
+# the columns the results of a test pass read besides the model's (keys, labels, predictions)
+_RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
 
 
 @dataclass(frozen=True)
@@ -198,18 +203,15 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
                               "baseline": config.model, "training": {k: v for k, v in training.items()
                                                                      if k != "history"}}
     if config.test.enabled:
-        test_rows = np.asarray(subset_rows(prepared.num_rows(config.test.split), config.test.limit,
-                                           config.test.sample_seed))
-        test = features.split(prepared, config.test.split, test_rows)
+        family = FAMILIES[plan.kind.name]
+        scorer = BaselineScorer.for_split(model, features, family.predict, prepared, config.test.split,
+                                          name=config.model)
+        names = prepared.column_names(config.test.split)
+        cols = [c for c in dict.fromkeys((*scorer.columns, *_RESULT_COLUMNS)) if c in names]
+        rows = prepared.split(config.test.split, columns=cols).take(scored_test_rows(prepared, config).tolist()).to_pylist()
         t2 = time.perf_counter()
-        scores = np.asarray(FAMILIES[plan.kind.name].predict(model, features, test)).ravel()
+        done = {r["key"]: r["score"] for r in scorer.score_rows(rows, plan.kind)}
         score_s = time.perf_counter() - t2
-        rows = _rows(prepared, config.test.split, test_rows)
-        keys = [key for r in rows for key in plan.kind.keys(r)]
-        if len(keys) != len(scores):
-            raise DataError(f"{config.model}: {len(scores)} scores for {len(keys)} prompts of {config.data}/"
-                            f"{config.test.split}")
-        done = {key: float(s) for key, s in zip(keys, scores)}
         metrics, plots = write_results(run, rows, done, plan.kind, f"{config.model} {dataset}/"
                                        f"{protocol}/{config.test.split}")
         result.update(metrics=metrics, plots=plots,
@@ -220,6 +222,94 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     (model_dir / "checkpoint.pt").unlink(missing_ok=True)
     run.finish(result)
     return run.path, result
+
+
+@dataclass
+class BaselineScorer:
+    """A trained classic model over sample rows (a :class:`llmrec.results.SampleScorer`).
+
+    :meth:`score_rows` turns row dicts into a table with the prepared split's schema, into the family's arrays
+    (``from_table``), and scores them with the family's batched predict. ``llmrec baseline`` scores its test split
+    through it, and ``llmrec.evaluate(plan, scorer=BaselineScorer.from_run(run_dir))`` scores a split with a
+    finished run, so LLMs and classic models end in the same ``write_results``.
+
+    >>> import torch
+    >>> from llmrec.baselines.features import CtrFeatures, Vocab
+    >>> from llmrec.data.kinds import KINDS
+    >>> class Half(torch.nn.Module):  # a "model" that scores every sample 0.5
+    ...     def scores(self, batch):
+    ...         return torch.full((len(batch),), 0.5)
+    >>> feats = CtrFeatures(Vocab(["i1", "i2"]), Vocab(["u1"]), Vocab([]), Vocab(["4.0"]), np.zeros(4, np.int64),
+    ...                     {}, {}, None, history_len=2)
+    >>> schema = pa.schema([("sample_id", pa.int64()), ("user", pa.string()), ("item", pa.string()),
+    ...                     ("label", pa.int64()), ("history_items", pa.list_(pa.string())),
+    ...                     ("history_ratings", pa.list_(pa.float64()))])
+    >>> from llmrec.baselines.tasks import predict
+    >>> scorer = BaselineScorer(Half(), feats, predict, schema)
+    >>> scorer.columns
+    ('sample_id', 'user', 'item', 'label', 'history_items', 'history_ratings')
+    >>> scorer.score_rows([{"sample_id": 3, "user": "u1", "item": "i2", "label": 1, "history_items": ["i1"],
+    ...                     "history_ratings": [4.0]}], KINDS["ctr"])
+    [{'key': '3', 'score': 0.5}]
+
+    ``schema``: the prepared split's schema of the columns the features read (rows are typed by it);
+    ``source``: where CTR histories come from (None: decided from the rows scored, as ``from_table`` does).
+    """
+
+    model: torch.nn.Module
+    features: Any  # CtrFeatures or SeqFeatures
+    predict: Callable[..., np.ndarray]  # (model, features, split) -> a score per sample, or per candidate
+    schema: pa.Schema
+    source: str | None = None
+    name: str = "baseline"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.schema.names)
+
+    @classmethod
+    def for_split(cls, model: torch.nn.Module, features: Any, predict: Callable[..., np.ndarray], prepared,
+                  split: str, *, source: str | None = None, name: str = "baseline") -> BaselineScorer:
+        """A scorer reading the columns of ``prepared``'s ``split`` that the features read (typed by its schema)."""
+        schema = prepared.schema(split)
+        fields = [schema.field(c) for c in features.COLUMNS if c in schema.names]
+        return cls(model, features, predict, pa.schema(fields), source, name)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path) -> BaselineScorer:
+        """A finished ``llmrec baseline`` run's model (selected weights) as a scorer: scores the rows of the run's
+        test split exactly as the run did (its CTR histories come from where the run's test pass took them)."""
+        model, features, config = load_baseline(run_dir)
+        plan = check_baseline(config)
+        family = FAMILIES[plan.kind.name]
+        source = None
+        if config.test.enabled and hasattr(features, "history_source"):
+            names = plan.prepared.column_names(config.test.split)
+            cols = [c for c in ("history_items", "history_end") if c in names]
+            table = plan.prepared.split(config.test.split, columns=cols).take(
+                scored_test_rows(plan.prepared, config).tolist())
+            source = features.history_source(table)
+        return cls.for_split(model, features, family.predict, plan.prepared, config.test.split, source=source,
+                             name=config.model)
+
+    def score_rows(self, rows: list[dict[str, Any]], kind: SampleKind,
+                   progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+        """One record (key, score) per prompt key of each row, in order."""
+        if not rows:
+            return []
+        missing = [c for c in self.columns if c not in rows[0]]
+        if missing:
+            raise DataError(f"{self.name}: the rows lack column{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(missing)} (the model reads {', '.join(self.columns)})")
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        split = self.features.from_table(table, f"{self.name}: the rows scored", source=self.source)
+        scores = np.asarray(self.predict(self.model, self.features, split)).ravel()
+        keys = [key for row in rows for key in kind.keys(row)]
+        if len(keys) != len(scores):
+            raise DataError(f"{self.name}: {len(scores)} scores for {len(keys)} prompts")
+        if progress is not None:
+            progress(len(keys))
+        return [{"key": key, "score": float(s)} for key, s in zip(keys, scores)]
 
 
 def load_baseline(run_dir: str | Path) -> tuple[torch.nn.Module, CtrFeatures | SeqFeatures, BaselineConfig]:

@@ -125,17 +125,35 @@ class SeqFeatures:
     def split(self, prepared: PreparedData, name: str, rows: np.ndarray | None = None) -> SeqSplit:
         """Arrays of one ranking split (or of ``rows`` of it)."""
         table = prepared.split(name)
-        kind = detect(table.schema)
-        if not kind.lists:
-            raise DataError(f"{prepared.path}/{name}.parquet: sequential baselines need candidate lists "
-                            f"('candidates', 'labels'); this is a {kind.name} folder")
         if rows is not None:
             table = table.take(pa.array(rows))
+        return self.from_table(table, f"{prepared.path}/{name}.parquet")
+
+    # the sample columns :meth:`from_table` reads
+    COLUMNS = ("sample_id", "user", "candidates", "labels", "history_items")
+
+    def from_table(self, table: pa.Table, where: str, source: str | None = None) -> SeqSplit:
+        """Arrays of the candidate lists in ``table`` (``where`` names them in errors); histories always come from
+        the samples (``source`` None or ``"samples"``).
+
+        >>> feats = SeqFeatures(Vocab(["a", "b", "c"]), Vocab(["u1"]), history_len=2)
+        >>> rows = pa.table({"sample_id": [5], "user": ["u1"], "candidates": [["c", "a"]], "labels": [[1, 0]],
+        ...                  "history_items": [["a", "b"]]})
+        >>> split = feats.from_table(rows, "rows")
+        >>> split.candidates.tolist(), split.labels.tolist(), split.flat_items.tolist()
+        ([[3, 1]], [[1, 0]], [1, 2])
+        """
+        kind = detect(table.schema)
+        if not kind.lists:
+            raise DataError(f"{where}: sequential baselines need candidate lists ('candidates', 'labels'); this is a "
+                            f"{kind.name} folder")
+        if source not in (None, "samples"):
+            raise ValueError(f"source: sequential baselines read the samples' histories, not {source!r}")
         width = pc.list_value_length(table.column("candidates")).to_numpy(zero_copy_only=False)
         if len(width) and (width != width[0]).any():
             bad = int(np.argmax(width != width[0]))
-            raise DataError(f"{prepared.path}/{name}.parquet: sample {table.column('sample_id')[bad].as_py()} has "
-                            f"{width[bad]} candidates, others {width[0]}; lists must have one length")
+            raise DataError(f"{where}: sample {table.column('sample_id')[bad].as_py()} has {width[bad]} candidates, "
+                            f"others {width[0]}; lists must have one length")
         n, C = table.num_rows, int(width[0]) if len(width) else 0
         cands = self.items.encode(pc.list_flatten(table.column("candidates"))).reshape(n, C)
         labels = pc.list_flatten(table.column("labels")).to_numpy(zero_copy_only=False).astype(np.int8).reshape(n, C)

@@ -471,6 +471,14 @@ class PreparedData:
         table = self._in_memory(name)
         return table.column_names if isinstance(table, pa.Table) else list(table.columns)
 
+    def schema(self, name: str) -> pa.Schema:
+        """Arrow schema of the split (or ``items`` / ``users`` / ``sequences``) ``name``, from the footer when on disk."""
+        self._check_name(name)
+        if self._files is not None:
+            return self._files.schema(name)
+        table = self._in_memory(name)
+        return table.schema if isinstance(table, pa.Table) else pa.Schema.from_pandas(table, preserve_index=False)
+
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """``items``, ``users`` or ``sequences`` as an Arrow table (only ``columns`` when given)."""
         if name not in ("items", "users", "sequences"):
