@@ -45,7 +45,7 @@ def test_a_ctr_baseline_scored_through_evaluate_gives_its_own_predictions(model,
     path, again = evaluate(plan, scorer=scorer, **QUIET)
     _same_results(run_dir, path)
     assert again["metrics"] == result["metrics"]
-    assert again["run"]["model"] == model and "mean_prompt_tokens" not in again["run"]  # no LLM facts
+    assert again["run"]["model"] == f"{model} ({run_dir})" and "mean_prompt_tokens" not in again["run"]  # no LLM facts
 
 
 def test_a_ranking_baseline_scored_through_evaluate_gives_its_own_predictions(walks, tmp_path):  # noqa: F811
@@ -91,3 +91,23 @@ def test_prompt_scorer_is_a_sample_scorer_and_an_llm_scorer_is_not():
     assert not isinstance(Llm(), SampleScorer)
     prompt_scorer = PromptScorer(renderer=SimpleNamespace(columns=["sample_id", "user"]), scorer=Llm())
     assert isinstance(prompt_scorer, SampleScorer) and prompt_scorer.columns == ("sample_id", "user")
+
+
+def test_the_evaluate_command_scores_with_a_baseline_run(tallrec_data, tmp_path):
+    """`llmrec evaluate --baseline RUN` writes the run's own test predictions; a bad run folder is one line."""
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    run_dir, _ = run_baseline(baseline_config("popularity", str(tallrec_data), tmp_path / "run", {}, TRAIN), **QUIET)
+    res = CliRunner().invoke(main, ["evaluate", "-d", str(tallrec_data), "--baseline", str(run_dir),
+                                    "--run-dir", str(tmp_path / "eval")])
+    assert res.exit_code == 0, res.output
+    _same_results(run_dir, tmp_path / "eval")
+    facts = json.loads((tmp_path / "eval" / "metrics.json").read_text())["run"]
+    assert facts["model"] == f"popularity ({run_dir})"
+    bad = CliRunner().invoke(main, ["evaluate", "-d", str(tallrec_data), "--baseline", str(tmp_path / "nope"),
+                                    "--run-dir", str(tmp_path / "eval2")])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output and not (tmp_path / "eval2").exists()
+    both = CliRunner().invoke(main, ["evaluate", "-d", str(tallrec_data), "--baseline", str(run_dir), "-m", "x"])
+    assert both.exit_code != 0 and "--baseline" in both.output

@@ -290,7 +290,7 @@ class BaselineScorer:
                 scored_test_rows(plan.prepared, config).tolist())
             source = features.history_source(table)
         return cls.for_split(model, features, family.predict, plan.prepared, config.test.split, source=source,
-                             name=config.model)
+                             name=f"{config.model} ({run_dir})")
 
     def score_rows(self, rows: list[dict[str, Any]], kind: SampleKind,
                    progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
@@ -315,6 +315,11 @@ class BaselineScorer:
 def load_baseline(run_dir: str | Path) -> tuple[torch.nn.Module, CtrFeatures | SeqFeatures, BaselineConfig]:
     """A finished baseline run's model (selected weights), its features and its config: scores again
     exactly what the run scored."""
+    needed = ("config.yaml", "model/best.pt", "model/features.json")
+    missing = [name for name in needed if not (Path(run_dir) / name).is_file()]
+    if missing:
+        raise DataError(f"not a finished llmrec baseline run ({', '.join(missing)} missing)", path=run_dir,
+                        hint="give the run folder of a finished `llmrec baseline`")
     run = RunDir(run_dir)
     raw = {k: v for k, v in run.read_config().items() if not k.startswith("_")}
     config = BaselineConfig.model_validate(raw)

@@ -18,10 +18,12 @@ from llmrec.cli.app import config_command, config_options, echo_err, engine_opti
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
 @click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter (a train run folder or its adapter/).")
 @click.option("--merge", is_flag=True, help="Merge the adapter into the weights before scoring.")
+@click.option("--baseline", "baseline_run", type=click.Path(file_okay=False),
+              help="Score with a finished `llmrec baseline` run's model instead of an LLM.")
 @engine_options
 @config_options
-def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, run_dir, engine, workers,
-                 config_path, overrides, print_config):
+def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, baseline_run, run_dir,
+                 engine, workers, config_path, overrides, print_config):
     """Score a prepared split (zero-shot, or with a LoRA adapter): predictions, metrics, plots in a run folder.
 
     \b
@@ -30,6 +32,7 @@ def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, a
       llmrec evaluate -d prepared/ml-1m-rella --set history_k=30 --set scoring.batch_size=4
       llmrec evaluate -d prepared/bookcrossing-tallrec --adapter runs/tallrec-movie-256/seed-0
       llmrec evaluate -d prepared/ml-1m-rella --limit 2000 --engine ray --workers 4
+      llmrec evaluate -d prepared/ml-100k-tallrec --split valid --baseline runs/logreg-64   # a classic model
     """
     import json
 
@@ -41,8 +44,16 @@ def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, a
     config = config_command(EvaluateConfig, config_path, overrides, named, print_config)
     if config is None:
         return
-    from llmrec.evaluate import evaluate
+    from llmrec.evaluate import check_evaluate, evaluate
 
-    path, result = evaluate(config, log=echo_err)
+    if baseline_run:  # the same run folder, scored by a trained classic model (no LLM loaded)
+        if adapter or model_name:
+            raise click.UsageError("--baseline scores with a classic model: give no --model or --adapter")
+        from llmrec.baselines.run import BaselineScorer
+
+        scorer = BaselineScorer.from_run(baseline_run)
+        path, result = evaluate(check_evaluate(config, model=False), scorer=scorer, log=echo_err)
+    else:
+        path, result = evaluate(config, log=echo_err)
     click.echo(json.dumps(result["metrics"], indent=2))
     click.echo(f"run folder: {path}/")
