@@ -312,9 +312,10 @@ def test_long_inline_texts_in_a_config_are_not_taken_for_paths():
     """A string that cannot be a path (an inline Jinja item template, a name over 255 bytes) is config text:
     planning does not stat it into an OSError."""
     from llmrec.experiments.engine import _input_fingerprints
+    from llmrec.experiments.steps import STEP_KINDS
 
     text = "{{ title }} " * 40  # 480 characters, no slash
-    assert _input_fingerprints({"encoder": {"item_template": text}, "data": "x" * 300}, "retrieve", set()) == {}
+    assert _input_fingerprints({"encoder": {"item_template": text}, "data": "x" * 300}, STEP_KINDS["retrieve"], set()) == {}
 
 
 def _scored_run(folder, labels, scores):

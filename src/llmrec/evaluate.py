@@ -36,7 +36,7 @@ from llmrec.llm import (
 )
 from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
-from llmrec.results import SampleScorer, write_results
+from llmrec.results import SampleScorer, rows_columns, write_results
 from llmrec.runs import RunDir
 
 __all__ = ["EvaluateConfig", "EvaluatePlan", "PromptScorer", "check_evaluate", "evaluate"]
@@ -166,7 +166,7 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         kind, columns = renderer.kind, [c for c in renderer.columns if c in names]
     else:
         kind = plan.kind
-        columns = [c for c in dict.fromkeys((*rows_scorer.columns, *_RESULT_COLUMNS)) if c in names]
+        columns = rows_columns(rows_scorer, names)
     table = prepared.split(config.split, columns=columns)
     rows = table.take(list(plan.rows)).to_pylist()
     del table
@@ -255,10 +255,6 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
 def _scorer_name(scorer: SampleScorer) -> str:
     """What a sample scorer calls itself (its ``name``, else its class)."""
     return str(getattr(scorer, "name", None) or type(scorer).__name__)
-
-
-# the columns the results read besides a sample scorer's own (keys, labels, predictions)
-_RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
 
 
 def _chunk_scorer(config: EvaluateConfig):

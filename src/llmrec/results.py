@@ -60,6 +60,21 @@ class SampleScorer(Protocol):
         ...
 
 
+# the columns write_results reads from a row (keys, users, items, labels), besides a scorer's own
+RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
+
+
+def rows_columns(scorer: SampleScorer, available: list[str]) -> list[str]:
+    """The columns to read for the rows ``scorer`` scores and :func:`write_results` writes: its own, then the results',
+    in that order, those of ``available`` only.
+
+    >>> from types import SimpleNamespace
+    >>> rows_columns(SimpleNamespace(columns=("history_items", "user")), ["user", "label", "history_items", "x"])
+    ['history_items', 'user', 'label']
+    """
+    return [c for c in dict.fromkeys((*scorer.columns, *RESULT_COLUMNS)) if c in available]
+
+
 def write_results(run: RunDir, rows: list[dict[str, Any]], done: Mapping[str, Mapping[str, Any] | float],
                   kind: SampleKind | str, title: str) -> tuple[dict[str, Any], list[str]]:
     """Write predictions.parquet and the plots of a finished scoring; return (metrics with 95% intervals, plots).

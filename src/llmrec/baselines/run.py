@@ -38,7 +38,7 @@ from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import write_json
-from llmrec.results import write_results
+from llmrec.results import rows_columns, write_results
 from llmrec.runs import RunDir
 
 __all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "BaselineScorer", "build_features",
@@ -54,7 +54,7 @@ class BaselinePlan:
     history_len: int
     metric: str
     kind: SampleKind  # the samples the baseline reads (its spec's kind)
-    config: BaselineConfig | None = None
+    config: BaselineConfig
 
 
 def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | None = None) -> BaselinePlan:
@@ -132,10 +132,6 @@ def _ranking_task(plan: BaselinePlan, config: BaselineConfig, features: SeqFeatu
     return RankingTask(features, instances, valid, plan.metric), line
 
 
-# the columns the results of a test pass read besides the model's (keys, labels, predictions)
-_RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
-
-
 @dataclass(frozen=True)
 class Family:
     """How baselines of one sample kind are fed and scored."""
@@ -207,7 +203,7 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
         scorer = BaselineScorer.for_split(model, features, family.predict, prepared, config.test.split,
                                           name=config.model)
         names = prepared.column_names(config.test.split)
-        cols = [c for c in dict.fromkeys((*scorer.columns, *_RESULT_COLUMNS)) if c in names]
+        cols = rows_columns(scorer, names)
         rows = prepared.split(config.test.split, columns=cols).take(scored_test_rows(prepared, config).tolist()).to_pylist()
         t2 = time.perf_counter()
         done = {r["key"]: r["score"] for r in scorer.score_rows(rows, plan.kind)}

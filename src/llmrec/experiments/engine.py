@@ -72,9 +72,8 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _input_fingerprints(config: dict[str, Any], kind: StepKind | str, produced: set[str]) -> dict[str, str]:
+def _input_fingerprints(config: dict[str, Any], kind: StepKind, produced: set[str]) -> dict[str, str]:
     """Content hashes of what a run reads that no step of the experiment produces."""
-    kind = STEP_KINDS[kind] if isinstance(kind, str) else kind
     from llmrec.data.prepared import folder_fingerprint
     from llmrec.llm.fingerprint import model_fingerprint
     from llmrec.llm.settings import ModelConfig

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from llmrec.data.kinds import SampleKind, check_columns, detect
+from llmrec.data.kinds import SampleKind, detect
 from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.distributed import barrier, main_first, world
@@ -70,7 +70,6 @@ def check_train(config: TrainConfig, *, model: bool = True, opened: dict[str, Pr
     prepared = open_prepared(config.data, opened)
     n_rows = prepared.num_rows(config.split)
     kind = detect(prepared.column_names(config.split))
-    check_columns(prepared.column_names(config.split), kind, f"{config.data}/{config.split}.parquet")
     if kind.lists and config.mix_data:
         raise ConfigError(f"mix_data: mixing views is for samples with one target; {kind.name} samples train on "
                           f"their {kind.train_as} view alone")
