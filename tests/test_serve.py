@@ -203,8 +203,8 @@ def test_uvicorn_shutdown_finishes_the_request_in_flight(folders, loaded):
     import uvicorn
 
     service = RecommenderService.load(ServeConfig(data=str(folders["tallrec"])), loaded=loaded, **QUIET)
-    score = service.scorer.score
-    service.scorer = type("Slow", (), {"score": lambda self, ps, progress=None: (time.sleep(1.0), score(ps))[1]})()
+    score = service.model.score
+    service.model.score = lambda units: (time.sleep(1.0), score(units))[1]
     server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0, log_level="error",
                                            timeout_graceful_shutdown=10))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -255,3 +255,56 @@ def test_a_busy_port_fails_before_the_model_loads(folders, tmp_path):
                                            str(tmp_path / "never-loaded"), "--port", str(port)])
     assert result.exit_code != 0 and "Traceback" not in result.output, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "server.host/port" in result.output
+
+
+@pytest.mark.parametrize("protocol,model", [("tallrec", "din"), ("tallrec", "logreg"), ("trsr", "sasrec")])
+def test_a_served_baseline_run_scores_like_its_test_pass(tmp_path, folders, protocol, model):
+    """``llmrec serve --run <baseline run>``: the classic model behind the same API gives the run's own test
+    predictions for the same history and candidates (one row per candidate, batched across requests).
+
+    Mutations: replace the request's ratings by 5.0 (din fails), or hand the rows' scores back reversed (all
+    fail), and the served scores differ from predictions.parquet."""
+    from llmrec.baselines.run import BaselineScorer, run_baseline
+    from tests.baseline_helpers import baseline_config
+
+    folder = str(folders[protocol])
+    params = {"embedding_dim": 8} if model != "logreg" else {}
+    train = {"epochs": 2, "batch_size": 32, "learning_rate": 1e-2, "patience": 2}
+    run_dir, _ = run_baseline(baseline_config(model, folder, tmp_path / "run", params, train), **QUIET)
+    settings = settings_from_run(run_dir)
+    assert settings == {"data": folder, "baseline": str(run_dir), "split": "test"}
+    config = ServeConfig(**settings)
+    scorer = BaselineScorer.from_run(run_dir, source="samples")
+    service = RecommenderService.load(config, sample_scorer=scorer, **QUIET)
+    assert service.describe["kind"] == ("ranking" if protocol == "trsr" else "ctr")
+    assert service.describe["template"] is None and service.describe["model"].startswith(model)
+
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    rows = {r["sample_id"]: r for r in PreparedData.load(folder).split("test").to_pylist()}
+    bodies, expected = [], []
+    for sample_id, group in list(preds.groupby("sample_id", sort=False))[:8]:
+        row = rows[sample_id]
+        cands = [str(c) for c in group["candidate"]] if protocol == "trsr" else [row["item"]]
+        bodies.append(_request(row, cands))
+        expected.append(group["score"].to_numpy())
+    with TestClient(create_app(service)) as client:
+        with ThreadPoolExecutor(4) as pool:  # concurrent: rows of several requests in one scoring call
+            answers = list(pool.map(lambda b: client.post("/v1/score", json=b), bodies))
+        for body, got, want in zip(bodies, answers, expected):
+            assert got.status_code == 200, got.text
+            assert [s["item"] for s in got.json()["scores"]] == body["candidates"]
+            assert got.json()["prompt_tokens"] is None
+            np.testing.assert_allclose([s["score"] for s in got.json()["scores"]], want, rtol=1e-5, atol=1e-6)
+        bad = client.post("/v1/score", json={**bodies[0], "candidates": ["no-such-item"]})
+        assert bad.status_code == 422 and bad.json()["field"] == "candidates[0]"
+        assert client.get("/health").json()["kind"] == service.describe["kind"]
+
+
+def test_serving_a_baseline_run_without_its_model_is_one_line(tmp_path, folders):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"model: din\ndata: {folders['tallrec']}\nparams: {{}}\n")
+    with pytest.raises(ConfigError, match="kept no model"):
+        settings_from_run(run)
+    with pytest.raises(ConfigError, match="needs its scorer"):
+        RecommenderService.load(ServeConfig(data=str(folders["tallrec"]), baseline=str(run)), **QUIET)

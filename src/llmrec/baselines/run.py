@@ -263,23 +263,31 @@ class BaselineScorer:
     def columns(self) -> tuple[str, ...]:
         return tuple(self.schema.names)
 
+    @property
+    def history_len(self) -> int:
+        """History items the model reads at most (the newest)."""
+        return self.features.history_len
+
     @classmethod
     def for_split(cls, model: torch.nn.Module, features: Any, predict: Callable[..., np.ndarray], prepared,
                   split: str, *, source: str | None = None, name: str = "baseline") -> BaselineScorer:
-        """A scorer reading the columns of ``prepared``'s ``split`` that the features read (typed by its schema)."""
+        """A scorer reading the columns of ``prepared``'s ``split`` that the features read (typed by its schema;
+        histories read from the rows, ``source="samples"``, need no pointer into the chronology)."""
         schema = prepared.schema(split)
-        fields = [schema.field(c) for c in features.COLUMNS if c in schema.names]
+        wanted = [c for c in features.COLUMNS if not (source == "samples" and c == "history_end")]
+        fields = [schema.field(c) for c in wanted if c in schema.names]
         return cls(model, features, predict, pa.schema(fields), source, name)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path) -> BaselineScorer:
+    def from_run(cls, run_dir: str | Path, source: str | None = None) -> BaselineScorer:
         """A finished ``llmrec baseline`` run's model (selected weights) as a scorer: scores the rows of the run's
-        test split exactly as the run did (its CTR histories come from where the run's test pass took them)."""
+        test split exactly as the run did (its CTR histories come from where the run's test pass took them).
+        ``source="samples"`` reads every history from the rows scored instead (``llmrec serve``: a request carries
+        its history)."""
         model, features, config = load_baseline(run_dir)
         plan = check_baseline(config)
         family = FAMILIES[plan.kind.name]
-        source = None
-        if config.test.enabled and hasattr(features, "history_source"):
+        if source is None and config.test.enabled and hasattr(features, "history_source"):
             names = plan.prepared.column_names(config.test.split)
             cols = [c for c in ("history_items", "history_end") if c in names]
             table = plan.prepared.split(config.test.split, columns=cols).take(

@@ -27,7 +27,7 @@ def request_bodies(service, data: str, n: int, candidates: int) -> list[dict[str
     from llmrec.serve.service import request_body
 
     table = PreparedData.load(data).split("test").slice(0, n).to_pylist()
-    catalogue = sorted(service.renderer.texts.items)
+    catalogue = sorted(service.items)
     bodies = []
     for i, row in enumerate(table):
         first = list(row["candidates"]) if "candidates" in row else [row["item"]]

@@ -11,7 +11,8 @@ from llmrec.cli.app import config_command, config_options, echo_err
 
 @click.command("serve")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="Serve what a train or evaluate run "
-              "used: its data, model, prompt settings and (train run) selected adapter.")
+              "used (its data, model, prompt settings and, of a train run, the selected adapter), or a baseline "
+              "run's classic model.")
 @click.option("--data", "-d", help="Prepared folder whose items requests name.")
 @click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
 @click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter (a train run folder or its adapter/).")
@@ -27,10 +28,12 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
 
     Requests name items of the prepared folder; prompts are rendered with the same template,
     item texts and token budget as `llmrec evaluate`, so a served score equals the offline one.
+    A baseline run (llmrec baseline) serves its classic model on the same API.
 
     \b
     Examples:
       llmrec serve --run runs/quickstart/lora-64/seed-0
+      llmrec serve --run runs/baselines/din
       llmrec serve --data prepared/ml-100k-tallrec --adapter runs/tallrec-movie-256/seed-0 --port 8080
       LLMREC_API_KEY=secret llmrec serve -d prepared/amazon-games-trsr --set server.max_batch_prompts=128
       curl -s localhost:8000/v1/score -H 'content-type: application/json' \\
@@ -55,12 +58,18 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
     from llmrec.serve.app import create_app
     from llmrec.serve.service import RecommenderService
 
-    service = RecommenderService.load(config, log=echo_err)
+    sample_scorer = None
+    if config.baseline is not None:
+        from llmrec.baselines.run import BaselineScorer
+
+        sample_scorer = BaselineScorer.from_run(config.baseline, source="samples")  # a request carries its history
+    service = RecommenderService.load(config, sample_scorer=sample_scorer, log=echo_err)
     app = create_app(service)
     s = config.server
     d = service.describe
+    shape = f"template {d['template']}" if d["template"] else "no prompts"
     echo_err(f"serving {d['model']}"
-             f" on {d['dataset']}/{d['protocol']} ({d['kind']} prompts, template {d['template']}, {d['items']} items)")
+             f" on {d['dataset']}/{d['protocol']} ({d['kind']} samples, {shape}, {d['items']} items)")
     echo_err(f"API at http://{s.host}:{s.port}/v1/score, docs at http://{s.host}:{s.port}/docs"
              + ("; X-API-Key required" if s.api_key else "") + "; Ctrl-C stops after the requests in flight")
     uvicorn.run(app, host=s.host, port=s.port, log_level="warning", timeout_graceful_shutdown=s.graceful_timeout_s)

@@ -1,6 +1,6 @@
 """The HTTP API of ``llmrec serve`` (FastAPI; OpenAPI page at ``/docs``, schema at ``/openapi.json``).
 
-Endpoints: ``POST /v1/score`` (P(yes) per candidate, request order), ``POST /v1/rank``
+Endpoints: ``POST /v1/score`` (a score per candidate, request order: P(yes) of a language model), ``POST /v1/rank``
 (candidates by score, optional ``top_k``), ``GET /health``, ``GET /metrics``. Errors are one
 JSON object ``{"error": "...", "field": "..."}``: 400 malformed JSON, 401 missing or wrong
 ``X-API-Key`` (when a key is set), 413 body over ``max_body_bytes``, 422 a body the service cannot
@@ -98,7 +98,7 @@ class _Metrics:
 def create_app(service: RecommenderService) -> FastAPI:
     """The FastAPI app serving ``service`` (run it with uvicorn, or test it with a TestClient)."""
     limits = service.limits
-    batcher = MicroBatcher(service.scorer.score, max_batch_prompts=limits.max_batch_prompts,
+    batcher = MicroBatcher(service.model.score, max_batch_prompts=limits.max_batch_prompts,
                            max_wait_s=limits.max_wait_ms / 1000, enabled=limits.micro_batching)
     metrics = _Metrics()
 
@@ -109,8 +109,8 @@ def create_app(service: RecommenderService) -> FastAPI:
         await batcher.close()  # after uvicorn stopped accepting: finish what is queued
 
     app = FastAPI(title="llmrec", version=__version__, lifespan=lifespan,
-                  description="Scores candidate items for a user history with a causal language model "
-                              f"({service.describe['model']}, data {service.describe['data']}).")
+                  description="Scores candidate items for a user history with "
+                              f"{service.describe['model']} (data {service.describe['data']}).")
     app.add_middleware(_BodyLimit, limit=limits.max_body_bytes)
     app.state.service, app.state.batcher, app.state.metrics = service, batcher, metrics
 
@@ -151,7 +151,7 @@ def create_app(service: RecommenderService) -> FastAPI:
 
     async def scores_of(req: ScoreRequest):
         built = await run_in_threadpool(service.build, req)
-        return built, await batcher.submit(built.prompts)
+        return built, await batcher.submit(built.units)
 
     @app.post("/v1/score", response_model=ScoreResponse, responses=_RESPONSES, dependencies=[Depends(require_key)],
               summary="P(yes) of every candidate for a user history")

@@ -2,7 +2,8 @@
 
 The prompt fields, the model, the adapter and the scoring settings mean what they mean for
 ``llmrec evaluate``, so a served score equals the offline score of the same input. A train or
-evaluate run folder can supply them all (:func:`settings_from_run`).
+evaluate run folder can supply them all (:func:`settings_from_run`); a baseline run's folder serves
+its classic model (``baseline``).
 
 >>> cfg = ServeConfig(data="prepared/ml-100k-tallrec")
 >>> cfg.server.host, cfg.server.port, cfg.server.max_batch_prompts, cfg.server.max_candidates
@@ -74,6 +75,9 @@ class ServeConfig(PromptSettings):
     split: str = Field("test", description="split whose kind and prompt defaults the service follows")
     model: ModelConfig = Field(default_factory=ModelConfig)
     adapter: str | None = Field(None, description="LoRA adapter folder (llmrec train) applied to the model")
+    baseline: str | None = Field(None, description="a finished llmrec baseline run: serve its classic model (its "
+                                 "selected weights) instead of a language model; the model, adapter, prompt and "
+                                 "scoring fields are then unused")
     merge_adapter: bool = Field(False, description="merge the adapter into the weights before serving")
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     server: ServerSettings = Field(default_factory=ServerSettings)
@@ -93,9 +97,10 @@ def check_run_data(config: Any, run_dir: str | Path | None, defaults: dict[str, 
 
 
 def settings_from_run(run_dir: str | Path, data: str | Path | None = None) -> dict[str, Any]:
-    """The serve settings of a train or evaluate run folder: its data, model, prompt settings and adapter.
+    """The serve settings of a train, evaluate or baseline run folder: its data, model, prompt settings and adapter.
 
-    A train run serves its selected adapter; an evaluate run serves what it scored with. ``data``
+    A train run serves its selected adapter; an evaluate run serves what it scored with; a baseline run its classic
+    model (``baseline``). ``data``
     (``--data``) replaces the run's prepared folder (which the run stores as it was given, relative to
     the folder the run was made in: :func:`check_run_data` explains one that is not here).
     """
@@ -105,8 +110,13 @@ def settings_from_run(run_dir: str | Path, data: str | Path | None = None) -> di
         raise ConfigError(f"{run}: not a run folder (no config.yaml)")
     saved = read_yaml(cfg_file)
     if isinstance(saved.get("model"), str) and "params" in saved:  # a classic baseline's run (model: din, sasrec...)
-        raise ConfigError(f"{run}: a run of the classic baseline {saved['model']!r}; llmrec serve serves a language "
-                          "model: an evaluate or train run, or --data with --model")
+        if not (run / "model" / "best.pt").is_file():
+            raise ConfigError(f"{run}: a run of the classic baseline {saved['model']!r} that kept no model "
+                              "(model/best.pt); run it to the end to serve it")
+        out = {"data": str(data if data is not None else saved["data"]), "baseline": str(run)}
+        if saved.get("test", {}).get("split"):
+            out["split"] = saved["test"]["split"]
+        return out
     out = {k: saved[k] for k in _FROM_RUN if k in saved and saved[k] is not None}
     if (run / "adapter").is_dir():  # a train run: its selected adapter
         out["adapter"] = str(run)

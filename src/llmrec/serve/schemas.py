@@ -36,13 +36,15 @@ class ScoreRequest(BaseModel):
 
 class ScoredItem(BaseModel):
     item: str
-    score: float = Field(description="P(yes): the model's probability that the user likes the item")
+    score: float = Field(description="a language model's P(yes) that the user likes the item (a classic model: its "
+                         "own score, higher is better)")
 
 
 class ScoreResponse(BaseModel):
     scores: list[ScoredItem] = Field(description="one per candidate, in request order")
-    history_shown: int = Field(description="history items the prompts showed (after the template's k and budget)")
-    prompt_tokens: int = Field(description="tokens of the longest prompt")
+    history_shown: int = Field(description="history items the prompts showed (after the template's k and budget), or "
+                               "a classic model read")
+    prompt_tokens: int | None = Field(description="tokens of the longest prompt (None: a classic model, no prompts)")
 
 
 class RankedItem(ScoredItem):
@@ -52,4 +54,4 @@ class RankedItem(ScoredItem):
 class RankResponse(BaseModel):
     ranking: list[RankedItem] = Field(description="candidates by descending score (ties: request order)")
     history_shown: int
-    prompt_tokens: int
+    prompt_tokens: int | None

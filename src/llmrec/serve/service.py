@@ -1,10 +1,15 @@
-"""A loaded recommender: requests in, the same prompts as ``llmrec evaluate``, P(yes) scores out.
+"""A loaded recommender: requests in, the same scores as ``llmrec evaluate`` out.
 
-The service renders a request with the prepared folder's template and item texts (the
-renderer ``llmrec evaluate`` uses), so a served score equals the offline score of the same
-history and candidate. CTR data (TALLRec, ReLLa) gives one prompt per candidate, sharing the
-history as context; ranking data (LLM-TRSR) gives the candidates of one list. Either way the
-candidates of a request share one context, which the scorer encodes once (prefix reuse).
+A request (a history and candidates) becomes the prepared folder's sample rows, one per
+candidate (CTR data) or one list (ranking data), and a served model scores them:
+
+- :class:`LanguageModel` renders the rows with the folder's template and item texts (the
+  renderer ``llmrec evaluate`` uses) and scores P(yes); the candidates of a request share one
+  context, which the scorer encodes once (prefix reuse).
+- :class:`SampleModel` hands the rows to any :class:`~llmrec.results.SampleScorer`, e.g. a finished
+  classic baseline run (``llmrec serve --run runs/din``), one row per candidate.
+
+Either way a served score equals the offline score of the same history and candidate.
 
 >>> from llmrec.serve.schemas import ScoreRequest
 >>> ScoreRequest(history=[], candidates=["1"]).history
@@ -14,16 +19,21 @@ candidates of a request share one context, which the scorer encodes once (prefix
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
+
+from llmrec.data.kinds import SampleKind, detect
 from llmrec.data.prepared import PreparedData
-from llmrec.errors import LlmrecError
+from llmrec.errors import ConfigError, LlmrecError
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, Scorer, load_model, make_scorer
 from llmrec.llm.loading import check_model
+from llmrec.results import SampleScorer
 from llmrec.serve.config import ServeConfig, ServerSettings
 from llmrec.serve.schemas import RankedItem, RankResponse, ScoredItem, ScoreRequest, ScoreResponse
 
-__all__ = ["BuiltRequest", "InvalidRequest", "RecommenderService", "request_body"]
+__all__ = ["BuiltRequest", "InvalidRequest", "LanguageModel", "RecommenderService", "SampleModel", "ServedModel",
+           "request_body"]
 
 
 def request_body(row: dict[str, Any], candidates: list[str]) -> dict[str, Any]:
@@ -51,39 +61,119 @@ class InvalidRequest(LlmrecError):
 
 @dataclass
 class BuiltRequest:
-    """The prompts of one request, ready for the scorer."""
+    """One request made ready for its model: ``units`` are what :meth:`ServedModel.score` takes, one score each,
+    in candidate order; ``prompt_tokens`` is None for a model without prompts."""
 
     candidates: list[str]
-    prompts: list[EncodedPrompt]
+    units: list[Any]
     history_shown: int
-    prompt_tokens: int
+    prompt_tokens: int | None
+
+
+class ServedModel(Protocol):
+    """What the service scores with: sample rows in (:meth:`units`), one score per unit out (:meth:`score`, called on
+    the units of concurrent requests together by the micro-batcher)."""
+
+    kind: SampleKind
+    name: str
+
+    def units(self, rows: list[dict[str, Any]], history: int) -> tuple[list[Any], int, int | None]:
+        """The units of a request's rows, the history items the model sees, and the longest prompt's tokens."""
+        ...
+
+    def score(self, units: list[Any]) -> np.ndarray:
+        ...
+
+
+class LanguageModel:
+    """A causal LM (+ adapter) behind the renderer of ``llmrec evaluate``: units are encoded prompts."""
+
+    def __init__(self, renderer, scorer: Scorer, name: str):
+        self.renderer, self.scorer, self.name = renderer, scorer, name
+        self.kind = renderer.kind
+
+    def units(self, rows, history):
+        rendered = [p for group in self.renderer.render(rows) for p in group]
+        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for p in rendered]
+        return prompts, min(p.history_kept for p in rendered), max(len(p) for p in rendered)
+
+    def score(self, units):
+        return self.scorer.score(units)
+
+
+class SampleModel:
+    """Any :class:`~llmrec.results.SampleScorer` (a classic baseline run's model): units are sample rows, one per
+    candidate (a ranking model scores a one-candidate list), so concurrent requests batch row by row.
+
+    >>> from llmrec.data.kinds import KINDS
+    >>> class Newest:
+    ...     columns = ("sample_id", "item")
+    ...     def score_rows(self, rows, kind, progress=None):
+    ...         return [{"key": str(r["sample_id"]), "score": float(r["item"])} for r in rows]
+    >>> model = SampleModel(Newest(), KINDS["ctr"], "newest")
+    >>> model.score([{"sample_id": 0, "item": "3"}, {"sample_id": 1, "item": "5"}]).tolist()
+    [3.0, 5.0]
+    """
+
+    def __init__(self, scorer: SampleScorer, kind: SampleKind, name: str):
+        self.scorer, self.kind, self.name = scorer, kind, name
+
+    def units(self, rows, history):
+        if self.kind.lists:  # one list of n candidates -> n lists of one
+            row = rows[0]
+            rows = [{**row, "candidates": [c], "labels": [0]} for c in row["candidates"]]
+        shown = min(history, getattr(self.scorer, "history_len", history))
+        return rows, shown, None
+
+    def score(self, units):
+        records = self.scorer.score_rows([{**row, "sample_id": i} for i, row in enumerate(units)], self.kind)
+        return np.asarray([r["score"] for r in records], dtype=np.float64)
 
 
 class RecommenderService:
-    """Renders requests into prompts and turns scores into responses.
+    """Checks requests, turns them into sample rows for its :class:`ServedModel` and its scores into responses.
 
-    Scoring itself goes through :attr:`scorer` (any :class:`~llmrec.llm.Scorer`); the HTTP app
-    hands the prompts of concurrent requests to it together (:mod:`llmrec.serve.batcher`).
+    The HTTP app hands the units of concurrent requests to :meth:`ServedModel.score` together
+    (:mod:`llmrec.serve.batcher`).
     """
 
-    def __init__(self, renderer, scorer: Scorer, limits: ServerSettings, *, ratings: bool,
-                 describe: dict[str, Any]):
-        self.renderer = renderer
-        self.scorer = scorer
+    def __init__(self, model: ServedModel, items: set[str] | dict[str, Any], limits: ServerSettings, *,
+                 ratings: bool, describe: dict[str, Any]):
+        self.model = model
+        self.items = items  # the catalogue requests may name
         self.limits = limits
         self.ratings = ratings  # the data's samples carry ratings: requests must too
         self.describe = describe
 
     @classmethod
     def load(cls, config: ServeConfig, *, loaded: LoadedModel | None = None, scorer: Scorer | None = None,
-             log=print) -> RecommenderService:
-        """Load data, model (+ adapter) and build the scorer; every cheap check comes first."""
+             sample_scorer: SampleScorer | None = None, log=print) -> RecommenderService:
+        """Load data and the model: a language model (+ adapter) and its scorer, or, with ``sample_scorer``, that
+        model over the folder's sample rows (``config.baseline`` names a classic run: build its scorer with
+        ``llmrec.baselines.BaselineScorer.from_run``, as ``llmrec serve`` does). Every cheap check comes first."""
         prepared = PreparedData.load(config.data)
-        table = prepared.split(config.split)
-        config.check_template(prepared)
-        if table.num_rows == 0:
+        columns = prepared.column_names(config.split)
+        if prepared.num_rows(config.split) == 0:
             raise LlmrecError(f"{config.data}: split {config.split!r} is empty; the service takes its prompt "
                               "settings from a sample of it")
+        sample = prepared.split(config.split).slice(0, 1).to_pylist()[0]
+        ratings = "history_ratings" in columns and sample.get("history_ratings") is not None
+        describe = {"data": config.data, "dataset": prepared.dataset, "protocol": prepared.protocol,
+                    "ratings_required": ratings}
+        if sample_scorer is not None or config.baseline is not None:
+            if sample_scorer is None:
+                raise ConfigError(f"baseline: {config.baseline} needs its scorer: pass "
+                                  "sample_scorer=llmrec.baselines.BaselineScorer.from_run(...)")
+            kind = detect(prepared.schema(config.split))
+            name = getattr(sample_scorer, "name", type(sample_scorer).__name__)
+            items = set(prepared.items["item"].astype(str))
+            describe = {"model": name, "adapter": None, **describe, "kind": kind.name, "template": None,
+                        "history_k": getattr(sample_scorer, "history_len", None), "max_prompt_tokens": None,
+                        "items": len(items)}
+            return cls(SampleModel(sample_scorer, kind, name), items, config.server, ratings=ratings,
+                       describe=describe)
+
+        config.check_template(prepared)
         if loaded is None:
             check_model(config.model, config.adapter)
             log(f"loading {config.model.name}" + (f" + adapter {config.adapter}" if config.adapter else ""))
@@ -92,16 +182,13 @@ class RecommenderService:
         if not renderer.kind.names_items:
             raise LlmrecError(f"{config.data}: {renderer.kind.name} rows (a TALLRec release import) name no items; "
                               "serve a folder from llmrec data prepare")
-        sample = table.slice(0, 1).to_pylist()[0]
         answer = AnswerTokens.for_renderer(renderer, sample)
         scorer = scorer or make_scorer(loaded, answer, config.scoring)
-        ratings = "history_ratings" in table.column_names and sample.get("history_ratings") is not None
-        describe = {"model": loaded.source, "adapter": config.adapter, "data": config.data,
-                    "dataset": prepared.dataset, "protocol": prepared.protocol, "kind": renderer.kind.name,
+        describe = {"model": loaded.source, "adapter": config.adapter, **describe, "kind": renderer.kind.name,
                     "template": renderer.template.name, "history_k": renderer.history_k,
-                    "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items),
-                    "ratings_required": ratings}
-        return cls(renderer, scorer, config.server, ratings=ratings, describe=describe)
+                    "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items)}
+        return cls(LanguageModel(renderer, scorer, loaded.source), renderer.texts.items, config.server,
+                   ratings=ratings, describe=describe)
 
     # ---------------------------------------------------------------- requests
     def check(self, req: ScoreRequest) -> None:
@@ -116,7 +203,7 @@ class RecommenderService:
         if len(req.candidates) > lim.max_candidates:
             raise InvalidRequest(f"has {len(req.candidates)} items, more than the limit of {lim.max_candidates}",
                                  "candidates")
-        items = self.renderer.texts.items
+        items = self.items
         for i, h in enumerate(req.history):
             if h.item not in items:
                 raise InvalidRequest(f"unknown item {h.item!r} (not in {self.describe['data']}/items.parquet)",
@@ -129,22 +216,20 @@ class RecommenderService:
                                      f"candidates[{i}]")
 
     def build(self, req: ScoreRequest) -> BuiltRequest:
-        """Check ``req`` and render its prompts (the renderer of ``llmrec evaluate``)."""
+        """Check ``req`` and turn it into its model's units (for a language model: the prompts of ``llmrec
+        evaluate``'s renderer)."""
         self.check(req)
         hist = [h.item for h in req.history]
         ratings = [h.rating for h in req.history] if self.ratings else None
         user = req.user or ""
-        if self.renderer.kind.lists:
+        if self.model.kind.lists:
             rows = [{"sample_id": "request", "user": user, "history_items": hist, "history_ratings": ratings,
                      "candidates": list(req.candidates), "labels": [0] * len(req.candidates), "summary": req.summary}]
-            rendered = self.renderer.render(rows)[0]
         else:
-            rows = [{"sample_id": f"candidates[{j}]", "user": user, "item": c, "history_items": hist,
+            rows = [{"sample_id": f"candidates[{j}]", "user": user, "item": c, "label": 0, "history_items": hist,
                      "history_ratings": ratings, "summary": req.summary} for j, c in enumerate(req.candidates)]
-            rendered = [group[0] for group in self.renderer.render(rows)]
-        prompts = [EncodedPrompt(p.context_ids, p.candidate_ids) for p in rendered]
-        return BuiltRequest(list(req.candidates), prompts, min(p.history_kept for p in rendered),
-                            max(len(p) for p in rendered))
+        units, shown, tokens = self.model.units(rows, len(hist))
+        return BuiltRequest(list(req.candidates), units, shown, tokens)
 
     @staticmethod
     def score_response(built: BuiltRequest, scores) -> ScoreResponse:
@@ -162,4 +247,4 @@ class RecommenderService:
     def score(self, req: ScoreRequest) -> ScoreResponse:
         """Score one request right away (no batching): the library call behind the HTTP API."""
         built = self.build(req)
-        return self.score_response(built, self.scorer.score(built.prompts))
+        return self.score_response(built, self.model.score(built.units))
