@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +17,8 @@ from llmrec.cli import main
 from llmrec.data.prepare import PrepareConfig
 from llmrec.data.prepared import PreparedData
 from tests import toy_plugin
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -65,3 +71,33 @@ def test_prepare_configs_hold_a_section_per_registered_protocol(plugin):
     cfg = PrepareConfig(dataset="ml-1m", protocol="last_items")
     assert cfg.last_items.history_len == 4 and cfg.protocol_config() is cfg.last_items
     assert {"tallrec", "rella", "trsr", "last_items"} <= set(cfg.model_dump(mode="json"))
+
+
+def _cli(args: list[str], plugins: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LLMREC_PLUGINS": plugins,
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "llmrec.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_cli_loads_plugins_named_in_the_environment(tiny_ml1m, tmp_path):
+    """``LLMREC_PLUGINS=tests.toy_plugin llmrec ...``: the plugin's protocol is listed and is a --protocol choice."""
+    listed = _cli(["data", "list"], "tests.toy_plugin")
+    assert listed.returncode == 0 and "last_items" in listed.stdout, listed.stderr
+    out = tmp_path / "toy"
+    prepared = _cli(["data", "prepare", "ml-1m", "--protocol", "last_items", "--path", str(tiny_ml1m),
+                     "--out", str(out)], "tests.toy_plugin")
+    assert prepared.returncode == 0, prepared.stderr
+    assert PreparedData.load(out).protocol == "last_items"
+    without = _cli(["data", "list"], "")
+    assert without.returncode == 0 and "last_items" not in without.stdout
+
+
+@pytest.mark.parametrize("plugins,spec,message", [
+    ("no_such_plugin_module", "no_such_plugin_module:register", "No module named 'no_such_plugin_module'"),
+    ("tests.toy_plugin:nope", "tests.toy_plugin:nope", "has no attribute 'nope'")])
+def test_a_broken_plugin_is_one_line(plugins, spec, message):
+    res = _cli(["data", "list"], plugins)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"Error: LLMREC_PLUGINS: {spec}: the plugin failed to load") and message in lines[0]

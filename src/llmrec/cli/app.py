@@ -100,6 +100,9 @@ def main(debug: bool) -> None:
     """
     if not debug and not debug_enabled():
         quiet_third_party()
+    from llmrec.cli.plugins import load_plugins
+
+    load_plugins()  # before the command parses its options: a plugin's protocol is a --protocol choice
     if not main_process():  # under accelerate launch / torchrun one process speaks; errors still reach stderr
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
