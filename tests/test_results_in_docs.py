@@ -106,6 +106,14 @@ def page_lines(page: str) -> list[tuple[int, str, set[str]]]:
     return [(i + 1, line, set(ROW_NAME.findall(line))) for i, line in enumerate(text.splitlines())]
 
 
+def shows_draws(line: str, runs: list[tuple[float, list]]) -> bool:
+    """``line`` lists every run's value in order ("draws: .7594 / .7608 / ...")."""
+    return any(
+        len(d.split("/")) == len(runs) and all(close(s.strip(), v) for s, (v, _) in zip(d.split("/"), runs))
+        for d in DRAWS.findall(line)
+    )
+
+
 def test_every_table_has_a_results_page():
     """A new experiment folder in results/ gets its page(s) here, and every page exists."""
     assert {t.parent.name for t in TABLES} <= set(PAGES_OF), "add the new results/ folder to PAGES_OF"
@@ -130,12 +138,6 @@ def test_every_recorded_row_is_on_its_page_as_recorded(table):
         runs = ROWS[(table.parent.name, name)]["metrics"][metric]
         finished = row["runs"] >= planned_runs(experiment, name)
 
-        def shown_draws(line):
-            return any(
-                len(d.split("/")) == len(runs) and all(close(s.strip(), v) for s, (v, _) in zip(d.split("/"), runs))
-                for d in DRAWS.findall(line)
-            )
-
         if row["runs"] == 1:  # one run, finished or the first seed of a growing row
             value, intervals = runs[0]
             ok = any(
@@ -148,12 +150,15 @@ def test_every_recorded_row_is_on_its_page_as_recorded(table):
             mean, std = row[metric]["mean"], row[metric]["std"]
             llm = row.get("kind") != "baseline"
             ok = any(
-                any(close(m, mean) and close(s, std) for m, s in MEAN_STD.findall(line)) and (not llm or shown_draws(line))
+                any(close(m, mean) and close(s, std) for m, s in MEAN_STD.findall(line))
+                and (not llm or shows_draws(line, runs))
                 for line in naming
             )
-            shown = f"{mean:.4f} ± {std:.4f}" + (" with draws: " + " / ".join(f"{v:.4f}" for v, _ in runs) if llm else "")
+            shown = f"{mean:.4f} ± {std:.4f}" + (
+                " with draws: " + " / ".join(f"{v:.4f}" for v, _ in runs) if llm else ""
+            )
         else:
-            ok = any(shown_draws(line) for line in naming)
+            ok = any(shows_draws(line, runs) for line in naming)
             shown = "draws: " + " / ".join(f"{v:.4f}" for v, _ in runs)
         if not ok:
             missing.append(f"`{name}`: {metric} {shown}")
@@ -204,25 +209,46 @@ def test_every_results_page_opens_with_its_headline_table(page):
     assert "paper" in block.lower() and "|" in block, f"docs/results/{page}: the headline table compares with the paper"
 
 
-def test_the_readme_headline_tables_show_the_pages_numbers():
-    """A README table below ``<!-- headline: docs/results/NAME.md -->`` holds only numbers that the page's
-    headline table holds (the README copies them, the pages are checked against the records above)."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"<!-- headline: (docs/results/[\w-]+\.md) -->\s*\n((?:\|.*\n?)+)", readme)
-    if not blocks:
-        pytest.skip("README.md has no headline table marked <!-- headline: docs/results/NAME.md --> yet")
+README_HEADLINE = re.compile(r"<!-- headline: (docs/results/[\w-]+\.md) -->[ \t]*\n((?:[ \t]*\n)*(?:\|.*(?:\n|$))+)")
+
+
+def readme_headline_numbers_not_on_pages(readme: str) -> tuple[int, list[str]]:
+    """How many marked headline tables ``readme`` has, and each number in them that the page's headline
+    table does not show (the same digits: the README copies the page)."""
+    blocks = README_HEADLINE.findall(readme)
     wrong = []
     for page, table in blocks:
         shown = set(re.findall(r"\d*\.\d+", headline((ROOT / page).read_text())))
-        for number in re.findall(r"\d*\.\d+", table):
-            if number not in shown:
-                wrong.append(f"{page}: {number}")
+        wrong += [f"{page}: {n}" for n in re.findall(r"\d*\.\d+", table) if n not in shown]
+    return len(blocks), wrong
+
+
+def test_readme_headline_check_catches_a_changed_number():
+    """The check below on a made-up README: the page's own headline row passes, a changed digit fails."""
+    row = next(line for line in headline((PAGES_DIR / "tallrec.md").read_text()).splitlines() if "`movie-256`" in line)
+    readme = f"# x\n\n<!-- headline: docs/results/tallrec.md -->\n| a | b |\n|---|---|\n{row}\n"
+    assert readme_headline_numbers_not_on_pages(readme) == (1, [])
+    assert readme_headline_numbers_not_on_pages(readme.replace("0.7549", "0.7548"))[1] == [
+        "docs/results/tallrec.md: 0.7548"
+    ]
+
+
+def test_the_readme_headline_tables_show_the_pages_numbers():
+    """A README table below ``<!-- headline: docs/results/NAME.md -->`` holds only numbers that the page's
+    headline table holds (the README copies them, the pages are checked against the records above)."""
+    count, wrong = readme_headline_numbers_not_on_pages((ROOT / "README.md").read_text())
+    if not count:
+        pytest.skip("README.md has no headline table marked <!-- headline: docs/results/NAME.md --> yet")
     assert not wrong, f"README headline numbers not in the results page's headline table: {wrong}"
 
 
 # "+.0075 [-.0126, +.0268]": a signed difference with its interval, as the docs quote paired results
 QUOTED_DIFFERENCE = re.compile(r"([+-]0?\.\d{3,4})\s+\[([+-]?0?\.\d{3,4}),\s+([+-]?0?\.\d{3,4})\]")
-QUOTING_DOCS = ["README.md", "results/README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))]
+QUOTING_DOCS = [
+    "README.md",
+    "results/README.md",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")),
+]
 
 
 def recorded_differences() -> list[tuple[float, float, float]]:
