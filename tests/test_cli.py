@@ -88,7 +88,7 @@ def test_load_writes_schema_tables(tmp_path, tiny_ml1m):
 
 @pytest.mark.shared_data
 def test_readme_main_job_on_real_ml1m(tmp_path, shared_data):
-    """The README's main job: ML-1M with the ReLLa protocol reproduces the documented table."""
+    """ML-1M with the ReLLa protocol reproduces the reference output in docs/protocols.md."""
     out = tmp_path / "rella"
     run("data", "prepare", "ml-1m", "--protocol", "rella", "--data-root", shared_data, "--out", out)
     stats = json.loads((out / "stats.json").read_text())
