@@ -3,13 +3,20 @@
 >>> cfg = BaselineConfig(model="din", data="prepared/ml-1m-rella")
 >>> cfg.train.batch_size, cfg.train.patience, cfg.valid.split, cfg.test.split
 (1024, 2, 'valid', 'test')
+
+A model's tuned training settings (its registry entry's ``train``) fill what the config leaves unset; what it
+sets wins:
+
+>>> cfg = BaselineConfig(model="sasrec", data="prepared/amazon-games-trsr", train={"patience": 5})
+>>> cfg.train.epochs, cfg.train.batch_size, cfg.train.patience
+(30, 256, 5)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings"]
 
@@ -73,6 +80,27 @@ class BaselineConfig(BaseModel):
     test: BaselineTestSettings = Field(default_factory=BaselineTestSettings)
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-baseline-<model>-<dataset>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_train_defaults(cls, data: Any) -> Any:
+        """Start ``train`` from the model's tuned settings (:attr:`BaselineSpec.train`); the config's own win.
+        An unknown model is left to :func:`~llmrec.baselines.run.check_baseline` (one line naming the known)."""
+        if not isinstance(data, dict) or not isinstance(data.get("model"), str):
+            return data
+        from llmrec.baselines.models import BASELINES
+
+        spec = BASELINES.get(data["model"])
+        if spec is None or not spec.train:
+            return data
+        given = data.get("train")
+        if given is None:
+            given = {}
+        elif isinstance(given, BaselineTrainSettings):
+            given = {name: getattr(given, name) for name in given.model_fields_set}
+        elif not isinstance(given, dict):
+            return data  # pydantic names the field
+        return {**data, "train": {**spec.train, **given}}
 
     def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
         """Fields that determine the result (a resumed run must match them)."""

@@ -6,6 +6,7 @@ real HTTP requests built from the test split (the user's history + ``candidates`
 sample's target, then other catalogue items) until ``requests`` requests are answered or
 ``max_seconds`` pass, whichever comes first: the test stops by itself. Figures per setting:
 requests/s, p50/p99 latency, errors, and the batcher's mean prompts per scoring call.
+Needs ``pip install 'llmrec[serve]'`` (FastAPI, uvicorn and the httpx client).
 """
 
 from __future__ import annotations

@@ -132,6 +132,22 @@ def config_command(model_cls, config_path, overrides, named: dict, print_config:
     return config
 
 
+def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """One line naming the extra to install when a package ``command`` imports is missing (found without importing).
+
+    >>> require_extra("llmrec x", "serve", ("json",))
+    >>> require_extra("llmrec x", "serve", ("no_such_module_here",))
+    Traceback (most recent call last):
+    ...
+    click.exceptions.ClickException: llmrec x needs no_such_module_here: pip install 'llmrec[serve]'
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"{command} needs {', '.join(missing)}: pip install 'llmrec[{extra}]'")
+
+
 def engine_options(f):
     """--engine and --workers (where the work runs: here, or Ray Data workers)."""
     f = click.option("--workers", type=int, help="Ray workers (each loads the model once) [2].")(f)

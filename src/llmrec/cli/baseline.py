@@ -14,7 +14,7 @@ from llmrec.cli.app import config_command, config_options, echo_err
 @click.option("--data", "-d", help="Prepared folder (llmrec data prepare).")
 @click.option("--shots", "train_samples", type=int, help="Train on a seeded subset of N samples (as llmrec train).")
 @click.option("--seed", type=int, help="Seed of the run (init, batch order, subset draw) [42].")
-@click.option("--epochs", type=int, help="At most this many epochs [10].")
+@click.option("--epochs", type=int, help="At most this many epochs [the model's: llmrec baseline --list; else 10].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
 @click.option("--list", "list_models", is_flag=True, help="List the registered baselines and exit.")
 @config_options

@@ -176,16 +176,18 @@ def bench_baselines(data, models, steps, batch_size, score_samples, output) -> N
 @click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
               help="Also write the JSON result here.")
 def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_seconds, overrides, output) -> None:
-    """Load test of llmrec serve over loopback: requests/s, p50/p99 at each client count, micro-batching on vs off.
+    """Load test of llmrec serve over loopback: requests/s, p50/p99 at each client count, micro-batching on vs off
+    (FastAPI, uvicorn and the httpx client: pip install 'llmrec[serve]').
 
     \b
     Examples:
       llmrec bench serve --run runs/quickstart/lora-64/seed-0
       llmrec bench serve -d prepared/ml-100k-tallrec --clients 1,4,16 --requests 48 -o runs/bench-serve.json
     """
-    from llmrec.cli.app import config_command
+    from llmrec.cli.app import config_command, require_extra
     from llmrec.serve import ServeConfig, check_run_data, settings_from_run
 
+    require_extra("llmrec bench serve", "serve", ("fastapi", "uvicorn", "httpx"))
     try:
         counts = sorted({int(c) for c in clients.split(",") if c.strip()})
     except ValueError:

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err
+from llmrec.cli.app import config_command, config_options, echo_err, require_extra
 
 
 @click.command("serve")
@@ -39,11 +39,7 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
       curl -s localhost:8000/v1/score -H 'content-type: application/json' \\
         -d '{"history": [{"item": "242", "rating": 5}], "candidates": ["302", "377"]}'
     """
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise click.ClickException("llmrec serve needs FastAPI and uvicorn: pip install 'llmrec[serve]'") from None
+    require_extra("llmrec serve", "serve", ("fastapi", "uvicorn"))
     from llmrec.serve import ServeConfig, check_run_data, settings_from_run
 
     defaults = settings_from_run(run_dir, data) if run_dir else None
@@ -72,4 +68,6 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
              f" on {d['dataset']}/{d['protocol']} ({d['kind']} samples, {shape}, {d['items']} items)")
     echo_err(f"API at http://{s.host}:{s.port}/v1/score, docs at http://{s.host}:{s.port}/docs"
              + ("; X-API-Key required" if s.api_key else "") + "; Ctrl-C stops after the requests in flight")
+    import uvicorn
+
     uvicorn.run(app, host=s.host, port=s.port, log_level="warning", timeout_graceful_shutdown=s.graceful_timeout_s)

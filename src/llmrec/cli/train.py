@@ -13,7 +13,7 @@ from llmrec.cli.app import config_command, config_options, echo_err, parse_seeds
 @click.option("--seed", type=int, help="Seed of the run (LoRA init, data order, few-shot draw) [42].")
 @click.option("--seeds", help="Comma-separated seeds: one run each under RUN_DIR/seed-N, plus summary.json.")
 @click.option("--model", "-m", "model_name", help="'default', a hub id, a folder or a .gguf file.")
-@click.option("--epochs", type=float, help="Training epochs [3].")
+@click.option("--epochs", type=float, help="Training epochs [3; 5 up to 64 shots, 10 up to 16].")
 @click.option("--lr", type=float, help="Learning rate [3e-4].")
 @click.option("--device", help="auto, cpu, cuda, mps [auto].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")

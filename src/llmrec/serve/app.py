@@ -1,4 +1,5 @@
-"""The HTTP API of ``llmrec serve`` (FastAPI; OpenAPI page at ``/docs``, schema at ``/openapi.json``).
+"""The HTTP API of ``llmrec serve`` (FastAPI; OpenAPI page at ``/docs``, schema at ``/openapi.json``; needs
+``pip install 'llmrec[serve]'``).
 
 Endpoints: ``POST /v1/score`` (a score per candidate, request order: P(yes) of a language model), ``POST /v1/rank``
 (candidates by score, optional ``top_k``), ``GET /health``, ``GET /metrics``. Errors are one

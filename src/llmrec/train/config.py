@@ -1,15 +1,23 @@
 """Typed configs of ``llmrec train`` (one YAML file; any field overridable with ``--set``).
 
 >>> cfg = TrainConfig(data="prepared/ml-100k-tallrec", train_samples=256)
->>> cfg.lora.r, cfg.lora.alpha, cfg.lora.target_modules, cfg.optim.learning_rate
-(8, 16, ['q_proj', 'v_proj'], 0.0003)
+>>> cfg.lora.r, cfg.lora.alpha, cfg.lora.target_modules, cfg.optim.learning_rate, cfg.optim.epochs
+(8, 16, ['q_proj', 'v_proj'], 0.0003, 3.0)
+
+Fewer few-shot samples train for more epochs when the config sets none (:data:`FEW_SHOT_EPOCHS`, the shipped
+TALLRec configs' schedule; selection on validation picks the epoch):
+
+>>> [TrainConfig(data="d", train_samples=n).optim.epochs for n in (16, 64, 256)]
+[10.0, 5.0, 3.0]
+>>> TrainConfig(data="d", train_samples=16, optim={"epochs": 2}).optim.epochs
+2.0
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmrec.data.kinds import SampleKind, kind_of
 from llmrec.llm import ModelConfig, ScoringConfig
@@ -87,6 +95,24 @@ class TestSettings(BaseModel):
     data: str | None = Field(None, description="another prepared folder to test on (cross-domain); default: data")
 
 
+# optim.epochs where a config sets none, by few-shot size (train_samples at most N: this many epochs; more samples
+# or the whole split: OptimSettings' 3). The TALLRec table's configs (configs/tallrec/*-{16,64,256}.yaml): at 64
+# shots every draw selected epoch 4 or 5 on validation (results/tallrec-table), so 3 epochs would stop early.
+FEW_SHOT_EPOCHS: tuple[tuple[int, float], ...] = ((16, 10.0), (64, 5.0))
+
+
+def default_epochs(train_samples: int | None) -> float:
+    """The epochs of a run of ``train_samples`` few-shot samples (None: the whole split) whose config sets none.
+
+    >>> default_epochs(None), default_epochs(64), default_epochs(65)
+    (3.0, 5.0, 3.0)
+    """
+    for most, epochs in FEW_SHOT_EPOCHS:
+        if train_samples is not None and train_samples <= most:
+            return epochs
+    return OptimSettings.model_fields["epochs"].default
+
+
 class TrainConfig(PromptSettings):
     """Everything ``llmrec train`` needs (the prompt fields come from :class:`PromptSettings`)."""
 
@@ -112,6 +138,27 @@ class TrainConfig(PromptSettings):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-train-<dataset>-<n>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_shot_epochs(cls, data: Any) -> Any:
+        """``optim.epochs`` from :func:`default_epochs` where the config sets none."""
+        if not isinstance(data, dict):
+            return data
+        optim = data.get("optim")
+        if optim is None:
+            optim = {}
+        elif isinstance(optim, OptimSettings):
+            optim = {name: getattr(optim, name) for name in optim.model_fields_set}
+        elif not isinstance(optim, dict):
+            return data  # pydantic names the field
+        if "epochs" in optim:
+            return data
+        try:
+            shots = None if data.get("train_samples") is None else int(data["train_samples"])
+        except (TypeError, ValueError):
+            return data  # pydantic names the field
+        return {**data, "optim": {**optim, "epochs": default_epochs(shots)}}
 
     def test_config(self, adapter: str, run_dir: str):
         """The :class:`~llmrec.evaluate.EvaluateConfig` of the test pass: the test section, this config's prompt
