@@ -240,3 +240,24 @@ def test_a_run_killed_and_resumed_is_one_mlflow_run_with_each_step_once(here, ta
     # TensorBoard hides the killed attempt's points from the resumed step on: each step shows once
     tb = [s for s, _ in _scalars(here / "cut" / "tensorboard")["train/loss"]]
     assert tb == list(range(1, result["training"]["steps"] + 1))
+
+
+def test_llmrec_run_track_logs_the_table_and_the_report(here, tiny_ml1m):
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    exp = {"name": "cli-tracked", "metrics": ["auc"],
+           "steps": [{"name": "data", "prepare": {"dataset": "ml-1m", "protocol": "tallrec", "path": str(tiny_ml1m),
+                                                  "tallrec": {"history_len": 5, "max_samples": 200}}},
+                     {"name": "floor", "baseline": {"model": "logreg", "data": "@data", "train": {"epochs": 1}}}]}
+    (here / "exp.yaml").write_text(yaml.safe_dump(exp))
+    result = CliRunner().invoke(main, ["run", "exp.yaml", "--out", "out", "--track", "mlflow"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient("sqlite:///mlflow.db")
+    runs = _runs(client, "cli-tracked")
+    assert set(runs) == {"out", "out/floor/seed-0"}
+    assert {"table.md", "table.json", "report.md", "report.html"} <= _artifacts(client, runs["out"].info.run_id)
+    assert "floor/auc" in runs["out"].data.metrics
+    assert runs["out/floor/seed-0"].data.params["model"] == "logreg"
+    assert not (here / "out" / "floor" / "seed-0" / "tensorboard").exists()  # only the trackers asked for
