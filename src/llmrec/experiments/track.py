@@ -24,10 +24,12 @@ def _open(experiment: ExperimentConfig, out: Path, log: Callable[[str], None]) -
     """The experiment's own run (MLflow only: TensorBoard events belong to the runs that train)."""
     settings = experiment.tracking.model_copy(update={"tensorboard": False,
                                                       "experiment": experiment.tracking.experiment or experiment.name})
-    params = {"experiment": experiment.name, "description": experiment.description, "out": str(out),
-              "metrics": experiment.metrics, "steps": [f"{s.name}: {s.kind}" for s in experiment.steps]}
+    # params never change for a run (MLflow refuses another value): what names the run only; the steps and the
+    # description (which an edited file changes) are tags, set when the run is created
+    tags = {"mlflow.note.content": experiment.description, "llmrec.steps": ", ".join(
+        f"{s.name}: {s.kind}" for s in experiment.steps)}
     return start_tracking(settings, out, command="experiment", key=run_key(out, {"experiment": experiment.name}),
-                          params=params, reopen=True, log=log)
+                          params={"experiment": experiment.name, "out": str(out)}, tags=tags, reopen=True, log=log)
 
 
 @contextmanager
