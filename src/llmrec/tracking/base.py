@@ -8,8 +8,9 @@ line (the run goes on; that tracker is dropped for the rest of the command), or 
 A command tracks like this (the run folder is written before anything is sent)::
 
     tracking = start_tracking(config.tracking, run.path, command="evaluate", identity=identity, log=log)
+                                          # the run opened (or found by the folder's key), config.yaml as params
     ...                                   # live points: tracking.log_metrics({"train/loss": 0.7}, step=3)
-    tracking.finish(result, curves=...)   # params, metrics + intervals, curves, artifacts, end
+    tracking.finish(result, curves=...)   # metrics + intervals, curves, artifacts, end
 
 and a finished folder met again (a command re-run, or a done step of ``llmrec run``) goes straight to
 ``finish``: a tracker that already has the run (a finished MLflow run with the folder's key) skips it, so
@@ -53,8 +54,9 @@ from llmrec.distributed import world
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.registry import Registry
 
-__all__ = ["DEFAULT_MLFLOW_URI", "TrackingSettings", "TRACKERS", "RunInfo", "Tracker", "TrackerSpec", "Tracking", "TrackingError", "experiment_scope",
-           "flatten", "metric_name", "register_tracker", "result_metrics", "run_key", "start_tracking"]
+__all__ = ["DEFAULT_MLFLOW_URI", "TRACKERS", "RunInfo", "Tracker", "TrackerSpec", "Tracking", "TrackingError",
+           "TrackingSettings", "experiment_scope", "flatten", "metric_name", "register_tracker", "result_metrics",
+           "run_key", "start_tracking"]
 
 INSTALL = "pip install 'llmrec[tracking]'"
 
