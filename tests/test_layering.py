@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "llmrec"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "paths": 1, "io": 1, "configfile": 1, "distributed": 1, "parallel": 1, "registry": 1,
-    "runs": 2, "metrics": 2,
+    "runs": 2, "metrics": 2, "tracking": 2,
     "data": 3, "plots": 3, "tables": 3,
     "prompts": 4, "results": 4,
     "llm": 5,

@@ -38,6 +38,7 @@ from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
 from llmrec.results import SampleScorer, rows_columns, write_results
 from llmrec.runs import RunDir
+from llmrec.tracking import TrackingSettings, start_tracking
 
 __all__ = ["EvaluateConfig", "EvaluatePlan", "PromptScorer", "check_evaluate", "evaluate"]
 
@@ -60,6 +61,8 @@ class EvaluateConfig(PromptSettings):
     checkpoint_every: int = Field(64, ge=1, description="prompts scored between writes of partial predictions")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="local, or Ray Data workers that each "
                                    "load the model and score chunks of samples (the same predictions)")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run to MLflow / "
+                                       "TensorBoard (docs/tracking.md)")
 
     def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
         """The fields that determine the predictions (a resumed run must match them).
@@ -105,6 +108,7 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
         raise DataError(f"{config.data}: split {config.split!r} is empty")
     kind = detect(prepared.column_names(config.split))
     config.check_template(prepared)
+    config.tracking.check()
     if config.merge_adapter and not config.adapter:
         raise ConfigError("merge_adapter (--merge) needs an adapter (--adapter) to merge")
     if model:
@@ -148,7 +152,10 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
     run, finished = main_first(lambda: RunDir.open(
         config.run_dir or Path("runs") / RunDir.default_name(dataset, protocol, config.split),
         config.model_dump(mode="json"), identity, resume=config.resume, log=log))
+    tracking = start_tracking(config.tracking, run.path, command="evaluate", identity=identity, log=log,
+                              tags={"llmrec.dataset": dataset, "llmrec.protocol": protocol, "llmrec.split": config.split})
     if finished is not None:
+        tracking.finish(finished, artifacts=EVALUATE_ARTIFACTS)
         return run.path, finished
 
     facts: dict[str, Any] = {}
@@ -249,7 +256,12 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         run.finish(result)
         return result
 
-    return run.path, main_first(finish)
+    result = main_first(finish)
+    tracking.finish(result, artifacts=EVALUATE_ARTIFACTS)
+    return run.path, result
+
+
+EVALUATE_ARTIFACTS = ["predictions.parquet", "plots"]  # besides config.yaml and metrics.json
 
 
 def _scorer_name(scorer: SampleScorer) -> str:

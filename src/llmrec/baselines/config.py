@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmrec.tracking import TrackingSettings
+
 __all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings"]
 
 
@@ -80,6 +82,8 @@ class BaselineConfig(BaseModel):
     test: BaselineTestSettings = Field(default_factory=BaselineTestSettings)
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-baseline-<model>-<dataset>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run (config, "
+                                       "curves, metrics, files) to MLflow / TensorBoard (docs/tracking.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -104,7 +108,7 @@ class BaselineConfig(BaseModel):
 
     def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
         """Fields that determine the result (a resumed run must match them)."""
-        keep = self.model_dump(mode="json", exclude={"run_dir", "resume"})
+        keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "tracking"})
         if data_fingerprint:
             keep["data_fingerprint"] = data_fingerprint
         return keep

@@ -37,9 +37,10 @@ from llmrec.data.kinds import KINDS, SampleKind, detect
 from llmrec.data.prepared import PreparedData, open_prepared
 from llmrec.data.sampling import sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
-from llmrec.io import write_json
+from llmrec.io import read_json, write_json
 from llmrec.results import rows_columns, write_results
 from llmrec.runs import RunDir
+from llmrec.tracking import start_tracking
 
 __all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "BaselineScorer", "build_features",
            "build_task", "scored_test_rows"]
@@ -76,6 +77,7 @@ def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | 
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
     spec.check_params({**spec.defaults, **config.params})
+    config.tracking.check()
     metric = config.valid.metric or kind.default_metric
     kind.check_metric(metric, "valid.metric")
     history_len = config.history_len if config.history_len is not None else spec.history_len
@@ -164,7 +166,12 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     default = Path("runs") / RunDir.default_name("baseline", config.model, dataset, protocol)
     run, finished = RunDir.open(config.run_dir or default, config.model_dump(mode="json"),
                                 config.identity(prepared.fingerprint()), resume=config.resume, log=log)
+    tracking = start_tracking(config.tracking, run.path, command="baseline", identity=config.identity(
+        prepared.fingerprint()), tags={"llmrec.dataset": dataset, "llmrec.protocol": protocol,
+                                       "llmrec.baseline": config.model}, log=log)
     if finished is not None:
+        tracking.finish(finished, curves=baseline_curves(run.path), metrics=_summary(finished),
+                        artifacts=BASELINE_ARTIFACTS)
         return run.path, finished
     t0 = time.perf_counter()
     features = build_features(plan, config)
@@ -181,7 +188,8 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     model_dir = run.path / "model"
     features.save(model_dir / "features.json")
     t1 = time.perf_counter()
-    state = fit(model, task, config.train, model_dir, seed=config.seed, log=log, progress=progress)
+    state = fit(model, task, config.train, model_dir, seed=config.seed, log=log, progress=progress,
+                report=tracking.log_metrics if tracking else None)
     train_s = time.perf_counter() - t1
     params = sum(p.numel() for p in model.parameters())
     described = features.describe()
@@ -191,13 +199,14 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
                 "features": described, "train_samples": len(train_rows), "train_instances": len(task),
                 "valid_samples": len(valid_rows), "selected_step": state.best_step, "valid_metric": plan.metric,
                 f"valid_{plan.metric}": state.best, "steps": state.global_step, "history": state.history,
+                "losses": state.losses,
                 "prepare_s": round(prep_s, 2), "train_s": round(train_s, 2),
                 "train_samples_per_s": round(state.global_step * config.train.batch_size / train_s, 1)
                 if state.global_step and train_s > 0 else None}
     write_json(run.path / "training.json", training)
     result: dict[str, Any] = {"dataset": dataset, "protocol": protocol, "split": config.test.split,
                               "baseline": config.model, "training": {k: v for k, v in training.items()
-                                                                     if k != "history"}}
+                                                                     if k not in ("history", "losses")}}
     if config.test.enabled:
         family = FAMILIES[plan.kind.name]
         scorer = BaselineScorer.for_split(model, features, family.predict, prepared, config.test.split,
@@ -217,7 +226,35 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
         result["metrics"] = {}
     (model_dir / "checkpoint.pt").unlink(missing_ok=True)
     run.finish(result)
+    tracking.finish(result, curves=baseline_curves(run.path), metrics=_summary(result), artifacts=BASELINE_ARTIFACTS)
     return run.path, result
+
+
+# the files of a baseline run sent as artifacts by trackers (besides config.yaml and metrics.json)
+BASELINE_ARTIFACTS = ["training.json", "predictions.parquet", "plots", "model/features.json"]
+
+
+def baseline_curves(run: Path) -> list[tuple[int, dict[str, float]]]:
+    """The curves of a baseline run folder (``training.json``: the loss of each step, the validation history) as
+    ``(step, {train/loss, valid/<metric>})`` points for trackers."""
+    try:
+        training = read_json(Path(run) / "training.json")
+    except DataError:
+        return []
+    points: dict[int, dict[str, float]] = {}
+    for step, loss in enumerate(training.get("losses") or [], 1):
+        points[step] = {"train/loss": float(loss)}
+    for h in training.get("history") or []:
+        if isinstance(h, dict) and isinstance(h.get("step"), int):
+            points.setdefault(h["step"], {}).update({f"valid/{k}": float(v) for k, v in h.items() if k not in (
+                "step", "epoch", "best") and isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return sorted(points.items())
+
+
+def _summary(result: dict[str, Any]) -> dict[str, float]:
+    """A baseline result's training facts as ``train_summary/<fact>`` numbers (the selected validation value too)."""
+    return {f"train_summary/{k}": float(v) for k, v in (result.get("training") or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 @dataclass
@@ -325,7 +362,7 @@ def load_baseline(run_dir: str | Path) -> tuple[torch.nn.Module, CtrFeatures | S
         raise DataError(f"not a finished llmrec baseline run ({', '.join(missing)} missing)", path=run_dir,
                         hint="give the run folder of a finished `llmrec baseline`")
     run = RunDir(run_dir)
-    raw = {k: v for k, v in run.read_config().items() if not k.startswith("_")}
+    raw = {k: v for k, v in run.read_config().items() if not k.startswith("_") and k != "tracking"}  # scoring: untracked
     config = BaselineConfig.model_validate(raw)
     plan = check_baseline(config)
     features = build_features(plan, config)

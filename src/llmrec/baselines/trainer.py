@@ -41,6 +41,7 @@ class TrainState:
     bad_evals: int = 0
     stopped: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # the training loss of each step (step i + 1 at index i)
 
 
 class TrainTask(Protocol):
@@ -73,8 +74,12 @@ def _save(path: Path, obj: dict[str, Any]) -> None:
 
 
 def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings, folder: Path, *, seed: int,
-        log: Callable[[str], None] = print, progress: bool = True) -> TrainState:
-    """Train ``model`` on ``task`` in place (best validation weights at the end); resumable from ``folder``."""
+        log: Callable[[str], None] = print, progress: bool = True,
+        report: Callable[[dict[str, float], int], None] | None = None) -> TrainState:
+    """Train ``model`` on ``task`` in place (best validation weights at the end); resumable from ``folder``.
+
+    ``report(points, step)`` (tracking) gets each step's ``train/loss`` and each validation's ``valid/<metric>``.
+    """
     metric = task.metric
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = folder / "checkpoint.pt", folder / "best.pt"
@@ -82,6 +87,8 @@ def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings
         task.fit_counts(model)
         value = task.validate(model)
         state = TrainState(best=value, best_step=0, stopped=True, history=[{"step": 0, "epoch": 0, metric: value}])
+        if report is not None:
+            report({f"valid/{metric}": value}, 0)
         _save(best_path, {"model": model.state_dict()})
         return state
     torch.manual_seed(seed)
@@ -118,6 +125,8 @@ def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings
             state.bad_evals += 1
             state.stopped = state.bad_evals >= settings.patience
         bar.set_postfix({f"valid_{metric}": f"{value:.4f}", "best": f"{state.best:.4f}"})
+        if report is not None:
+            report({f"valid/{metric}": value}, state.global_step)
 
     bar = tqdm(total=total, initial=min(state.global_step, total), desc="training", unit="step",
                disable=not progress)
@@ -136,6 +145,9 @@ def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings
             optimizer.step()
             state.global_step += 1
             state.step_in_epoch = b + 1
+            state.losses.append(round(float(loss.detach()), 6))
+            if report is not None:
+                report({"train/loss": state.losses[-1]}, state.global_step)
             bar.update(1)
             if state.global_step % eval_every == 0 or state.step_in_epoch == steps_per_epoch:
                 validate()

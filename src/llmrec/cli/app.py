@@ -47,7 +47,8 @@ def _errors_only(record: logging.LogRecord) -> bool:
 def quiet_third_party() -> None:
     """Silence warnings a user cannot act on (torchao kernels, deprecations deep in libraries)."""
     for name in ("torchao", "torch._dynamo", "torch.utils._pytree", "accelerate", "datasets", "peft", "trl",
-                 "transformers.modeling_utils", "transformers.trainer", "transformers.configuration_utils"):
+                 "transformers.modeling_utils", "transformers.trainer", "transformers.configuration_utils",
+                 "mlflow.store.db.utils", "alembic.runtime.migration"):
         logger = logging.getLogger(name)
         logger.setLevel(logging.ERROR)
         logger.addFilter(_errors_only)  # survives torch resetting the levels of its loggers at import
@@ -154,6 +155,28 @@ def engine_options(f):
     f = click.option("--engine", type=click.Choice(["local", "ray"]),
                      help="local: this process; ray: Ray Data workers (pip install 'llmrec[ray]') [local].")(f)
     return f
+
+
+def _tracker_names():
+    from llmrec.tracking import TRACKERS
+
+    return list(TRACKERS)
+
+
+def track_option(f):
+    """--track NAME (repeatable): log the run to MLflow / TensorBoard (``tracking.<name>: true``)."""
+    return click.option("--track", "track", multiple=True, type=RegistryChoice(_tracker_names),
+                        help="Also log the run to this tracker: mlflow, tensorboard (repeatable; docs/tracking.md; "
+                        "pip install 'llmrec[tracking]').")(f)
+
+
+def tracking_fields(track) -> dict:
+    """The config fields ``--track`` sets (named options of :func:`config_command`).
+
+    >>> tracking_fields(("mlflow",))
+    {'tracking.mlflow': True}
+    """
+    return {f"tracking.{name}": True for name in track or ()}
 
 
 def config_options(f):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err
+from llmrec.cli.app import config_command, config_options, echo_err, track_option, tracking_fields
 
 
 @click.command("baseline")
@@ -17,8 +17,9 @@ from llmrec.cli.app import config_command, config_options, echo_err
 @click.option("--epochs", type=int, help="At most this many epochs [the model's: llmrec baseline --list; else 10].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
 @click.option("--list", "list_models", is_flag=True, help="List the registered baselines and exit.")
+@track_option
 @config_options
-def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, config_path, overrides, print_config):
+def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, track, config_path, overrides, print_config):
     """Train a classic model on the training split, stop early on validation, score the test
     split into a run folder like `llmrec evaluate` writes. NAME: a CTR model (din, dien, dcnv2,
     sim, logreg, popularity, user_mean) for labelled samples, or a sequential one (gru4rec,
@@ -43,6 +44,7 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
 
     named = {"model": name, "data": data, "train_samples": train_samples, "seed": seed, "train.epochs": epochs,
              "run_dir": run_dir}
+    named.update(tracking_fields(track))
     config = config_command(BaselineConfig, config_path, overrides, named, print_config)
     if config is None:
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err, engine_options
+from llmrec.cli.app import config_command, config_options, echo_err, engine_options, track_option, tracking_fields
 
 
 @click.command("evaluate")
@@ -21,9 +21,10 @@ from llmrec.cli.app import config_command, config_options, echo_err, engine_opti
 @click.option("--baseline", "baseline_run", type=click.Path(file_okay=False),
               help="Score with a finished `llmrec baseline` run's model instead of an LLM.")
 @engine_options
+@track_option
 @config_options
 def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, adapter, merge, baseline_run, run_dir,
-                 engine, workers, config_path, overrides, print_config):
+                 engine, workers, track, config_path, overrides, print_config):
     """Score a prepared split (zero-shot, or with a LoRA adapter): predictions, metrics, plots in a run folder.
 
     \b
@@ -41,6 +42,7 @@ def evaluate_cmd(data, split, model_name, template, limit, batch_size, device, a
     named = {"data": data, "split": split, "model.name": model_name, "template": template, "limit": limit,
              "scoring.batch_size": batch_size, "model.device": device, "run_dir": run_dir, "adapter": adapter,
              "merge_adapter": True if merge else None, "engine.kind": engine, "engine.workers": workers}
+    named.update(tracking_fields(track))
     config = config_command(EvaluateConfig, config_path, overrides, named, print_config)
     if config is None:
         return

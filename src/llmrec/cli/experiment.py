@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from llmrec.cli.app import echo_err, parse_seeds
+from llmrec.cli.app import echo_err, parse_seeds, track_option
 
 
 def _experiment_options(f):
+    f = track_option(f)
     f = click.option("--dry-run", is_flag=True, help="Show every run with its state (done / todo / changed / restore); run nothing.")(f)
     f = click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")(f)
     f = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -25,12 +26,14 @@ def _experiment_options(f):
     return f
 
 
-def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
+def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track=()) -> None:
     from llmrec.experiments import load_experiment, plan_experiment, run_experiment, write_table
     from llmrec.experiments.engine import check_problems, plan_states
+    from llmrec.experiments.table import with_tracking
+    from llmrec.experiments.track import log_experiment_files
 
     seeds = tuple(parse_seeds(seed_list)) if seed_list else ()
-    experiment = load_experiment(experiment_file)
+    experiment = with_tracking(load_experiment(experiment_file), tuple(track))
     target = out or str(Path("runs") / experiment.name)
     if dry_run:
         plan = plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds)
@@ -49,17 +52,20 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
     if table_only:
         write_table(experiment, target)
     else:
-        run_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds, log=echo_err)
+        run_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds,
+                       track=tuple(track), log=echo_err)
     from llmrec.report import build_report
 
     report = build_report([target], target, title=experiment.name)
+    if not table_only:  # the experiment's tracker run gets the report too
+        log_experiment_files(experiment, target, ["report.md", Path(report["html"]).name], log=echo_err)
     click.echo(report["summary"])
     click.echo(f"\ntable: {target}/table.md; report: {target}/report.md, {report['html']}")
 
 
 @click.command("run")
 @_experiment_options
-def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run) -> None:
+def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track) -> None:
     """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then the table
     and the report (OUT/table.md, OUT/report.md, OUT/report.html).
 
@@ -74,8 +80,9 @@ def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_ru
       llmrec run configs/tallrec/table.yaml --only movie-256 --set test.limit=200
       llmrec run configs/tallrec/table.yaml --dry-run
       llmrec run configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
+      llmrec run configs/quickstart.yaml --track mlflow     # every run and the table in MLflow (mlflow.db)
     """
-    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run)
+    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track)
 
 
 SUITE_DEPRECATED = "`llmrec suite` is deprecated: use `llmrec run`"

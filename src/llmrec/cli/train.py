@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmrec.cli.app import config_command, config_options, echo_err, parse_seeds
+from llmrec.cli.app import config_command, config_options, echo_err, parse_seeds, track_option, tracking_fields
 
 
 @click.command("train")
@@ -17,8 +17,9 @@ from llmrec.cli.app import config_command, config_options, echo_err, parse_seeds
 @click.option("--lr", type=float, help="Learning rate [3e-4].")
 @click.option("--device", help="auto, cpu, cuda, mps [auto].")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run folder; an interrupted run there resumes.")
+@track_option
 @config_options
-def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, run_dir, config_path, overrides,
+def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, run_dir, track, config_path, overrides,
               print_config):
     """LoRA-tune a model on a prepared split (TALLRec), select on valid, score test.
 
@@ -35,6 +36,7 @@ def train_cmd(data, train_samples, seed, seeds, model_name, epochs, lr, device, 
     seed_list = parse_seeds(seeds) if seeds else None
     named = {"data": data, "train_samples": train_samples, "seed": seed, "model.name": model_name,
              "optim.epochs": epochs, "optim.learning_rate": lr, "model.device": device, "run_dir": run_dir}
+    named.update(tracking_fields(track))
     config = config_command(TrainConfig, config_path, overrides, named, print_config)
     if config is None:
         return

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from llmrec.configfile import load_config, parse_override, read_yaml
 from llmrec.errors import ConfigError
 from llmrec.experiments.steps import STEP_KINDS
+from llmrec.tracking import TrackingSettings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REF = re.compile(r"^@([A-Za-z0-9][A-Za-z0-9._-]*)$")
@@ -220,6 +221,10 @@ class ExperimentConfig(BaseModel):
     curves: list[Curve] = Field(default_factory=list, description="plots of a metric against a row setting")
     paired: list[Pairing] = Field(default_factory=list,
                                   description="row pairs tested on the same samples: a - b with a paired interval")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings,
+                                       description="log every train / evaluate / baseline run (a step's own tracking "
+                                       "section overrides it field by field) and the table / report to MLflow, "
+                                       "under the experiment's name (docs/tracking.md)")
 
     @model_validator(mode="before")
     @classmethod

@@ -33,11 +33,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from llmrec.configfile import apply_overrides, load_config
+from llmrec.configfile import apply_overrides, deep_merge, load_config
 from llmrec.errors import ConfigError, LlmrecError
 from llmrec.experiments.config import ExperimentConfig, Step, load_experiment, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import file_sha256, write_json
+from llmrec.tracking import TrackingSettings
 
 
 @dataclass
@@ -133,7 +134,7 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, expe
         try:
             base = row.config_data(experiment_file)
             refs = sorted(row.references(base))
-            for run in _plan_row(row, base, refs, runs, out, extra):
+            for run in _plan_row(row, base, refs, runs, out, extra, experiment.tracking):
                 runs.setdefault(row.name, {})[run.seed] = run
                 plan.append(run)
         except LlmrecError as exc:
@@ -232,9 +233,13 @@ def _seeds(row: Step, refs: list[str], runs: dict[str, dict[int | None, PlannedR
 
 
 def _plan_row(row: Step, base: dict[str, Any], refs: list[str], runs, out: Path,
-              extra: tuple[str, ...]) -> list[PlannedRun]:
+              extra: tuple[str, ...], tracking: TrackingSettings | None = None) -> list[PlannedRun]:
     kind = STEP_KINDS[row.kind]
     cls = kind.config()
+    shared = tracking.model_dump(exclude_defaults=True) if tracking is not None else {}
+    if shared and "tracking" in cls.model_fields:  # the experiment's tracking, under the step's own settings
+        own = base.get("tracking")
+        base = {**base, "tracking": deep_merge(shared, own if isinstance(own, dict) else {})}
     planned = []
     for seed in _seeds(row, refs, runs):
         upstream = {}
@@ -315,6 +320,9 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
         stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
         if states[id(run)] == "done" and not stale:
             log(f"== {run.label} -> {run.folder}: done (key {run.key})")
+            if getattr(getattr(run.config, "tracking", None), "enabled", list)():
+                # the finished folder is met again: its trackers log it unless they have it (nothing is recomputed)
+                run.kind.run(run.config, log=log, progress=progress)
             continue
         if stale and run.folder.exists():
             log(f"== {run.label}: its config or inputs changed; removing {run.folder} and running it again")

@@ -111,13 +111,14 @@ for _kind in (
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
              _checker("llmrec.summarize.transform", "check_summarize"), marker="meta.json", transient=("overwrite", "checkpoint_every"), description="summarize config (LLM-TRSR)"),
     StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
-             _checker("llmrec.train.run", "check_train"), artifacts=("adapter/adapter_config.json",), seeded=True,
-             in_table=True, description="train config"),
+             _checker("llmrec.train.run", "check_train"), transient=("resume", "tracking"),
+             artifacts=("adapter/adapter_config.json",), seeded=True, in_table=True, description="train config"),
     StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
-             _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every"), in_table=True,
+             _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every", "tracking"),
+             in_table=True,
              description="evaluate config"),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
              _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
-             seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
+             transient=("resume", "tracking"), seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
 ):
     register_step_kind(_kind)

@@ -43,13 +43,15 @@ from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
 
 def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path | None = None, *,
                    only: tuple[str, ...] = (), extra: tuple[str, ...] = (), seeds: tuple[int, ...] = (),
-                   log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+                   track: tuple[str, ...] = (), log: Callable[[str], None] = print,
+                   progress: bool = True) -> dict[str, Any]:
     """Run an experiment's steps that are not done into ``out``, then write its table; return the table.
 
     ``experiment`` is an experiment file or an :class:`ExperimentConfig` (whose step config files are then
     relative to the working folder); ``out`` defaults to ``runs/<name>``. ``only`` runs these steps and what they
     read, ``seeds`` these seeds of the seeded steps, ``extra`` overrides every train / evaluate / baseline step
-    (``llmrec run``'s ``--only``, ``--seeds``, ``--set``). The table is ``OUT/table.json``'s content plus its
+    (``llmrec run``'s ``--only``, ``--seeds``, ``--set``); ``track`` turns these trackers on (``--track``: the
+    experiment's ``tracking`` section, for every run and the table, docs/tracking.md). The table is ``OUT/table.json``'s content plus its
     ``markdown``. Example (the quickstart: ML-100K, a small model, CPU minutes)::
 
         import llmrec
@@ -59,14 +61,32 @@ def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path | 
         table["rows"]["lora-64"]["auc"]["mean"]
     """
     from llmrec.experiments.engine import run_steps
+    from llmrec.experiments.track import experiment_tracking, log_experiment_files
 
     if isinstance(experiment, ExperimentConfig):
         config, file = experiment, None
     else:
         config, file = load_experiment(experiment), Path(experiment)
+    config = with_tracking(config, track)
+    config.tracking.check()
     out = Path("runs") / config.name if out is None else Path(out)
-    run_steps(file, out, experiment=config, only=only, extra=extra, seeds=seeds, log=log, progress=progress)
-    return write_table(config, out)
+    with experiment_tracking(config, out, log) as parent:
+        run_steps(file, out, experiment=config, only=only, extra=extra, seeds=seeds, log=log, progress=progress)
+        table = write_table(config, out)
+        log_experiment_files(config, out, ["table.md", "table.json", *(Path(c).name for c in table["curves"])],
+                             parent=parent, table=table, log=log)
+    return table
+
+
+def with_tracking(experiment: ExperimentConfig, track: tuple[str, ...] = ()) -> ExperimentConfig:
+    """``experiment`` with the trackers ``track`` turned on in its ``tracking`` section (``--track``)."""
+    if not track:
+        return experiment
+    from llmrec.tracking import TRACKERS
+
+    for name in track:
+        TRACKERS[name]  # an unknown name is a one-line error
+    return experiment.model_copy(update={"tracking": experiment.tracking.model_copy(update=dict.fromkeys(track, True))})
 
 
 run_suite = run_experiment  # deprecated name of the suite era, kept so that older code still imports

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from llmrec.data.kinds import SampleKind, kind_of
 from llmrec.llm import ModelConfig, ScoringConfig
 from llmrec.prompts.settings import PromptSettings
+from llmrec.tracking import TrackingSettings
 from llmrec.train.adapters import LoraSettings
 
 
@@ -138,6 +139,8 @@ class TrainConfig(PromptSettings):
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-train-<dataset>-<n>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run (config, "
+                                       "curves, metrics, files) to MLflow / TensorBoard (docs/tracking.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -176,7 +179,7 @@ class TrainConfig(PromptSettings):
     def identity(self, data_fingerprints: dict[str, str] | None = None) -> dict[str, Any]:
         """Fields that determine the result (a resumed run must match them), with the content
         hashes of the prepared folders it reads."""
-        keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring"})
+        keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring", "tracking"})
         if keep["ranking_negatives"] == 1:  # fields added later stay out at their defaults: older runs still match
             del keep["ranking_negatives"]
         if keep["optim"]["mixed_precision"] == "auto":

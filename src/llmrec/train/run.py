@@ -37,8 +37,10 @@ from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
 from llmrec.prompts.build import PromptRenderer
 from llmrec.runs import RunDir, summarize_seeds
+from llmrec.tracking import start_tracking
 from llmrec.train.adapters import save_adapter
 from llmrec.train.config import InstructionStage, TrainConfig
+from llmrec.train.curves import TRAIN_ARTIFACTS, summary_metrics, tracking_callback, train_curves
 from llmrec.train.examples import ctr_examples, instruction_examples, read_instruction_file
 from llmrec.train.hf import last_checkpoint, make_trainer, mixed_precision, run_train_loss, sft_config
 
@@ -93,6 +95,7 @@ def check_train(config: TrainConfig, *, model: bool = True, opened: dict[str, Pr
             hashes["test"] = test_data.fingerprint()
     if config.instruction.data:
         read_instruction_file(config.instruction.data)
+    config.tracking.check()
     # the test split is scored with this template only when it is the training data (else its own default)
     config.check_template(prepared, *([test_data] if test_data is not None and config.test.data in (None, config.data) else []))
     if model:
@@ -162,7 +165,11 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
         return opened
 
     run, finished = main_first(open_run)
+    tracking = start_tracking(config.tracking, run.path, command="train", identity=config.identity(plan.hashes),
+                              tags={"llmrec.dataset": prepared.dataset, "llmrec.protocol": prepared.protocol}, log=log)
     if finished is not None:
+        tracking.finish(finished, curves=train_curves(run.path), metrics=summary_metrics(finished),
+                        artifacts=TRAIN_ARTIFACTS)
         return run.path, finished
 
     from transformers import set_seed
@@ -202,8 +209,11 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
 
     selector = None
     if config.selection.enabled:
-        selector = _selector(prepared, config, tok, answer, run.path, loaded, log)
-    trainer = make_trainer(model, tok, examples, args, config.optim.loss, [*(c for c in [selector] if c), *callbacks])
+        selector = _selector(prepared, config, tok, answer, run.path, loaded, log,
+                             report=tracking.log_metrics if tracking else None)
+    live = [tracking_callback(tracking.log_metrics)] if tracking else []  # curves while training runs
+    trainer = make_trainer(model, tok, examples, args, config.optim.loss,
+                           [*(c for c in [selector] if c), *live, *callbacks])
     if selector:
         selector.accelerator = trainer.accelerator
     resume_from = main_first(lambda: last_checkpoint(run.path / "checkpoints", log)) if config.resume else None
@@ -258,6 +268,7 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
         result["metrics"] = {}
     result["run"] = {"prompts": len(examples), **({"processes": world().size} if world().size > 1 else {})}
     main_first(lambda: run.finish(result))
+    tracking.finish(result, curves=train_curves(run.path), metrics=summary_metrics(result), artifacts=TRAIN_ARTIFACTS)
     return run.path, result
 
 
@@ -297,7 +308,7 @@ def _alpaca():
     return load_template("alpaca")
 
 
-def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log):
+def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: LoadedModel, log, report=None):
     from llmrec.train.selection import ValidationSelector
 
     sel = config.selection
@@ -314,7 +325,7 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
         raise DataError(f"{config.data}/{sel.split}: the validation subset has one class only; raise selection.limit")
     return ValidationSelector(prompts, labels, answer, path, metric=sel.metric_for(kind), every_steps=sel.every_steps,
                               patience=sel.patience, scoring=config.scoring, pad_token_id=tok.pad_token_id,
-                              at_start=sel.at_start, log=log)
+                              at_start=sel.at_start, log=log, report=report)
 
 
 def train_seeds(config: TrainConfig, seeds: Sequence[int], loader: Callable[[], LoadedModel] | None = None,

@@ -23,6 +23,7 @@ from llmrec.io import read_json, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, ScoringConfig, YesNoScorer, sharding
 from llmrec.metrics import auc, higher_is_better, log_loss, metric_by_name
 from llmrec.train.adapters import save_adapter
+from llmrec.train.curves import valid_points
 
 
 class ValidationSelector(TrainerCallback):
@@ -31,13 +32,14 @@ class ValidationSelector(TrainerCallback):
     def __init__(self, prompts: list[EncodedPrompt], labels: np.ndarray, answer: AnswerTokens, run_path: Path, *,
                  metric: str = "auc", every_steps: int | None = None, patience: int | None = None,
                  scoring: ScoringConfig | None = None, pad_token_id: int | None = None, at_start: bool = False,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, report: Callable[[dict, int], None] | None = None) -> None:
         self.prompts, self.labels, self.answer = prompts, np.asarray(labels), answer
         self.path = Path(run_path)
         self.metric, self.every_steps, self.patience = metric, every_steps, patience
         self.scoring = scoring or ScoringConfig()
         self.pad_token_id = pad_token_id
         self.log = log
+        self.report = report  # tracking: each validation point as (valid/<metric> values, step)
         self.at_start = at_start
         self.accelerator = None  # the trainer's, once it exists: gathers sharded parameters to save an adapter
         self.history: list[dict[str, Any]] = self._read()
@@ -94,6 +96,8 @@ class ValidationSelector(TrainerCallback):
         if w.main:
             self.log(f"validation at step {step} (epoch {point['epoch']}): {shown}"
                      f"{' (best so far)' if point.get('saved') else ''}")
+            if self.report is not None:
+                self.report(valid_points(point), int(step))
         return point
 
     def _metrics(self, scores: np.ndarray) -> dict[str, float]:
