@@ -227,7 +227,8 @@ def test_a_run_killed_and_resumed_is_one_mlflow_run_with_each_step_once(here, ta
     client = MlflowClient(uri)
     (killed,) = _runs(client, "llmrec-baseline").values()
     assert killed.info.status == "RUNNING"  # killed: the points sent so far (the newest may still be buffered)
-    assert max(m.step for m in client.get_metric_history(killed.info.run_id, "train/loss")) <= 9
+    # sent points (a fast machine may still hold them all in the buffer: none) stop at the step that died
+    assert max((m.step for m in client.get_metric_history(killed.info.run_id, "train/loss")), default=0) <= 9
     _, result = run_baseline(config(here / "cut"), **QUIET)
     (run,) = _runs(client, "llmrec-baseline").values()  # the same MLflow run, continued
     assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"

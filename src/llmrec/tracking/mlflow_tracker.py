@@ -1,4 +1,4 @@
-"""The MLflow tracker: one MLflow run per run folder, found again by its key.
+"""The MLflow tracker (``pip install 'llmrec[tracking]'``): one MLflow run per run folder, found again by its key.
 
 The run is tagged ``llmrec.key`` (the run folder's path and config identity, :func:`~llmrec.tracking.base.run_key`):
 a resumed run (after a kill) reopens the same MLflow run and logs only the points it does not hold yet

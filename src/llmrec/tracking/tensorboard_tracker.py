@@ -1,4 +1,4 @@
-"""The TensorBoard tracker: event files in ``<run>/tensorboard`` (``tensorboard --logdir runs``).
+"""The TensorBoard tracker (``pip install 'llmrec[tracking]'``): event files in ``<run>/tensorboard`` (``tensorboard --logdir runs``).
 
 Points are written as they come (training curves while training runs; the final metrics at the last step;
 the resolved config as a text summary). A resumed run (after a kill) starts its events with a purge at its
