@@ -3,6 +3,12 @@
 >>> cfg = PrepareConfig(dataset="ml-1m", protocol="rella")
 >>> cfg.rella.min_history, cfg.output_dir()
 (5, PosixPath('prepared/ml-1m-rella'))
+
+Your own files are the ``files`` data set, described by a ``files:`` section (docs/own-data.md):
+
+>>> cfg = PrepareConfig(dataset="files", protocol="trsr", files={"interactions": "clicks.csv", "items": "items.csv"})
+>>> cfg.files.interactions.path, cfg.output_dir()
+('clicks.csv', PosixPath('prepared/files-trsr'))
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from llmrec.data.prepared import check_prepared_target
 from llmrec.data.protocols import PROTOCOLS, PreparedData, buildable
-from llmrec.data.registry import get_spec, load_dataset, resolve_source
+from llmrec.data.registry import DATASETS, get_spec, input_files, load_dataset, resolve_source
+from llmrec.errors import ConfigError, DataError
 
 
 class PrepareConfig(BaseModel):
@@ -23,19 +30,23 @@ class PrepareConfig(BaseModel):
 
     Each registered protocol with builder settings has a section named after it (``rella:
     {min_history: 5}``), validated by the config class on its record (:class:`~llmrec.data.protocols.Protocol`);
-    sections not given hold their defaults, and ``config.rella`` reads one.
+    sections not given hold their defaults, and ``config.rella`` reads one. A data set the user describes
+    (``files``) has its section too (``files: {interactions: ..., items: ...}``, the ``config`` class of its
+    :class:`~llmrec.data.registry.DatasetSpec`), given with that data set only.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field(description="data set name, see `llmrec data list`")
     protocol: str = Field(description="a protocol that builds samples: tallrec, rella, trsr (llmrec data list)")
-    path: str | None = Field(None, description="archive or folder of the data set (default: search the data roots)")
+    path: str | None = Field(None, description="archive or folder of the data set (default: search the data roots); "
+                             "dataset files: the folder its files' relative paths start at (default: the current one)")
     data_root: str | None = Field(None, description="folder holding data sets (default: $LLMREC_DATA_ROOT, ./data, ../shared/data)")
     download: bool = Field(False, description="fetch the official archive when not found locally")
     out: str | None = Field(None, description="output folder (default: prepared/<dataset>-<protocol>)")
     settings: dict[str, Any] = Field(default_factory=dict, description="builder settings by protocol, given as "
-                                     "<protocol>: {...} (one section per registered protocol)")
+                                     "<protocol>: {...} (one section per registered protocol); and the files of "
+                                     "dataset files, given as files: {...} (docs/own-data.md)")
 
     overwrite: bool = Field(False, description="replace an existing prepared folder of another data set/protocol")
 
@@ -46,13 +57,30 @@ class PrepareConfig(BaseModel):
             return data
         data = dict(data)
         given = dict(data.pop("settings", None) or {})
-        for name in [k for k in data if k in PROTOCOLS and k not in cls.model_fields]:
+        described = DATASETS.names(lambda s: s.config is not None)  # data sets with a settings section
+        for name in [k for k in data if (k in PROTOCOLS or k in described) and k not in cls.model_fields]:
             given[name] = data.pop(name)
-        unknown = [k for k in given if k not in PROTOCOLS or PROTOCOLS[k].config is None]
+        unknown = [k for k in given if (k not in PROTOCOLS or PROTOCOLS[k].config is None) and k not in described]
         if unknown:
-            raise ValueError(f"{unknown[0]}: not a protocol with builder settings (those are: "
-                             f"{', '.join(PROTOCOLS.names(lambda p: p.config is not None))})")
+            raise ValueError(f"{unknown[0]}: not a protocol with builder settings nor a data set with a settings "
+                             f"section (those are: {', '.join(PROTOCOLS.names(lambda p: p.config is not None))}; "
+                             f"{', '.join(described)})")
+        dataset = data.get("dataset")
+        chosen = DATASETS[dataset].name if isinstance(dataset, str) and dataset in DATASETS else None
         sections = {}
+        for name in described:
+            if name not in given:
+                continue
+            if chosen != name:
+                raise ValueError(f"{name}: a section of data set {name}, but the dataset is "
+                                 f"{data.get('dataset')!r} (set dataset: {name}, or remove the section)")
+            record = DATASETS[name].config
+            value = given[name]
+            try:
+                sections[name] = value if isinstance(value, record) else record.model_validate(value or {})
+            except ValidationError as exc:
+                raise ValidationError.from_exception_data(
+                    cls.__name__, [{**e, "loc": (name, *e["loc"])} for e in exc.errors()]) from None
         for name, record in PROTOCOLS.items():
             if record.config is None:
                 continue
@@ -65,6 +93,9 @@ class PrepareConfig(BaseModel):
             except ValidationError as exc:  # the section's own errors, located under its name
                 raise ValidationError.from_exception_data(
                     cls.__name__, [{**e, "loc": (name, *e["loc"])} for e in exc.errors()]) from None
+        if chosen is not None and DATASETS[chosen].config is not None and chosen not in sections:
+            raise ValueError(f"dataset {chosen}: describe your files in a `{chosen}:` section (interactions, "
+                             "items, users: paths and columns; docs/own-data.md)")
         data["settings"] = sections
         return data
 
@@ -100,14 +131,34 @@ class PrepareConfig(BaseModel):
         """The settings of the chosen protocol's builder."""
         return self.settings[self.protocol]
 
+    def dataset_config(self) -> BaseModel | None:
+        """The settings of a data set the user describes (the ``files:`` section); None for the others."""
+        return self.settings.get(get_spec(self.dataset).name) if get_spec(self.dataset).config else None
+
+
+def _check_feedback(config: PrepareConfig) -> None:
+    """A protocol that labels ratings refuses a data set described as implicit feedback (before any reading)."""
+    spec, protocol = get_spec(config.dataset), PROTOCOLS[config.protocol]
+    settings = config.dataset_config()
+    if protocol.needs_ratings and spec.implicit is not None and settings is not None and spec.implicit(settings):
+        can = ", ".join(n for n in buildable() if not PROTOCOLS[n].needs_ratings)
+        raise ConfigError(f"protocol {config.protocol}: labels are rating > threshold, but {spec.name}."
+                          f"interactions.columns.rating is null (implicit feedback); map the rating column, or use "
+                          f"a protocol that runs on implicit feedback: {can}")
+
 
 def check_prepare(config: PrepareConfig) -> None:
     """The cheap checks of a prepare config before anything runs: a known data set, and its files found (unless
-    ``download`` fetches them). The output folder is checked when the step runs (an experiment may first remove
-    its own stale copy)."""
+    ``download`` fetches them); a protocol that needs ratings on data described without them. The output folder
+    is checked when the step runs (an experiment may first remove its own stale copy)."""
     get_spec(config.dataset)
+    _check_feedback(config)
     if not config.download:
-        resolve_source(config.dataset, config.path, config.data_root, download=False)
+        source = resolve_source(config.dataset, config.path, config.data_root, download=False)
+        for path in input_files(config.dataset, source, config.dataset_config()):
+            if not path.exists():
+                raise DataError("no such file", path=path, hint="check the paths of the files: section "
+                                "(relative paths start at the config's `path`, default the current folder)")
 
 
 def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, dict[str, float]]:
@@ -123,19 +174,27 @@ def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, di
     timings = {}
     t0 = time.perf_counter()
     name = get_spec(config.dataset).name
+    _check_feedback(config)
+    settings = config.dataset_config()
     source = resolve_source(config.dataset, config.path, config.data_root, config.download)
-    check_prepared_target(config.output_dir(), name, config.protocol, config.overwrite, sources=[source])
-    data = load_dataset(config.dataset, str(source), config.data_root, config.download)
+    sources = input_files(config.dataset, source, settings)
+    check_prepared_target(config.output_dir(), name, config.protocol, config.overwrite, sources=sources)
+    data = load_dataset(config.dataset, str(source), config.data_root, config.download, settings=settings)
     timings["load_s"] = time.perf_counter() - t0
     log(f"loaded {data.name}: {len(data.interactions):,} interactions ({timings['load_s']:.1f} s)")
+    notes = list(data.extra.get("notes", []))
+    for note in notes:
+        log(f"note: {note}")
     t1 = time.perf_counter()
     protocol = PROTOCOLS[config.protocol]
     prepared = protocol.build(data, config.protocol_config())
-    prepared.config = {"dataset": config.dataset, "source": data.sources, **prepared.config}
+    described = {name: settings.model_dump(mode="json")} if settings is not None else {}
+    prepared.config = {"dataset": config.dataset, "source": data.sources, **described, **prepared.config}
+    prepared.notes = [*notes, *prepared.notes]
     timings["build_s"] = time.perf_counter() - t1
     log(f"built {config.protocol} samples ({timings['build_s']:.1f} s)")
     t2 = time.perf_counter()
-    out = prepared.save(config.output_dir(), overwrite=config.overwrite, sources=[source])
+    out = prepared.save(config.output_dir(), overwrite=config.overwrite, sources=sources)
     timings["write_s"] = time.perf_counter() - t2
     log(f"wrote {out} ({timings['write_s']:.1f} s)")
     return prepared, out, timings

@@ -8,7 +8,12 @@ failing that, with ``download=True``, the official archive is fetched into the c
 >>> DATASETS["ml-1m"].url
 'https://files.grouplens.org/datasets/movielens/ml-1m.zip'
 >>> sorted(DATASETS)[:3]
-['amazon-games', 'bookcrossing', 'mind']
+['amazon-games', 'bookcrossing', 'files']
+
+A data set the user describes (``files``: your own CSV / TSV / Parquet / JSON lines files,
+docs/own-data.md) has a settings class (``config``): its settings are a section of the prepare
+config named after it, its folder is ``path`` (default: the current folder; the settings' relative
+paths start there) and its loader is called as ``loader(folder, settings)``.
 """
 
 from __future__ import annotations
@@ -17,14 +22,18 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from llmrec.data.download import download_archive
 from llmrec.data.loaders.amazon import load_amazon
 from llmrec.data.loaders.bookcrossing import load_bookcrossing
 from llmrec.data.loaders.mind import load_mind
+from llmrec.data.loaders.tabular import FilesConfig, files_of, is_implicit, load_files
 from llmrec.data.loaders.movielens import load_ml_1m, load_ml_100k, load_ml_csv
 from llmrec.data.schema import RecData
-from llmrec.errors import DataError
+from llmrec.errors import ConfigError, DataError
 from llmrec.registry import Registry
 
 
@@ -33,7 +42,8 @@ class DatasetSpec:
     """How to find, fetch and load one data set."""
 
     name: str
-    loader: Callable[[Path], RecData]
+    loader: Callable[..., RecData]
+    """``loader(source)``; with ``config``: ``loader(folder, settings)``."""
     description: str
     candidates: tuple[str, ...]
     """Locations relative to a data root, tried in order (zip archives or directories)."""
@@ -41,6 +51,13 @@ class DatasetSpec:
     md5: str | None = None
     """Checksum published by the data set's maintainers (GroupLens publishes MD5)."""
     aliases: tuple[str, ...] = field(default_factory=tuple)
+    config: type[BaseModel] | None = None
+    """Settings of a data set the user describes: a prepare config section named after the data set."""
+    inputs: Callable[[Path, Any], list[Path]] | None = None
+    """With ``config``: the files the settings name (never an output folder; hashed for experiment step keys)."""
+    implicit: Callable[[Any], bool] | None = None
+    """With ``config``: whether the settings describe implicit feedback (no ratings: protocols that need ratings
+    refuse it before anything is read)."""
 
 
 def _csv_loader(name: str) -> Callable[[Path], RecData]:
@@ -87,6 +104,10 @@ _SPECS = [
         ("mind", "MINDsmall_train", "MINDsmall_train.zip"),
         "https://mind201910small.blob.core.windows.net/release/MINDsmall_train.zip", None,
     ),
+    DatasetSpec(
+        "files", load_files, "your own files (CSV, TSV, Parquet, JSON lines) named by a `files:` section of the "
+        "prepare config; docs/own-data.md", (), config=FilesConfig, inputs=files_of, implicit=is_implicit,
+    ),
 ]
 
 DATASETS: Registry[DatasetSpec] = Registry(
@@ -122,6 +143,13 @@ def resolve_source(
 ) -> Path:
     """Find the files of data set ``name`` (see the module docstring for the search order)."""
     spec = get_spec(name)
+    if spec.config is not None:  # described by its settings: the folder their relative paths start at
+        folder = Path(path).expanduser() if path is not None else Path(".")
+        if not folder.is_dir():
+            raise DataError("no such folder" if not folder.exists() else "not a folder", path=folder,
+                            hint=f"`path` of the {spec.name} data set is the folder its files' relative paths "
+                            "start at")
+        return folder
     if path is not None:
         p = Path(path).expanduser()
         if not p.exists():
@@ -143,11 +171,43 @@ def resolve_source(
     raise DataError(f"data set {spec.name!r} not found (tried: {', '.join(tried)})", hint=how)
 
 
-def load_dataset(
-    name: str, path: str | Path | None = None, data_root: str | Path | None = None, download: bool = False
-) -> RecData:
-    """Resolve and load a data set into the llmrec schema, e.g. ``load_dataset("ml-100k")``."""
+def dataset_settings(name: str, settings: Any) -> BaseModel | None:
+    """The settings of data set ``name`` validated by its ``config`` (None for a data set without settings); a
+    ConfigError when a data set the user describes has none."""
     spec = get_spec(name)
-    data = spec.loader(resolve_source(spec.name, path, data_root, download))
+    if spec.config is None:
+        return None
+    if settings is None:
+        raise ConfigError(f"dataset {spec.name}: describe the files in a `{spec.name}:` section of the prepare "
+                          "config (llmrec data prepare --config FILE; docs/own-data.md)")
+    if isinstance(settings, spec.config):
+        return settings
+    try:
+        return spec.config.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(f"{spec.name}: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors())) from None
+
+
+def input_files(name: str, source: Path, settings: Any = None) -> list[Path]:
+    """The input files of a data set: its archive or folder, or the files its settings name."""
+    spec = get_spec(name)
+    if spec.config is None or spec.inputs is None:
+        return [Path(source)]
+    return spec.inputs(Path(source), dataset_settings(name, settings))
+
+
+def load_dataset(
+    name: str, path: str | Path | None = None, data_root: str | Path | None = None, download: bool = False,
+    settings: Any = None,
+) -> RecData:
+    """Resolve and load a data set into the llmrec schema, e.g. ``load_dataset("ml-100k")``; a data set the user
+    describes (``files``) takes its ``settings`` (its config class, or a mapping)."""
+    spec = get_spec(name)
+    source = resolve_source(spec.name, path, data_root, download)
+    if spec.config is not None:
+        data = spec.loader(source, dataset_settings(name, settings))
+    else:
+        data = spec.loader(source)
     data.name = spec.name  # one loader may serve several registered data sets
     return data

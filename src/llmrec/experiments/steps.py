@@ -78,12 +78,19 @@ def source_fingerprint(config: dict[str, Any]) -> dict[str, str]:
     """The content hash of a prepare step's data set files, by content and relative name (never a path or a date:
     a fresh copy of the data, other mtimes, another folder, keeps the key); ``not found yet`` when they are not
     there (the step reports it, or downloads them, when it runs)."""
-    from llmrec.data.registry import resolve_source
+    from llmrec.data.registry import get_spec, input_files, resolve_source
     from llmrec.errors import LlmrecError
     from llmrec.llm.filehash import content_sha256
 
     try:
         source = resolve_source(config["dataset"], config.get("path"), config.get("data_root"), False)
+        spec = get_spec(config["dataset"])
+        if spec.config is not None:  # a data set the user describes: the files its section names, as named there
+            paths = input_files(spec.name, source, config.get(spec.name))
+            if not all(p.is_file() for p in paths):
+                return {"source": "not found yet"}
+            named = [[p.name, content_sha256(p)] for p in paths]
+            return {"source": hashlib.sha256(json.dumps(named, sort_keys=True).encode()).hexdigest()[:20]}
     except LlmrecError:
         return {"source": "not found yet"}
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())

@@ -40,13 +40,16 @@ class Protocol:
     build: Callable[[RecData, BaseModel], PreparedData] | None = None
     time_ordered: bool = False  # samples in time order unless the folder's config says ``order``; the audit checks it
     disjoint_users: bool = False  # splits by user (no user in two splits) instead of by time; the audit checks it
+    needs_ratings: bool = False  # labels are rating > threshold: implicit feedback (no ratings) is refused
 
     def template_for(self, domain: str) -> str:
         """The shipped template for items of ``domain`` ("movie", "book", ...)."""
         return self.templates.get(domain, self.templates["*"])
 
 
-PROTOCOLS: Registry[Protocol] = Registry("protocol", key="protocol", describe=lambda p: p.summary)
+PROTOCOLS: Registry[Protocol] = Registry(
+    "protocol", key="protocol",
+    describe=lambda p: p.summary + ("; needs ratings" if p.needs_ratings else ""))
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
@@ -66,14 +69,15 @@ def buildable() -> list[str]:
 
 register_protocol(Protocol(
     "tallrec", "10-item history windows, most recent 10,000, 8:1:1 by time", "ctr",
-    templates={"book": "tallrec_book", "*": "tallrec_movie"}, history_k=None, config=TallrecConfig, build=build_tallrec))
+    templates={"book": "tallrec_book", "*": "tallrec_movie"}, history_k=None, config=TallrecConfig, build=build_tallrec,
+    needs_ratings=True))
 # K=15: where zero-shot Vicuna-13B peaked on ML-1M in the ReLLa paper
 register_protocol(Protocol(
     "rella", "history >= 5, global time split 8:1:1, full prior history kept", "ctr",
     templates={"book": "rella_book", "*": "rella_movie"}, history_k=15, config=RellaConfig, build=build_rella,
-    time_ordered=True))
+    time_ordered=True, needs_ratings=True))
 register_protocol(Protocol(
-    "trsr", "users with 10-25 interactions, last item target, 1:1 / 1:20 negatives", "ranking",
+    "trsr", "users with 10-25 interactions, last item target, 1:1 / 1:20 negatives; ratings or implicit feedback", "ranking",
     templates={"*": "trsr"}, history_k=None, config=TrsrConfig, build=build_trsr,
     time_ordered=True, disjoint_users=True))
 register_protocol(Protocol(
