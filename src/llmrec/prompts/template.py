@@ -38,7 +38,24 @@ class PromptError(LlmrecError):
 
 SEPARATOR = "\u241f"  # a character no tokenizer merges with its neighbours, removed before tokenizing
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+class OptionalUndefined(jinja2.StrictUndefined):
+    """A field the data does not have is false in a test (``{% if user.age %}``: a data set without ages, such as
+    your own files, renders the other fields) and an error anywhere else (a misspelt ``{{ target.titel }}``).
+
+    >>> env = jinja2.Environment(undefined=OptionalUndefined)
+    >>> env.from_string("{% if user.age %}aged {{ user.age }}{% else %}-{% endif %}").render(user={})
+    '-'
+    >>> env.from_string("{{ user.age }}").render(user={})
+    Traceback (most recent call last):
+        ...
+    jinja2.exceptions.UndefinedError: 'dict object' has no attribute 'age'
+    """
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_ENV = jinja2.Environment(undefined=OptionalUndefined, keep_trailing_newline=True, autoescape=False)
 _ENV.filters["quote"] = lambda s: f'"{s}"'
 
 
