@@ -261,12 +261,12 @@ def bad_case(tmp_path, shop, case):
     if case == "unknown items":
         orders.loc[[3, 9], "sku"] = "p999"
         write(orders, shop / "orders.csv")
-        return {}, ["orders.csv:5", "field 'sku'", "2 interactions name 1 item ids not in", "products.csv",
+        return {}, ["orders.csv:5", "field 'sku'", "2 interactions name 1 item id not in", "products.csv",
                     "'p999'", "unknown_items: drop"]
     if case == "unknown users":
         orders.loc[5, "customer"] = "c999"
         write(orders, shop / "orders.csv")
-        return {}, ["orders.csv:7", "field 'customer'", "1 interactions name 1 user ids not in", "customers.csv",
+        return {}, ["orders.csv:7", "field 'customer'", "1 interaction names 1 user id not in", "customers.csv",
                     "unknown_users: drop"]
     if case == "undecodable bytes":
         raw = (shop / "products.csv").read_bytes().splitlines(keepends=True)
@@ -277,7 +277,7 @@ def bad_case(tmp_path, shop, case):
         lines = orders.to_json(orient="records", lines=True).splitlines()
         lines[3] = lines[3][:-1]
         (shop / "orders.jsonl").write_text("\n".join(lines) + "\n")
-        return {"interactions": {"path": "orders.jsonl"}}, ["orders.jsonl:4", "not a JSON object"]
+        return {"interactions": {"path": "orders.jsonl"}}, ["orders.jsonl:4", "invalid JSON: "]
     if case == "parquet row":
         orders.loc[2, "at"] = "yesterday"
         orders.to_parquet(shop / "orders.parquet")
@@ -328,6 +328,14 @@ def test_config_errors(tmp_path, shop, tiny_ml1m):
                                        "files": settings()}))
         line = one_error_line(run("data", "prepare", "-c", cfg, "--set", f"{key}={value}", expect=1))
         assert fragment in line, line
+
+
+def test_data_load_reads_the_files_section_of_a_config(tmp_path, shop):
+    cfg = config_file(tmp_path, "rella", shop)
+    out = run("data", "load", "files", "--config", cfg, "-o", tmp_path / "schema")
+    assert "files: " in out and "(timestamps: unix)" in out
+    assert len(pd.read_parquet(tmp_path / "schema" / "interactions.parquet")) == len(load(shop).interactions)
+    assert "llmrec data load files --config FILE" in one_error_line(run("data", "load", "files", expect=1))
 
 
 def test_output_folder_holding_the_files_is_refused(tmp_path, shop):

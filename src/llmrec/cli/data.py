@@ -17,7 +17,8 @@ def data() -> None:
 def source_options(f):
     f = click.option("--download", is_flag=True, help="Fetch the official archive if not found locally.")(f)
     f = click.option("--data-root", type=click.Path(file_okay=False), help="Folder holding data sets.")(f)
-    f = click.option("--path", "path", type=click.Path(), help="Archive or folder of this data set.")(f)
+    f = click.option("--path", "path", type=click.Path(),
+                     help="Archive or folder of this data set (files: the folder its relative paths start at).")(f)
     return f
 
 
@@ -53,11 +54,16 @@ def data_prepare(dataset, protocol, config_path, overrides, print_config, path, 
     The output folder must be new, empty, or a prepared folder of the same data set and
     protocol (replaced); anything else is refused, never emptied.
 
+    Your own files are the data set `files`, described by a `files:` section of a --config file
+    (interactions, items, users: paths and column maps; docs/own-data.md); --path is then the
+    folder their relative paths start at.
+
     \b
     Examples:
       llmrec data prepare ml-1m --protocol rella
       llmrec data prepare ml-100k -p tallrec --set tallrec.few_shot=[16,64]
       llmrec data prepare amazon-games -p trsr --path ../shared/data/amazon-games
+      llmrec data prepare --config my-data.yaml        # dataset: files + a files: section
     """
     from llmrec.configfile import read_yaml
     from llmrec.data.prepare import PrepareConfig, prepare
@@ -113,17 +119,30 @@ def data_audit(directory, as_json) -> None:
 @source_options
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Output folder [prepared/<dataset>].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing schema folder of another data set.")
-def data_load(dataset, path, data_root, download, out, overwrite) -> None:
-    """Convert DATASET into the llmrec schema (interactions/items/users Parquet)."""
-    from llmrec.data.registry import get_spec, load_dataset, resolve_source
+@click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+              help="Dataset files: a prepare config whose `files:` section (and `path`) describe your files.")
+def data_load(dataset, path, data_root, download, out, overwrite, config_path) -> None:
+    """Convert DATASET into the llmrec schema (interactions/items/users Parquet).
+
+    \b
+    Examples:
+      llmrec data load ml-1m
+      llmrec data load files --config my-data.yaml -o prepared/my-shop
+    """
+    from llmrec.configfile import read_yaml
+    from llmrec.data.registry import get_spec, input_files, load_dataset, resolve_source
     from llmrec.data.schema import check_schema_target
 
     spec = get_spec(dataset)
+    described = read_yaml(config_path) if config_path else {}
+    settings = described.get(spec.name) if spec.config is not None else None
+    path = path if path is not None else described.get("path") if spec.config is not None else path
     target = Path(out) if out else Path("prepared") / spec.name
     source = resolve_source(spec.name, path, data_root, download)
-    check_schema_target(target, spec.name, overwrite, sources=[source])
-    loaded = load_dataset(spec.name, str(source), data_root, download)
-    loaded.save(target, overwrite=overwrite, sources=[source])
+    sources = input_files(spec.name, source, settings)
+    check_schema_target(target, spec.name, overwrite, sources=sources)
+    loaded = load_dataset(spec.name, str(source), data_root, download, settings=settings)
+    loaded.save(target, overwrite=overwrite, sources=sources)
     s = loaded.summary()
     click.echo(
         f"{s['name']}: {s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items "

@@ -158,7 +158,7 @@ def check_prepare(config: PrepareConfig) -> None:
         for path in input_files(config.dataset, source, config.dataset_config()):
             if not path.exists():
                 raise DataError("no such file", path=path, hint="check the paths of the files: section "
-                                "(relative paths start at the config's `path`, default the current folder)")
+                                "(relative paths start at the config's path, default the current folder)")
 
 
 def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, dict[str, float]]:

@@ -178,8 +178,9 @@ def dataset_settings(name: str, settings: Any) -> BaseModel | None:
     if spec.config is None:
         return None
     if settings is None:
-        raise ConfigError(f"dataset {spec.name}: describe the files in a `{spec.name}:` section of the prepare "
-                          "config (llmrec data prepare --config FILE; docs/own-data.md)")
+        raise ConfigError(f"dataset {spec.name}: describe the files in a `{spec.name}:` section of a config file "
+                          f"(llmrec data prepare --config FILE, llmrec data load {spec.name} --config FILE; "
+                          "docs/own-data.md)")
     if isinstance(settings, spec.config):
         return settings
     try:

@@ -315,7 +315,7 @@ def _read(root: Path, spec: TableFile, role: str, needed: dict[str, str]) -> _Ta
     where = str(path)
     if not path.is_file():
         raise DataError("no such file" if not path.exists() else "not a file", path=where,
-                        hint=f"check files.{role}.path (relative paths start at the config's `path`, default the "
+                        hint=f"check files.{role}.path (relative paths start at the config's path, default the "
                         "current folder)")
     fmt, gz = _format_of(spec, path, role)
     columns = list(dict.fromkeys(needed.values()))
@@ -385,7 +385,7 @@ def _read_jsonl(text: str, where: str, role: str, needed: dict[str, str], column
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"not a JSON object ({exc.msg}, column {exc.colno})", path=where, line=number,
+                raise DataError(f"invalid JSON: {exc.msg} at column {exc.colno}", path=where, line=number,
                                 hint="one JSON object per line (JSON lines)") from None
             if not isinstance(record, dict):
                 raise DataError(f"not a JSON object but {type(record).__name__}", path=where, line=number,
@@ -506,7 +506,9 @@ def _unknown(table: _Table, ids: pd.Series, known: pd.Series, column: str, key: 
     row = int(np.flatnonzero(~ok)[0])
     n_ids = int(pd.unique(ids[~ok]).size)
     fix = "unknown_items: drop" if key == "item" else "unknown_users: drop (or keep: an empty profile)"
-    raise table.error(f"{int((~ok).sum()):,} interactions name {n_ids:,} {key} ids not in {other} (the first: "
+    n_rows = int((~ok).sum())
+    raise table.error(f"{n_rows:,} interaction{'s' if n_rows != 1 else ''} name{'' if n_rows != 1 else 's'} "
+                      f"{n_ids:,} {key} id{'s' if n_ids != 1 else ''} not in {other} (the first: "
                       f"{ids.iloc[row]!r})", row, column, hint=f"add them to that file, or set files.{fix}")
 
 
