@@ -23,7 +23,7 @@ from llmrec.cli import main
 from llmrec.data.loaders.tabular import FilesConfig, load_files
 from llmrec.data.prepare import PrepareConfig, check_prepare, prepare
 from llmrec.data.prepared import PreparedData
-from llmrec.errors import ConfigError, DataError
+from llmrec.errors import ConfigError
 from tests.conftest import random_ratings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,8 +30,8 @@ from llmrec.data.download import download_archive
 from llmrec.data.loaders.amazon import load_amazon
 from llmrec.data.loaders.bookcrossing import load_bookcrossing
 from llmrec.data.loaders.mind import load_mind
-from llmrec.data.loaders.tabular import FilesConfig, files_of, is_implicit, load_files
 from llmrec.data.loaders.movielens import load_ml_1m, load_ml_100k, load_ml_csv
+from llmrec.data.loaders.tabular import FilesConfig, files_of, is_implicit, load_files
 from llmrec.data.schema import RecData
 from llmrec.errors import ConfigError, DataError
 from llmrec.registry import Registry

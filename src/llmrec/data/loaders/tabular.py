@@ -389,7 +389,7 @@ def _read_jsonl(text: str, where: str, role: str, needed: dict[str, str], column
                                 hint="one JSON object per line (JSON lines)") from None
             if not isinstance(record, dict):
                 raise DataError(f"not a JSON object but {type(record).__name__}", path=where, line=number,
-                                hint="one JSON object per line (JSON lines)")
+                                hint="one JSON object per line (JSON lines)") from None
             records.append(record)
         frame = pd.DataFrame.from_records(records)
         have = list(frame.columns)
