@@ -380,6 +380,20 @@ def test_experiment_step_key_follows_the_files_content(tmp_path, shop):
     assert source_fingerprint(cfg) == {"source": "not found yet"}
 
 
+def test_an_experiment_prepares_the_files_and_skips_them_when_unchanged(tmp_path, shop):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({"name": "own", "metrics": ["auc"], "steps": [
+        {"name": "data", "prepare": {"dataset": "files", "protocol": "rella", "path": str(shop), "files": settings()}},
+        {"name": "history-rate", "baseline": {"model": "history_rate", "data": "@data"}}]}))
+    out = tmp_path / "out"
+    run("run", exp, "--out", out)
+    assert json.loads((out / "history-rate" / "seed-0" / "metrics.json").read_text())["metrics"]["auc"] > 0
+    assert run("run", exp, "--out", out, "--dry-run").count("done") >= 2
+    with open(shop / "products.csv", "a") as f:  # an edited export prepares again
+        f.write("p999,New product,kitchen\n")
+    assert "changed" in run("run", exp, "--out", out, "--dry-run")
+
+
 def test_the_tutorial_data_script_and_config(tmp_path, monkeypatch):
     """examples/make_shop_data.py + examples/shop.yaml (docs/tutorials/your-data.md) prepare with every protocol."""
     spec = importlib.util.spec_from_file_location("make_shop_data", REPO / "examples" / "make_shop_data.py")

@@ -468,7 +468,10 @@ def _epoch_ns(table: _Table, column: str, how: str) -> np.ndarray:
                               "or a strftime format)")
         unit = how if how != "auto" else ("milliseconds" if float(numbers.abs().max()) >= MS_FROM else "seconds")
         scale = 1_000_000 if unit == "milliseconds" else 1_000_000_000
-        return np.round(numbers.to_numpy(dtype=np.float64) * scale).astype(np.int64)
+        floats = numbers.to_numpy(dtype=np.float64)
+        if numbers.dtype.kind in "iu" or (floats == np.floor(floats)).all():  # whole numbers: exact integer arithmetic
+            return numbers.to_numpy(dtype=np.float64 if numbers.dtype.kind == "f" else np.int64).astype(np.int64) * scale
+        return np.round(floats * scale).astype(np.int64)
     text = values.astype(str).str.strip()
     fmt = "ISO8601" if how in ("auto", "iso8601") else how
     try:
