@@ -4,9 +4,10 @@
 
 writes ``shop/orders.csv`` (customer_id, sku, stars 1-5, ordered_at in ISO 8601),
 ``shop/products.csv`` (sku, name, category, tags joined by "; ") and ``shop/customers.csv``
-(customer_id, age_band, region), the way a shop system exports them. Each customer has two
-favourite categories: most orders are in them, and they get the better stars, so a model has
-something to learn. Deterministic for a given --seed.
+(customer_id, age_band, region), the way a shop system exports them. The stars have two causes a
+model can learn: the product line (Premium and Organic products please, Budget and Mini ones
+disappoint) and each customer's two favourite categories (most of their orders, and better
+stars). Deterministic for a given --seed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ CATEGORIES = {
     "books": ["Cookbook", "Travel Guide", "Crime Novel", "Poetry Collection", "Garden Handbook", "Tea Atlas"],
     "toys": ["Wooden Train", "Puzzle Box", "Kite", "Building Blocks", "Card Game", "Plush Bear"],
 }
-STYLES = ["Classic", "Organic", "Deluxe", "Travel", "Family", "Mini", "Premium", "Vintage"]
+STYLES = {"Premium": 1.0, "Organic": 1.0, "Handmade": 0.8, "Classic": 0.0, "Family": 0.0, "Travel": -0.4,
+          "Mini": -1.0, "Budget": -1.2}  # product line -> effect on the stars
 TAGS = ["gift", "bestseller", "eco", "new", "sale", "handmade"]
 AGES = ["18-24", "25-34", "35-44", "45-54", "55+"]
 REGIONS = ["north", "south", "east", "west"]
@@ -41,11 +43,12 @@ def make_shop(out: Path, customers: int = 300, products: int = 120, seed: int = 
     for p in range(products):
         category = names[p % len(names)]
         noun = CATEGORIES[category][(p // len(names)) % len(CATEGORIES[category])]
-        style = STYLES[int(rng.integers(len(STYLES)))]
+        style = list(STYLES)[int(rng.integers(len(STYLES)))]
         tags = [str(t) for t in rng.choice(TAGS, size=int(rng.integers(1, 3)), replace=False)]
         product_rows.append({"sku": f"SKU-{p + 1:04d}", "name": f"{style} {noun}", "category": category,
                              "tags": "; ".join([category, *tags])})
     category_of = np.array([names.index(r["category"]) for r in product_rows])
+    quality = np.array([STYLES[r["name"].split()[0]] for r in product_rows])
 
     customer_rows, order_rows = [], []
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -60,8 +63,8 @@ def make_shop(out: Path, customers: int = 300, products: int = 120, seed: int = 
         bought = rng.choice(products, size=n, replace=False, p=weights / weights.sum())
         seconds = np.sort(rng.integers(0, 365 * 24 * 3600, size=n))
         for p, s in zip(bought, seconds):
-            mean = 4.2 if liked[p] else 2.4
-            stars = int(np.clip(np.rint(rng.normal(mean, 0.9)), 1, 5))
+            mean = 2.9 + quality[p] + (0.8 if liked[p] else -0.2)
+            stars = int(np.clip(np.rint(rng.normal(mean, 0.8)), 1, 5))
             when = (start + timedelta(seconds=int(s))).strftime("%Y-%m-%dT%H:%M:%SZ")
             order_rows.append({"order_id": f"O{len(order_rows) + 1:06d}", "customer_id": cid,
                                "sku": product_rows[p]["sku"], "stars": stars, "ordered_at": when})
