@@ -17,11 +17,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,12 @@ def test_every_code_block_runs_or_says_why_not():
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.lang in PARSE], ids=str)
 def test_config_blocks_parse(block):
-    PARSE[block.lang](block.text)
+    """A ``yaml`` block parses; one that names a data set and a protocol is a valid prepare config."""
+    value = PARSE[block.lang](block.text)
+    if isinstance(value, dict) and {"dataset", "protocol"} <= set(value):
+        from llmrec.data.prepare import PrepareConfig
+
+        PrepareConfig.model_validate(value)
 
 
 def _workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
