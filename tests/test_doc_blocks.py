@@ -119,6 +119,8 @@ def test_the_runnable_blocks_of_a_page_run(page, tmp_path):
     for block in blocks(page):
         if block.lang not in RUN or block.not_run is not None:
             continue
+        assert not re.search(r"\bpip3? install\b|\bapt(-get)? install\b", block.text), \
+            f"{block} installs packages: mark it <!-- not run: installs packages -->"
         if block.lang == "python":
             script = work / f"block_{block.line}.py"
             script.write_text(block.text)
