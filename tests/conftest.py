@@ -12,6 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub: no hangs on a closed network
 
+try:  # property-based tests (tests/test_properties.py, tests/test_api_fuzz.py)
+    from hypothesis import HealthCheck, settings
+
+    # ci (the default): the same examples on every run and machine, no example database; a failure prints the
+    # @reproduce_failure blob. HYPOTHESIS_PROFILE=explore: fresh random examples (and hypothesis's database).
+    settings.register_profile("ci", derandomize=True, database=None, print_blob=True, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("explore", print_blob=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the test extra installs it; without it only the property tests fail (at their import)
+    pass
+
 
 def shared_data_dir() -> Path:
     return Path(os.environ.get("LLMREC_SHARED_DATA", REPO.parent / "shared" / "data"))
