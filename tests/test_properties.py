@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import assume, given, note, settings
+from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 from llmrec.data.protocols import (
@@ -502,3 +502,141 @@ def test_prepare_is_seeded_same_seed_same_files_and_the_audit_passes(data_seed, 
         status = {c["check"]: c["status"] for c in report["checks"]}
         assert status["history_matches_chronology"] == "ok" and status["history_before_target"] == "ok"
         assert status["users_disjoint" if protocol == "trsr" else "split_periods"] == "ok"
+
+
+# =========================================================================== prompt budgets
+
+N_ITEMS = 19
+
+
+@pytest.fixture(scope="module")
+def prompt_kit():
+    """Item texts of varied length, the word-level test tokenizer and the shipped templates."""
+    from llmrec.prompts.build import PromptData
+    from llmrec.prompts.template import load_template
+    from tests.tiny_models import tiny_tokenizer
+
+    ids = [str(i) for i in range(N_ITEMS)]
+    # the longest title in characters is not the longest in tokens (one long word against many short ones)
+    titles = [f"Movie {i}" + " Part" * (i % 5) for i in range(N_ITEMS - 3)] + \
+        ["Extraordinarilylongsingleword", "A B C D E F G", "Twentyfourcharacterslong"]
+    items = pd.DataFrame({"item": ids, "title": titles,
+                          "genres": ["Drama" if i % 2 else "Comedy|Drama" for i in range(N_ITEMS)]})
+    users = pd.DataFrame({"user": ["u"], "gender": ["female"], "age": ["25"], "occupation": ["writer"]})
+    texts = PromptData.from_tables(items, users, "ml-1m", label_threshold=3)
+    templates = {name: load_template(name) for name in ("tallrec_movie", "rella_movie", "rella_movie_counts", "trsr")}
+    return texts, templates, tiny_tokenizer()
+
+
+@st.composite
+def ctr_row(draw, retrieved: bool):
+    n = draw(st.integers(0, 12))
+    row = {"sample_id": 0, "user": "u", "item": str(draw(st.integers(0, N_ITEMS - 1))),
+           "history_items": [str(i) for i in draw(st.lists(st.integers(0, N_ITEMS - 1), min_size=n, max_size=n))],
+           "history_ratings": [float(r) for r in draw(st.lists(st.integers(1, 5), min_size=n, max_size=n))]}
+    if retrieved:  # SUBR's similarities, with ties
+        row["history_similarity"] = draw(st.lists(st.sampled_from([0.1, 0.4, 0.7, 0.9]), min_size=n, max_size=n))
+    return row
+
+
+def _expected_kept(row: dict, k: int | None, n_kept: int | None = None) -> list[int]:
+    """By the documented rules: ``history_k`` keeps the k most recent items (a retrieved history: the k most
+    similar, the more recent among equals); the budget then drops the oldest first (retrieved: the least
+    similar first, the older first among equals). Indices into the row's history, chronological; ``n_kept``
+    None: all the items shown before the budget."""
+    n = len(row["history_items"])
+    sims = row.get("history_similarity")
+    by_value = list(range(n)) if sims is None else sorted(range(n), key=lambda i: (sims[i], i))  # first to go first
+    shown = by_value[max(0, n - k):] if k is not None else by_value
+    if n_kept is None:
+        n_kept = len(shown)
+    return sorted(shown[len(shown) - n_kept:] if n_kept else [])
+
+
+@settings(max_examples=60)
+@given(st.booleans().flatmap(ctr_row), st.sampled_from(["tallrec_movie", "rella_movie", "rella_movie_counts"]),
+       st.one_of(st.none(), st.integers(0, 14)), st.data())
+def test_ctr_prompts_stay_within_the_budget_and_drop_history_in_the_documented_order(prompt_kit, row, template, k,
+                                                                                    data):
+    """Never over ``max_prompt_tokens``; history dropped oldest first (SUBR: least similar first); the target and
+    question always kept; as much history as fits. Mutation: keep ``history[:n]`` in ``PromptTemplate.render``."""
+    from llmrec.prompts.build import render_ctr
+    from llmrec.prompts.template import PromptError
+
+    texts, templates, tok = prompt_kit
+    tpl = templates[template]
+    variables = texts.variables(row["user"], row["item"])
+
+    def rendered(kept: list[int]):
+        hist = [texts.item(row["history_items"][i], row["history_ratings"][i]) for i in kept]
+        ctx, cand = tpl.render_text(variables, hist)
+        return ctx + cand, len(tok(ctx)["input_ids"]) + len(tok(cand, add_special_tokens=False)["input_ids"])
+
+    bare_text, bare = rendered([])
+    full = rendered(_expected_kept(row, k))[1]
+    budget = max(1, data.draw(st.integers(bare - 5, full + 5), label="budget"))  # mostly a cut somewhere inside
+    note(f"row {row}, k {k}, budget {budget}, prompt without history {bare} tokens")
+    try:
+        (p,) = render_ctr([row], texts, tpl, tok, k, budget, chat=False)
+    except PromptError:
+        assert bare > budget  # refused only when the question and target alone do not fit
+        return
+    assert len(p) <= budget
+    kept = _expected_kept(row, k, p.history_kept)
+    text, length = rendered(kept)
+    assert p.text == text and len(p) == length
+    assert p.candidate_ids == tuple(tok(bare_text[len(tpl.render_text(variables, [])[0]):],
+                                        add_special_tokens=False)["input_ids"])  # the candidate part is never cut
+    assert texts.item(row["item"])["title"] in p.text
+    shown = len(_expected_kept(row, k))
+    assert p.history_total == shown
+    event(f"{'retrieved' if 'history_similarity' in row else 'recent'} history, "
+          f"{'cut' if p.history_kept < shown else 'not cut'} by the budget, "
+          f"{'partly' if 0 < p.history_kept < shown else 'all or nothing'}")
+    if p.history_kept < shown:  # maximal: one more item (the next one in the drop order) would not fit
+        assert rendered(_expected_kept(row, k, p.history_kept + 1))[1] > budget
+
+
+@settings(max_examples=40)
+@given(ctr_row(retrieved=False),
+       st.tuples(st.booleans(), st.lists(st.integers(0, N_ITEMS - 1), max_size=4)).map(
+           lambda t: [N_ITEMS - 3, N_ITEMS - 2] * t[0] + t[1]).filter(len),  # often the two deceptive titles
+       st.one_of(st.none(), st.integers(0, 14)), st.sampled_from([None, "likes dramas"]), st.data())
+def test_ranking_prompts_share_one_history_within_the_budget(prompt_kit, row, candidates, k, summary, data):
+    """Every candidate of a list fits the budget with the same, most recent history; the summary and every
+    candidate are kept; as much history as fits the longest candidate prompt."""
+    from llmrec.prompts.build import render_ranking
+    from llmrec.prompts.template import PromptError
+
+    texts, templates, tok = prompt_kit
+    tpl = templates["trsr"]
+    row = {**row, "candidates": [str(c) for c in candidates], "summary": summary}
+
+    def lengths(n_kept: int | None) -> list[int]:
+        hist = [texts.item(row["history_items"][i], row["history_ratings"][i])
+                for i in _expected_kept(row, k, n_kept)]
+        out = []
+        for c in row["candidates"]:
+            ctx, cand = tpl.render_text(texts.variables("u", c, summary), hist)
+            out.append(len(tok(ctx)["input_ids"]) + len(tok(cand, add_special_tokens=False)["input_ids"]))
+        return out
+
+    budget = max(1, data.draw(st.integers(max(lengths(0)) - 5, max(lengths(None)) + 5), label="budget"))
+    try:
+        (group,) = render_ranking([row], texts, tpl, tok, k, budget, chat=False)
+    except (PromptError, DataError):
+        assert max(lengths(0)) > budget
+        return
+    assert len(group) == len(row["candidates"])
+    assert max(len(p) for p in group) <= budget
+    assert len({p.context_ids for p in group}) == 1  # one shared context (prefix reuse, a fair ranking)
+    n = group[0].history_kept
+    assert all(p.history_kept == n for p in group)
+    assert [len(p) for p in group] == lengths(n)
+    for c, p in zip(row["candidates"], group):
+        assert f"Candidate: {texts.item(c)['title']}\n" in p.text
+        assert summary is None or summary in p.text
+    shown = len(_expected_kept(row, k))
+    event(f"{'cut' if n < shown else 'not cut'} by the budget, {'partly' if 0 < n < shown else 'all or nothing'}")
+    if n < shown:
+        assert max(lengths(n + 1)) > budget
