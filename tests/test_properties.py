@@ -640,3 +640,116 @@ def test_ranking_prompts_share_one_history_within_the_budget(prompt_kit, row, ca
     event(f"{'cut' if n < shown else 'not cut'} by the budget, {'partly' if 0 < n < shown else 'all or nothing'}")
     if n < shown:
         assert max(lengths(n + 1)) > budget
+
+
+# =========================================================================== SUBR
+
+
+@st.composite
+def subr_problem(draw):
+    """Users' chronologies over a small catalogue (repeated items, tied similarities) and samples at any position."""
+    n_items = draw(st.integers(1, 8))
+    dim = draw(st.integers(1, 3))
+    # small integer directions: many items point the same way (tied similarities), some opposite
+    raw = np.array(draw(st.lists(st.lists(st.integers(-2, 2), min_size=dim, max_size=dim).filter(any),
+                                 min_size=n_items, max_size=n_items)), dtype=np.float64)
+    vectors = (raw / np.linalg.norm(raw, axis=1, keepdims=True)).astype(np.float32)
+    lengths = draw(st.lists(st.integers(1, 14), min_size=1, max_size=5))
+    seq_rows = np.array(draw(st.lists(st.integers(0, n_items - 1), min_size=sum(lengths), max_size=sum(lengths))))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    samples = draw(st.lists(st.integers(0, len(lengths) - 1).flatmap(
+        lambda u: st.tuples(st.just(u), st.integers(0, lengths[u] - 1))), min_size=1, max_size=12))
+    users = np.array([u for u, _ in samples], dtype=np.int64)
+    ends = np.array([e for _, e in samples], dtype=np.int64)
+    k = draw(st.integers(1, 6))
+    return seq_rows, starts, users, ends, vectors, k
+
+
+@settings(max_examples=80)
+@given(subr_problem(), st.sampled_from([0, 10_000]), st.sampled_from([1, 2]))
+def test_subr_retrieves_the_k_most_similar_earlier_items_in_chronological_order(problem, dense_max_items, threads):
+    """Per sample: min(K, earlier items) positions, strictly before the target, ascending (chronological), and
+    no unchosen earlier item more similar than a chosen one (ties: the more recent wins); deterministic, and the
+    fast path equals the straightforward one. Mutation: ``>=`` for ``>`` in the mask of positions at or after
+    the target (the target retrieved as its own history) fails this."""
+    from llmrec.retrieval import subr_fast, subr_reference
+    from llmrec.retrieval.subr import SCALE, integer_vectors
+
+    seq_rows, starts, users, ends, vectors, k = problem
+    got = subr_fast(seq_rows, starts, users, ends, vectors, k, dense_max_items=dense_max_items, block_entries=1024,
+                    threads=threads)
+    q = integer_vectors(vectors).astype(np.int64)
+    assert np.diff(got.offsets).tolist() == np.minimum(ends, k).tolist()
+    for i, (u, end) in enumerate(zip(users, ends)):
+        pos = got.positions[got.offsets[i] : got.offsets[i + 1]].tolist()
+        assert pos == sorted(set(pos)) and all(0 <= p < end for p in pos)  # chronological, strictly earlier
+        history = seq_rows[starts[u] : starts[u] + end]
+        target = seq_rows[starts[u] + end]
+        dots = [int(q[history[p]] @ q[target]) for p in range(end)]
+        assert got.dots[got.offsets[i] : got.offsets[i + 1]].tolist() == [dots[p] for p in pos]
+        key = [(dots[p], p) for p in range(end)]  # higher similarity first, then the more recent
+        chosen = {key[p] for p in pos}
+        assert all(c > o for c in chosen for o in set(key) - chosen)
+    np.testing.assert_allclose(got.similarity, got.dots / SCALE**2, rtol=1e-6)
+    assert got.equals(subr_fast(seq_rows, starts, users, ends, vectors, k))  # other blocking, same bits
+    assert got.equals(subr_reference(seq_rows, starts, users, ends, vectors, k))
+    # a sample's retrieval depends on its own chronology only: any split of the samples gives the same rows
+    from llmrec.retrieval.subr import concat_retrieved
+
+    cut = len(ends) // 2
+    halves = [subr_fast(seq_rows, starts, users[a:b], ends[a:b], vectors, k) for a, b in ((0, cut), (cut, len(ends)))]
+    assert concat_retrieved(halves).equals(got)
+
+
+def test_subr_handles_a_sample_repeated_more_often_than_its_history_is_long():
+    """Found by the property above: four copies of one sample with 2 earlier items (K = 1) made the block
+    sizing index past its position range (a ValueError on broadcasting)."""
+    from llmrec.retrieval import subr_fast, subr_reference
+
+    vectors = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float32)
+    problem = (np.array([0, 1, 2]), np.array([0]), np.zeros(4, dtype=np.int64), np.full(4, 2), vectors, 1)
+    got = subr_fast(*problem)
+    assert got.positions.tolist() == [1] * 4 and got.equals(subr_reference(*problem))
+
+
+@settings(max_examples=8)
+@given(st.integers(0, 10_000), st.integers(1, 6))
+def test_retrieved_folders_hold_earlier_items_in_chronological_order(data_seed, k):
+    """Through ``retrieve`` on a prepared ReLLa folder: each history is min(K, history_end) items of the user's
+    chronology strictly before the target, ascending, with their ratings; the folder passes the audit; a second
+    run writes the same files."""
+    from llmrec.data.audit import audit_prepared
+    from llmrec.data.prepare import PrepareConfig, prepare
+    from llmrec.data.prepared import PreparedData
+    from llmrec.retrieval import EncoderSettings, RetrievalConfig, retrieve
+    from tests.conftest import random_ratings, write_ml1m_zip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        zip_path = write_ml1m_zip(tmp / "ml-1m.zip", random_ratings(8, 30, (2, 20), seed=data_seed))
+        data = prepare(PrepareConfig(dataset="ml-1m", protocol="rella", path=str(zip_path), out=str(tmp / "rella"),
+                                     rella={"min_history": 1}), log=lambda m: None)[1]
+        ids = PreparedData.load(data).items["item"].tolist()
+        rng = np.random.default_rng(data_seed)
+        vec = tmp / "vectors.parquet"
+        pd.DataFrame({"item": ids, "vector": list(rng.integers(-2, 3, size=(len(ids), 3)).astype(float) + 0.01)}
+                     ).to_parquet(vec)
+        outs = []
+        for name in ("a", "b"):
+            config = RetrievalConfig(data=str(data), out=str(tmp / name), k=k,
+                                     encoder=EncoderSettings(kind="file", path=str(vec), pca_dim=None))
+            outs.append(retrieve(config, log=lambda m: None, progress=False)[0])
+        got = PreparedData.load(outs[0])
+        seqs = {r["user"]: r for r in got.sequences.to_pylist()}
+        for name in ("train", "valid", "test"):
+            for r in got.splits[name].to_pylist():
+                s, end = seqs[r["user"]], r["history_end"]
+                pos = r["history_positions"]
+                assert len(pos) == min(k, end) and pos == sorted(set(pos)) and all(0 <= p < end for p in pos)
+                assert r["history_items"] == [s["items"][p] for p in pos]
+                assert r["history_ratings"] == [s["ratings"][p] for p in pos]
+                assert all(s["timestamps"][p] <= r["timestamp"] for p in pos)
+        assert audit_prepared(outs[0])["ok"]
+        for f in sorted(p.name for p in outs[0].iterdir()):
+            if f != "meta.json":  # meta.json names its own folder's sources
+                assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f

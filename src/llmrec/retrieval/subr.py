@@ -121,7 +121,8 @@ def subr_fast(seq_rows: np.ndarray, user_start: np.ndarray, sample_user: np.ndar
     order = big[np.lexsort((sample_end[big], sample_user[big]))]
     cuts = np.flatnonzero(np.diff(sample_user[order])) + 1
     dense = _dense_similarities(q) if len(q) <= dense_max_items else None
-    arange = np.arange(int(sample_end.max()) + 1, dtype=np.int64)
+    # positions up to the longest history, and counts up to the most samples of one user (repeated samples too)
+    arange = np.arange(max(int(sample_end.max()), len(sample_end)) + 1, dtype=np.int64)
     n_items = np.int64(len(q))
     flat_dense = dense.ravel() if dense is not None else None
 
