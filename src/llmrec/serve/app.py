@@ -3,7 +3,7 @@
 
 Endpoints: ``POST /v1/score`` (a score per candidate, request order: P(yes) of a language model), ``POST /v1/rank``
 (candidates by score, optional ``top_k``), ``GET /health``, ``GET /metrics``. Errors are one
-JSON object ``{"error": "...", "field": "..."}``: 400 malformed JSON, 401 missing or wrong
+JSON object ``{"error": "...", "field": "..."}``: 400 malformed JSON (or an undecodable body), 401 missing or wrong
 ``X-API-Key`` (when a key is set), 413 body over ``max_body_bytes``, 422 a body the service cannot
 score (unknown item, empty history, too many candidates, wrong types), 503 shutting down.
 """
@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llmrec import __version__
 from llmrec.serve.batcher import MicroBatcher, ShuttingDown
@@ -29,8 +30,13 @@ from llmrec.serve.service import InvalidRequest, RecommenderService
 
 __all__ = ["create_app"]
 
-_ERROR = {"content": {"application/json": {"example": {"error": "unknown item 'x' (not in ...)",
-                                                        "field": "candidates[0]"}}}}
+_ERROR_SCHEMA = {"type": "object", "required": ["error", "field"], "additionalProperties": False,
+                 "properties": {"error": {"type": "string", "description": "what is wrong, in one line"},
+                                "field": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                          "description": "the offending part of the request, if one"}}}
+_ERROR = {"content": {"application/json": {"schema": _ERROR_SCHEMA,
+                                           "example": {"error": "unknown item 'x' (not in ...)",
+                                                       "field": "candidates[0]"}}}}
 _RESPONSES = {400: _ERROR, 401: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR}
 
 
@@ -130,6 +136,17 @@ def create_app(service: RecommenderService) -> FastAPI:
         if any(e.get("type") == "json_invalid" for e in errors):
             return _error(400, f"malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}")
         return _error(422, first["msg"], field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        # FastAPI's own answers (a body it cannot decode: invalid UTF-8, JSON nested too deep; 404; 405) in the
+        # error shape too, with their headers (405's Allow)
+        message = str(exc.detail)
+        if exc.status_code == 400:
+            message = f"malformed request body: {message}"
+        response = _error(exc.status_code, message)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(InvalidRequest)
     async def on_bad_request(request: Request, exc: InvalidRequest):
