@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections import Counter
 
@@ -123,29 +124,34 @@ odd_strings = st.one_of(st.text(max_size=12), st.sampled_from(["", " ", "\x00", 
 @st.composite
 def near_valid_body(draw, items):
     """A score request over the catalogue's ids: mostly valid (so that many reach the model), with now and then an
-    unknown id, an odd rating, a missing or retyped key, an extra key."""
+    unknown id, an odd rating, a missing or retyped key, an extra key. The choices come from a seeded
+    ``random.Random`` (hypothesis picks the seed): uniform, where hypothesis's own draws lean to the edges."""
+    rnd = random.Random(draw(st.integers(0, 2**32 - 1)))
 
-    def pick(valid, odd, odds: int = 8):  # the odd value one time in ``odds``
-        return draw(odd) if draw(st.integers(0, odds - 1)) == 0 else draw(valid)
+    def pick(valid, odd, odds: int = 20):  # the odd value one time in ``odds``
+        return draw(odd) if rnd.random() < 1 / odds else valid
 
     def entry():
-        e = {"item": pick(st.sampled_from(items), odd_strings), "rating": pick(st.integers(1, 5), odd_numbers)}
-        if draw(st.integers(0, 15)) == 0:
-            e.pop(draw(st.sampled_from(["item", "rating"])))
+        e = {"item": pick(rnd.choice(items), odd_strings), "rating": pick(rnd.randint(1, 5), odd_numbers)}
+        if rnd.random() < 1 / 40:
+            e.pop(rnd.choice(["item", "rating"]))
         return e
 
-    body = {"history": [entry() for _ in range(draw(st.integers(0, 6)))],
-            "candidates": [pick(st.sampled_from(items), odd_strings, 16) for _ in range(draw(st.integers(1, 10)))]}
-    if draw(st.booleans()):
-        body["user"] = pick(st.sampled_from(["1", "2", "unknown"]), st.one_of(odd_strings, st.integers(), st.none()))
-    if draw(st.booleans()):
+    n_candidates = rnd.randint(1, MAX_CANDIDATES) if rnd.random() < 0.9 else rnd.randint(0, MAX_CANDIDATES + 2)
+    body = {"history": [entry() for _ in range(rnd.randint(1, 6) if rnd.random() < 0.9 else 0)],
+            "candidates": [pick(rnd.choice(items), odd_strings, 40) for _ in range(n_candidates)]}
+    if rnd.random() < 0.5:
+        body["user"] = pick(rnd.choice(["1", "2", "unknown"]), st.one_of(odd_strings, st.integers(), st.none()))
+    if rnd.random() < 0.5:
         body["summary"] = draw(st.one_of(odd_strings, st.none()))
-    mutation = draw(st.integers(0, 9))
+    if rnd.random() < 1 / 8:  # bytes that are not a request at all
+        return draw(raw_bodies)
+    mutation = rnd.randint(0, 19)
     if mutation == 0:
-        body.pop(draw(st.sampled_from(sorted(body))))
+        body.pop(rnd.choice(sorted(body)))
     elif mutation == 1:
-        body[draw(st.sampled_from(sorted(body)))] = draw(st.one_of(st.integers(), st.text(max_size=5), st.none(),
-                                                                   st.lists(st.integers(), max_size=2)))
+        body[rnd.choice(sorted(body))] = draw(st.one_of(st.integers(), st.text(max_size=5), st.none(),
+                                                        st.lists(st.integers(), max_size=2)))
     elif mutation == 2:
         body[draw(odd_strings)] = 1
     return body
@@ -174,7 +180,7 @@ def test_near_valid_and_malformed_bodies_get_a_score_or_one_clear_4xx(served):
     started, statuses = time.monotonic(), Counter()
     with TestClient(app) as client:
         @settings(max_examples=120, suppress_health_check=list(HealthCheck))
-        @given(st.integers(0, 7).flatmap(lambda i: raw_bodies if i == 0 else near_valid_body(items).map(_dumps)),
+        @given(near_valid_body(items).map(lambda b: b if isinstance(b, bytes) else _dumps(b)),
                st.sampled_from(["/v1/score"] * 3 + ["/v1/rank"] * 2 + ["/v1/rank?top_k=2", "/v1/rank?top_k=0",
                                                                       "/v1/rank?top_k=x"]),
                st.sampled_from(["application/json"] * 6 + ["text/plain", None]))
@@ -200,7 +206,7 @@ def test_near_valid_and_malformed_bodies_get_a_score_or_one_clear_4xx(served):
 
         check()
     print(f"statuses: {dict(statuses)}")
-    assert statuses[200] >= 10 and statuses[422] >= 10 and statuses[400] >= 1  # the model was reached, often
+    assert statuses[200] >= 10 and statuses[422] >= 10  # the model was reached, often; and refused, often
     assert time.monotonic() - started < 120  # bounded: a hang or a slow path fails here, not in CI's timeout
 
 
