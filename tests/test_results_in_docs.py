@@ -13,6 +13,7 @@ Conventions the pages follow (and these tests read):
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -213,13 +214,25 @@ README_HEADLINE = re.compile(r"<!-- headline: (docs/results/[\w-]+\.md) -->[ \t]
 
 
 def readme_headline_numbers_not_on_pages(readme: str) -> tuple[int, list[str]]:
-    """How many marked headline tables ``readme`` has, and each number in them that the page's headline
-    table does not show (the same digits: the README copies the page)."""
+    """How many marked headline tables ``readme`` has, and each of their cells whose numbers are not, in order and
+    next to each other, the numbers of one cell of the page's headline table (the README copies the page: the
+    same digits, each value with its own interval or std, never a number from another row)."""
     blocks = README_HEADLINE.findall(readme)
     wrong = []
     for page, table in blocks:
-        shown = set(re.findall(r"\d*\.\d+", headline((ROOT / page).read_text())))
-        wrong += [f"{page}: {n}" for n in re.findall(r"\d*\.\d+", table) if n not in shown]
+        page_cells = [
+            re.findall(r"\d*\.\d+", cell)
+            for line in headline((ROOT / page).read_text()).splitlines()
+            if line.startswith("|")
+            for cell in line.strip().strip("|").split("|")
+        ]
+        for line in table.splitlines():
+            for cell in line.strip().strip("|").split("|"):
+                numbers = re.findall(r"\d*\.\d+", cell)
+                if numbers and not any(
+                    numbers == shown[i : i + len(numbers)] for shown in page_cells for i in range(len(shown))
+                ):
+                    wrong.append(f"{page}: {cell.strip()}")
     return len(blocks), wrong
 
 
@@ -229,8 +242,10 @@ def test_readme_headline_check_catches_a_changed_number():
     readme = f"# x\n\n<!-- headline: docs/results/tallrec.md -->\n| a | b |\n|---|---|\n{row}\n"
     assert readme_headline_numbers_not_on_pages(readme) == (1, [])
     assert readme_headline_numbers_not_on_pages(readme.replace("0.7549", "0.7548"))[1] == [
-        "docs/results/tallrec.md: 0.7548"
+        "docs/results/tallrec.md: 0.7548 ± 0.0050 over 5 draws (each draw's 95% interval about ±.03)"
     ]
+    # a number of another row of the page's headline table is not this row's number
+    assert readme_headline_numbers_not_on_pages(readme.replace("0.7549", "0.7246"))[1]
 
 
 def test_the_readme_headline_tables_show_the_pages_numbers():
@@ -286,3 +301,433 @@ def test_every_quoted_paired_difference_is_a_recorded_one():
                 line = text.count("\n", 0, found.start()) + 1
                 stale.append(f"{name}:{line}: {' '.join(found.group(0).split())}")
     assert not stale, f"these quoted paired differences match no record in results/*/table.json: {stale}"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Every quoted number, in its context
+# ---------------------------------------------------------------------------------------------------------------
+
+METRIC_KEY = re.compile(r"^(?:valid_)?(auc|logloss|acc|positive_rate|mean_score|(?:recall|mrr|ndcg|hit)@\d+)$")
+METRIC_IN_HEADER = re.compile(r"\b(auc|logloss|acc|(?:recall|mrr|ndcg|hit)@\d+)\b", re.I)
+NUM = r"[+\-−]?\d*\.\d+"
+DECIMAL = re.compile(r"(?<![\w.,/@=+\-−])([+\-−]?)(\d*\.\d+)(?![\w.]|\.\d)")
+# "+.238 [+.132, +.341]", "-.0044: [-.0109, +.0023]": a paired difference with its interval
+DIFF_ITEM = re.compile(rf"(?<![\w.])([+\-−]\d*\.\d+)(?:\s*:?\s*\[({NUM}),\s*({NUM})\])?")
+# ".755 [.583, .849]", "0.7551 [0.583, 0.849]†", "0.6531 [0.630, 0.676] (by user [0.627, 0.679])": a run's value
+RUN_ITEM = re.compile(
+    r"(?<![\w.+\-−±])(\d*\.\d+)(?:\s*\[(\d*\.\d+),\s*(\d*\.\d+)\](†)?)?(?:\s*\(by user \[(\d*\.\d+),\s*(\d*\.\d+)\]\))?"
+)
+RUN_WITH_INTERVAL = re.compile(rf"(?<![\w.+\-−])(\d*\.\d+)\s*\[(\d*\.\d+),\s*(\d*\.\d+)\](†)?")
+# a number followed by a unit is a count, a size, a time or a rate, not a metric value
+UNIT = re.compile(r"\s?(?:s|ms|min|h|x|MiB|GiB|GB|MB|words|prompts/s|samples/s|days)\b|\s?%")
+# a number after one of these is a setting (a learning rate, dropout, threshold, bar, version), not a result
+SETTING = re.compile(r"(?:\blr|dropout|\bdrop|threshold|\bthe|\bbar|\bv|>=|==|Python|torch)\s*$", re.I)
+SETTING_AFTER = re.compile(r"\s+(?:bar|threshold)\b")
+APPROXIMATE = re.compile(r"(?:about|~|≈)\s*±?\s*$")
+NOT_RECORDED = re.compile(r"not\s+recorded", re.I)
+# Numbers quoted from the papers that no experiment file's ``paper:`` section holds (those are read from
+# table.json): ReLLa's logistic regression with history features and its +.002 SUBR gain (Lin et al., WWW 2024);
+# LLM-TRSR's MIND rows, its SASRec and NARM Recall@3 (Zheng et al., WWW 2024); TALLRec's 16-shot movie AUC
+# rounded (.67, Bao et al., RecSys 2023).
+PAPER_NUMBERS = {0.7802, 0.002, 0.916, 0.906, 0.858, 0.842, 0.841, 0.67}
+
+
+@dataclass
+class Run:
+    """One run of a recorded row: its metric values and intervals (metrics.json) and the other metric values it
+    records (its validation passes in selection.json, the mean score, the positive rate)."""
+
+    values: dict[str, float]
+    ci: dict[str, list[float]]
+    ci_by_user: dict[str, list[float]]
+    other: list[float]
+
+
+@dataclass
+class Row:
+    name: str
+    stats: dict[str, tuple[float, float, list[float]]]  # metric: (mean, std, each run's value) from table.json
+    runs: list[Run]
+    paper: dict[str, float]
+
+
+@dataclass
+class Pair:
+    a: str
+    b: str
+    by_user: bool
+    diffs: dict[str, tuple[float, float, float]]  # metric: (difference, low, high)
+
+
+def metric_values(obj) -> list[float]:
+    """Every value of a metric key (auc, logloss, recall@3, mean_score, ...) in a JSON value, at any depth."""
+    if isinstance(obj, dict):
+        return [
+            float(v) if METRIC_KEY.match(k) and isinstance(v, (int, float)) else n
+            for k, v in obj.items()
+            for n in ([v] if METRIC_KEY.match(k) and isinstance(v, (int, float)) else metric_values(v))
+        ]
+    if isinstance(obj, list):
+        return [n for v in obj for n in metric_values(v)]
+    return []
+
+
+def load_run(folder: Path) -> Run:
+    record = json.loads((folder / "metrics.json").read_text())
+    metrics = record.get("metrics", record)
+    values = {k: float(v) for k, v in metrics.items() if METRIC_KEY.match(k) and isinstance(v, (int, float))}
+    other = metric_values(record)
+    if (folder / "selection.json").exists():
+        other += metric_values(json.loads((folder / "selection.json").read_text()))
+    return Run(values, metrics.get("ci95") or {}, metrics.get("ci95_by_user") or {}, other)
+
+
+def load_records() -> tuple[dict[str, list[Row]], dict[str, list[Pair]]]:
+    """Per experiment folder of results/: its recorded rows and its paired differences (in their recorded order)."""
+    rows, pairs = {}, {}
+    for table in TABLES:
+        data = json.loads(table.read_text())
+        rows[table.parent.name] = [
+            Row(name, {m: (row[m]["mean"], row[m]["std"], row[m]["values"]) for m in data["metrics"] if row.get(m)},
+                [load_run(ROOT / f) for f in row.get("folders", [])], row.get("paper") or {})
+            for name, row in data["rows"].items()
+            if row.get("runs")
+        ]
+        pairs[table.parent.name] = [
+            Pair(e["a"], e["b"], e.get("by") == "user",
+                 {m: (v["diff"], *v["ci95"]) for m, v in e.items() if isinstance(v, dict) and v.get("diff") is not None})
+            for e in data.get("paired", [])
+            if not e.get("skipped")
+        ]
+    return rows, pairs
+
+
+RECORDS, PAIRS = load_records()
+PAPER = PAPER_NUMBERS | {v for rows in RECORDS.values() for r in rows for v in r.paper.values()}
+
+# What each checked file quotes: a results page its experiments (PAGES_OF); the README and the getting-started page
+# the quick start (the README's headline tables copy the pages' headline blocks: checked above, cell by cell).
+CONTEXT = {
+    **{f"docs/results/{p.name}": [e for e, pages in PAGES_OF.items() if p.name in pages] for p in PAGES},
+    "README.md": ["quickstart"],
+    "docs/getting-started.md": ["quickstart", "tallrec-table"],
+}
+
+
+def shown_is(shown: str, value: float) -> bool:
+    """``shown`` ("+.238", "0.7594", "−.05") is ``value`` rounded to the digits it shows, sign included."""
+    return close(shown.replace("−", "-").replace("+", ""), value)
+
+
+class Context:
+    """The records a passage may quote: those of the rows it names (in backticks, or ``a - b``), else those of
+    every row of the file's experiments."""
+
+    _cache: dict = {}
+
+    def __new__(cls, experiments: list[str], names: set[str]):
+        key = (tuple(experiments), frozenset(names))
+        if key not in cls._cache:
+            cls._cache[key] = ctx = super().__new__(cls)
+            ctx._setup(experiments, names)
+        return cls._cache[key]
+
+    def _setup(self, experiments, names):
+        rows = [r for e in experiments for r in RECORDS.get(e, [])]
+        self.all_pairs = [p for e in experiments for p in PAIRS.get(e, [])]
+        self.named = [r for r in rows if r.name in names]
+        self.rows = self.named or rows
+        named = {r.name for r in self.named}
+        self.pairs = [p for p in self.all_pairs if {p.a, p.b} & named] if self.named else self.all_pairs
+        values = []
+        for r in self.rows:
+            for mean, std, each in r.stats.values():
+                values += [mean, std, *each]
+            for run in r.runs:
+                values += run.other + [b for ci in (run.ci, run.ci_by_user) for pair in ci.values() for b in pair]
+        signed = [n for p in self.pairs for t in p.diffs.values() for n in t]
+        # a difference the page works out itself: between two named rows, or a named row and its paper number
+        headline = {r.name: {m: s[0] for m, s in r.stats.items()} for r in self.named}
+        for r in self.named:
+            signed += [headline[r.name][m] - p for m, p in r.paper.items() if m in headline[r.name]]
+            for other in self.named:
+                if other is not r:
+                    signed += [v - headline[other.name][m] for m, v in headline[r.name].items() if m in headline[other.name]]
+        self.values, self.signed = values, signed
+
+    def backs(self, sign: str, digits: str) -> bool:
+        """A bare number: a recorded value (unsigned: also a difference's size), or a signed recorded difference."""
+        if sign:
+            return any(shown_is(sign + digits, n) for n in self.signed)
+        return any(close(digits, n) for n in self.values) or any(close(digits, abs(n)) for n in self.signed) or any(
+            close(digits, p) for p in PAPER)
+
+    def backs_run(self, value: str, lo: str, hi: str, by_user: bool = False, metric: str | None = None) -> bool:
+        """``value [lo, hi]``: a run's value with its interval by sample (by user where ``by_user``)."""
+        return any(
+            close(value, v) and close(lo, ci[0]) and close(hi, ci[1])
+            for r in self.rows
+            for run in r.runs
+            for m, v in run.values.items()
+            if metric in (None, m)
+            for ci in ([run.ci_by_user.get(m)] if by_user else [run.ci.get(m), run.ci_by_user.get(m)])
+            if ci
+        )
+
+    def backs_difference(self, diff: str, lo: str, hi: str) -> bool:
+        """``diff [lo, hi]``: a recorded paired difference with its interval."""
+        return any(
+            shown_is(diff, d) and shown_is(lo, low) and shown_is(hi, high)
+            for p in self.pairs
+            for d, low, high in p.diffs.values()
+        )
+
+
+def prose_problems(text: str, ctx: Context) -> list[str]:
+    """The numbers of a passage (outside code spans) that no record of ``ctx`` backs, sentence by sentence."""
+    wrong = []
+    plain = re.sub(r"`[^`]*`", " ", text)
+    for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z*(\[])", plain):
+        if NOT_RECORDED.search(sentence):
+            continue
+        for found in MEAN_STD.finditer(sentence):
+            if not any(close(found.group(1), s[0]) and close(found.group(2), s[1]) for r in ctx.rows for s in r.stats.values()):
+                wrong.append(found.group(0))
+        sentence = MEAN_STD.sub(" ", sentence)
+        for found in DIFF_ITEM.finditer(sentence):
+            if found.group(2) and not ctx.backs_difference(*found.groups()):
+                wrong.append(found.group(0))
+        sentence = DIFF_ITEM.sub(lambda m: " " if m.group(2) else m.group(0), sentence)
+        for found in RUN_WITH_INTERVAL.finditer(sentence):
+            if not ctx.backs_run(*found.groups()[:3], by_user=bool(found.group(4))):
+                wrong.append(found.group(0))
+        sentence = RUN_WITH_INTERVAL.sub(" ", sentence)
+        for found in DECIMAL.finditer(sentence):
+            before, after = sentence[: found.start()], sentence[found.end():]
+            if UNIT.match(after) or SETTING.search(before) or SETTING_AFTER.match(after) or APPROXIMATE.search(before):
+                continue
+            if not ctx.backs(found.group(1).replace("−", "-"), found.group(2)):
+                wrong.append(found.group(0))
+    return wrong
+
+
+def metric_of(header: str) -> str | None:
+    found = METRIC_IN_HEADER.search(header)
+    return found.group(1).lower() if found else None
+
+
+def metric_cell_problems(cell: str, ctx: Context, metric: str | None) -> list[str]:
+    """A cell of a row's metric (of any metric where the header names none): ``mean ± std`` is the row's mean and
+    std, ``draws: a / b`` its runs' values in order, ``v [lo, hi]`` a run's value and interval by sample (``†``: by
+    user) and ``(by user [lo, hi])`` the same run's interval by user; several ``v [lo, hi]`` are the runs in order;
+    a bare value is a single run's value or a several-run row's mean."""
+    rows = ctx.named
+    metrics = [metric] if metric else sorted({m for r in rows for run in r.runs for m in run.values})
+    stats = [r.stats[m] for r in rows for m in metrics if m in r.stats]
+    wrong = []
+    for mean, std in MEAN_STD.findall(cell):
+        if not any(close(mean, s[0]) and close(std, s[1]) for s in stats):
+            wrong.append(f"{mean} ± {std}")
+    for shown in DRAWS.findall(cell):
+        shown = [x.strip() for x in shown.split("/")]
+        if not any(len(shown) == len(s[2]) and all(close(x, v) for x, v in zip(shown, s[2])) for s in stats):
+            wrong.append("draws " + " / ".join(shown))
+    rest = DRAWS.sub(" ", MEAN_STD.sub(" ", cell))
+    items = list(RUN_ITEM.finditer(rest))
+
+    def is_run(found, run, m) -> bool:
+        value, lo, hi, dagger, ulo, uhi = found.groups()
+        ci, user = run.ci_by_user.get(m) if dagger else run.ci.get(m), run.ci_by_user.get(m)
+        return (m in run.values and close(value, run.values[m])
+                and (not lo or bool(ci) and close(lo, ci[0]) and close(hi, ci[1]))
+                and (not ulo or bool(user) and close(ulo, user[0]) and close(uhi, user[1])))
+
+    for index, found in enumerate(items):
+        ok = False
+        for r in rows:
+            for m in metrics:
+                runs = [r.runs[index]] if 1 < len(items) == len(r.runs) else r.runs
+                ok |= any(is_run(found, run, m) for run in runs)
+                if not found.group(2) and not found.group(5) and len(r.runs) > 1 and m in r.stats:
+                    ok |= close(found.group(1), r.stats[m][0])
+        if not ok:
+            wrong.append(found.group(0).strip())
+    return wrong + prose_problems(RUN_ITEM.sub(" ", rest), ctx)  # what is left: "about ±.03", a count
+
+
+def paired_cell_problems(cell: str, ctx: Context, a: str, b: str, by_user: bool, metric: str | None) -> list[str]:
+    """A cell of a pair ``a - b``: ``diff [lo, hi]`` (or a bare diff) per recorded run of the pair, in order."""
+    entries = [p for p in ctx.all_pairs if (p.a, p.b, p.by_user) == (a, b, by_user)]
+    items = list(DIFF_ITEM.finditer(cell))
+    wrong = []
+    for index, found in enumerate(items):
+        diff, lo, hi = found.groups()
+        candidates = [entries[index]] if 1 < len(items) == len(entries) else entries
+        if not any(
+            shown_is(diff, d) and (not lo or shown_is(lo, low) and shown_is(hi, high))
+            for p in candidates
+            for m, (d, low, high) in p.diffs.items()
+            if metric in (None, m)
+        ):
+            wrong.append(found.group(0).strip())
+    return wrong + [s + d for s, d in DECIMAL.findall(DIFF_ITEM.sub(" ", cell))]
+
+
+PAIR_LABEL = re.compile(r"^([\w.@-]+)\s+-\s+([\w.@-]+)\s*(\(by user\))?$")
+PAIR_IN_TEXT = re.compile(r"([a-z][\w.@]*(?:-[\w.@]+)*)\s+-\s+([a-z][\w.@]*(?:-[\w.@]+)*)")
+# columns that describe a row rather than show its metric: their numbers are read as prose
+TEXT_COLUMN = re.compile(r"^(row|rows\b.*|what|task|model|domain|recipe\b.*|training\b.*|shots|n|k|run|runs|samples|a - b)$")
+
+
+def strip_markup(text: str) -> str:
+    """Text without links' targets, HTML comments and bold (code spans stay: they name rows)."""
+    text = re.sub(r"<!--.*?-->", " ", text)
+    return re.sub(r"\]\([^)]*\)", "]", text).replace("**", "")
+
+
+def names_in(text: str, known: set[str]) -> set[str]:
+    """The recorded rows a passage names: in backticks, or as a pair ``a - b``."""
+    found = set(ROW_NAME.findall(text)) | {n for m in PAIR_IN_TEXT.finditer(text.replace("`", "")) for n in m.groups()}
+    return found & known
+
+
+def table_problems(lines: list[str], experiments: list[str]) -> list[str]:
+    """A markdown table: each cell checked against the rows its table row names (a paired table's rows name the
+    pair ``a - b``); a paper column holds paper numbers; a describing column reads as prose."""
+    header = [c.strip().lower() for c in lines[0].strip().strip("|").split("|")]
+    known = {r.name for e in experiments for r in RECORDS.get(e, [])}
+    wrong = []
+    for line in lines[2:]:
+        cells = [strip_markup(c.strip()) for c in line.strip().strip("|").split("|")]
+        label = cells[0].replace("`", "").strip()
+        pair = PAIR_LABEL.match(label)
+        names = {n for c in cells for n in ROW_NAME.findall(c) if n in known} | ({label} & known)
+        if pair:
+            names |= {pair.group(1), pair.group(2)} & known
+        ctx = Context(experiments, names)
+        for column, cell in zip(header, cells):
+            if not DECIMAL.search(re.sub(r"`[^`]*`", " ", cell)):
+                continue
+            if "paper" in column:
+                problems = [s + d for s, d in DECIMAL.findall(cell) if not any(close(d, p) for p in PAPER)]
+            elif TEXT_COLUMN.match(column) or not (pair or ctx.named):
+                problems = prose_problems(cell, ctx)
+            elif pair:
+                by_user = bool(pair.group(3)) or "by user" in column
+                problems = paired_cell_problems(cell, ctx, pair.group(1), pair.group(2), by_user, metric_of(column))
+            else:
+                problems = metric_cell_problems(re.sub(r"`[^`]*`", " ", cell), ctx, metric_of(column))
+            wrong += [f"{p} (row {cells[0]}, column {column})" for p in problems]
+    return wrong
+
+
+def quoted_number_problems(name: str, text: str) -> list[str]:
+    """Every number of ``text`` (the file ``name``) that the records of its context do not back, as
+    ``file:line: number``. Skipped: code blocks (but a table printed in one is checked), HTML comments, the
+    README's copies of headline tables (checked above) and a section whose first paragraph starts with "Not
+    recorded"."""
+    experiments = CONTEXT[name]
+    known = {r.name for e in experiments for r in RECORDS.get(e, [])}
+    lines = text.splitlines()
+    wrong: list[str] = []
+    paragraph: list[tuple[int, str]] = []
+
+    def flush():
+        if paragraph:
+            joined = strip_markup(" ".join(t for _, t in paragraph))
+            ctx = Context(experiments, names_in(joined, known))
+            wrong.extend(f"{name}:{paragraph[0][0]}: {p}" for p in prose_problems(joined, ctx))
+            paragraph.clear()
+
+    in_code = exempt = copy = False
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            flush()
+            in_code = not in_code
+        elif line.lstrip().startswith("|"):
+            flush()
+            start = i
+            while i + 1 < len(lines) and lines[i + 1].lstrip().startswith("|"):
+                i += 1
+            if not exempt and not copy:
+                wrong += [f"{name}:{start + 1}: {p}" for p in table_problems(lines[start: i + 1], experiments)]
+            copy = False
+        elif in_code:
+            pass
+        elif line.startswith("#"):
+            flush()
+            following = next((ln for ln in lines[i + 1:] if ln.strip()), "")
+            exempt = following.lower().startswith("not recorded")
+        elif line.startswith("<!-- headline: docs/results/"):
+            copy = True
+        elif not line.strip() or line.lstrip().startswith(("* ", "- ")):
+            flush()
+            if line.strip() and not exempt:
+                paragraph.append((i + 1, line))
+        elif not exempt:
+            paragraph.append((i + 1, line))
+        i += 1
+    flush()
+    return wrong
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXT))
+def test_every_quoted_number_is_a_record_of_its_context(name):
+    problems = quoted_number_problems(name, (ROOT / name).read_text())
+    assert not problems, f"numbers no record of their context backs (or mark them 'not recorded'): {problems}"
+
+
+def run_record_problems(table: Path) -> list[str]:
+    """Where ``table`` (a results/<exp>/table.json) and its runs' metrics.json disagree."""
+    data = json.loads(table.read_text())
+    wrong = []
+    listed = set()
+    for name, row in data["rows"].items():
+        folders = row.get("folders", [])
+        listed |= set(folders)
+        if row.get("runs", 0) != len(folders):
+            wrong.append(f"{name}: runs {row.get('runs')} but {len(folders)} folders")
+        records = []
+        for folder in folders:
+            record = json.loads((ROOT / folder / "metrics.json").read_text())
+            metrics = record.get("metrics", record)
+            records.append(metrics)
+            test = ROOT / folder / "test" / "metrics.json"
+            if test.exists():  # a training run's test evaluation, kept as its own record too
+                inner = json.loads(test.read_text())["metrics"]
+                if inner != metrics:
+                    wrong.append(f"{folder}: test/metrics.json and metrics.json disagree")
+        for metric in data["metrics"]:
+            if not row.get(metric):
+                continue
+            values = row[metric]["values"]
+            recorded = [m[metric] for m in records]
+            if len(values) != len(recorded) or any(abs(a - b) > 1e-9 for a, b in zip(values, recorded)):
+                wrong.append(f"{name}: {metric} values {values} but the runs' metrics.json hold {recorded}")
+            mean = sum(recorded) / len(recorded)
+            std = (sum((v - mean) ** 2 for v in recorded) / (len(recorded) - 1)) ** 0.5 if len(recorded) > 1 else 0.0
+            if abs(row[metric]["mean"] - mean) > 1e-9 or abs(row[metric]["std"] - std) > 1e-9:
+                wrong.append(f"{name}: {metric} mean ± std {row[metric]['mean']} ± {row[metric]['std']}, runs {mean} ± {std}")
+    by_run = {(name, Path(f).name): json.loads((ROOT / f / "metrics.json").read_text())
+              for name, row in data["rows"].items() for f in row.get("folders", [])}
+    for entry in data.get("paired", []):
+        for side in ("a", "b"):
+            run = by_run.get((entry[side], entry.get("run"))) or by_run.get((entry[side], entry[side]))
+            for metric, value in entry.items():
+                if isinstance(value, dict) and "diff" in value and run is not None:
+                    recorded = run.get("metrics", run)[metric]
+                    if abs(value[side] - recorded) > 5e-7:
+                        wrong.append(f"paired {entry['a']} - {entry['b']} {entry.get('run')}: {side} {metric} "
+                                     f"{value[side]} but its run records {recorded}")
+    on_disk = {str(p.parent.relative_to(ROOT)) for p in table.parent.rglob("metrics.json") if p.parent.name != "test"}
+    wrong += [f"{folder}: a run record that table.json does not list" for folder in sorted(on_disk - listed)]
+    return wrong
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda p: p.parent.name)
+def test_table_json_agrees_with_each_run_s_metrics_json(table):
+    """Every row's values are its runs' metrics.json values, in folder order, with their mean and (sample) std; a
+    paired difference's two sides are its runs' values; every run record in the folder is a row's."""
+    wrong = run_record_problems(table)
+    assert not wrong, f"{table.relative_to(ROOT)} disagrees with its runs: {wrong}"
