@@ -277,12 +277,9 @@ def recorded_differences() -> list[tuple[float, float, float]]:
     return found
 
 
-def test_every_quoted_paired_difference_is_a_recorded_one():
-    """A difference quoted with its interval in the README or the docs (lora - zero-shot +.238 [+.132, +.341])
-    rounds from one recorded in results/ (a table's ``paired:`` section), so a re-run that moves it
-    shows up here instead of leaving a stale number in the prose."""
+def stale_differences(name: str, text: str) -> list[str]:
+    """The differences quoted with their interval in ``text`` (the file ``name``) that round from no recorded one."""
     recorded = recorded_differences()
-    assert recorded, "results/*/table.json record no paired differences"
 
     def matches(quoted: tuple[str, str, str]) -> bool:
         digits = len(quoted[0].split(".")[1])
@@ -291,16 +288,21 @@ def test_every_quoted_paired_difference_is_a_recorded_one():
         return any(all(abs(n - r) <= tolerance for n, r in zip(numbers, rec)) for rec in recorded)
 
     stale = []
-    for name in QUOTING_DOCS:
-        path = ROOT / name
-        if not path.exists():
-            continue
-        text = path.read_text()
-        for found in QUOTED_DIFFERENCE.finditer(text):  # across line breaks too
-            if not matches(found.groups()):
-                line = text.count("\n", 0, found.start()) + 1
-                stale.append(f"{name}:{line}: {' '.join(found.group(0).split())}")
+    for found in QUOTED_DIFFERENCE.finditer(text):  # across line breaks too
+        if not matches(found.groups()):
+            line = text.count("\n", 0, found.start()) + 1
+            stale.append(f"{name}:{line}: {' '.join(found.group(0).split())}")
+    return stale
+
+
+def test_every_quoted_paired_difference_is_a_recorded_one():
+    """A difference quoted with its interval in the README or the docs (lora - zero-shot +.238 [+.132, +.341])
+    rounds from one recorded in results/ (a table's ``paired:`` section), so a re-run that moves it
+    shows up here instead of leaving a stale number in the prose."""
+    assert recorded_differences(), "results/*/table.json record no paired differences"
+    stale = [s for name in QUOTING_DOCS if (ROOT / name).exists() for s in stale_differences(name, (ROOT / name).read_text())]
     assert not stale, f"these quoted paired differences match no record in results/*/table.json: {stale}"
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Every quoted number, in its context
@@ -339,7 +341,7 @@ class Run:
     values: dict[str, float]
     ci: dict[str, list[float]]
     ci_by_user: dict[str, list[float]]
-    other: list[float]
+    other: dict[str, list[float]]  # metric: every value recorded for it (validation passes included)
 
 
 @dataclass
@@ -348,6 +350,7 @@ class Row:
     stats: dict[str, tuple[float, float, list[float]]]  # metric: (mean, std, each run's value) from table.json
     runs: list[Run]
     paper: dict[str, float]
+    headline: str  # its table's first metric: what a number quoted without a metric is
 
 
 @dataclass
@@ -358,26 +361,29 @@ class Pair:
     diffs: dict[str, tuple[float, float, float]]  # metric: (difference, low, high)
 
 
-def metric_values(obj) -> list[float]:
-    """Every value of a metric key (auc, logloss, recall@3, mean_score, ...) in a JSON value, at any depth."""
+def metric_values(obj, found: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Every value of a metric key (auc, valid_auc, logloss, recall@3, mean_score, ...) in a JSON value, at any
+    depth, by metric."""
     if isinstance(obj, dict):
-        return [
-            float(v) if METRIC_KEY.match(k) and isinstance(v, (int, float)) else n
-            for k, v in obj.items()
-            for n in ([v] if METRIC_KEY.match(k) and isinstance(v, (int, float)) else metric_values(v))
-        ]
-    if isinstance(obj, list):
-        return [n for v in obj for n in metric_values(v)]
-    return []
+        for k, v in obj.items():
+            key = METRIC_KEY.match(k)
+            if key and isinstance(v, (int, float)) and not isinstance(v, bool):
+                found.setdefault(key.group(1), []).append(float(v))
+            else:
+                metric_values(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            metric_values(v, found)
+    return found
 
 
 def load_run(folder: Path) -> Run:
     record = json.loads((folder / "metrics.json").read_text())
     metrics = record.get("metrics", record)
     values = {k: float(v) for k, v in metrics.items() if METRIC_KEY.match(k) and isinstance(v, (int, float))}
-    other = metric_values(record)
+    other = metric_values(record, {})
     if (folder / "selection.json").exists():
-        other += metric_values(json.loads((folder / "selection.json").read_text()))
+        metric_values(json.loads((folder / "selection.json").read_text()), other)
     return Run(values, metrics.get("ci95") or {}, metrics.get("ci95_by_user") or {}, other)
 
 
@@ -388,7 +394,7 @@ def load_records() -> tuple[dict[str, list[Row]], dict[str, list[Pair]]]:
         data = json.loads(table.read_text())
         rows[table.parent.name] = [
             Row(name, {m: (row[m]["mean"], row[m]["std"], row[m]["values"]) for m in data["metrics"] if row.get(m)},
-                [load_run(ROOT / f) for f in row.get("folders", [])], row.get("paper") or {})
+                [load_run(ROOT / f) for f in row.get("folders", [])], row.get("paper") or {}, data["metrics"][0])
             for name, row in data["rows"].items()
             if row.get("runs")
         ]
@@ -408,6 +414,7 @@ PAPER = PAPER_NUMBERS | {v for rows in RECORDS.values() for r in rows for v in r
 # the quick start (the README's headline tables copy the pages' headline blocks: checked above, cell by cell).
 CONTEXT = {
     **{f"docs/results/{p.name}": [e for e, pages in PAGES_OF.items() if p.name in pages] for p in PAGES},
+    "docs/results/baselines.md": ["rella-baselines", "trsr-baselines", "tallrec-table", "trsr-table"],
     "README.md": ["quickstart"],
     "docs/getting-started.md": ["quickstart", "tallrec-table"],
 }
@@ -438,28 +445,40 @@ class Context:
         self.rows = self.named or rows
         named = {r.name for r in self.named}
         self.pairs = [p for p in self.all_pairs if {p.a, p.b} & named] if self.named else self.all_pairs
-        values = []
+        headlines = [r.headline for r in self.rows]
+        self.headline_metric = max(set(headlines), key=headlines.count) if headlines else "auc"
+        values: dict[str, list[float]] = {}
+        signed: dict[str, list[float]] = {}
         for r in self.rows:
-            for mean, std, each in r.stats.values():
-                values += [mean, std, *each]
+            for m, (mean, std, each) in r.stats.items():
+                values.setdefault(m, []).extend([mean, std, *each])
             for run in r.runs:
-                values += run.other + [b for ci in (run.ci, run.ci_by_user) for pair in ci.values() for b in pair]
-        signed = [n for p in self.pairs for t in p.diffs.values() for n in t]
+                for m, found in run.other.items():
+                    values.setdefault(m, []).extend(found)
+        for p in self.pairs:
+            for m, (diff, lo, hi) in p.diffs.items():
+                signed.setdefault(m, []).extend([diff, lo, hi])
         # a difference the page works out itself: between two named rows, or a named row and its paper number
-        headline = {r.name: {m: s[0] for m, s in r.stats.items()} for r in self.named}
+        means = {r.name: {m: s[0] for m, s in r.stats.items()} for r in self.named}
         for r in self.named:
-            signed += [headline[r.name][m] - p for m, p in r.paper.items() if m in headline[r.name]]
+            for m, paper in r.paper.items():
+                if m in means[r.name]:
+                    signed.setdefault(m, []).append(means[r.name][m] - paper)
             for other in self.named:
-                if other is not r:
-                    signed += [v - headline[other.name][m] for m, v in headline[r.name].items() if m in headline[other.name]]
+                for m, v in means[r.name].items():
+                    if other is not r and m in means[other.name]:
+                        signed.setdefault(m, []).append(v - means[other.name][m])
         self.values, self.signed = values, signed
 
-    def backs(self, sign: str, digits: str) -> bool:
-        """A bare number: a recorded value (unsigned: also a difference's size), or a signed recorded difference."""
+    def backs(self, sign: str, digits: str, metric: str | None = None) -> bool:
+        """A bare number of ``metric`` (the context's headline metric when None): a recorded value (unsigned:
+        also a difference's size), a signed recorded difference, or a paper number."""
+        metric = metric or self.headline_metric
+        signed = self.signed.get(metric, [])
         if sign:
-            return any(shown_is(sign + digits, n) for n in self.signed)
-        return any(close(digits, n) for n in self.values) or any(close(digits, abs(n)) for n in self.signed) or any(
-            close(digits, p) for p in PAPER)
+            return any(shown_is(sign + digits, n) for n in signed)
+        return (any(close(digits, n) for n in self.values.get(metric, []))
+                or any(close(digits, abs(n)) for n in signed) or any(close(digits, p) for p in PAPER))
 
     def backs_run(self, value: str, lo: str, hi: str, by_user: bool = False, metric: str | None = None) -> bool:
         """``value [lo, hi]``: a run's value with its interval by sample (by user where ``by_user``)."""
@@ -480,6 +499,19 @@ class Context:
             for p in self.pairs
             for d, low, high in p.diffs.values()
         )
+
+
+METRIC_WORDS = [
+    (re.compile(r"\bAUC\b"), "auc"), (re.compile(r"\bLogLoss\b"), "logloss"), (re.compile(r"\bACC\b"), "acc"),
+    (re.compile(r"positive rate"), "positive_rate"), (re.compile(r"mean (?:score|P\(yes\))"), "mean_score"),
+    *[(re.compile(rf"\b{k}@{n}\b", re.I), f"{k.lower()}@{n}") for k in ("Recall", "MRR", "NDCG") for n in (3, 5, 10)],
+]
+
+
+def metric_named_in(text: str) -> str | None:
+    """The metric named last in ``text`` (AUC, LogLoss, ACC, Recall@3, positive rate, mean score)."""
+    found = [(m.end(), metric) for pattern, metric in METRIC_WORDS for m in pattern.finditer(text)]
+    return max(found)[1] if found else None
 
 
 def prose_problems(text: str, ctx: Context) -> list[str]:
@@ -505,7 +537,7 @@ def prose_problems(text: str, ctx: Context) -> list[str]:
             before, after = sentence[: found.start()], sentence[found.end():]
             if UNIT.match(after) or SETTING.search(before) or SETTING_AFTER.match(after) or APPROXIMATE.search(before):
                 continue
-            if not ctx.backs(found.group(1).replace("−", "-"), found.group(2)):
+            if not ctx.backs(found.group(1).replace("−", "-"), found.group(2), metric_named_in(before)):
                 wrong.append(found.group(0))
     return wrong
 
@@ -630,11 +662,20 @@ def quoted_number_problems(name: str, text: str) -> list[str]:
     lines = text.splitlines()
     wrong: list[str] = []
     paragraph: list[tuple[int, str]] = []
+    # a paragraph quotes the rows it names and those its section names (its tables' rows included)
+    section_names: dict[int, set[str]] = {}
+    starts = [i for i, line in enumerate(lines) if line.startswith("#") and not line.startswith("#!")] + [len(lines)]
+    for begin, end in zip([0, *starts], [*starts, len(lines)]):
+        section = lines[begin:end]
+        names = names_in(strip_markup("\n".join(section)), known) | {
+            line.strip().strip("|").split("|")[0].strip(" `*") for line in section if line.lstrip().startswith("|")
+        } & known
+        section_names.update({n: names for n in range(begin + 1, end + 1)})
 
     def flush():
         if paragraph:
             joined = strip_markup(" ".join(t for _, t in paragraph))
-            ctx = Context(experiments, names_in(joined, known))
+            ctx = Context(experiments, names_in(joined, known) | section_names.get(paragraph[0][0], set()))
             wrong.extend(f"{name}:{paragraph[0][0]}: {p}" for p in prose_problems(joined, ctx))
             paragraph.clear()
 
@@ -731,3 +772,69 @@ def test_table_json_agrees_with_each_run_s_metrics_json(table):
     paired difference's two sides are its runs' values; every run record in the folder is a row's."""
     wrong = run_record_problems(table)
     assert not wrong, f"{table.relative_to(ROOT)} disagrees with its runs: {wrong}"
+
+
+def problems_in(name: str, text: str) -> list[str]:
+    """Every check above of the quoted numbers of one file, run on ``text`` in its place."""
+    problems = quoted_number_problems(name, text) + stale_differences(name, text)
+    if name == "README.md":
+        problems += readme_headline_numbers_not_on_pages(text)[1]
+    return problems
+
+
+# Edits of quoted numbers that the checks must catch, one of each kind: (file, the text as it is, the edit).
+MUTATIONS = [
+    # a single run's AUC and its by-user interval bounds (†) in the main job's table
+    ("docs/results/tallrec.md", "| `lora-64` | 0.7551 [0.583, 0.849]†", "| `lora-64` | 0.7561 [0.583, 0.849]†"),
+    ("docs/results/tallrec.md", "| `lora-64` | 0.7551 [0.583, 0.849]†", "| `lora-64` | 0.7551 [0.583, 0.859]†"),
+    # the by-sample interval in place of the by-user one (†)
+    ("docs/results/tallrec.md", "| `lora-64` | 0.7551 [0.583, 0.849]†", "| `lora-64` | 0.7551 [0.685, 0.819]†"),
+    # a LogLoss and an ACC cell with their intervals
+    ("docs/results/tallrec.md", "0.6344 [0.526, 0.748]†", "0.6344 [0.526, 0.746]†"),
+    ("docs/results/tallrec.md", "| 0.6800 [0.561, 0.788]† |", "| 0.6900 [0.561, 0.788]† |"),
+    # a several-draw row: its mean, its std, one draw, a LogLoss mean (the few-shot table)
+    ("docs/results/tallrec.md", "**0.7549 ± 0.0050** (5 draws", "**0.7559 ± 0.0050** (5 draws"),
+    ("docs/results/tallrec.md", "**0.7549 ± 0.0050** (5 draws", "**0.7549 ± 0.0060** (5 draws"),
+    ("docs/results/tallrec.md", ".7594 / .7608 / .7523 / .7524 / .7494) | 0.5777", ".7594 / .7608 / .7533 / .7524 / .7494) | 0.5777"),
+    ("docs/results/tallrec.md", "| 0.5777 | 0.7140 |", "| 0.5787 | 0.7140 |"),
+    # a per-draw interval, a by-user bound of one draw (cross-domain)
+    ("docs/results/tallrec.md", "0.7608 [0.728, 0.790]", "0.7608 [0.728, 0.791]"),
+    ("docs/results/tallrec.md", "(by user [0.576, 0.866])", "(by user [0.576, 0.868])"),
+    # paired differences: a bound in a table, a draw without interval, a by-user bound in prose
+    ("docs/results/tallrec.md", "| +0.2377 [+0.1324, +0.3414] |", "| +0.2377 [+0.1324, +0.3514] |"),
+    ("docs/results/tallrec.md", "| movie-64 - movie-zeroshot | +.29 / +.25 / +.22 |", "| movie-64 - movie-zeroshot | +.29 / +.26 / +.22 |"),
+    ("docs/results/tallrec.md", "+.238 [+.015,\n+.383]", "+.238 [+.025,\n+.383]"),
+    # a value in prose, a validation AUC from selection.json
+    ("docs/results/tallrec.md", "popularity floor (.548)", "popularity floor (.558)"),
+    ("docs/results/rella.md", "validation\nAUC .712 / .731 / .721", "validation\nAUC .712 / .741 / .721"),
+    # ReLLa: a LogLoss and an ACC cell, a by-user bound, a paper number
+    ("docs/results/rella.md", "| 0.7207 [0.699, 0.742] | 0.6512 | 0.6260 |", "| 0.7207 [0.699, 0.742] | 0.6612 | 0.6260 |"),
+    ("docs/results/rella.md", "| 0.7207 [0.699, 0.742] | 0.6512 | 0.6260 |", "| 0.7207 [0.699, 0.742] | 0.6512 | 0.6360 |"),
+    ("docs/results/rella.md", "(by user [0.627, 0.679])", "(by user [0.627, 0.689])"),
+    ("docs/results/rella.md", "| 0.8033 / 0.5362 / 0.7280 |", "| 0.8033 / 0.5462 / 0.7280 |"),
+    # baselines: a sequential metric, a full-data interval bound, a mean ± std of a classic row
+    ("docs/results/baselines.md", "| 0.626 [0.598, 0.655] | 0.732 |", "| 0.626 [0.598, 0.655] | 0.742 |"),
+    ("docs/results/baselines.md", "`din` | 0.7982 [0.7952, 0.8010] | 0.5409", "`din` | 0.7982 [0.7952, 0.8020] | 0.5409"),
+    ("docs/results/baselines.md", "| 0.6813 ± 0.0826 |", "| 0.6813 ± 0.0836 |"),
+    # LLM-TRSR: an NDCG@10 cell, a paired MRR@10 difference
+    ("docs/results/trsr.md", "| 0.206 | 0.275 | 0.379 |", "| 0.206 | 0.275 | 0.389 |"),
+    ("docs/results/trsr.md", "| -.0620 [-.0865, -.0371] |", "| -.0620 [-.0865, -.0381] |"),
+    # the README: the quick start's printed table (ACC by user), its prose, a headline copy's interval
+    ("README.md", "| 0.7050 [0.567, 0.829]† | - |", "| 0.7050 [0.567, 0.839]† | - |"),
+    ("README.md", "(AUC .755, +.238", "(AUC .765, +.238"),
+    ("README.md", "+.238 [+.015, +.383]", "+.238 [+.015, +.393]"),
+    ("README.md", "(the latter by +.075,", "(the latter by +.085,"),
+    ("README.md", "| 0.7207 [0.699, 0.742] |", "| 0.7207 [0.692, 0.742] |"),
+    ("README.md", "| 0.7549 ± 0.0050 (5 draws) |", "| 0.7549 ± 0.0141 (5 draws) |"),
+    ("docs/getting-started.md", "ranks the same samples at .777", "ranks the same samples at .787"),
+]
+
+
+@pytest.mark.parametrize("name, before, after", MUTATIONS, ids=[f"{m[0]}:{m[2][:40]}" for m in MUTATIONS])
+def test_an_edited_number_fails_the_checks(name, before, after):
+    """Each edit of MUTATIONS (a LogLoss, an ACC, an interval bound, a by-user bound, a mean, a std, a draw, a
+    paired difference, a validation AUC, a paper number, README numbers) makes the checks above fail."""
+    text = (ROOT / name).read_text()
+    assert text.count(before) == 1, f"{name} no longer holds {before!r} once: update MUTATIONS"
+    assert not problems_in(name, text)
+    assert problems_in(name, text.replace(before, after)), f"editing {before!r} -> {after!r} in {name} went unnoticed"
