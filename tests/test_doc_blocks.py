@@ -113,6 +113,7 @@ def _workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 @pytest.mark.shared_data
+@pytest.mark.timeout(1800)  # a page's blocks together (the tutorial: 3-5 min on 2 cores); each block at most 900 s
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_runnable_blocks_of_a_page_run(page, tmp_path):
     work, env = _workspace(tmp_path)

@@ -209,7 +209,10 @@ def test_uvicorn_shutdown_finishes_the_request_in_flight(folders, loaded):
                                            timeout_graceful_shutdown=10))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 60  # a server that never starts fails the test instead of hanging it
     while not server.started:
+        assert thread.is_alive(), "uvicorn stopped before it started"
+        assert time.monotonic() < deadline, "uvicorn did not start within 60 s"
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
@@ -224,6 +227,7 @@ def test_uvicorn_shutdown_finishes_the_request_in_flight(folders, loaded):
     server.should_exit = True  # what uvicorn's signal handler sets
     client.join(30)
     thread.join(30)
+    assert not client.is_alive(), "the request in flight got no answer within 30 s"
     assert result["r"].status_code == 200 and len(result["r"].json()["scores"]) == 1
     assert not thread.is_alive()
 

@@ -27,6 +27,10 @@ import pyarrow as pa
 
 from llmrec.bench.machine import machine_info, peak_rss_mib
 
+# A SUBR worker process over a whole prepared folder (ML-1M: 4-8 s fast, ~2.5 min straightforward;
+# BENCHMARKS.md) that runs past this has hung.
+SUBR_WORKER_TIMEOUT_S = 3600
+
 
 def bench_encoding(data: str, model_name: str, n_items: int, batch_size: int, log: Callable[[str], None]) -> dict:
     """Items/s of the LLM encoder on the first ``n_items`` items (no cache), and a cache reload's time."""
@@ -106,7 +110,11 @@ def bench_subr(data: str, model_name: str, k: int, log: Callable[[str], None]) -
             code = ("import json, sys; from llmrec.bench.retrieval import subr_worker; "
                     f"print(json.dumps(subr_worker({data!r}, {str(Path(tmp) / 'vectors.npy')!r}, {k}, {mode!r}, "
                     f"{str(Path(tmp) / (mode + '.npz'))!r})))")
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+            try:
+                proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                                      timeout=SUBR_WORKER_TIMEOUT_S)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(f"SUBR worker ({mode}) did not finish within {SUBR_WORKER_TIMEOUT_S} s") from exc
             if proc.returncode != 0:
                 raise RuntimeError(f"SUBR worker ({mode}) failed:\n{proc.stderr[-2000:]}")
             out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -40,6 +40,8 @@ def request_bodies(service, data: str, n: int, candidates: int) -> list[dict[str
 class _Server:
     """uvicorn on a free loopback port, in a thread of this process."""
 
+    start_timeout_s = 120.0
+
     def __init__(self, app):
         import uvicorn
 
@@ -48,7 +50,13 @@ class _Server:
 
     def __enter__(self) -> str:
         self.thread.start()
-        while not self.server.started:
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.server.started:  # a server that dies or never binds fails here instead of hanging
+            if not self.thread.is_alive():
+                raise RuntimeError("the benchmark's uvicorn server stopped before it started")
+            if time.monotonic() > deadline:
+                self.server.should_exit = True
+                raise RuntimeError(f"the benchmark's uvicorn server did not start within {self.start_timeout_s:g} s")
             time.sleep(0.02)
         port = self.server.servers[0].sockets[0].getsockname()[1]
         return f"http://127.0.0.1:{port}"
