@@ -620,3 +620,46 @@ def test_an_experiments_prepare_step_is_checked_before_anything_runs(tmp_path, p
     code, out = run("run", str(exp), "--out", str(tmp_path / "out"))
     assert_clean_failure(code, out, "step 'data'", fragment)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- issue 34: the bad inputs that still got through
+
+
+def _experiment_file(path: Path, name: str, data: Path, limit: int = 20) -> Path:
+    path.write_text(f"name: {name}\nsteps:\n  - {{name: a, baseline: {{model: popularity, data: {data}, "
+                    f"test: {{limit: {limit}}}}}, seeds: [0]}}\n")
+    return path
+
+
+def test_an_experiment_folder_refuses_another_experiment(tmp_path, tallrec_dir):
+    """Found in review: a step of the same name in another experiment's folder had another key, so the other
+    experiment's finished run was removed and run again (rc 0)."""
+    out = tmp_path / "out"
+    one = _experiment_file(tmp_path / "one.yaml", "one", tallrec_dir)
+    two = _experiment_file(tmp_path / "two.yaml", "two", tallrec_dir, limit=30)
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0, text
+    metrics = (out / "a" / "seed-0" / "metrics.json").read_bytes()
+    for extra in ((), ("--dry-run",), ("--table-only",)):
+        code, text = run("run", str(two), "--out", str(out), *extra)
+        assert_clean_failure(code, text, str(out), "'one'", "'two'")
+    assert (out / "a" / "seed-0" / "metrics.json").read_bytes() == metrics  # never removed
+    assert json.loads((out / "table.json").read_text())["suite"] == "one"
+
+    # the same experiment with a changed step: redone, as before
+    _experiment_file(one, "one", tallrec_dir, limit=30)
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0 and "its config or inputs changed" in text, text
+
+    # a folder written before the marker is adopted by its experiment; its table.json still names the owner
+    (out / ".steps" / "@experiment.json").unlink()
+    code, text = run("run", str(two), "--out", str(out))
+    assert_clean_failure(code, text, "'one'", "'two'")
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0 and ": done (key" in text, text
+    assert json.loads((out / ".steps" / "@experiment.json").read_text()) == {"experiment": "one"}
+    (out / ".steps" / "@experiment.json").unlink()
+    (out / "table.json").unlink()  # no name anywhere: whoever runs first adopts it
+    code, text = run("run", str(one), "--out", str(out), "--dry-run")
+    assert code == 0 and "done" in text, text
+    assert not (out / ".steps" / "@experiment.json").exists()  # a dry run writes nothing
