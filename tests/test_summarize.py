@@ -335,7 +335,7 @@ def test_summarize_cli_bad_input_is_one_line(tmp_path, trsr_folder):
     from llmrec.cli import main
 
     res = CliRunner().invoke(main, ["summarize", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 1 and "meta.json missing" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and "no such folder" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, ["summarize", str(trsr_folder), "-o", str(tmp_path / "o"), "--limit", "train"])
     assert res.exit_code == 1 and "expected SPLIT=N" in res.output
     res = CliRunner().invoke(main, ["summarize", str(trsr_folder), "-o", str(tmp_path / "o"), "--mode", "recurrent",
