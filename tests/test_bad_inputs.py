@@ -620,3 +620,107 @@ def test_an_experiments_prepare_step_is_checked_before_anything_runs(tmp_path, p
     code, out = run("run", str(exp), "--out", str(tmp_path / "out"))
     assert_clean_failure(code, out, "step 'data'", fragment)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- issue 34: the bad inputs that still got through
+
+
+def _experiment_file(path: Path, name: str, data: Path, limit: int = 20) -> Path:
+    path.write_text(f"name: {name}\nsteps:\n  - {{name: a, baseline: {{model: popularity, data: {data}, "
+                    f"test: {{limit: {limit}}}}}, seeds: [0]}}\n")
+    return path
+
+
+def test_an_experiment_folder_refuses_another_experiment(tmp_path, tallrec_dir):
+    """Found in review: a step of the same name in another experiment's folder had another key, so the other
+    experiment's finished run was removed and run again (rc 0)."""
+    out = tmp_path / "out"
+    one = _experiment_file(tmp_path / "one.yaml", "one", tallrec_dir)
+    two = _experiment_file(tmp_path / "two.yaml", "two", tallrec_dir, limit=30)
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0, text
+    metrics = (out / "a" / "seed-0" / "metrics.json").read_bytes()
+    for extra in ((), ("--dry-run",), ("--table-only",)):
+        code, text = run("run", str(two), "--out", str(out), *extra)
+        assert_clean_failure(code, text, str(out), "'one'", "'two'")
+    assert (out / "a" / "seed-0" / "metrics.json").read_bytes() == metrics  # never removed
+    assert json.loads((out / "table.json").read_text())["suite"] == "one"
+
+    # the same experiment with a changed step: redone, as before
+    _experiment_file(one, "one", tallrec_dir, limit=30)
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0 and "its config or inputs changed" in text, text
+
+    # a folder written before the marker is adopted by its experiment; its table.json still names the owner
+    (out / ".steps" / "@experiment.json").unlink()
+    code, text = run("run", str(two), "--out", str(out))
+    assert_clean_failure(code, text, "'one'", "'two'")
+    code, text = run("run", str(one), "--out", str(out))
+    assert code == 0 and ": done (key" in text, text
+    assert json.loads((out / ".steps" / "@experiment.json").read_text()) == {"experiment": "one"}
+    (out / ".steps" / "@experiment.json").unlink()
+    (out / "table.json").unlink()  # no name anywhere: whoever runs first adopts it
+    code, text = run("run", str(one), "--out", str(out), "--dry-run")
+    assert code == 0 and "done" in text, text
+    assert not (out / ".steps" / "@experiment.json").exists()  # a dry run writes nothing
+
+
+def test_an_impossible_rating_fails_naming_the_file_and_line(tmp_path):
+    """Found in review: one rating of 99 in MovieLens moved the default label rule to "rating > 5", and every label
+    was 0 (rc 0). Each loader knows its scale."""
+    rows = random_ratings(30, 60, (8, 40))
+    rows[41] = (*rows[41][:2], 99, rows[41][3])
+    zip_path = write_ml1m_zip(tmp_path / "ml-1m.zip", rows)
+    code, out = run("data", "prepare", "ml-1m", "-p", "tallrec", "--path", str(zip_path), "-o", str(tmp_path / "p"))
+    assert_clean_failure(code, out, "ratings.dat:42", "field 'rating'", "rating 99 is outside the MovieLens scale 1-5")
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_split_with_one_class_fails(tmp_path):
+    """Ratings that all fall on one side of the label rule (here 1-3 stars, label = rating > 3) leave nothing to
+    learn or rank: the prepare fails naming the split, and writes nothing."""
+    rows = [(u, i, min(r, 3), t) for u, i, r, t in random_ratings(30, 60, (8, 40))]
+    zip_path = write_ml1m_zip(tmp_path / "ml-1m.zip", rows)
+    code, out = run("data", "prepare", "ml-1m", "-p", "rella", "--path", str(zip_path), "-o", str(tmp_path / "p"))
+    assert_clean_failure(code, out, str(tmp_path / "p"), "every one of its", "labels is 0", "label = rating > 3")
+    assert not (tmp_path / "p").exists()
+
+
+def test_evaluate_on_a_missing_folder_or_a_deleted_split_says_so(tmp_path, tallrec_dir, model_dir):
+    """Found in review: a missing folder was "meta.json missing", a deleted split "cannot read table"."""
+    common = ["--model", str(model_dir), "--device", "cpu", "--run-dir", str(tmp_path / "r")]
+    code, out = run("evaluate", "--data", str(tmp_path / "nowhere"), *common)
+    assert_clean_failure(code, out, str(tmp_path / "nowhere"), "no such folder")
+    (tallrec_dir / "test.parquet").unlink()
+    code, out = run("evaluate", "--data", str(tallrec_dir), *common)
+    assert_clean_failure(code, out, str(tallrec_dir / "test.parquet"), "no such file")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("entry", ["from llmrec.cli import main\nsys.exit(main())",  # the console script
+                                   "import runpy\nrunpy.run_module('llmrec.cli', run_name='__main__')"])  # -m
+def test_ctrl_c_while_the_commands_are_imported_exits_130(entry):
+    """Found in review: Ctrl-C in the first second of a command (while importing) showed a KeyboardInterrupt
+    traceback. The interrupt is raised here by an import hook, at the import of the last command module."""
+    code = ("import sys, importlib.abc\n"
+            "class Interrupt(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name == 'llmrec.cli.train':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n" + entry + "\n")
+    proc = subprocess.run([sys.executable, "-c", code, "data", "list"], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert proc.stderr.strip() == "interrupted" and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("target", ["/proc/llmrec-out", "/sys/llmrec-out"])
+def test_an_output_on_a_file_system_that_takes_no_files_is_one_clear_line(tmp_path, ml1m_zip, target):
+    """Found in review: `-o` under /proc as root passed the permission check and failed after the work with
+    `Error: FileNotFoundError: ...`. A folder is now created and removed there first."""
+    if not Path(target).parent.is_dir():
+        pytest.skip(f"no {Path(target).parent} here")
+    code, out = run("data", "prepare", "ml-1m", "-p", "tallrec", "--path", str(ml1m_zip), "-o", target)
+    assert_clean_failure(code, out, target, "choose another")
+    assert "cannot create files in" in out or "permission denied" in out, out  # as root / as a user
+    assert "FileNotFoundError" not in out and "built" not in out  # refused before the work

@@ -235,7 +235,7 @@ def test_cli_list_run_and_compare(planted, tmp_path):
     assert cmp.exit_code == 0, cmp.output
     assert "pop" in cmp.output and "lr" in cmp.output
     bad = runner.invoke(main, ["baseline", "din", "-d", str(tmp_path / "missing")])
-    assert bad.exit_code == 1 and "Traceback" not in bad.output and "meta.json missing" in bad.output
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and "no such folder" in bad.output
 
 
 def test_bench_baselines(planted):

@@ -38,7 +38,8 @@ NAMED = {"baseline": {"--data": "data", "-d": "data", "--shots": "train_samples"
          "train": {"--data": "data", "-d": "data", "--shots": "train_samples", "--seed": "seed",
                    "--seeds": "seed", "--model": "model.name", "-m": "model.name", "--epochs": "optim.epochs",
                    "--lr": "optim.learning_rate", "--device": "model.device", "--run-dir": "run_dir"}}
-ALWAYS_FREE = {"seed", "run_dir"}  # a seed is a draw, not a tuned setting; the shipped files fix 0, the CLI 42
+# a seed is a draw, not a tuned setting (the shipped files fix 0, the CLI 42); tracking (--track) only logs a run
+ALWAYS_FREE = {"seed", "run_dir", "tracking"}
 
 
 def command_lines() -> list[tuple[str, str]]:

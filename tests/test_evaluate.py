@@ -267,3 +267,38 @@ def test_ranking_intervals_resample_users_with_several_lists(tmp_path):
     mrr3 = np.array([1 / r for r in rank])
     lo, hi = bootstrap_ci(np.mean, mrr3, groups=np.array([f"u{i % 3}" for i in range(9)]))
     assert metrics["ci95_by_user"]["mrr@3"] == [round(lo, 6), round(hi, 6)]
+
+
+def test_a_slow_evaluate_journals_by_time_so_a_kill_loses_little(tmp_path, tiny_ml1m, loaded, monkeypatch):
+    """Found in review: an evaluate killed before its first 64 prompts lost all its work. Partial predictions are
+    also written about every ``checkpoint_seconds``: a fake scorer at 20 prompts/s, killed mid-piece after 1.6 s
+    with checkpoint_every=64, has journaled all but the last ~0.5 s."""
+    import time
+
+    data = prepared(tmp_path, tiny_ml1m, "rella")
+    started, per_prompt, kill_after, seconds = time.perf_counter(), 0.05, 1.6, 0.5
+    state = {"scored": 0}
+
+    def slow(self, prompts, progress=None):
+        for _ in prompts:
+            if time.perf_counter() - started > kill_after:
+                state["killed"] = time.perf_counter()
+                raise KeyboardInterrupt  # killed in the middle of a piece
+            time.sleep(per_prompt)
+            state["scored"] += 1
+        return np.full(len(prompts), 0.5)
+
+    monkeypatch.setattr(scoring.YesNoScorer, "score", slow)
+    run_dir = tmp_path / "run"
+    cfg = EvaluateConfig(data=str(data), limit=60, run_dir=str(run_dir), checkpoint_every=64, checkpoint_seconds=seconds)
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(cfg, loaded=loaded, progress=False, log=lambda m: None)
+    partial = run_dir / "predictions.partial.jsonl"
+    journaled = len(partial.read_text().splitlines())
+    assert journaled >= 8, journaled  # by count alone (64) it would be 0
+    lost = state["scored"] - journaled
+    assert lost * per_prompt <= 2 * seconds, (lost, journaled)
+    # and the default is by time too (30 s); null keeps the count only
+    assert EvaluateConfig(data="d").checkpoint_seconds == 30
+    assert EvaluateConfig(data="d", checkpoint_seconds=None).checkpoint_seconds is None

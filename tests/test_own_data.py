@@ -291,12 +291,26 @@ def bad_case(tmp_path, shop, case):
     if case == "wrong delimiter":
         write(orders, shop / "orders.csv", sep=";")
         return {}, ["orders.csv:1", "no column 'customer'", "customer;sku;stars;at"]
+    if case == "stray rating":  # one 9 among 1-5 stars: mixed scales, not a 0-10 scale (issue 34)
+        orders.loc[7, "stars"] = "9"
+        write(orders, shop / "orders.csv")
+        return {}, ["orders.csv:9", "field 'stars'", "rating 9 is above 5", "mixed scales",
+                    "files.interactions.rating_scale: [0, 10]"]
+    if case == "outside rating_scale":
+        orders.loc[10, "stars"] = "0"
+        write(orders, shop / "orders.csv")
+        return {"interactions": {"rating_scale": [1, 5]}}, ["orders.csv:12", "field 'stars'",
+                                                            "rating 0 is outside the rating scale 1-5"]
+    if case == "rating above 10":
+        orders.loc[1, "stars"] = "99"
+        write(orders, shop / "orders.csv")
+        return {}, ["orders.csv:3", "field 'stars'", "rating 99 is outside 0-10", "files.interactions.rating_scale"]
     raise AssertionError(case)
 
 
 BAD_CASES = ["missing column", "duplicate item", "bad timestamp", "bad rating", "empty id", "unknown items",
              "unknown users", "undecodable bytes", "bad JSON line", "parquet row", "missing file",
-             "unknown extension", "wrong delimiter"]
+             "unknown extension", "wrong delimiter", "stray rating", "outside rating_scale", "rating above 10"]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
@@ -310,6 +324,27 @@ def test_bad_files_fail_with_one_line_naming_file_line_and_column(tmp_path, shop
         assert fragment in line, f"{fragment!r} not in {line!r}"
     assert not (tmp_path / "out").exists()  # nothing half-written
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_the_rating_scale_is_configured_or_read_from_the_ratings(tmp_path, shop):
+    """Without ``rating_scale`` the scale is read from the ratings (0-5, or 0-10 when more than 1% exceed 5); a
+    configured scale takes stray-looking ratings, and sets the default label threshold."""
+    assert load(shop).extra["rating_scale"] == [0, 5]
+    orders = pd.read_csv(shop / "orders.csv", dtype=str)
+    orders.loc[7, "stars"] = "9"
+    write(orders, shop / "orders.csv")
+    data = load(shop, interactions={"rating_scale": [0, 10]})
+    assert data.extra["rating_scale"] == [0, 10] and data.interactions["rating"].max() == 9
+    orders["stars"] = (orders["stars"].astype(int).clip(upper=5) * 2).astype(str)  # a 0-10 scale
+    write(orders, shop / "orders.csv")
+    assert load(shop).extra["rating_scale"] == [0, 10]
+    with pytest.raises(ValueError, match="low < high"):
+        FilesConfig.model_validate(settings(interactions={"rating_scale": [5, 1]}))
+    from llmrec.data.protocols.base import default_threshold
+
+    assert default_threshold(load(shop)) == 5
+    with pytest.raises(ConfigError, match="no default for files's rating scale 0-100"):
+        default_threshold(load(shop, interactions={"rating_scale": [0, 100]}))
 
 
 def test_config_errors(tmp_path, shop, tiny_ml1m):

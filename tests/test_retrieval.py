@@ -212,7 +212,7 @@ def test_retrieve_refuses_bad_inputs(tmp_path):
                     "--set", f"encoder.path={vec}")
     assert_clean_failure(code, out, "already holds retrieved histories")
     code, out = run("retrieve", str(tmp_path / "nothing"), "-o", str(tmp_path / "o2"))
-    assert_clean_failure(code, out, "meta.json")
+    assert_clean_failure(code, out, "no such folder")
 
 
 # ------------------------------------------------------------------ the item encoder and its cache
@@ -415,3 +415,23 @@ def test_a_large_catalogue_runs_in_bounded_memory():
     ref = subr_reference(seq_rows, starts, users[sample], ends[sample], vectors, 10)
     chosen = [fast.positions[fast.offsets[s] : fast.offsets[s + 1]].tolist() for s in sample]
     assert chosen == [ref.positions[ref.offsets[i] : ref.offsets[i + 1]].tolist() for i in range(len(sample))]
+
+
+def test_items_missing_from_items_parquet_fail_before_any_item_is_encoded(tmp_path, monkeypatch):
+    """Found in review: the check ran after encoding every item (66 s on ML-1M), and its hint said to encode every
+    item of items.parquet, which had been done. The ids are now checked first, naming the file."""
+    import llmrec.retrieval.transform as transform
+
+    data = _toy_rella(tmp_path)
+    drop = PreparedData.load(data).sequences.to_pylist()[0]["items"][0]
+    items = pq.read_table(data / "items.parquet").to_pandas()
+    items[items["item"] != drop].to_parquet(data / "items.parquet", index=False)
+
+    def never(*a, **k):
+        raise AssertionError("encoded before the ids were checked")
+
+    monkeypatch.setattr(transform, "encode_items", never)
+    code, out = run("retrieve", str(data), "-o", str(tmp_path / "subr"), "--pca-dim", "0")
+    assert_clean_failure(code, out, str(data / "items.parquet"), "without a vector", repr(drop), "prepare it again")
+    assert "encode every item" not in out
+    assert not (tmp_path / "subr").exists()

@@ -312,3 +312,177 @@ def test_serving_a_baseline_run_without_its_model_is_one_line(tmp_path, folders)
         settings_from_run(run)
     with pytest.raises(ConfigError, match="needs its scorer"):
         RecommenderService.load(ServeConfig(data=str(folders["tallrec"]), baseline=str(run)), **QUIET)
+
+
+def _slow(service, seconds_per_prompt: float):
+    """Make ``service``'s scorer take ``seconds_per_prompt`` per prompt, reporting each (as batches of one)."""
+    import time
+
+    real = service.model.scorer.score
+
+    def slow(prompts, progress=None):
+        out = []
+        for p in prompts:
+            time.sleep(seconds_per_prompt)
+            out.append(real([p])[0])
+            if progress:
+                progress(1)
+        return np.asarray(out)
+
+    service.model.scorer.score = slow
+
+
+def test_shutdown_during_a_long_request_answers_503_and_exits_within_the_bound(folders, loaded):
+    """Found in review: SIGTERM during a 100-candidate request gave the client a plain-text 500 after 33 s, two
+    tracebacks, and an exit 43 s later. Now: no new connections; what is not finished after
+    ``graceful_timeout_s`` is answered 503 in the error shape, and the server exits within the grace period plus
+    one scoring batch (here 1 s + 0.1 s per prompt, batches of one). Every wait has a deadline."""
+    import threading
+    import time
+
+    import httpx
+
+    from llmrec.serve.app import make_server
+
+    grace, per_prompt = 1.0, 0.1
+    service = RecommenderService.load(ServeConfig(data=str(folders["tallrec"])), loaded=loaded, **QUIET)
+    _slow(service, per_prompt)
+    server = make_server(create_app(service), port=0, graceful_timeout_s=grace, log_level="critical")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+    items = sorted(service.items)
+    body = _request(row, [items[i % len(items)] for i in range(100)])  # 100 candidates: 10 s of scoring
+    result = {}
+
+    def call():
+        try:
+            result["r"] = httpx.post(f"http://127.0.0.1:{port}/v1/score", json=body, timeout=30)
+        except httpx.HTTPError as exc:  # pragma: no cover - reported by the assertion below
+            result["error"] = exc
+        result["t"] = time.monotonic()
+
+    client = threading.Thread(target=call, daemon=True)
+    client.start()
+    time.sleep(0.6)  # the request is being scored
+    stopped = time.monotonic()
+    server.should_exit = True  # what uvicorn's SIGTERM / Ctrl-C handler sets
+    time.sleep(0.3)
+    with pytest.raises(httpx.ConnectError):  # no new connections
+        httpx.post(f"http://127.0.0.1:{port}/v1/score", json=body, timeout=5)
+    client.join(grace + 10)
+    thread.join(grace + 10)
+    assert not client.is_alive() and not thread.is_alive(), "shutdown did not finish within its bound"
+    assert "r" in result, result.get("error")
+    r = result["r"]
+    assert r.status_code == 503 and r.headers["content-type"] == "application/json", r.text
+    assert r.json()["field"] is None and "shutting down" in r.json()["error"]
+    assert result["t"] - stopped <= grace + 1.5
+    exited = time.monotonic() - stopped
+    assert exited <= grace + per_prompt + 2.0, exited
+
+
+_CHILD = """
+import socket, sys
+sys.path.insert(0, sys.argv[3])
+from llmrec.serve import ServeConfig
+from llmrec.serve.app import create_app, serve
+from llmrec.serve.service import RecommenderService
+from tests.test_serve import _slow
+from tests.tiny_models import tiny_loaded
+
+service = RecommenderService.load(ServeConfig(data=sys.argv[1]), loaded=tiny_loaded("llama"), log=lambda m: None)
+_slow(service, 0.1)
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+print(port, flush=True)
+serve(create_app(service), host="127.0.0.1", port=port, graceful_timeout_s=float(sys.argv[2]))
+"""
+
+
+def test_sigterm_to_a_serving_process_is_graceful_and_bounded(folders, tmp_path):
+    """The same through a real signal: `llmrec serve`'s process gets SIGTERM during a 100-candidate request; the
+    client gets a 503 in the error shape, the log holds no traceback, and the process ends within the bound (by the
+    signal, which uvicorn raises again once it has shut down)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    grace = 1.0
+    repo = Path(__file__).resolve().parents[1]
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+    proc = subprocess.Popen([sys.executable, str(script), str(folders["tallrec"]), str(grace), str(repo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        port = int(proc.stdout.readline())
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+        items = sorted(set(PreparedData.load(folders["tallrec"]).items["item"].astype(str)))
+        body = _request(row, [items[i % len(items)] for i in range(100)])
+        result = {}
+        client = threading.Thread(target=lambda: result.update(r=httpx.post(
+            f"http://127.0.0.1:{port}/v1/score", json=body, timeout=30)), daemon=True)
+        client.start()
+        time.sleep(0.8)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=grace + 10)
+        exited = time.monotonic() - stopped
+        client.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    err = proc.stderr.read()
+    assert code in (0, -signal.SIGTERM) and "Traceback" not in err, err  # uvicorn re-raises the signal it handled
+    assert exited <= grace + 0.1 + 2.5, exited
+    r = result["r"]
+    assert r.status_code == 503 and r.json()["field"] is None and "shutting down" in r.json()["error"], r.text
+
+
+def test_impossible_ratings_and_unparsable_bodies_get_the_error_shape(folders, loaded):
+    """Found in review: a rating of NaN or 99 was scored (200), and a 200,000-deep JSON or a body that is not UTF-8
+    answered FastAPI's {"detail": ...}. Ratings must be finite and within the data's (here 1-5)."""
+    row = PreparedData.load(folders["tallrec"]).split("test").slice(0, 1).to_pylist()[0]
+    good = _request(row, [row["item"]])
+    with _client(folders["tallrec"], loaded) as client:
+        def post(content: bytes):
+            r = client.post("/v1/score", content=content, headers={"content-type": "application/json"})
+            assert r.status_code == 200 or set(r.json()) == {"error", "field"}, r.text
+            return r.status_code, r.json()
+
+        for rating, fragment in [("NaN", "not a finite number"), ("Infinity", "not a finite number"),
+                                 ("99", "outside this data's ratings (1-5)"), ("0", "outside"), ("-3", "outside")]:
+            marked = {**good, "history": [good["history"][0], {**good["history"][1], "rating": 12345.5}]}
+            text = json.dumps(marked).replace("12345.5", rating)
+            status, body = post(text.encode())
+            assert status == 422 and body["field"] == "history[1].rating" and fragment in body["error"], body
+        assert post(json.dumps(good).encode())[0] == 200
+        status, body = post(b"[" * 200_000)
+        assert status == 400 and body == {"error": "malformed JSON: nested too deeply", "field": None}
+        status, body = post(json.dumps(good).encode().replace(b'"history"', b'"hist\xffory"'))
+        assert status == 400 and "not UTF-8" in body["error"]
+        r = client.get("/no-such-page")
+        assert r.status_code == 404 and r.json() == {"error": "Not Found", "field": None}
+        assert client.get("/health").json()["rating_range"] == [1.0, 5.0]

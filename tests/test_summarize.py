@@ -335,7 +335,7 @@ def test_summarize_cli_bad_input_is_one_line(tmp_path, trsr_folder):
     from llmrec.cli import main
 
     res = CliRunner().invoke(main, ["summarize", str(tmp_path / "nope"), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 1 and "meta.json missing" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 1 and "no such folder" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(main, ["summarize", str(trsr_folder), "-o", str(tmp_path / "o"), "--limit", "train"])
     assert res.exit_code == 1 and "expected SPLIT=N" in res.output
     res = CliRunner().invoke(main, ["summarize", str(trsr_folder), "-o", str(tmp_path / "o"), "--mode", "recurrent",
@@ -443,3 +443,31 @@ def test_limits_keep_the_rows_training_and_evaluation_draw(trsr_folder):
     assert kept["train"].tolist() == sample_indices(source.splits["train"].num_rows, 5, 3).tolist()
     assert kept["test"].tolist() == subset_rows(source.splits["test"].num_rows, 4, 3)
     assert kept["valid"].tolist() == list(range(source.splits["valid"].num_rows))
+
+
+def test_a_slow_summarize_journals_by_time_so_a_kill_loses_little(tmp_path):
+    """Found in review: summaries were journaled every 64 prompts only. With ``checkpoint_seconds`` a generator at 20
+    prompts/s, killed mid-call after 1.6 s, has journaled all but the last ~0.5 s."""
+    import time
+
+    per_prompt, kill_after, seconds = 0.05, 1.6, 0.5
+
+    class Slow(Recorder):
+        def generate(self, prompts, progress=None):
+            out = []
+            for p in prompts:
+                if time.perf_counter() - started > kill_after:
+                    raise KeyboardInterrupt
+                time.sleep(per_prompt)
+                out.extend(Recorder.generate(self, [p]))
+            return out
+
+    histories = [[f"u{u}-i{i}" for i in range(6)] for u in range(40)]  # 120 block prompts in the first round
+    slow = Slow()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        _summarizer(slow, tmp_path, "hierarchical", fan_in=2, checkpoint_every=64, checkpoint_seconds=seconds
+                    ).run(histories)
+    journaled = len((tmp_path / "c" / "journal.jsonl").read_text().splitlines())
+    assert journaled >= 8, journaled  # by count alone (64) it would be 0
+    assert (len(slow.prompts) - journaled) * per_prompt <= 2 * seconds, (len(slow.prompts), journaled)

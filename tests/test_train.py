@@ -182,6 +182,14 @@ def test_resume_after_interruption_gives_the_same_adapter(tmp_path, tallrec_data
     # train_loss covers the whole run, not only the steps after the resume
     straight_result = json.loads((straight / "metrics.json").read_text())
     assert result["train"]["train_loss"] == pytest.approx(straight_result["train"]["train_loss"], rel=1e-4)
+    # and so does train_log.json's closing entry (it held the mean of the resumed steps only: issue 34)
+    last = json.loads((resumed / "train_log.json").read_text())[-1]
+    assert last["train_loss"] == pytest.approx(result["train"]["train_loss"], rel=1e-6)
+    assert last["train_loss"] == pytest.approx(json.loads((straight / "train_log.json").read_text())[-1]["train_loss"],
+                                               rel=1e-4)
+    log = json.loads((resumed / "train_log.json").read_text())
+    after = [e["loss"] for e in log if "loss" in e and e["step"] > 4]  # the session's own mean: steps 5-16 only
+    assert last["train_loss_this_session"] == pytest.approx(np.mean(after), rel=1e-4) != last["train_loss"]
 
 
 def test_a_run_folder_with_another_config_is_refused(tmp_path, tallrec_data):

@@ -37,7 +37,7 @@ from llmrec.llm import (
 from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
 from llmrec.results import SampleScorer, rows_columns, write_results
-from llmrec.runs import RunDir
+from llmrec.runs import Pace, RunDir
 from llmrec.tracking import TrackingSettings, start_tracking
 
 __all__ = ["EvaluateConfig", "EvaluatePlan", "PromptScorer", "check_evaluate", "evaluate"]
@@ -59,6 +59,8 @@ class EvaluateConfig(PromptSettings):
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-<dataset>-<protocol>-<split>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir")
     checkpoint_every: int = Field(64, ge=1, description="prompts scored between writes of partial predictions")
+    checkpoint_seconds: float | None = Field(30.0, gt=0, description="and at most about this many seconds of scoring "
+                                             "between them (a kill loses at most that); null: by count only")
     engine: EngineSettings = Field(default_factory=EngineSettings, description="local, or Ray Data workers that each "
                                    "load the model and score chunks of samples (the same predictions)")
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run to MLflow / "
@@ -216,10 +218,17 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
             scored_now += len(records)
             token_count += sum(r.get("tokens", 0) for r in records)
     else:
-        for start in range(0, len(pending), step * spread):
-            chunk = pending[start : start + step * spread]
+        # pieces of at most checkpoint_every prompts and about checkpoint_seconds each (by the last piece's rate); the
+        # processes of a launch score in lockstep, so there the pieces are by count only (the same on every process)
+        pace = Pace(step, config.checkpoint_seconds if spread == 1 else None, first=max(1, 8 // per_row))
+        start = 0
+        while start < len(pending):
+            chunk = pending[start : start + pace.next() * spread]
+            start += len(chunk)
             mine = shard(chunk, w) if spread > 1 else chunk
+            t_piece = time.perf_counter()
             records = rows_scorer.score_rows(mine, kind, bar.update)
+            pace.done(len(mine), time.perf_counter() - t_piece)
             if spread > 1:
                 parts = gather(records)
                 bar.update(sum(map(len, parts)) - len(records))

@@ -140,6 +140,20 @@ def is_leftover(name: str) -> bool:
     return bool(_LEFTOVER.fullmatch(name))
 
 
+def _probe(path: Path, folder: Path, what: str) -> None:
+    """Create and remove a folder where the output's temporary sibling will go: write permission bits say yes on
+    file systems that take no new entries (``/proc``, ``/sys`` as root), which would fail after the work."""
+    import tempfile
+
+    from llmrec.errors import OutputError
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".llmrec-probe-", dir=folder))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create files in {folder} ({exc.strerror or exc}); choose another {what}"
+                          ) from None
+
+
 def check_output_dir(path: str | Path, *, owned: Callable[[Path], str | None], overwrite: bool = False,
                      what: str = "output folder", sources: Iterable[str | Path] = ()) -> None:
     """Refuse to write a folder over anything that is not ours; call before any work starts.
@@ -179,6 +193,7 @@ def check_output_dir(path: str | Path, *, owned: Callable[[Path], str | None], o
         raise OutputError(f"{path}: {parent} is a file, not a folder; choose another {what}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: cannot write in {parent} (permission denied); choose another {what}")
+    _probe(path, resolved.parent if resolved.parent.exists() else parent, what)
     if path.is_dir():
         entries = sorted(p.name for p in path.iterdir() if not is_leftover(p.name))  # .git counts: never ours
         if not entries:

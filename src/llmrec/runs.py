@@ -33,6 +33,37 @@ from llmrec.errors import ConfigError, LlmrecError
 from llmrec.io import write_json, write_text
 
 
+class Pace:
+    """How much work to do before the next journal write: at most ``every`` units, and no more than the last
+    piece's rate says fit in ``seconds`` (the first piece, before any rate is known: ``first`` units), so a kill
+    loses at most about ``seconds`` of work however slow the model (evaluate's partial predictions, summarize's
+    journal). ``seconds`` None: every ``every`` units only.
+
+    >>> pace = Pace(every=64, seconds=30.0, first=8)
+    >>> pace.next()
+    8
+    >>> pace.done(8, 4.0); pace.next()  # 2 units/s: 60 fit in 30 s
+    60
+    >>> pace.done(60, 6.0); pace.next()  # 10 units/s: capped at every
+    64
+    >>> Pace(every=64, seconds=None).next()
+    64
+    """
+
+    def __init__(self, every: int, seconds: float | None, first: int = 8) -> None:
+        self.every, self.seconds = every, seconds
+        self.size = every if seconds is None else max(1, min(every, first))
+
+    def next(self) -> int:
+        return self.size
+
+    def done(self, units: int, elapsed: float) -> None:
+        """Record a finished piece of ``units`` that took ``elapsed`` seconds."""
+        if self.seconds is not None and units > 0:
+            rate = units / max(elapsed, 1e-9)
+            self.size = int(max(1, min(self.every, rate * self.seconds)))
+
+
 class RunDir:
     """One run's folder (see the module docstring)."""
 

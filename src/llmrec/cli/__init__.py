@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import sys
 
-from llmrec.cli.app import main
-from llmrec.cli.attention import attention_cmd
-from llmrec.cli.baseline import baseline_cmd
-from llmrec.cli.bench import bench
-from llmrec.cli.data import data
-from llmrec.cli.evaluate import evaluate_cmd
-from llmrec.cli.experiment import run_cmd, suite_cmd
-from llmrec.cli.report import compare_cmd, report_cmd
-from llmrec.cli.retrieve import retrieve_cmd
-from llmrec.cli.serve import serve_cmd
-from llmrec.cli.summarize import summarize_cmd
-from llmrec.cli.train import train_cmd
+try:  # Ctrl-C in the first second of a command lands here, while the commands are imported
+    from llmrec.cli.app import main
+    from llmrec.cli.attention import attention_cmd
+    from llmrec.cli.baseline import baseline_cmd
+    from llmrec.cli.bench import bench
+    from llmrec.cli.data import data
+    from llmrec.cli.evaluate import evaluate_cmd
+    from llmrec.cli.experiment import run_cmd, suite_cmd
+    from llmrec.cli.report import compare_cmd, report_cmd
+    from llmrec.cli.retrieve import retrieve_cmd
+    from llmrec.cli.serve import serve_cmd
+    from llmrec.cli.summarize import summarize_cmd
+    from llmrec.cli.train import train_cmd
+except KeyboardInterrupt:
+    sys.stderr.write("\ninterrupted\n")
+    raise SystemExit(130) from None
 
 for command in (data, retrieve_cmd, summarize_cmd, evaluate_cmd, train_cmd, baseline_cmd, run_cmd, suite_cmd, compare_cmd, report_cmd, attention_cmd, serve_cmd,
                 bench):

@@ -68,6 +68,6 @@ def serve_cmd(run_dir, data, model_name, adapter, host, port, api_key_env, no_mi
              f" on {d['dataset']}/{d['protocol']} ({d['kind']} samples, {shape}, {d['items']} items)")
     echo_err(f"API at http://{s.host}:{s.port}/v1/score, docs at http://{s.host}:{s.port}/docs"
              + ("; X-API-Key required" if s.api_key else "") + "; Ctrl-C stops after the requests in flight")
-    import uvicorn
+    from llmrec.serve.app import serve
 
-    uvicorn.run(app, host=s.host, port=s.port, log_level="warning", timeout_graceful_shutdown=s.graceful_timeout_s)
+    serve(app, host=s.host, port=s.port, graceful_timeout_s=s.graceful_timeout_s)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from llmrec.data.prepared import check_prepared_target
@@ -161,6 +162,29 @@ def check_prepare(config: PrepareConfig) -> None:
                                 "(relative paths start at the config's path, default the current folder)")
 
 
+def check_two_classes(prepared: PreparedData, out: str | Path) -> None:
+    """A DataError naming the split when every label of a split is the same (nothing to learn or rank by: AUC
+    undefined), as when one stray rating moves the default threshold; nothing is written.
+
+    >>> import pyarrow as pa
+    >>> one = PreparedData("toy", "tallrec", {"test": pa.table({"label": [0, 0]})}, None, None, None,
+    ...                    {"label_threshold": 5})
+    >>> check_two_classes(one, "out")
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.DataError: out: split 'test': every one of its 2 labels is 0 (label = rating > 5); check the ratings and the label_threshold
+    """
+    threshold = prepared.config.get("label_threshold")
+    rule = f" (label = rating > {threshold:g})" if isinstance(threshold, (int, float)) else ""
+    for name, table in prepared.splits.items():
+        if "label" not in table.column_names or table.num_rows == 0:
+            continue
+        labels = pc.unique(table.column("label")).to_pylist()
+        if len(labels) == 1:
+            raise DataError(f"split {name!r}: every one of its {table.num_rows:,} labels is {labels[0]}{rule}; "
+                            "check the ratings and the label_threshold", path=out)
+
+
 def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, dict[str, float]]:
     """Run the whole preparation; returns the prepared data, its folder and step timings.
 
@@ -191,6 +215,7 @@ def prepare(config: PrepareConfig, *, log=print) -> tuple[PreparedData, Path, di
     described = {name: settings.model_dump(mode="json")} if settings is not None else {}
     prepared.config = {"dataset": config.dataset, "source": data.sources, **described, **prepared.config}
     prepared.notes = [*notes, *prepared.notes]
+    check_two_classes(prepared, config.output_dir())
     timings["build_s"] = time.perf_counter() - t1
     log(f"built {config.protocol} samples ({timings['build_s']:.1f} s)")
     t2 = time.perf_counter()

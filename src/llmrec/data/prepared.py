@@ -98,12 +98,27 @@ class ReadLog:
 READS = ReadLog()  # the reads of this process; tests clear it, act, then look
 
 
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    """The error of a table that cannot be read: "no such file" when it is not there (a deleted split)."""
+    if not Path(path).exists():
+        return DataError("no such file: the prepared folder lost this table", path=path,
+                         hint="prepare the data again")
+    return DataError(f"cannot read table: {getattr(exc, 'strerror', None) or exc}", path=path,
+                     hint="prepare the data again")
+
+
 def read_footer(path: Path) -> pq.FileMetaData:
-    """Row count and schema of a Parquet file, from its footer (no data read)."""
+    """Row count and schema of a Parquet file, from its footer (no data read).
+
+    >>> read_footer(Path("no/such/test.parquet"))
+    Traceback (most recent call last):
+    ...
+    llmrec.errors.DataError: no/such/test.parquet: no such file: the prepared folder lost this table (prepare the data again)
+    """
     try:
         meta = pq.read_metadata(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"cannot read table: {exc}", path=path, hint="prepare the data again") from None
+        raise _unreadable(path, exc) from None
     READS.footers.append(str(path))
     return meta
 
@@ -113,7 +128,7 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     try:
         table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise DataError(f"cannot read table: {exc}", path=path, hint="prepare the data again") from None
+        raise _unreadable(path, exc) from None
     READS.tables.append((str(path), None if columns is None else tuple(columns)))
     return table
 
@@ -154,7 +169,7 @@ def _stamp(path: Path) -> tuple[int, int, int]:
     try:
         st = path.stat()
     except OSError as exc:
-        raise DataError(f"cannot read table: {exc.strerror}", path=path, hint="prepare the data again") from None
+        raise _unreadable(path, exc) from None
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
@@ -527,6 +542,10 @@ class PreparedData:
 def _read_meta(directory: Path) -> dict[str, Any]:
     """meta.json of a prepared folder, checked for the keys :meth:`PreparedData.load` needs."""
     meta_path = directory / "meta.json"
+    if not directory.exists():
+        raise DataError("no such folder", path=directory, hint="check the path, or run `llmrec data prepare` first")
+    if not directory.is_dir():
+        raise DataError("not a folder (a prepared data folder was expected)", path=directory)
     if not meta_path.exists():
         raise DataError("not a prepared data directory (meta.json missing)", path=directory,
                         hint="run `llmrec data prepare` first")
@@ -547,7 +566,7 @@ def open_prepared(path: str | Path, opened: dict[str, PreparedData] | None = Non
     >>> open_prepared("no/such/folder", opened)
     Traceback (most recent call last):
     ...
-    llmrec.errors.DataError: no/such/folder: not a prepared data directory (meta.json missing) (run `llmrec data prepare` first)
+    llmrec.errors.DataError: no/such/folder: no such folder (check the path, or run `llmrec data prepare` first)
     """
     if opened is None:
         return PreparedData.load(path)

@@ -70,6 +70,28 @@ def check_known_ids(ids: pd.Series, known: pd.Series, *, path: Any, field: str, 
         )
 
 
+def check_rating_scale(ratings: pd.Series | np.ndarray, scale: tuple[float, float], *, path: Any, name: str,
+                       field: str = "rating", first_line: int | None = 1, lines: np.ndarray | None = None) -> None:
+    """Raise :class:`DataError` naming the file and line of the first rating outside ``scale`` (or not finite).
+
+    ``first_line`` is the line of the first data row (2 after a header; None when lines cannot be counted), or
+    ``lines`` the line of each row. Missing ratings (NaN) are left to the loader.
+
+    >>> check_rating_scale(pd.Series([4.0, 99.0]), (1, 5), path="u.data", name="MovieLens")
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.DataError: u.data:2: field 'rating': rating 99 is outside the MovieLens scale 1-5 (fix or remove the line)
+    """
+    values = np.asarray(ratings, dtype=np.float64)
+    low, high = scale
+    bad = np.isinf(values) | (values < low) | (values > high)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        line = int(lines[row]) if lines is not None else (row + first_line if first_line is not None else None)
+        raise DataError(f"rating {values[row]:g} is outside the {name} scale {low:g}-{high:g}", path=path, field=field,
+                        line=line, hint="fix or remove the line")
+
+
 def _as_str(series: pd.Series) -> pd.Series:
     if series.dtype.kind in "iu":
         return series.astype("int64").astype(str)

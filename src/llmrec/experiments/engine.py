@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from llmrec.configfile import apply_overrides, deep_merge, load_config
-from llmrec.errors import ConfigError, LlmrecError
+from llmrec.errors import ConfigError, LlmrecError, OutputError
 from llmrec.experiments.config import ExperimentConfig, Step, load_experiment, map_strings, substitute
 from llmrec.experiments.steps import STEP_KINDS, StepKind
 from llmrec.io import file_sha256, write_json
@@ -120,6 +120,7 @@ def plan_experiment(experiment_file: str | Path | None, out: str | Path, *, expe
     if experiment is None:
         experiment = load_experiment(experiment_file)
     out = Path(out)
+    check_owner(out, experiment.name)
     unknown = set(only) - {r.name for r in experiment.steps}
     if unknown:
         raise ConfigError(f"no step named {', '.join(sorted(unknown))} in {experiment_file or experiment.name}")
@@ -272,6 +273,49 @@ def _plan_row(row: Step, base: dict[str, Any], refs: list[str], runs, out: Path,
     return planned
 
 
+def owner_path(out: str | Path) -> Path:
+    """``OUT/.steps/@experiment.json``: the name of the experiment the folder belongs to (no step is named ``@...``)."""
+    return Path(out) / ".steps" / "@experiment.json"
+
+
+def folder_owner(out: str | Path) -> str | None:
+    """The experiment ``out`` belongs to: its marker's name, else (a folder written before the marker) the name its
+    ``table.json`` records, else None (a new folder, or one adopted by whichever experiment runs in it first).
+
+    >>> import tempfile; folder_owner(tempfile.mkdtemp()) is None
+    True
+    """
+    out = Path(out)
+    for path, key in ((owner_path(out), "experiment"), (out / "table.json", "suite")):
+        record = _read_record(path)
+        if isinstance(record, dict) and isinstance(record.get(key), str):
+            return record[key]
+    return None
+
+
+def check_owner(out: str | Path, name: str) -> None:
+    """Refuse to run (or tabulate) the experiment ``name`` in a folder that belongs to another experiment: a step of
+    the same name there is another experiment's finished run, and its other key would remove it.
+
+    >>> import tempfile, pathlib; d = pathlib.Path(tempfile.mkdtemp())
+    >>> claim_folder(d, "movie"); check_owner(d, "movie")
+    >>> check_owner(d, "book")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    llmrec.errors.OutputError: ...: this folder holds the experiment 'movie', not 'book' ...
+    """
+    owner = folder_owner(out)
+    if owner is not None and owner != name:
+        raise OutputError(f"{out}: this folder holds the experiment {owner!r}, not {name!r} (running it here would "
+                          f"replace the runs of {owner!r}); choose another --out")
+
+
+def claim_folder(out: str | Path, name: str) -> None:
+    """Write the marker naming ``out``'s experiment (a folder from before the marker is adopted by its first run)."""
+    if not owner_path(out).is_file():
+        write_json(owner_path(out), {"experiment": name})
+
+
 def record_path(out: Path, run: PlannedRun) -> Path:
     return out / ".steps" / f"{run.step.name}{f'@seed-{run.seed}' if run.seed is not None else ''}.json"
 
@@ -311,11 +355,14 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
     """Plan, check, then run every step that is not done; returns the plan (no table: see
     :func:`llmrec.experiments.run_experiment`)."""
     out = Path(out)
+    if experiment is None:
+        experiment = load_experiment(experiment_file)
     plan = plan_experiment(experiment_file, out, experiment=experiment, only=only, extra=extra, seeds=seeds)
     states = plan_states(out, plan)
     problems = check_problems(plan, states)  # cheap checks of every run whose inputs are already there
     if problems:
         raise ConfigError(next(iter(problems.values())))
+    claim_folder(out, experiment.name)
     for run in plan:
         stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
         if states[id(run)] == "done" and not stale:

@@ -181,7 +181,10 @@ def _previous_paired(out: Path) -> list[dict[str, Any]]:
 def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """``table.md`` and ``table.json`` from whatever runs of the experiment are finished (``table.json`` keeps its
     ``suite`` key: the experiment's name)."""
+    from llmrec.experiments.engine import check_owner
+
     out = Path(out)
+    check_owner(out, experiment.name)
     table: dict[str, Any] = {"suite": experiment.name, "description": experiment.description,
                              "metrics": list(experiment.metrics),
                              "paper_label": experiment.paper.label if experiment.paper else None, "rows": {}}

@@ -134,17 +134,18 @@ def _sample_arrays(prepared: PreparedData, chrono: Chronologies, where: str) -> 
     return spans, np.concatenate(users), np.concatenate(ends)
 
 
-def _check_vectors(chrono: Chronologies, users: np.ndarray, ends: np.ndarray, vectors: ItemVectors) -> None:
-    """Every item of every searched history and every target must have a vector."""
+def _check_vectors(chrono: Chronologies, users: np.ndarray, ends: np.ndarray, vectors: ItemVectors,
+                   where: str | Path, fix: str) -> None:
+    """Every item of every searched history and every target must have a vector (checked on the ids, before any
+    item is encoded: ``vectors`` may hold the ids only)."""
     reach = np.zeros(len(chrono.lengths), dtype=np.int64)
     np.maximum.at(reach, users, ends + 1)
     flat, _ = concat_ranges(chrono.starts, reach)
     missing = flat[chrono.rows[flat] < 0]
     if len(missing):
         ids = pd.unique(chrono.items.take(pa.array(missing[:1000])).to_numpy(zero_copy_only=False))
-        raise DataError(f"{len(missing):,} interactions refer to items without a vector (e.g. "
-                        f"{', '.join(repr(i) for i in ids[:3])}) in {vectors.info.get('kind', 'the encoder')} "
-                        "vectors; encode every item of items.parquet")
+        raise DataError(f"{len(missing):,} interactions of the histories and targets SUBR searches name items "
+                        f"without a vector (e.g. {', '.join(repr(i) for i in ids[:3])})", path=where, hint=fix)
 
 
 def _history_columns(chrono: Chronologies, users: np.ndarray, got: Retrieved) -> dict[str, pa.Array]:
@@ -269,13 +270,23 @@ def retrieve(config: RetrievalConfig | RetrievePlan, *, loaded=None, log: Callab
     check_prepared_target(config.out, source.dataset, source.protocol, config.overwrite, sources=[config.data])
 
     t0 = time.perf_counter()
-    raw = encode_items(source.items, config.encoder, loaded=loaded, log=log, progress=progress, engine=config.engine)
+    if config.encoder.kind == "file":  # the file's ids are checked before anything else
+        raw = encode_items(source.items, config.encoder, loaded=loaded, log=log, progress=progress,
+                           engine=config.engine)
+        ids, where, fix = raw, config.encoder.path, "add their vectors to the file"
+    else:  # every item of items.parquet will be encoded: the ids are checked before the (long) encoding
+        ids = ItemVectors(source.items["item"].astype(str).tolist(), np.zeros((0, 0), np.float32))
+        where, fix = Path(config.data) / "items.parquet", "the prepared folder is inconsistent: prepare it again"
+    chrono = Chronologies(source.sequences, ids)  # all columns: the folder written holds them again
+    spans, users, ends = _sample_arrays(source, chrono, config.data)
+    _check_vectors(chrono, users, ends, ids, where, fix)
+    if config.encoder.kind != "file":
+        raw = encode_items(source.items, config.encoder, loaded=loaded, log=log, progress=progress,
+                           engine=config.engine)
+        if raw.ids != ids.ids:
+            chrono.rows = _vector_rows(chrono.items, raw.ids)
     encode_s = time.perf_counter() - t0
     vectors, projection = project(raw.vectors, config.encoder.pca_dim)
-    item_vectors = ItemVectors(raw.ids, vectors, raw.info)
-    chrono = Chronologies(source.sequences, item_vectors)  # all columns: the folder written holds them again
-    spans, users, ends = _sample_arrays(source, chrono, config.data)
-    _check_vectors(chrono, users, ends, item_vectors)
 
     history, subr_s = _retrieve_splits(config, chrono, spans, users, ends, vectors, progress)
     similarity = np.concatenate([_flat_similarity(columns) for columns in history.values()])

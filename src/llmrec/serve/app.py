@@ -10,6 +10,7 @@ score (unknown item, empty history, too many candidates, wrong types), 503 shutt
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections import Counter, deque
@@ -21,14 +22,16 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
 
 from llmrec import __version__
 from llmrec.serve.batcher import MicroBatcher, ShuttingDown
 from llmrec.serve.schemas import RankResponse, ScoreRequest, ScoreResponse
 from llmrec.serve.service import InvalidRequest, RecommenderService
 
-__all__ = ["create_app"]
+__all__ = ["EXIT_MARGIN_S", "create_app", "make_server", "serve"]
+
+EXIT_MARGIN_S = 5.0  # uvicorn's own deadline comes this long after the grace period: a backstop, never reached
 
 _ERROR_SCHEMA = {"type": "object", "required": ["error", "field"], "additionalProperties": False,
                  "properties": {"error": {"type": "string", "description": "what is wrong, in one line"},
@@ -105,8 +108,10 @@ class _Metrics:
 def create_app(service: RecommenderService) -> FastAPI:
     """The FastAPI app serving ``service`` (run it with uvicorn, or test it with a TestClient)."""
     limits = service.limits
+    stop = getattr(service.model, "stop", None)  # ends a scoring call under way at its next batch
     batcher = MicroBatcher(service.model.score, max_batch_prompts=limits.max_batch_prompts,
-                           max_wait_s=limits.max_wait_ms / 1000, enabled=limits.micro_batching)
+                           max_wait_s=limits.max_wait_ms / 1000, enabled=limits.micro_batching,
+                           on_abort=stop.set if stop is not None else None)
     metrics = _Metrics()
 
     @asynccontextmanager
@@ -137,13 +142,17 @@ def create_app(service: RecommenderService) -> FastAPI:
             return _error(400, f"malformed JSON: {first.get('ctx', {}).get('error', first['msg'])}")
         return _error(422, first["msg"], field)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http_error(request: Request, exc: StarletteHTTPException):
-        # FastAPI's own answers (a body it cannot decode: invalid UTF-8, JSON nested too deep; 404; 405) in the
-        # error shape too, with their headers (405's Allow)
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException):
+        """FastAPI's own errors ({"detail": ...}: a body it cannot parse, 404, 405) in the one error shape."""
+        cause = exc.__cause__
         message = str(exc.detail)
-        if exc.status_code == 400:
-            message = f"malformed request body: {message}"
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+            message = f"malformed JSON: not UTF-8 text (byte 0x{cause.object[cause.start]:02x} at {cause.start})"
+        elif exc.status_code == 400 and isinstance(cause, RecursionError):
+            message = "malformed JSON: nested too deeply"
+        elif exc.status_code == 400 and cause is not None:
+            message = f"malformed JSON: {cause}"
         response = _error(exc.status_code, message)
         response.headers.update(exc.headers or {})
         return response
@@ -197,3 +206,34 @@ def create_app(service: RecommenderService) -> FastAPI:
 
 class _Unauthorized(Exception):
     pass
+
+
+def make_server(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000, graceful_timeout_s: float = 30.0,
+                log_level: str = "warning"):
+    """A uvicorn server for ``app`` whose shutdown (SIGTERM, Ctrl-C, ``should_exit``) is bounded: it stops
+    accepting connections and closes idle ones (a request that reaches the app meanwhile is answered 503), lets
+    the requests in flight finish for
+    ``graceful_timeout_s``, then answers the rest 503 (``{"error": ..., "field": null}``) and stops the scoring
+    call under way after its current batch; the process exits within ``graceful_timeout_s`` plus the scoring of
+    one batch (``scoring.batch_size`` prompts) and about a second."""
+    import uvicorn
+
+    batcher: MicroBatcher = app.state.batcher
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            drain = asyncio.ensure_future(batcher.drain(graceful_timeout_s))  # the app's own deadline
+            try:
+                await super().shutdown(sockets)
+            finally:
+                if not drain.done():
+                    drain.cancel()
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                            timeout_graceful_shutdown=graceful_timeout_s + EXIT_MARGIN_S)
+    return _Server(config)
+
+
+def serve(app: FastAPI, *, host: str, port: int, graceful_timeout_s: float, log_level: str = "warning") -> None:
+    """Run ``app`` until SIGTERM / Ctrl-C, then shut down as :func:`make_server` says (``llmrec serve``)."""
+    make_server(app, host=host, port=port, graceful_timeout_s=graceful_timeout_s, log_level=log_level).run()

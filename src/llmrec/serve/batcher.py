@@ -4,7 +4,9 @@ Requests wait in a queue; one worker takes as many as fit ``max_batch_prompts`` 
 to ``max_wait_s`` for more after the first), scores their prompts together on one thread
 (the model is not shared between threads) and hands every request its own scores. With
 ``enabled=False`` it scores one request per call, in arrival order (the baseline of the load
-test). ``close()`` stops new work and finishes everything already queued (graceful shutdown).
+test). ``close()`` stops new work and finishes everything already queued; ``drain(grace)`` (a server's shutdown)
+stops new work, gives the requests in flight ``grace`` seconds, then answers the rest ``ShuttingDown`` and stops
+the scoring call under way (``on_abort``).
 
 >>> import asyncio, numpy as np
 >>> async def demo():
@@ -46,8 +48,10 @@ class MicroBatcher:
     """Gathers the prompts of concurrent requests into one scoring call (see the module docs)."""
 
     def __init__(self, score: Callable[[list[Any]], np.ndarray], *, max_batch_prompts: int = 64,
-                 max_wait_s: float = 0.005, enabled: bool = True):
+                 max_wait_s: float = 0.005, enabled: bool = True, on_abort: Callable[[], None] | None = None):
         self._score = score
+        self._on_abort = on_abort  # stops the scoring call under way (it raises ShuttingDown at its next batch)
+        self._current: list[_Job] = []  # the batch being scored
         self.max_batch_prompts = max_batch_prompts
         self.max_wait_s = max_wait_s
         self.enabled = enabled
@@ -82,6 +86,27 @@ class MicroBatcher:
             await self._worker
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+
+    async def drain(self, grace: float) -> bool:
+        """Take no new requests; give the queued and running ones ``grace`` seconds, then answer every one still
+        waiting ``ShuttingDown`` (a 503) and stop the scoring call under way. True when all finished in time."""
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        deadline = time.perf_counter() + grace
+        while (self._jobs or self._current) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        if not (self._jobs or self._current):
+            return True
+        late = ShuttingDown(f"the service is shutting down; the request was not finished within the {grace:g} s "
+                            "grace period")
+        for job in [*self._jobs, *self._current]:
+            if not job.future.done():
+                job.future.set_exception(late)
+        self._jobs.clear()
+        if self._on_abort is not None:
+            self._on_abort()
+        return False
 
     def stats(self) -> dict[str, Any]:
         c = dict(self._counts)
@@ -127,6 +152,7 @@ class MicroBatcher:
             if self.enabled and self.max_wait_s > 0:
                 await self._gather()
             batch = self._take()
+            self._current = batch
             prompts = [p for job in batch for p in job.prompts]
             t0 = time.perf_counter()
             try:
@@ -138,6 +164,7 @@ class MicroBatcher:
                         job.future.set_exception(exc)
                 continue
             finally:
+                self._current = []
                 self._busy_s += time.perf_counter() - t0
             self._counts["requests"] += len(batch)
             self._counts["prompts"] += len(prompts)

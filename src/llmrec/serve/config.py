@@ -40,7 +40,8 @@ class ServerSettings(BaseModel):
     max_candidates: int = Field(100, ge=1, description="candidates per request at most")
     max_history: int = Field(500, ge=1, description="history items per request at most")
     max_body_bytes: int = Field(1_048_576, ge=256, description="request body size at most (bytes)")
-    graceful_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for requests in flight")
+    graceful_timeout_s: float = Field(30.0, ge=0, description="on shutdown, wait this long for requests in flight; "
+                                      "then answer them 503 and exit (docs/serve.md)")
 
     def check_address(self) -> None:
         """A ConfigError when this process cannot listen on ``host:port`` (unknown address, port in use),

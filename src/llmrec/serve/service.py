@@ -18,10 +18,14 @@ Either way a served score equals the offline score of the same history and candi
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow.compute as pc
 
 from llmrec.data.kinds import SampleKind, detect
 from llmrec.data.prepared import PreparedData
@@ -29,6 +33,7 @@ from llmrec.errors import ConfigError, LlmrecError
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, Scorer, load_model, make_scorer
 from llmrec.llm.loading import check_model
 from llmrec.results import SampleScorer
+from llmrec.serve.batcher import ShuttingDown
 from llmrec.serve.config import ServeConfig, ServerSettings
 from llmrec.serve.schemas import RankedItem, RankResponse, ScoredItem, ScoreRequest, ScoreResponse
 
@@ -76,6 +81,7 @@ class ServedModel(Protocol):
 
     kind: SampleKind
     name: str
+    stop: threading.Event  # set on shutdown: a scoring call under way stops at its next batch (ShuttingDown)
 
     def units(self, rows: list[dict[str, Any]], history: int) -> tuple[list[Any], int, int | None]:
         """The units of a request's rows, the history items the model sees, and the longest prompt's tokens."""
@@ -85,12 +91,24 @@ class ServedModel(Protocol):
         ...
 
 
+def _stopper(stop: threading.Event) -> Callable[[int], None]:
+    """A scorer's progress callback that ends the scoring call (ShuttingDown) once ``stop`` is set: the scorer hears
+    it after each of its batches."""
+
+    def check(_n: int) -> None:
+        if stop.is_set():
+            raise ShuttingDown("the service is shutting down; the request was not finished in time")
+
+    return check
+
+
 class LanguageModel:
     """A causal LM (+ adapter) behind the renderer of ``llmrec evaluate``: units are encoded prompts."""
 
     def __init__(self, renderer, scorer: Scorer, name: str):
         self.renderer, self.scorer, self.name = renderer, scorer, name
         self.kind = renderer.kind
+        self.stop = threading.Event()
 
     def units(self, rows, history):
         rendered = [p for group in self.renderer.render(rows) for p in group]
@@ -98,7 +116,7 @@ class LanguageModel:
         return prompts, min(p.history_kept for p in rendered), max(len(p) for p in rendered)
 
     def score(self, units):
-        return self.scorer.score(units)
+        return self.scorer.score(units, _stopper(self.stop))
 
 
 class SampleModel:
@@ -117,6 +135,7 @@ class SampleModel:
 
     def __init__(self, scorer: SampleScorer, kind: SampleKind, name: str):
         self.scorer, self.kind, self.name = scorer, kind, name
+        self.stop = threading.Event()
 
     def units(self, rows, history):
         if self.kind.lists:  # one list of n candidates -> n lists of one
@@ -126,8 +145,17 @@ class SampleModel:
         return rows, shown, None
 
     def score(self, units):
-        records = self.scorer.score_rows([{**row, "sample_id": i} for i, row in enumerate(units)], self.kind)
+        records = self.scorer.score_rows([{**row, "sample_id": i} for i, row in enumerate(units)], self.kind,
+                                         _stopper(self.stop))
         return np.asarray([r["score"] for r in records], dtype=np.float64)
+
+
+def _rating_range(prepared: PreparedData, split: str) -> tuple[float, float] | None:
+    """The lowest and highest rating the split's histories hold (the data's scale, as prepared)."""
+    ratings = pc.list_flatten(prepared.split(split, columns=["history_ratings"])["history_ratings"])
+    bounds = pc.min_max(ratings.cast("float64"))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return None if low is None else (float(low), float(high))
 
 
 class RecommenderService:
@@ -138,11 +166,12 @@ class RecommenderService:
     """
 
     def __init__(self, model: ServedModel, items: set[str] | dict[str, Any], limits: ServerSettings, *,
-                 ratings: bool, describe: dict[str, Any]):
+                 ratings: bool, describe: dict[str, Any], rating_range: tuple[float, float] | None = None):
         self.model = model
         self.items = items  # the catalogue requests may name
         self.limits = limits
         self.ratings = ratings  # the data's samples carry ratings: requests must too
+        self.rating_range = rating_range  # the lowest and highest rating of the data: a request's lie within
         self.describe = describe
 
     @classmethod
@@ -158,8 +187,9 @@ class RecommenderService:
                               "settings from a sample of it")
         sample = prepared.split(config.split).slice(0, 1).to_pylist()[0]
         ratings = "history_ratings" in columns and sample.get("history_ratings") is not None
+        rating_range = _rating_range(prepared, config.split) if ratings else None
         describe = {"data": config.data, "dataset": prepared.dataset, "protocol": prepared.protocol,
-                    "ratings_required": ratings}
+                    "ratings_required": ratings, "rating_range": list(rating_range) if rating_range else None}
         if sample_scorer is not None or config.baseline is not None:
             if sample_scorer is None:
                 raise ConfigError(f"baseline: {config.baseline} needs its scorer: pass "
@@ -171,7 +201,7 @@ class RecommenderService:
                         "history_k": getattr(sample_scorer, "history_len", None), "max_prompt_tokens": None,
                         "items": len(items)}
             return cls(SampleModel(sample_scorer, kind, name), items, config.server, ratings=ratings,
-                       describe=describe)
+                       describe=describe, rating_range=rating_range)
 
         config.check_template(prepared)
         if loaded is None:
@@ -188,7 +218,7 @@ class RecommenderService:
                     "template": renderer.template.name, "history_k": renderer.history_k,
                     "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items)}
         return cls(LanguageModel(renderer, scorer, loaded.source), renderer.texts.items, config.server,
-                   ratings=ratings, describe=describe)
+                   ratings=ratings, describe=describe, rating_range=rating_range)
 
     # ---------------------------------------------------------------- requests
     def check(self, req: ScoreRequest) -> None:
@@ -210,6 +240,12 @@ class RecommenderService:
                                      f"history[{i}].item")
             if self.ratings and h.rating is None:
                 raise InvalidRequest("missing; this data set's prompts show ratings", f"history[{i}].rating")
+            if h.rating is not None and not math.isfinite(h.rating):
+                raise InvalidRequest(f"{h.rating} is not a finite number", f"history[{i}].rating")
+            low, high = self.rating_range or (-math.inf, math.inf)
+            if h.rating is not None and not low <= h.rating <= high:
+                raise InvalidRequest(f"{h.rating:g} is outside this data's ratings ({low:g}-{high:g})",
+                                     f"history[{i}].rating")
         for i, c in enumerate(req.candidates):
             if c not in items:
                 raise InvalidRequest(f"unknown item {c!r} (not in {self.describe['data']}/items.parquet)",

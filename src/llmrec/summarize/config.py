@@ -45,6 +45,8 @@ class SummarizeConfig(BaseModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     generation: GenerationConfig = Field(default_factory=_generation)
     checkpoint_every: int = Field(64, ge=1, description="summaries generated between writes of the cache journal")
+    checkpoint_seconds: float | None = Field(30.0, gt=0, description="and at most about this many seconds of generation "
+                                             "between them (a kill loses at most that); null: by count only")
     overwrite: bool = Field(False, description="replace another prepared folder at `out`")
 
     def settings(self) -> dict[str, Any]:

@@ -7,18 +7,20 @@
 
 Each round sends all its prompts to the generator at once (it batches them by length);
 prompts already in the :class:`~llmrec.summarize.cache.SummaryCache` are not generated again,
-and every ``checkpoint_every`` new summaries are journaled, so a killed run resumes where it
-stopped. A history of one block gets that block's summary in both modes.
+and every ``checkpoint_every`` new summaries (and about every ``checkpoint_seconds`` of generation) are
+journaled, so a killed run resumes where it stopped. A history of one block gets that block's summary in both modes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmrec.errors import ConfigError
 from llmrec.llm.generation import Generator
+from llmrec.runs import Pace
 from llmrec.summarize.cache import SummaryCache
 from llmrec.summarize.plan import blocks, groups, hierarchy_levels
 from llmrec.summarize.templates import SummaryTemplate
@@ -45,13 +47,13 @@ class Summarizer:
 
     def __init__(self, generator: Generator, encode: Callable[[str], list[int]], template: SummaryTemplate,
                  cache: SummaryCache, *, mode: str = "hierarchical", block_size: int = 5, fan_in: int | None = None,
-                 max_prompt_tokens: int = 1536, checkpoint_every: int = 64, variables: dict[str, Any] | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 max_prompt_tokens: int = 1536, checkpoint_every: int = 64, checkpoint_seconds: float | None = None,
+                 variables: dict[str, Any] | None = None, progress: Callable[[int], None] | None = None) -> None:
         if mode not in ("hierarchical", "recurrent"):
             raise ConfigError(f"mode: {mode!r} is not a summary mode (hierarchical, recurrent)")
         self.generator, self.encode, self.template, self.cache = generator, encode, template, cache
         self.mode, self.block_size, self.max_prompt_tokens = mode, block_size, max_prompt_tokens
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
         self.variables = variables or {}
         self.progress = progress
         self.stats = RoundStats()
@@ -129,9 +131,14 @@ class Summarizer:
                 raise ConfigError(f"a {kind} summary prompt has {len(ids)} tokens, over max_prompt_tokens="
                                   f"{self.max_prompt_tokens}; lower item_tokens, block_size or fan_in, or raise the budget")
             encoded[text] = ids
-        for start in range(0, len(unique), self.checkpoint_every):
-            chunk = unique[start : start + self.checkpoint_every]
+        pace = Pace(self.checkpoint_every, self.checkpoint_seconds)  # journaled by count and by time
+        start = 0
+        while start < len(unique):
+            chunk = unique[start : start + pace.next()]
+            start += len(chunk)
+            t0 = time.perf_counter()
             generated = self.generator.generate([encoded[t] for t in chunk])
+            pace.done(len(chunk), time.perf_counter() - t0)
             self.cache.put(zip(chunk, generated))
             self.stats.generated += len(chunk)
             for text, summary in zip(chunk, generated):

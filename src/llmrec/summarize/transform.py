@@ -183,7 +183,7 @@ def summarize(config: SummarizeConfig | SummarizePlan, *, loaded: LoadedModel | 
     singular, plural = domain_of(source.dataset)
     summarizer = Summarizer(generator, encode, template, cache, mode=config.mode, block_size=config.block_size,
                             fan_in=config.fan_in, max_prompt_tokens=config.max_prompt_tokens,
-                            checkpoint_every=config.checkpoint_every,
+                            checkpoint_every=config.checkpoint_every, checkpoint_seconds=config.checkpoint_seconds,
                             variables={"domain": singular, "domain_plural": plural})
     total = summarizer.prompt_count(unique)
     log(f"{config.mode} summaries of {len(unique):,} histories ({sum(len(k) for k in keep.values()):,} samples): "

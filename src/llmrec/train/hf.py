@@ -23,7 +23,7 @@ from llmrec.errors import ConfigError
 from llmrec.train.config import OptimSettings
 from llmrec.train.examples import Example
 
-__all__ = ["last_checkpoint", "make_trainer", "mixed_precision", "run_train_loss", "sft_config"]
+__all__ = ["last_checkpoint", "make_trainer", "mixed_precision", "run_train_loss", "sft_config", "whole_run_log"]
 
 
 def sft_config(optim: OptimSettings, output_dir: Path, seed: int, *, progress: bool = True,
@@ -141,3 +141,20 @@ def run_train_loss(log_history: list[dict[str, Any]]) -> float | None:
     """
     by_step = {h["step"]: float(h["loss"]) for h in log_history if "loss" in h and "step" in h}
     return round(float(np.mean(list(by_step.values()))), 6) if by_step else None
+
+
+def whole_run_log(log_history: list[dict[str, Any]], resumed: bool) -> list[dict[str, Any]]:
+    """The log history to write as ``train_log.json``: the closing summary's ``train_loss`` (TRL's mean over the
+    steps this session ran: after a resume, the resumed steps only) becomes :func:`run_train_loss`'s whole-run
+    mean, as in ``metrics.json``; a resumed session's own mean stays as ``train_loss_this_session``.
+
+    >>> whole_run_log([{"loss": 1.0, "step": 1}, {"loss": 0.5, "step": 2}, {"train_loss": 0.5, "step": 2}], True)[-1]
+    {'train_loss': 0.75, 'step': 2, 'train_loss_this_session': 0.5}
+    """
+    whole = run_train_loss(log_history)
+    out = []
+    for entry in log_history:
+        if "train_loss" in entry and whole is not None:
+            entry = {**entry, "train_loss": whole, **({"train_loss_this_session": entry["train_loss"]} if resumed else {})}
+        out.append(entry)
+    return out

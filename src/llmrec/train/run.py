@@ -42,7 +42,7 @@ from llmrec.train.adapters import save_adapter
 from llmrec.train.config import InstructionStage, TrainConfig
 from llmrec.train.curves import TRAIN_ARTIFACTS, summary_metrics, tracking_callback, train_curves
 from llmrec.train.examples import ctr_examples, instruction_examples, read_instruction_file
-from llmrec.train.hf import last_checkpoint, make_trainer, mixed_precision, run_train_loss, sft_config
+from llmrec.train.hf import last_checkpoint, make_trainer, mixed_precision, run_train_loss, sft_config, whole_run_log
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
 
         set_peft_model_state_dict(model, load_peft_weights(str(chosen)))
     if world().main:
-        write_json(run.path / "train_log.json", trainer.state.log_history)
+        write_json(run.path / "train_log.json", whole_run_log(trainer.state.log_history, bool(resume_from)))
 
     result: dict[str, Any] = {
         "dataset": prepared.dataset, "protocol": prepared.protocol, "split": config.split,

@@ -47,10 +47,11 @@ import pandas as pd
 
 from llmrec.data.columns import isin, unescape_html
 from llmrec.data.loaders.files import SourceFiles, documented_encoding
-from llmrec.data.schema import RecData, require_columns
+from llmrec.data.schema import RecData, check_rating_scale, require_columns
 from llmrec.errors import DataError
 
 ITEMS_FILE = "items.tsv"
+STARS = (1.0, 5.0)  # Amazon Reviews: 1-5 stars
 SEQUENCES_FILE = "sequences.tsv"
 JSON_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 REVIEW_COLUMNS = ["reviewerID", "asin", "overall", "unixReviewTime"]
@@ -186,6 +187,7 @@ def _load_reviews(src: SourceFiles, members: list[str]) -> RecData:
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"non-numeric value {frame[col].iloc[row]!r}", path=where["interactions"], field=col, line=row + 1)
+    check_rating_scale(rating, STARS, path=where["interactions"], name="Amazon Reviews", field="overall")
     inter = pd.DataFrame(
         {
             "user": frame["reviewerID"].astype(str).str.strip(),
@@ -194,7 +196,7 @@ def _load_reviews(src: SourceFiles, members: list[str]) -> RecData:
             "timestamp": ts.astype("int64"),
         }
     )
-    extra: dict = {"format": "amazon-reviews", "raw_reviews": len(inter)}
+    extra: dict = {"format": "amazon-reviews", "raw_reviews": len(inter), "rating_scale": list(STARS)}
     dup = inter.duplicated(["user", "item", "rating", "timestamp"])
     extra["duplicates_dropped"] = int(dup.sum())
     inter = inter[~dup]

@@ -308,6 +308,7 @@ def load_bookcrossing(path: str | Path, explicit_only: bool = True) -> RecData:
         users["location"] = unescape_html(users["location"])
     fmt = "official-2004" if extra["separators"][ratings_file] == ";" else "cleaned"
     extra["format"] = fmt
+    extra["rating_scale"] = [0.0, 10.0]  # checked row by row in _numeric_ratings
     return RecData(
         "bookcrossing", inter.reset_index(drop=True), items, users, timestamp_kind="none", sources=where, extra=extra
     ).validated()

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from llmrec.data.loaders.files import SourceFiles, documented_encoding
-from llmrec.data.schema import RecData
+from llmrec.data.schema import RecData, check_rating_scale
 from llmrec.errors import DataError
 
 ML_AGE = {
@@ -38,6 +38,8 @@ ML_OCCUPATION = {
     "15": "scientist", "16": "self-employed", "17": "technician/engineer",
     "18": "tradesman/craftsman", "19": "unemployed", "20": "writer",
 }  # fmt: skip
+STARS = (1.0, 5.0)  # MovieLens-100K / 1M: whole stars 1-5
+HALF_STARS = (0.5, 5.0)  # MovieLens-25M / 20M / latest: half stars 0.5-5
 ML_GENDER = {"F": "female", "M": "male"}
 ML100K_GENRES = [
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -120,6 +122,7 @@ def load_ml_1m(path: str | Path) -> RecData:
         src.read_bytes("ratings.dat"), sep="::", names=["user", "item", "rating", "timestamp"], where=where["interactions"]
     )
     ratings["rating"] = _numeric(ratings, "rating", where["interactions"])
+    check_rating_scale(ratings["rating"], STARS, path=where["interactions"], name="MovieLens")
     ratings["timestamp"] = _numeric(ratings, "timestamp", where["interactions"])
     movies = read_delimited(src.read_bytes("movies.dat"), sep="::", names=["item", "title", "genres"], where=where["items"], dtype=str)
     movies["genres"] = movies["genres"].fillna("").str.replace("|", ", ", regex=False)
@@ -129,7 +132,8 @@ def load_ml_1m(path: str | Path) -> RecData:
     users["gender"] = users["gender"].map(ML_GENDER).fillna(users["gender"])
     users["age"] = users["age"].map(ML_AGE).fillna(users["age"])
     users["occupation"] = users["occupation"].map(ML_OCCUPATION).fillna(users["occupation"])
-    return RecData("ml-1m", ratings, movies, users, timestamp_kind="unix", sources=where).validated()
+    return RecData("ml-1m", ratings, movies, users, timestamp_kind="unix", sources=where,
+                   extra={"rating_scale": list(STARS)}).validated()
 
 
 def load_ml_100k(path: str | Path) -> RecData:
@@ -138,6 +142,7 @@ def load_ml_100k(path: str | Path) -> RecData:
     where = {k: src.display(f) for k, f in [("interactions", "u.data"), ("items", "u.item"), ("users", "u.user")]}
     ratings = read_delimited(src.read_bytes("u.data"), sep="\t", names=["user", "item", "rating", "timestamp"], where=where["interactions"])
     ratings["rating"] = _numeric(ratings, "rating", where["interactions"])
+    check_rating_scale(ratings["rating"], STARS, path=where["interactions"], name="MovieLens")
     ratings["timestamp"] = _numeric(ratings, "timestamp", where["interactions"])
     cols = ["item", "title", "release_date", "video_release_date", "imdb_url", *[f"g{i}" for i in range(19)]]
     items = read_delimited(src.read_bytes("u.item"), sep="|", names=cols, where=where["items"], dtype=str)
@@ -147,7 +152,8 @@ def load_ml_100k(path: str | Path) -> RecData:
     items = items[["item", "title", "release_date", "genres", "imdb_url"]]
     users = read_delimited(src.read_bytes("u.user"), sep="|", names=["user", "age", "gender", "occupation", "zip"], where=where["users"], dtype=str)
     users["gender"] = users["gender"].map(ML_GENDER).fillna(users["gender"])
-    return RecData("ml-100k", ratings, items, users, timestamp_kind="unix", sources=where).validated()
+    return RecData("ml-100k", ratings, items, users, timestamp_kind="unix", sources=where,
+                   extra={"rating_scale": list(STARS)}).validated()
 
 
 def load_ml_csv(path: str | Path, name: str = "ml-25m") -> RecData:
@@ -163,6 +169,8 @@ def load_ml_csv(path: str | Path, name: str = "ml-25m") -> RecData:
     from llmrec.data.schema import require_columns
 
     require_columns(ratings, ["user", "item", "rating", "timestamp"], path=where["interactions"], what="ratings")
+    check_rating_scale(pd.to_numeric(ratings["rating"], errors="coerce"), HALF_STARS, path=where["interactions"],
+                       name="MovieLens", first_line=2)
     movies_raw = src.read_bytes("movies.csv")
     documented_encoding(movies_raw, "utf-8", where["items"])
     movies = pd.read_csv(io.BytesIO(movies_raw), dtype=str, keep_default_na=False, encoding="utf-8")
@@ -182,7 +190,8 @@ def load_ml_csv(path: str | Path, name: str = "ml-25m") -> RecData:
                 .groupby("movieId")["tag"].agg(", ".join)
             )
             movies["tags"] = movies["item"].map(top).fillna("")
-    return RecData(name, ratings[["user", "item", "rating", "timestamp"]], movies, None, timestamp_kind="unix", sources=where).validated()
+    return RecData(name, ratings[["user", "item", "rating", "timestamp"]], movies, None, timestamp_kind="unix",
+                   sources=where, extra={"rating_scale": list(HALF_STARS)}).validated()
 
 
 def _read_csv_fast(raw: bytes, where: str) -> pd.DataFrame:

@@ -102,9 +102,19 @@ class InteractionsFile(TableFile):
     """Who interacted with what, when, and the rating when there is one."""
 
     columns: InteractionColumns = Field(default_factory=InteractionColumns)
+    rating_scale: tuple[float, float] | None = Field(
+        None, description="[low, high] of the ratings (a rating outside fails naming its line); null: read from the "
+        "ratings: 0-5 when none exceeds 5, 0-10 when none exceeds 10 and more than 1% exceed 5, else refused")
     timestamp_format: str = Field(
         "auto", description="auto (numbers: epoch seconds, or milliseconds from 10^11 on; text: ISO 8601), seconds, "
         "milliseconds, iso8601, or a strftime format such as '%d/%m/%Y %H:%M'; times without a zone are UTC")
+
+    @field_validator("rating_scale")
+    @classmethod
+    def _scale(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not (np.isfinite(value).all() and value[0] < value[1]):
+            raise ValueError(f"rating_scale {list(value)}: give [low, high] with low < high")
+        return value
 
     @field_validator("timestamp_format")
     @classmethod
@@ -447,6 +457,47 @@ def _ratings(table: _Table, column: str) -> np.ndarray:
     return numbers.to_numpy(dtype=np.float32)
 
 
+MIXED_SHARE = 0.01  # a 0-10 scale read from the ratings needs more than this share of them above 5
+
+
+def _rating_scale(table: _Table, column: str, ratings: np.ndarray, configured: tuple[float, float] | None
+                  ) -> tuple[float, float] | None:
+    """The ratings' scale: ``configured`` (every rating inside it), else read from the ratings (the rule of
+    :class:`InteractionsFile.rating_scale`); a rating outside, or a few stray ones above 5, fail naming the line."""
+    values = ratings.astype(np.float64)
+    rated = ~np.isnan(values)
+    if not rated.any():
+        return configured
+
+    def first(mask: np.ndarray) -> tuple[int, float]:
+        row = int(np.flatnonzero(mask)[0])
+        return row, float(values[row])
+
+    setting = "files.interactions.rating_scale"
+    if configured is not None:
+        low, high = configured
+        bad = rated & ((values < low) | (values > high))
+        if bad.any():
+            row, value = first(bad)
+            raise table.error(f"rating {value:g} is outside the rating scale {low:g}-{high:g}", row, column,
+                              hint=f"fix or remove the line, or widen {setting}")
+        return configured
+    bad = rated & ((values < 0) | (values > 10))
+    if bad.any():
+        row, value = first(bad)
+        raise table.error(f"rating {value:g} is outside 0-10, the scales read without a configured one", row, column,
+                          hint=f"fix or remove the line, or set {setting}: [low, high] (and a label_threshold)")
+    above = rated & (values > 5)
+    if not above.any():
+        return (0.0, 5.0)
+    if above.sum() <= MIXED_SHARE * rated.sum():
+        row, value = first(above)
+        raise table.error(f"rating {value:g} is above 5, as are only {int(above.sum()):,} of {int(rated.sum()):,} "
+                          "ratings (mixed scales?)", row, column,
+                          hint=f"fix or remove those lines, or set {setting}: [0, 10] if that is the scale")
+    return (0.0, 10.0)
+
+
 def _epoch_ns(table: _Table, column: str, how: str) -> np.ndarray:
     """Each row's time as int64 nanoseconds since the epoch (UTC)."""
     values = table.frame[column]
@@ -533,6 +584,7 @@ def load_files(root: str | Path, settings: FilesConfig) -> RecData:
     inter_t = _read(root, cfg, "interactions", needed)
     inter = pd.DataFrame({"user": _ids(inter_t, cols.user, "user"), "item": _ids(inter_t, cols.item, "item")})
     inter["rating"] = _ratings(inter_t, cols.rating) if cols.rating is not None else np.float32("nan")
+    scale = _rating_scale(inter_t, cols.rating, inter["rating"].to_numpy(), cfg.rating_scale) if cols.rating else None
     notes = []
     if cols.timestamp is not None:
         ns = _epoch_ns(inter_t, cols.timestamp, cfg.timestamp_format)
@@ -585,5 +637,6 @@ def load_files(root: str | Path, settings: FilesConfig) -> RecData:
             raise DataError("no interactions left after dropping unknown ids", path=inter_t.where)
     inter = inter.reset_index(drop=True)
     data = RecData("files", inter, items, users, timestamp_kind="unix" if cols.timestamp is not None else "none",
-                   sources=sources, extra={"notes": notes} if notes else {})
+                   sources=sources, extra={**({"notes": notes} if notes else {}),
+                                           **({"rating_scale": list(scale)} if scale is not None else {})})
     return data.validated()

@@ -176,6 +176,14 @@ def label_threshold(data: RecData, configured: float | None) -> float:
 
 
 def default_threshold(data: RecData) -> float:
-    """Label threshold (label = rating > threshold): 5 on 1-10 scales (BookCrossing), else 3."""
-    top = float(np.nanmax(data.interactions["rating"].to_numpy()))
+    """Label threshold (label = rating > threshold): 5 on 1-10 scales (BookCrossing), else 3.
+
+    The scale is the one the loader states (``extra["rating_scale"]``; a stray rating outside it fails when it is
+    read), else the largest rating; a scale above 10 has no default (a ConfigError asks for ``label_threshold``).
+    """
+    scale = data.extra.get("rating_scale")
+    top = float(scale[1]) if scale else float(np.nanmax(data.interactions["rating"].to_numpy()))
+    if scale and top > 10:
+        raise ConfigError(f"label_threshold: no default for {data.name}'s rating scale {scale[0]:g}-{top:g} "
+                          "(3 on scales up to 5, 5 up to 10); set label_threshold in the protocol's section")
     return 5.0 if top > 5 else 3.0
