@@ -1,0 +1,201 @@
+"""Invariants the reported numbers rest on, each checked against an independent computation.
+
+Every test names in its docstring the mutation of the source that breaks the invariant ("Mutation: ..."); each was
+applied by hand and seen to fail the test (the commands and failure lines are in the issue-34 report). The models
+are tiny random ones built in the test (tests/tiny_models.py), the data tiny MovieLens-format archives.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from llmrec.data.prepare import PrepareConfig, prepare
+from llmrec.data.prepared import PreparedData
+from llmrec.evaluate import EvaluateConfig, evaluate
+from llmrec.train import TrainConfig, train
+from tests.conftest import random_ratings, write_ml1m_zip
+from tests.tiny_models import tiny_loaded
+
+QUIET = dict(progress=False, log=lambda m: None)
+
+
+def _scores(run: Path) -> pd.Series:
+    """A run folder's predictions, by sample id."""
+    preds = pd.read_parquet(run / "predictions.parquet")
+    return preds.set_index("sample_id")["score"].sort_index()
+
+
+@pytest.fixture(scope="module")
+def tiny_world(tmp_path_factory):
+    """A TALLRec folder from a random ML-1M-format archive and a tiny Llama saved as a model folder."""
+    root = tmp_path_factory.mktemp("invariants")
+    zip_path = write_ml1m_zip(root / "ml-1m.zip", random_ratings(30, 60, (8, 40)))
+    data = prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(zip_path), out=str(root / "tallrec"),
+                                 tallrec={"history_len": 5, "max_samples": 300}), log=lambda m: None)[1]
+    loaded = tiny_loaded("llama")
+    model = root / "tiny-llama"
+    loaded.model.save_pretrained(model)
+    loaded.tokenizer.save_pretrained(model)
+    return {"root": root, "data": data, "model": {"name": str(model), "device": "cpu"}}
+
+
+@pytest.fixture(scope="module")
+def selected_run(tiny_world):
+    """A LoRA run whose validation curve peaks early: selection keeps the adapter of step 2 of 8.
+
+    Seed 0 at lr 1e-2 on 16 samples: validation AUC .534 / .509 / .428 / .437 at steps 2 / 4 / 6 / 8 (evaluated
+    every epoch, no untrained point), so the selected adapter is not the last one and scores differently."""
+    cfg = TrainConfig(data=str(tiny_world["data"]), train_samples=16, seed=0, model=tiny_world["model"],
+                      run_dir=str(tiny_world["root"] / "selected"),
+                      optim={"epochs": 4, "batch_size": 8, "learning_rate": 1e-2},
+                      selection={"limit": 30, "at_start": False}, test={"limit": 20})
+    path, result = train(cfg, **QUIET)
+    return path, result
+
+
+# ---------------------------------------------------------------------------------------------- selection
+def test_test_predictions_come_from_the_selected_adapter(selected_run, tiny_world):
+    """The test split of a train run is scored with the adapter validation selected, not the last one.
+
+    The saved best adapter (``best-adapter/``) and the run's ``adapter/`` are each scored afresh by
+    ``llmrec.evaluate`` (the model loaded from its folder, the adapter from disk) on the run's test samples; both
+    must give the run's test predictions.
+
+    Mutation: ``chosen = None`` after ``best = selector.best() ...`` in src/llmrec/train/run.py (keep the last
+    adapter): the test predictions then come from the step-8 adapter and differ from the best adapter's scores.
+    Mutation: drop ``set_peft_model_state_dict(...)`` in the same function (copy the best adapter to ``adapter/`` but
+    score the last weights still in memory): the run's predictions differ from its own ``adapter/``.
+    """
+    path, result = selected_run
+    evaluations = result["selection"]["evaluations"]
+    best, last = result["selection"]["best"], max(evaluations, key=lambda e: e["step"])
+    assert best["step"] != last["step"], "the setup must select an adapter other than the last (see the fixture)"
+    assert best["auc"] > last["auc"]
+    run_scores = _scores(path / "test")
+    limit = len(run_scores)
+    for name, adapter in (("best", path / "best-adapter"), ("run", path)):
+        out, _ = evaluate(EvaluateConfig(data=str(tiny_world["data"]), limit=limit, model=tiny_world["model"],
+                                         adapter=str(adapter), run_dir=str(tiny_world["root"] / f"rescore-{name}")),
+                          **QUIET)
+        fresh = _scores(out)
+        assert list(fresh.index) == list(run_scores.index)
+        np.testing.assert_allclose(fresh.to_numpy(), run_scores.to_numpy(), atol=1e-5, err_msg=name)
+
+
+def test_a_served_lora_run_returns_its_evaluation_scores(selected_run):
+    """``llmrec serve --run <train run>`` (the settings of the run: its data, model, prompt settings and adapter)
+    answers the run's test predictions for the same samples.
+
+    Mutation: ``out["adapter"] = None`` instead of ``str(run)`` in ``settings_from_run``
+    (src/llmrec/serve/config.py): the base model is served and its scores differ from the run's.
+    """
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from llmrec.serve import ServeConfig, settings_from_run
+    from llmrec.serve.app import create_app
+    from llmrec.serve.service import RecommenderService, request_body
+
+    path, _ = selected_run
+    settings = settings_from_run(path)
+    assert settings.get("adapter") == str(path)
+    service = RecommenderService.load(ServeConfig(**settings), log=lambda m: None)
+    preds = pd.read_parquet(path / "test" / "predictions.parquet")
+    rows = {r["sample_id"]: r for r in PreparedData.load(settings["data"]).split("test").to_pylist()}
+    with TestClient(create_app(service)) as client:
+        for sample_id, score in zip(preds["sample_id"], preds["score"]):
+            row = rows[sample_id]
+            got = client.post("/v1/score", json=request_body(row, [row["item"]]))
+            assert got.status_code == 200, got.text
+            assert got.json()["scores"][0]["score"] == pytest.approx(score, abs=1e-4), sample_id
+
+
+# ---------------------------------------------------------------------------------------------- few-shot rows
+def test_a_baseline_and_a_lora_row_train_on_the_same_rows(tiny_world, tmp_path):
+    """An experiment with a LoRA row and a baseline row at the same shots and seeds: each run folder names the rows
+    it trained on (``train_samples.json``), and the two agree seed by seed (and differ between seeds).
+
+    Mutation: ``seed = config.seed + 1`` for the few-shot draw in ``run_baseline`` (src/llmrec/baselines/run.py):
+    the baseline trains on other rows. Mutation: ``indices = sample_indices(n_rows, config.train_samples, seed + 1)``
+    in ``check_train`` (src/llmrec/train/run.py): the LoRA run does.
+    """
+    from llmrec.data.sampling import sample_indices
+    from llmrec.experiments import run_experiment
+
+    model = tiny_world["model"]
+    exp = {"name": "rows", "metrics": ["auc"], "steps": [
+        {"name": "lora", "train": {"data": str(tiny_world["data"]), "train_samples": 16, "model": model,
+                                   "optim": {"max_steps": 1, "batch_size": 8}, "selection": {"enabled": False},
+                                   "test": {"limit": 40}}, "seeds": [0, 1]},
+        {"name": "floor", "baseline": {"model": "logreg", "data": str(tiny_world["data"]), "train_samples": 16,
+                                       "train": {"epochs": 1}, "test": {"limit": 40}}, "seeds": [0, 1]}]}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(exp))
+    out = tmp_path / "out"
+    run_experiment(tmp_path / "exp.yaml", out, **QUIET)
+    split = PreparedData.load(tiny_world["data"]).split("train", columns=["sample_id"])["sample_id"].to_pylist()
+    used = {}
+    for seed in (0, 1):
+        lora = json.loads((out / "lora" / f"seed-{seed}" / "train_samples.json").read_text())
+        floor = json.loads((out / "floor" / f"seed-{seed}" / "train_samples.json").read_text())
+        assert lora["samples"] == floor["samples"] == 16 and lora["split"] == floor["split"] == "train"
+        assert lora["sample_ids"] == floor["sample_ids"], seed
+        # and they are the rows the seeded draw names (the record is not a copy of a constant)
+        assert lora["sample_ids"] == [split[i] for i in sample_indices(len(split), 16, seed)]
+        used[seed] = lora["sample_ids"]
+    assert used[0] != used[1]
+
+
+# ---------------------------------------------------------------------------------------------- instruction stage
+def test_rec_tuning_starts_from_the_instruction_stage_adapter(tiny_world, tmp_path):
+    """TALLRec's two stages: the LoRA weights at the start of stage 2 (rec tuning) are the adapter stage 1
+    (instruction tuning) saved, in a straight run and in a run resumed after stage 1.
+
+    Mutation: ``return get_peft_model(model, config.lora.to_peft())`` as the first line of the ``if (done /
+    "adapter_config.json").exists()`` branch of ``_base_adapter`` (src/llmrec/train/run.py; a resumed run forgets
+    stage 1). Mutation: zero the LoRA ``B`` matrices before ``return trainer.model`` at the end of ``_base_adapter``
+    (stage 2 starts from a fresh adapter).
+    """
+    from peft import get_peft_model_state_dict, load_peft_weights
+    from transformers import TrainerCallback
+
+    records = [{"instruction": "Name a colour.", "input": "", "output": "Blue"},
+               {"instruction": "Answer Yes or No.", "input": "Is the sky blue?", "output": "Yes."}] * 4
+    (tmp_path / "alpaca.json").write_text(json.dumps(records))
+
+    class AtStart(TrainerCallback):
+        """Keeps the LoRA weights when stage 2 begins (the callbacks of ``train`` go to the rec-tuning trainer)."""
+
+        def __init__(self, stop: bool = False):
+            self.weights, self.stop = None, stop
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+            if self.stop:
+                raise KeyboardInterrupt("stopped after stage 1")
+
+    cfg = TrainConfig(data=str(tiny_world["data"]), train_samples=8, run_dir=str(tmp_path / "run"),
+                      optim={"max_steps": 2, "batch_size": 4},
+                      instruction={"data": str(tmp_path / "alpaca.json"), "learning_rate": 1e-2},
+                      selection={"enabled": False}, test={"enabled": False})
+
+    def check(seen: dict):
+        saved = load_peft_weights(str(tmp_path / "run" / "instruction" / "adapter"))
+        assert seen.keys() == saved.keys() and seen
+        assert any(k.endswith("lora_B.weight") and saved[k].abs().max() > 0 for k in saved)  # stage 1 trained
+        for k in saved:
+            torch.testing.assert_close(seen[k], saved[k], atol=1e-6, rtol=1e-5, msg=k)
+
+    first = AtStart(stop=True)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, loaded=tiny_loaded("llama"), callbacks=[first], **QUIET)
+    check(first.weights)
+    again = AtStart()  # the run resumed: stage 1 is done and read from its folder
+    train(cfg, loaded=tiny_loaded("llama"), callbacks=[again], **QUIET)
+    check(again.weights)
