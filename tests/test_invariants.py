@@ -94,7 +94,9 @@ def test_a_served_lora_run_returns_its_evaluation_scores(selected_run):
     answers the run's test predictions for the same samples.
 
     Mutation: ``out["adapter"] = None`` instead of ``str(run)`` in ``settings_from_run``
-    (src/llmrec/serve/config.py): the base model is served and its scores differ from the run's.
+    (src/llmrec/serve/config.py): the settings name no adapter. Mutation: ``load_model(config.model, adapter=None,
+    merge=False)`` in ``RecommenderService.load`` (src/llmrec/serve/service.py): the base model is served and its
+    scores differ from the run's (.4828 against .4799 for the first sample).
     """
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
@@ -199,3 +201,106 @@ def test_rec_tuning_starts_from_the_instruction_stage_adapter(tiny_world, tmp_pa
     again = AtStart()  # the run resumed: stage 1 is done and read from its folder
     train(cfg, loaded=tiny_loaded("llama"), callbacks=[again], **QUIET)
     check(again.weights)
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+# TALLRec's prompt as its authors train and test with it: the Alpaca wrapper of finetune_rec.py's generate_prompt
+# (SAI990323/TALLRec) around the instruction and input of their released data/movie/*.json (instruction copied
+# verbatim; the input lists quoted titles oldest first, joined by ", "). Their generate_prompt also carries a stray
+# "  # noqa: E501" inside the first line (a lint comment pasted into the string); the released text and the paper's
+# figure do not, and neither does this.
+TALLREC_INSTRUCTION = ("Given the user's preference and unpreference, identify whether the user will like the target "
+                       "movie by answering \"Yes.\" or \"No.\".")
+TALLREC_INPUT = ('User Preference: "Rebel Without a Cause (1955)", "Dave (1993)", "Return of the Pink Panther, The (1974)"\n'
+                 'User Unpreference: "Kalifornia (1993)", "Perez Family, The (1995)"\n'
+                 'Whether the user will like the target movie "Jurassic Park (1993)"?')
+TALLREC_GOLDEN = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+                  "Write a response that appropriately completes the request.\n\n"
+                  f"### Instruction:\n{TALLREC_INSTRUCTION}\n\n### Input:\n{TALLREC_INPUT}\n\n### Response:\n")
+
+
+@pytest.fixture(scope="module")
+def golden_folder(tmp_path_factory):
+    """Two users rating seven movies (ML-1M titles) in the same order; user 1's second sample is the golden one:
+    history Rebel (4), Kalifornia (2), Dave (4), Pink Panther (5), Perez Family (1), target Jurassic Park."""
+    root = tmp_path_factory.mktemp("golden")
+    movies = [(1, "Paris, Texas (1984)", "Drama"), (2, "Rebel Without a Cause (1955)", "Drama"),
+              (3, "Kalifornia (1993)", "Thriller"), (4, "Dave (1993)", "Comedy"),
+              (5, "Return of the Pink Panther, The (1974)", "Comedy"), (6, "Perez Family, The (1995)", "Romance"),
+              (7, "Jurassic Park (1993)", "Action")]
+    ratings = [(1, m, r, 1000 + 10 * m) for m, r in zip(range(1, 8), [5, 4, 2, 4, 5, 1, 4])]
+    ratings += [(2, m, 3, 1000 + 10 * m) for m in range(1, 8)]
+    zip_path = write_ml1m_zip(root / "ml-1m.zip", ratings, movies)
+    return prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(zip_path), out=str(root / "t"),
+                                 tallrec={"history_len": 5}), log=lambda m: None)[1]
+
+
+def _golden_row(folder):
+    rows = PreparedData.load(folder).split("train").to_pylist()
+    (row,) = [r for r in rows if r["user"] == "1" and r["item"] == "7"]
+    return row
+
+
+def test_tallrec_prompt_is_the_papers_text(golden_folder):
+    """The TALLRec movie prompt of a fixed sample, rendered by the template the protocol uses, is the paper's text
+    character for character (:data:`TALLREC_GOLDEN`).
+
+    Mutation: any edit of the wording, quoting, separators or blank lines of
+    src/llmrec/prompts/templates/tallrec_movie.yaml, e.g. ``join(", ")`` -> ``join(",")`` in the preference line, or
+    ``map("quote")`` dropped: the rendered text differs from the golden string.
+    """
+    from llmrec.prompts.build import PromptRenderer
+    from tests.tiny_models import tiny_tokenizer
+
+    renderer = PromptRenderer.for_prepared(PreparedData.load(golden_folder), tiny_tokenizer(), split="train",
+                                           max_tokens=None, chat="off")
+    assert renderer.template.name == "tallrec_movie"
+    (prompt,), = renderer.render([_golden_row(golden_folder)])
+    assert prompt.text == TALLREC_GOLDEN
+    assert prompt.history_kept == prompt.history_total == 5
+
+
+def test_tallrec_release_rows_render_to_the_same_text():
+    """A row of TALLRec's released splits (instruction + input, imported as the ``instruction`` protocol) renders
+    with the ``alpaca`` template to the same golden text as the movie template renders our own sample.
+
+    Mutation: ``### Input:`` -> ``### Input:\\n`` (an extra blank line) or a changed preamble in
+    src/llmrec/prompts/templates/alpaca.yaml.
+    """
+    from llmrec.prompts import load_template
+    from llmrec.prompts.build import render_instruction
+    from tests.tiny_models import tiny_tokenizer
+
+    row = {"sample_id": 0, "instruction": TALLREC_INSTRUCTION, "input": TALLREC_INPUT}
+    (prompt,) = render_instruction([row], load_template("alpaca"), tiny_tokenizer(), None, chat=False)
+    assert prompt.text == TALLREC_GOLDEN
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|user|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+def test_the_chat_template_wraps_exactly_the_plain_prompt(golden_folder):
+    """With ``chat: on`` a prompt is the tokenizer's chat template applied to the plain prompt as one user turn
+    (with the generation prompt): the text equals ``apply_chat_template`` of the chat-off text and a golden string,
+    and the token ids are those of that text.
+
+    Mutation: ``add_generation_prompt=False`` in ``encode`` (src/llmrec/prompts/template.py): the assistant turn is
+    missing. Mutation: ``context + SEPARATOR + candidate`` -> ``context.strip() + SEPARATOR + candidate`` there: the
+    text inside the turn differs.
+    """
+    from llmrec.prompts.build import PromptRenderer
+    from tests.tiny_models import tiny_tokenizer
+
+    tok = tiny_tokenizer("<|user|> <|end|> <|assistant|>")
+    tok.chat_template = CHAT_TEMPLATE
+    prepared = PreparedData.load(golden_folder)
+    row = _golden_row(golden_folder)
+    (plain,), = PromptRenderer.for_prepared(prepared, tok, split="train", max_tokens=None, chat="off").render([row])
+    (chat,), = PromptRenderer.for_prepared(prepared, tok, split="train", max_tokens=None, chat="on").render([row])
+    expected = tok.apply_chat_template([{"role": "user", "content": plain.text}], tokenize=False,
+                                       add_generation_prompt=True)
+    assert chat.text == expected == f"<|user|>\n{TALLREC_GOLDEN}<|end|>\n<|assistant|>\n"
+    assert list(chat.context_ids + chat.candidate_ids) == tok(expected, add_special_tokens=False)["input_ids"]
+    assert chat.candidate_ids[-len(tok("<|end|>\n<|assistant|>\n", add_special_tokens=False)["input_ids"]):] == \
+        tuple(tok("<|end|>\n<|assistant|>\n", add_special_tokens=False)["input_ids"])
