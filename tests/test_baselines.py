@@ -250,6 +250,9 @@ def test_bench_baselines(planted):
     assert bad.exit_code == 1 and "unknown baseline" in bad.output
 
 
+MIN_REAL_AUC = {"popularity": 0.52, "logreg": 0.53, "din": 0.6}
+
+
 @pytest.mark.shared_data
 def test_real_ml100k_few_shot_baselines(shared_data, tmp_path):
     """Smoke test on real data: TALLRec's ML-100K split, 256 samples, DIN and the floors."""
@@ -261,6 +264,9 @@ def test_real_ml100k_few_shot_baselines(shared_data, tmp_path):
                                                    test={"limit": 300},
                                                    train={"epochs": 5, "batch_size": 32}), **QUIET)
         m = result["metrics"]
-        assert 0.3 < m["auc"] < 1.0 and np.isfinite(m["logloss"]), (name, m)
+        # above chance by a margin (measured with seed 0: popularity .5500, logreg .5752, din .6650; a model that
+        # learns nothing scores .5 or, with constant scores, NaN), and the metric is that of the predictions
+        assert m["auc"] > MIN_REAL_AUC[name] and np.isfinite(m["logloss"]), (name, m)
         assert result["training"]["train_samples"] == 256
-        assert len(pd.read_parquet(path / "predictions.parquet")) == 300
+        preds = pd.read_parquet(path / "predictions.parquet")
+        assert len(preds) == 300 and abs(auc(preds["label"], preds["score"]) - m["auc"]) < 1e-12
