@@ -207,7 +207,7 @@ def test_rec_tuning_starts_from_the_instruction_stage_adapter(tiny_world, tmp_pa
 # TALLRec's prompt as its authors train and test with it: the Alpaca wrapper of finetune_rec.py's generate_prompt
 # (SAI990323/TALLRec) around the instruction and input of their released data/movie/*.json (instruction copied
 # verbatim; the input lists quoted titles oldest first, joined by ", "). Their generate_prompt also carries a stray
-# "  # noqa: E501" inside the first line (a lint comment pasted into the string); the released text and the paper's
+# lint comment ("noqa: E501") inside the first line, pasted into the string by mistake; the released text and the paper's
 # figure do not, and neither does this.
 TALLREC_INSTRUCTION = ("Given the user's preference and unpreference, identify whether the user will like the target "
                        "movie by answering \"Yes.\" or \"No.\".")
