@@ -191,13 +191,22 @@ def test_a_history_model_beats_floors_that_cannot_see_the_interaction(planted, t
 
 
 def test_few_shot_draw_matches_llm_training(planted, tmp_path):
-    from llmrec.data.sampling import sample_indices
+    """The baseline's recorded training rows (``train_samples.json``) are the rows ``llmrec train``'s plan draws for
+    the same data, shots and seed (no model loaded: ``check_train(..., model=False)``). An experiment's run folders
+    are compared in tests/test_invariants.py.
+
+    Mutation: ``seed = config.sample_seed if ... else config.seed + 1`` in ``run_baseline``: other rows."""
+    from llmrec.train import TrainConfig
+    from llmrec.train.run import check_train
 
     path, result = run_baseline(_config("logreg", planted, tmp_path / "n", train_samples=64), **QUIET)
     training = json.loads((path / "training.json").read_text())
     assert training["train_samples"] == 64
-    n = PreparedData.load(planted).split("train").num_rows
-    assert sample_indices(n, 64, 0).tolist() == sample_indices(n, 64, 0).tolist()
+    record = json.loads((path / "train_samples.json").read_text())
+    llm = check_train(TrainConfig(data=planted, train_samples=64, seed=0), model=False)
+    ids = PreparedData.load(planted).split("train", columns=["sample_id"])["sample_id"].to_pylist()
+    assert record["rows"] == llm.indices.tolist() and record["sample_ids"] == [ids[i] for i in llm.indices]
+    assert record["split"] == "train" and record["sample_seed"] == 0 and len(record["rows"]) == 64
 
 
 def test_resume_after_interruption_gives_the_same_result(planted, tmp_path, monkeypatch):
@@ -250,6 +259,9 @@ def test_bench_baselines(planted):
     assert bad.exit_code == 1 and "unknown baseline" in bad.output
 
 
+MIN_REAL_AUC = {"popularity": 0.52, "logreg": 0.53, "din": 0.6}
+
+
 @pytest.mark.shared_data
 def test_real_ml100k_few_shot_baselines(shared_data, tmp_path):
     """Smoke test on real data: TALLRec's ML-100K split, 256 samples, DIN and the floors."""
@@ -261,6 +273,9 @@ def test_real_ml100k_few_shot_baselines(shared_data, tmp_path):
                                                    test={"limit": 300},
                                                    train={"epochs": 5, "batch_size": 32}), **QUIET)
         m = result["metrics"]
-        assert 0.3 < m["auc"] < 1.0 and np.isfinite(m["logloss"]), (name, m)
+        # above chance by a margin (measured with seed 0: popularity .5500, logreg .5752, din .6650; a model that
+        # learns nothing scores .5 or, with constant scores, NaN), and the metric is that of the predictions
+        assert m["auc"] > MIN_REAL_AUC[name] and np.isfinite(m["logloss"]), (name, m)
         assert result["training"]["train_samples"] == 256
-        assert len(pd.read_parquet(path / "predictions.parquet")) == 300
+        preds = pd.read_parquet(path / "predictions.parquet")
+        assert len(preds) == 300 and abs(auc(preds["label"], preds["score"]) - m["auc"]) < 1e-12

@@ -239,7 +239,9 @@ def test_bench_serve_load_test_is_bounded_and_error_free(folders, loaded):
     result = run(cfg, [1, 3], requests=6, candidates=3, max_seconds=60, loaded=loaded, **QUIET)
     rows = result["results"]
     assert [(r["micro_batching"], r["clients"]) for r in rows] == [(False, 1), (False, 3), (True, 1), (True, 3)]
-    assert all(r["requests"] == 6 and r["errors"] == 0 and r["p50_ms"] <= r["p99_ms"] for r in rows)
+    # bounded: a tiny model answers 3 candidates well within 5 s (measured p99 .22-.75 s on 2 busy
+    # cores); a scorer that hangs or sleeps per request fails here, not by a CI timeout
+    assert all(r["requests"] == 6 and r["errors"] == 0 and 0 < r["p50_ms"] and r["p99_ms"] < 5000 for r in rows), rows
     assert rows[0]["mean_batch_prompts"] == 3  # one request per scoring call when off
     assert set(result["micro_batching_speedup"]) == {1, 3} and "api_key" not in result["server"]
 

@@ -12,6 +12,7 @@ from llmrec.data.sampling import sample_indices
 from llmrec.errors import ConfigError, DataError, ModelError
 from llmrec.evaluate import EvaluateConfig, evaluate
 from llmrec.llm import apply_adapter
+from llmrec.metrics import auc as auc_reference
 from llmrec.train import TrainConfig, train, train_seeds
 from llmrec.train.adapters import LoraSettings
 from llmrec.train.config import OptimSettings
@@ -276,7 +277,10 @@ def test_import_tallrec_release_then_train_and_evaluate(tmp_path):
     assert PreparedData.load(out).protocol == "instruction"
     path, result = train(TrainConfig(data=str(out), run_dir=str(tmp_path / "run"), optim={"max_steps": 2, "batch_size": 8},
                                      selection={"limit": 12}), loaded=tiny_loaded("llama"), **QUIET)
-    assert result["test"]["auc"] == result["test"]["auc"] and result["dataset"] == "tallrec-movie-release"
+    assert result["dataset"] == "tallrec-movie-release"
+    preds = pd.read_parquet(path / "test" / "predictions.parquet")  # the reported AUC is that of the predictions
+    assert sorted(preds["label"]) == sorted(i % 2 for i in range(12))
+    assert result["test"]["auc"] == pytest.approx(auc_reference(preds["label"], preds["score"]), abs=1e-12)
     run = json.loads((path / "test" / "metrics.json").read_text())["run"]
     assert run["template"] == "alpaca" and run["answer_tokens"] == ["Yes", "No"]
 

@@ -8,6 +8,7 @@ Layout of the run folder (beside config.yaml, predictions.parquet, metrics.json,
     model/best.pt         the selected weights (best validation)
     model/checkpoint.pt   the last checkpoint (removed when the run finishes)
     training.json         validation history, selected step, timings
+    train_samples.json    the training rows: split, seed of the draw, row indices and sample ids
 
 The training rows are the split's rows, or the same seeded subset ``llmrec train`` draws for
 ``train_samples`` (:func:`llmrec.data.sampling.sample_indices`); the test rows are the same
@@ -35,7 +36,7 @@ from llmrec.baselines.tasks import CtrTask, RankingTask, predict, predict_rankin
 from llmrec.baselines.trainer import fit
 from llmrec.data.kinds import KINDS, SampleKind, detect
 from llmrec.data.prepared import PreparedData, open_prepared
-from llmrec.data.sampling import sample_indices, subset_rows
+from llmrec.data.sampling import TRAIN_SAMPLES_FILE, sample_indices, subset_rows, training_rows_record
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import read_json, write_json
 from llmrec.results import rows_columns, write_results
@@ -177,6 +178,7 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     features = build_features(plan, config)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
     train_rows = sample_indices(prepared.num_rows(config.split), config.train_samples, seed)
+    write_json(run.path / TRAIN_SAMPLES_FILE, training_rows_record(prepared, config.split, train_rows, seed))
     valid_rows = np.asarray(subset_rows(prepared.num_rows(config.valid.split), config.valid.limit,
                                         config.valid.sample_seed))
     task, line = build_task(plan, config, features, train_rows, valid_rows)

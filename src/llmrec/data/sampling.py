@@ -14,7 +14,10 @@ import numpy as np
 
 from llmrec.errors import DataError
 
-__all__ = ["sample_indices", "subset_rows"]
+__all__ = ["TRAIN_SAMPLES_FILE", "sample_indices", "subset_rows", "training_rows_record"]
+
+# the file of a train or baseline run folder that names the training rows it used (:func:`training_rows_record`)
+TRAIN_SAMPLES_FILE = "train_samples.json"
 
 
 def sample_indices(n_rows: int, n: int | None, seed: int) -> np.ndarray:
@@ -42,3 +45,22 @@ def subset_rows(n_rows: int, limit: int | None, seed: int) -> list[int]:
     if limit is None or limit >= n_rows:
         return list(range(n_rows))
     return sorted(np.random.default_rng(seed).choice(n_rows, size=limit, replace=False).tolist())
+
+
+def training_rows_record(prepared, split: str, indices, seed: int) -> dict:
+    """What a run trained on, for its ``train_samples.json``: the split, the seed of the draw, the row indices and
+    the ``sample_id`` of each row (only that column is read), so two runs' training rows can be compared.
+
+    >>> import pyarrow as pa
+    >>> class Folder:  # a stand-in for a prepared folder
+    ...     path = "prepared/toy"
+    ...     def split(self, name, columns=None):
+    ...         return pa.table({"sample_id": [10, 11, 12, 13]})
+    >>> training_rows_record(Folder(), "train", sample_indices(4, 2, 0), 0)
+    {'data': 'prepared/toy', 'split': 'train', 'sample_seed': 0, 'samples': 2, 'rows': [0, 2], 'sample_ids': [10, 12]}
+    """
+    rows = [int(i) for i in indices]
+    ids = prepared.split(split, columns=["sample_id"]).column("sample_id").take(rows).to_pylist()
+    path = getattr(prepared, "path", None)
+    return {"data": str(path) if path is not None else None, "split": split, "sample_seed": int(seed), "samples": len(rows), "rows": rows,
+            "sample_ids": ids}

@@ -4,6 +4,7 @@ Run folder (``runs/<name>/``)::
 
     config.yaml          the resolved config (reloadable with --config)
     checkpoints/         TRL/transformers checkpoints (adapter, optimizer, scheduler, RNG)
+    train_samples.json   the training rows: split, seed of the draw, row indices and sample ids
     selection.json       validation AUC / LogLoss at every evaluation, and the best point
     best-adapter/        the best adapter so far (by validation)
     adapter/             the selected adapter (best on valid, or the last one)
@@ -29,7 +30,7 @@ import numpy as np
 
 from llmrec.data.kinds import SampleKind, detect
 from llmrec.data.prepared import PreparedData, open_prepared
-from llmrec.data.sampling import sample_indices, subset_rows
+from llmrec.data.sampling import TRAIN_SAMPLES_FILE, sample_indices, subset_rows, training_rows_record
 from llmrec.distributed import barrier, main_first, world
 from llmrec.errors import ConfigError, DataError
 from llmrec.evaluate import check_evaluate, evaluate
@@ -190,6 +191,8 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
     renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind=kind.train_as)
     seed = plan.sample_seed
     rows = _rows(prepared, config.split, indices, config.ranking_negatives)
+    if world().main:  # which rows it trains on (the few-shot draw), for audits and for comparing runs
+        write_json(run.path / TRAIN_SAMPLES_FILE, training_rows_record(prepared, config.split, indices, seed))
     answer = AnswerTokens.for_renderer(renderer, rows[0])
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
