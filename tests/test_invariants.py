@@ -221,7 +221,7 @@ TALLREC_GOLDEN = ("Below is an instruction that describes a task, paired with an
 
 @pytest.fixture(scope="module")
 def golden_folder(tmp_path_factory):
-    """Two users rating seven movies (ML-1M titles) in the same order; user 1's second sample is the golden one:
+    """Users rating seven movies (ML-1M titles) in the same order; user 1's second sample is the golden one:
     history Rebel (4), Kalifornia (2), Dave (4), Pink Panther (5), Perez Family (1), target Jurassic Park."""
     root = tmp_path_factory.mktemp("golden")
     movies = [(1, "Paris, Texas (1984)", "Drama"), (2, "Rebel Without a Cause (1955)", "Drama"),
@@ -230,6 +230,9 @@ def golden_folder(tmp_path_factory):
               (7, "Jurassic Park (1993)", "Action")]
     ratings = [(1, m, r, 1000 + 10 * m) for m, r in zip(range(1, 8), [5, 4, 2, 4, 5, 1, 4])]
     ratings += [(2, m, 3, 1000 + 10 * m) for m in range(1, 8)]
+    # later users (each a like then a dislike at the end) so every split, valid and test included, has both labels
+    ratings += [(u, m, 5 if m == 6 else 1 if m == 7 else 3, 10_000 * u + 10 * m) for u in range(3, 13)
+                for m in range(1, 8)]
     zip_path = write_ml1m_zip(root / "ml-1m.zip", ratings, movies)
     return prepare(PrepareConfig(dataset="ml-1m", protocol="tallrec", path=str(zip_path), out=str(root / "t"),
                                  tallrec={"history_len": 5}), log=lambda m: None)[1]
