@@ -136,3 +136,22 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def fields_given(section: Any, model: type[BaseModel]) -> dict[str, Any] | None:
+    """What a nested config section sets, before validation: ``{}`` for None, the fields a ``model`` instance was
+    built with, a mapping as it is; None for anything else (the model's validation names it).
+
+    >>> class Optim(BaseModel):
+    ...     epochs: int = 3
+    ...     lr: float = 1e-3
+    >>> fields_given(None, Optim), fields_given(Optim(epochs=5), Optim), fields_given({"lr": 0.1}, Optim)
+    ({}, {'epochs': 5}, {'lr': 0.1})
+    >>> fields_given(7, Optim) is None
+    True
+    """
+    if section is None:
+        return {}
+    if isinstance(section, model):
+        return {name: getattr(section, name) for name in section.model_fields_set}
+    return section if isinstance(section, dict) else None

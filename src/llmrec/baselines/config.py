@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmrec.configfile import fields_given
 from llmrec.tracking import TrackingSettings
 
 __all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings"]
@@ -97,12 +98,8 @@ class BaselineConfig(BaseModel):
         spec = BASELINES.get(data["model"])
         if spec is None or not spec.train:
             return data
-        given = data.get("train")
+        given = fields_given(data.get("train"), BaselineTrainSettings)
         if given is None:
-            given = {}
-        elif isinstance(given, BaselineTrainSettings):
-            given = {name: getattr(given, name) for name in given.model_fields_set}
-        elif not isinstance(given, dict):
             return data  # pydantic names the field
         return {**data, "train": {**spec.train, **given}}
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmrec.configfile import fields_given
 from llmrec.data.kinds import SampleKind, kind_of
 from llmrec.llm import ModelConfig, ScoringConfig
 from llmrec.prompts.settings import PromptSettings
@@ -148,12 +149,8 @@ class TrainConfig(PromptSettings):
         """``optim.epochs`` from :func:`default_epochs` where the config sets none."""
         if not isinstance(data, dict):
             return data
-        optim = data.get("optim")
+        optim = fields_given(data.get("optim"), OptimSettings)
         if optim is None:
-            optim = {}
-        elif isinstance(optim, OptimSettings):
-            optim = {name: getattr(optim, name) for name in optim.model_fields_set}
-        elif not isinstance(optim, dict):
             return data  # pydantic names the field
         if "epochs" in optim:
             return data
