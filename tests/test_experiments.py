@@ -645,3 +645,29 @@ def test_paired_by_user_refuses_predictions_without_a_user_for_some_samples(tmp_
     _users_run(tmp_path / "b", labels, np.linspace(0.9, 0.1, 20), [1.0] * 10 + [None] * 10)
     with pytest.raises(ConfigError, match="some predictions have no user"):
         paired_difference(tmp_path / "a", tmp_path / "b", by="user")
+
+
+def test_a_seed_whose_test_subset_has_one_class_leaves_the_table_to_the_other_seeds(tmp_path):
+    """A seeded row where one seed drew a one-class test subset (AUC undefined, NaN in its metrics.json) once
+    crashed the table (statistics.stdev of a NaN); the table shows the defined seeds and counts the other.
+    Mutation: ``metric_cell`` without the finite filter raises again."""
+    import math
+
+    import numpy as np
+
+    from llmrec.experiments import write_table
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 50)
+    out = tmp_path / "out"
+    _scored_run(out / "c" / "seed-0", labels, np.clip(0.5 + 0.3 * (labels - 0.5) + rng.normal(0, 0.2, 50), 0.01, 0.99))
+    _scored_run(out / "c" / "seed-1", labels, rng.uniform(0.01, 0.99, 50))
+    one_class = out / "c" / "seed-2"  # what evaluate records for a one-class subset: AUC NaN
+    one_class.mkdir(parents=True)
+    (one_class / "metrics.json").write_text(json.dumps({"metrics": {"auc": float("nan"), "logloss": 0.7}}))
+    experiment = ExperimentConfig.model_validate({"name": "t", "metrics": ["auc"],
+                                                  "rows": [{"name": "c", "train": {}, "seeds": [0, 1, 2]}]})
+    auc = write_table(experiment, out)["rows"]["c"]["auc"]
+    assert math.isnan(auc["values"][2]) and auc["undefined"] == 1
+    assert auc["mean"] == pytest.approx(np.mean(auc["values"][:2])) and auc["std"] > 0
+    assert f"| c | 3 | {auc['mean']:.4f} ± {auc['std']:.4f} (1 of 3 undefined) |" in (out / "table.md").read_text()

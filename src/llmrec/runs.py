@@ -205,19 +205,38 @@ def numeric_metrics(metrics: dict[str, Any]) -> list[str]:
     return [k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "users"]
 
 
+def summarize_values(values: list[float], digits: int | None = 6) -> dict[str, Any]:
+    """Mean and standard deviation of one metric over runs (seeds), with the values (mean and std rounded to
+    ``digits``; ``None`` keeps them whole).
+
+    A value that is undefined (NaN: AUC of a one-class test subset) is left out of mean and std and counted in
+    ``undefined``; it stays in ``values``.
+
+    >>> summarize_values([0.6, 0.7])["mean"]
+    0.65
+    >>> s = summarize_values([0.6, float("nan")])
+    >>> s["mean"], s["std"], s["undefined"]
+    (0.6, 0.0, 1)
+    """
+    values = [float(v) for v in values]
+    finite = [v for v in values if np.isfinite(v)]
+    mean = float(np.mean(finite)) if finite else float("nan")
+    std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    summary: dict[str, Any] = {"mean": mean if digits is None else round(mean, digits),
+                               "std": std if digits is None else round(std, digits), "values": values}
+    if len(finite) < len(values):
+        summary["undefined"] = len(values) - len(finite)
+    return summary
+
+
 def summarize_seeds(results: list[dict]) -> dict[str, Any]:
-    """Mean, standard deviation and values of every numeric test metric over seeds.
+    """:func:`summarize_values` of every numeric test metric over seeds.
 
     >>> summarize_seeds([{"metrics": {"auc": 0.6}}, {"metrics": {"auc": 0.7}}])["auc"]["mean"]
     0.65
     """
     keys = numeric_metrics(results[0]["metrics"])
-    out = {}
-    for k in keys:
-        values = [float(r["metrics"][k]) for r in results if k in r["metrics"]]
-        out[k] = {"mean": round(float(np.mean(values)), 6), "std": round(float(np.std(values, ddof=1)) if len(values) > 1
-                                                                        else 0.0, 6), "values": values}
-    return out
+    return {k: summarize_values([r["metrics"][k] for r in results if k in r["metrics"]]) for k in keys}
 
 
 def seed_folders(folder: str | Path, finished: bool = False) -> list[tuple[int, Path]]:

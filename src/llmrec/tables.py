@@ -6,6 +6,8 @@ A cell is one run's value with its 95% bootstrap interval, or mean ± std over s
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,23 @@ def metric_cell(values: list[float], ci: tuple[float, float] | list[float] | Non
     '0.7232 [0.640, 0.800]†'
     >>> metric_cell([])
     '-'
+
+    A metric a run could not define (AUC on a one-class test subset is NaN) is left out of the mean and
+    counted, so a table of seeds still shows the others:
+
+    >>> metric_cell([0.71, float("nan"), 0.73])
+    '0.7200 ± 0.0141 (1 of 3 undefined)'
+    >>> metric_cell([float("nan")])
+    'undefined'
     """
     if not values:
         return "-"
+    finite = [float(v) for v in values if math.isfinite(v)]
+    if not finite:
+        return "undefined"
+    if len(finite) < len(values):
+        return f"{metric_cell(finite)} ({len(values) - len(finite)} of {len(values)} undefined)"
     if len(values) > 1:
-        import statistics
-
         return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
     if not ci or len(ci) != 2:
         return f"{values[0]:.4f}"

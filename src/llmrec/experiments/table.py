@@ -34,8 +34,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from llmrec.experiments.config import ExperimentConfig, Step, load_experiment
 from llmrec.io import write_json, write_text
 from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
@@ -188,7 +186,7 @@ def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]
     table: dict[str, Any] = {"suite": experiment.name, "description": experiment.description,
                              "metrics": list(experiment.metrics),
                              "paper_label": experiment.paper.label if experiment.paper else None, "rows": {}}
-    from llmrec.runs import load_metrics
+    from llmrec.runs import load_metrics, summarize_values
 
     paper = experiment.paper
     paper_metrics, paper_head = paper_columns(experiment.metrics, paper.metrics() if paper else [])
@@ -202,8 +200,7 @@ def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]
         for m in experiment.metrics:
             values = [float(f[m]) for f in found if m in f]
             if values:
-                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                entry[m] = {"mean": float(np.mean(values)), "std": std, "values": values}
+                entry[m] = summarize_values(values, digits=None)
             cells.append(row_cell(found, m))
         if paper:
             entry["paper"] = paper.for_row(row.name)
