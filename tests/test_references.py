@@ -127,3 +127,63 @@ def test_history_rate_equals_a_pandas_computation(planted_folder, tmp_path):
     expected = (liked + prior) / (recent.map(len) + 1.0)
     preds = pd.read_parquet(path / "predictions.parquet").set_index("sample_id")["score"]
     np.testing.assert_allclose(preds.loc[test["sample_id"]].to_numpy(), expected.to_numpy(), atol=1e-6)
+
+
+def _history_features(prepared: PreparedData, split: str) -> np.ndarray:
+    """The five history features and the no-same-genre indicator of each sample, from the user's chronology before
+    ``history_end``, in plain Python (raw, not standardized)."""
+    seqs = {r["user"]: r for r in prepared.sequences.to_pylist()}
+    genres = prepared.items.set_index("item")["genres"].str.split(", ").map(set).to_dict()
+    threshold = prepared.config["label_threshold"]
+    out = []
+    for row in prepared.split(split, columns=["user", "item", "history_end"]).to_pylist():
+        seq = seqs[row["user"]]
+        items, ratings = seq["items"][: row["history_end"]], seq["ratings"][: row["history_end"]]
+        mean = float(np.mean(ratings))
+        same = [r for i, r in zip(items, ratings) if genres[i] & genres[row["item"]]]
+        out.append([np.log1p(len(ratings)), mean, np.mean(np.array(ratings) > threshold), np.mean(ratings[-10:]),
+                    np.mean(same) if same else mean, float(not same)])
+    return np.array(out)
+
+
+def test_logreg_history_matches_sklearn_on_the_same_features(planted_folder, tmp_path):
+    """``logreg_history`` (the shared Adam trainer, early stopping on validation) reaches the test AUC of scikit-learn's
+    ``LogisticRegression(C=1, lbfgs, max_iter=300)`` (the issue's setting) fitted on features built here without the
+    project's feature code: one-hot user, item, gender, age, occupation, multi-hot genres, and the five history
+    features standardized with the training rows' mean and deviation plus the indicator; within .02 (measured:
+    .7047 against .7057 on 1,100 test samples; here the planted effects are those of users and items, so the history
+    features add little; on ML-1M they add .03, docs/baselines.md).
+
+    Mutation: drop the history term of ``HistoryLogisticRegression.logits`` (src/llmrec/baselines/models.py), or
+    standardize with the test rows' statistics: the AUCs part.
+    """
+    import scipy.sparse as sp
+    from sklearn.linear_model import LogisticRegression
+
+    _, result = run_baseline(baseline_config("logreg_history", planted_folder, tmp_path / "lrh", {}, {}), **QUIET)
+    prepared = PreparedData.load(planted_folder)
+    users = prepared.users.set_index("user")
+    frames = {s: prepared.split(s, columns=["user", "item", "label"]).to_pandas() for s in ("train", "test")}
+    train = frames["train"]
+    columns = {"user": sorted(train["user"].unique()), "item": sorted(train["item"].unique()),
+               "genre": sorted({g for gs in prepared.items["genres"].str.split(", ") for g in gs if g})}
+    raw = {s: _history_features(prepared, s) for s in frames}
+    mean, std = raw["train"][:, :5].mean(0), raw["train"][:, :5].std(0)
+
+    def design(split: str):
+        frame = frames[split]
+        parts = [_one_hot(frame, prepared.items, columns)]
+        for name in ("gender", "age", "occupation"):
+            values = frame["user"].map(users[name].astype(str))
+            parts.append(sp.csr_matrix(pd.get_dummies(values).reindex(
+                columns=sorted(users[name].astype(str).unique()), fill_value=0).to_numpy(dtype=float)))
+        stats = raw[split].copy()
+        stats[:, :5] = (stats[:, :5] - mean) / std
+        return sp.hstack([*parts, sp.csr_matrix(stats)]).tocsr()
+
+    model = LogisticRegression(C=1.0, solver="lbfgs", max_iter=300).fit(design("train"), train["label"])
+    test = frames["test"]
+    reference = sklearn_metrics.roc_auc_score(test["label"], model.predict_proba(design("test"))[:, 1])
+    ours = result["metrics"]["auc"]
+    assert reference > 0.65
+    assert abs(ours - reference) < 0.02, (ours, reference)

@@ -13,6 +13,13 @@ protocol keeps 60 items per sample but points into the chronology with ``history
 SIM's long history is the same one SUBR searches. The target's own rating is never an input
 (its slot in the rating feature is always 0).
 
+Where a model asks for them (``history_stats``: the ``logreg_history`` floor), each sample also gets
+:data:`HISTORY_STATS`, computed from its own earlier ratings only (the whole chronology before the
+target where the folder has one, else the history the sample keeps), and the folder's other
+categorical attributes of users and items (``attributes``: every column of ``users.parquet`` /
+``items.parquet`` besides the id, the profile fields and the category, whose distinct values are at
+most half its rows: BookCrossing's location, year and publisher; not a title or a zip code).
+
 >>> import pyarrow as pa
 >>> vocab = Vocab.build(["b", "a", "b"])
 >>> vocab.size, vocab.encode(["a", "b", "zz"]).tolist()
@@ -33,12 +40,18 @@ from llmrec.data.prepared import PreparedData
 from llmrec.errors import DataError
 from llmrec.io import read_json, write_json
 
-__all__ = ["Vocab", "CtrFeatures", "CtrSplit", "CtrBatch", "CATEGORY_FIELDS", "PROFILE_FIELDS"]
+__all__ = ["Vocab", "CtrFeatures", "CtrSplit", "CtrBatch", "CATEGORY_FIELDS", "PROFILE_FIELDS", "HISTORY_STATS",
+           "history_features"]
 
 # the item column that gives an item its category, in order of preference
 CATEGORY_FIELDS = ("genres", "genre", "category", "categories", "author", "publisher")
 # user profile columns used as categorical features where the data has them
 PROFILE_FIELDS = ("gender", "age", "occupation")
+# the history features of a sample (:func:`history_features`), in column order
+HISTORY_STATS = ("log_history_length", "mean_rating", "positive_rate", "mean_last10_rating", "mean_same_category_rating",
+                 "no_same_category")
+# an attribute column is categorical when its distinct values are at most this share of its table's rows
+ATTRIBUTE_MAX_SHARE = 0.5
 
 
 @dataclass
@@ -102,6 +115,8 @@ class CtrBatch:
     history_rating: np.ndarray
     label: np.ndarray
     genres: np.ndarray | None = None  # (B, G) every category of the target item, 0-padded
+    history_stats: np.ndarray | None = None  # (B, len(HISTORY_STATS)) where the features compute them
+    attributes: dict[str, np.ndarray] | None = None  # the target's and the user's other attributes (ids), by name
 
     def __len__(self) -> int:
         return len(self.label)
@@ -120,6 +135,7 @@ class CtrSplit:
     flat_items: np.ndarray
     flat_ratings: np.ndarray
     source: str = "samples"  # where histories come from: "samples" or "chronology"
+    stats: np.ndarray | None = None  # (n, len(HISTORY_STATS)) raw history features, where the features compute them
 
     def __len__(self) -> int:
         return len(self.label)
@@ -127,7 +143,8 @@ class CtrSplit:
     def take(self, rows: np.ndarray) -> CtrSplit:
         rows = np.asarray(rows)
         return CtrSplit(self.sample_id[rows], self.user[rows], self.item[rows], self.label[rows], self.start[rows], self.end[rows],
-                        self.flat_items, self.flat_ratings, self.source)
+                        self.flat_items, self.flat_ratings, self.source,
+                        None if self.stats is None else self.stats[rows])
 
 
 @dataclass
@@ -149,10 +166,14 @@ class CtrFeatures:
     # (indexed by user id; -1: no chronology)
     chronology: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     label_threshold: float | None = None  # the folder's "liked" cut (label = rating > threshold), if it has one
+    # batches carry HISTORY_STATS over each sample's whole earlier history (the chronology where the folder has one)
+    history_stats: bool = False
+    # other categorical attributes: name ("user:location", "item:year") -> (vocabulary, id per user / item index)
+    attributes: dict[str, tuple[Vocab, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, prepared: PreparedData, history_len: int) -> CtrFeatures:
-        """Vocabularies from the folder's item, user and split tables."""
+    def build(cls, prepared: PreparedData, history_len: int, history_stats: bool = False) -> CtrFeatures:
+        """Vocabularies from the folder's item, user and split tables (``history_stats``: see the class field)."""
         items_t = prepared.items
         items = Vocab([str(v) for v in items_t["item"]])
         category_field = next((f for f in CATEGORY_FIELDS if f in items_t.columns), None)
@@ -189,7 +210,21 @@ class CtrFeatures:
         rating_vocab = Vocab([repr(float(r)) for r in sorted(r for r in ratings if r is not None and r == r)])
         feats = cls(items, users, categories, rating_vocab, item_category, profile_vocabs, user_profile,
                     category_field, history_len, item_genres,
-                    label_threshold=prepared.config.get("label_threshold"))
+                    label_threshold=prepared.config.get("label_threshold"), history_stats=history_stats)
+        skip = {"user": {"user", *PROFILE_FIELDS}, "item": {"item", category_field}}
+        for side, table, vocab in (("user", users_t if has_users else None, users), ("item", items_t, items)):
+            if table is None or not history_stats:
+                continue
+            index = vocab.encode(list(table[side]))
+            for name in table.columns:
+                values = [None if v is None or v != v or str(v).strip() == "" else str(v) for v in table[name]]
+                distinct = len({v for v in values if v is not None})
+                if name in skip[side] or not 2 <= distinct <= ATTRIBUTE_MAX_SHARE * len(table):
+                    continue
+                attr_vocab = Vocab.build(values)
+                ids = np.zeros(vocab.size, dtype=np.int64)
+                ids[index] = attr_vocab.encode(values)
+                feats.attributes[f"{side}:{name}"] = (attr_vocab, ids)
         if prepared.sequences is not None and not prepared.config.get("retrieval"):
             feats.chronology = feats._flatten_chronology(prepared.sequences)
         return feats
@@ -225,10 +260,10 @@ class CtrFeatures:
 
     def history_source(self, table: pa.Table) -> str:
         """Where the histories of ``table``'s rows come from: the user's ``chronology`` when the folder has one, the
-        rows point into it (``history_end``) and the model reads more items than any row keeps, else the
-        ``samples``."""
+        rows point into it (``history_end``) and the model reads more items than any row keeps (or its history
+        features, which read the whole history), else the ``samples``."""
         kept = pc.list_value_length(table.column("history_items")).to_numpy(zero_copy_only=False)
-        longer = self.history_len > (int(kept.max()) if len(kept) else 0)
+        longer = self.history_len > (int(kept.max()) if len(kept) else 0) or self.history_stats
         chronology = self.chronology is not None and "history_end" in table.column_names and longer
         return "chronology" if chronology else "samples"
 
@@ -268,9 +303,12 @@ class CtrFeatures:
             flat_ratings = self._ratings(pc.list_flatten(table.column("history_ratings")))
             end = np.cumsum(kept).astype(np.int64)
             start = end - kept
-        return CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), user_ids, item_ids,
-                        table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
-                        start, end, flat_items, flat_ratings, source)
+        split = CtrSplit(table.column("sample_id").to_numpy(zero_copy_only=False), user_ids, item_ids,
+                         table.column("label").to_numpy(zero_copy_only=False).astype(np.float32),
+                         start, end, flat_items, flat_ratings, source)
+        if self.history_stats:
+            split.stats = history_features(self, split)
+        return split
 
     def batch(self, split: CtrSplit, rows: np.ndarray) -> CtrBatch:
         """The rows' ids and their last ``history_len`` history items, oldest first, left-padded."""
@@ -287,7 +325,10 @@ class CtrFeatures:
                         profile={k: v[user] for k, v in self.user_profile.items()},
                         history=hist, history_category=self.item_category[hist], history_rating=rating,
                         label=split.label[rows],
-                        genres=self.item_genres[item] if self.item_genres is not None else None)
+                        genres=self.item_genres[item] if self.item_genres is not None else None,
+                        history_stats=None if split.stats is None else split.stats[rows],
+                        attributes={name: ids[user if name.startswith("user:") else item]
+                                    for name, (_, ids) in self.attributes.items()} if self.history_stats else None)
 
     @staticmethod
     def kept_history(prepared: PreparedData, split: str = "train") -> int:
@@ -299,7 +340,9 @@ class CtrFeatures:
         return {"items": len(self.items.values), "users": len(self.users.values),
                 "categories": len(self.categories.values), "category_field": self.category_field,
                 "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
-                "history_len": self.history_len, "chronology": self.chronology is not None}
+                "history_len": self.history_len, "chronology": self.chronology is not None,
+                **({"history_stats": list(HISTORY_STATS), "attributes": sorted(self.attributes)}
+                   if self.history_stats else {})}
 
     def save(self, path: str | Path) -> None:
         """The vocabularies as JSON (a saved model scores new rows with the same ids)."""
@@ -312,3 +355,91 @@ class CtrFeatures:
         saved = read_json(path)
         return (saved["items"] == self.items.values and saved["users"] == self.users.values
                 and saved["categories"] == self.categories.values and saved["ratings"] == self.ratings.values)
+
+
+def rating_values(features: CtrFeatures) -> np.ndarray:
+    """The rating of each rating level (index 0, no rating, and the unknown level: NaN)."""
+    values = np.full(features.ratings.size, np.nan)
+    values[1 : 1 + len(features.ratings.values)] = [float(v) for v in features.ratings.values]
+    return values
+
+
+def _category_masks(features: CtrFeatures) -> np.ndarray | None:
+    """Each item's categories as a bit mask (None when there are more than 63 categories)."""
+    genres = features.item_genres if features.item_genres is not None else features.item_category[:, None]
+    if features.categories.size > 64:
+        return None
+    bits = np.where(genres > 0, np.left_shift(np.uint64(1), genres.astype(np.uint64)), np.uint64(0))
+    return np.bitwise_or.reduce(bits, axis=1)
+
+
+def history_features(features: CtrFeatures, split: CtrSplit, chunk: int = 4_000_000) -> np.ndarray:
+    """:data:`HISTORY_STATS` of every row of ``split``, from the ratings at ``flat[start:end]`` only: the sample's
+    own earlier interactions, never its target or anything later (raw values; a model standardizes them).
+
+    * ``log_history_length``: log(1 + earlier items);
+    * ``mean_rating``, ``positive_rate`` (rating above the folder's ``label_threshold``), ``mean_last10_rating``:
+      over the rated earlier items (NaN when there are none);
+    * ``mean_same_category_rating``: over the earlier rated items sharing a category (a genre) with the target;
+      the mean rating where there is none, and then ``no_same_category`` is 1.
+
+    >>> feats = CtrFeatures(Vocab(["a", "b", "c"]), Vocab(["u"]), Vocab(["x", "y"]), Vocab(["2.0", "5.0"]),
+    ...                     np.array([0, 1, 2, 1, 0]), {}, {}, "genres", history_len=0, label_threshold=3.0)
+    >>> split = CtrSplit(np.array([0, 1]), np.array([1, 1]), np.array([3, 2]), np.zeros(2), np.array([0, 0]),
+    ...                  np.array([2, 1]), flat_items=np.array([1, 2]), flat_ratings=np.array([2, 1]))
+    >>> history_features(feats, split).round(3).tolist()  # item c (category x) after a (x, 5 stars), b (y, 2 stars)
+    [[1.099, 3.5, 0.5, 3.5, 5.0, 0.0], [0.693, 5.0, 1.0, 5.0, 5.0, 1.0]]
+    """
+    if features.label_threshold is None:
+        from llmrec.errors import ConfigError
+
+        raise ConfigError("history features need the prepared folder's label_threshold (the 'liked' cut of its "
+                          "protocol); this folder has none")
+    n = len(split)
+    out = np.zeros((n, len(HISTORY_STATS)))
+    values = rating_values(features)
+    flat_r = values[split.flat_ratings] if len(split.flat_ratings) else np.zeros(0)
+    rated = ~np.isnan(flat_r)
+    r0 = np.where(rated, flat_r, 0.0)
+    liked = rated & (r0 > features.label_threshold)
+
+    def prefix(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+
+    p_sum, p_cnt, p_liked = prefix(r0), prefix(rated), prefix(liked)
+    start, end = split.start.astype(np.int64), split.end.astype(np.int64)
+    cnt = p_cnt[end] - p_cnt[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (p_sum[end] - p_sum[start]) / cnt
+        out[:, 0] = np.log1p(end - start)
+        out[:, 1] = mean
+        out[:, 2] = (p_liked[end] - p_liked[start]) / cnt
+        last = np.maximum(start, end - 10)
+        out[:, 3] = (p_sum[end] - p_sum[last]) / (p_cnt[end] - p_cnt[last])
+    same_sum, same_cnt = np.zeros(n), np.zeros(n)
+    masks = _category_masks(features)
+    genres = features.item_genres if features.item_genres is not None else features.item_category[:, None]
+    lengths = end - start
+    row = 0
+    while row < n:  # chunks of rows holding about ``chunk`` history positions
+        stop = row + max(1, int(np.searchsorted(np.cumsum(lengths[row:]), chunk)))
+        stop = min(stop, n)
+        rows = np.arange(row, stop)
+        lens = lengths[rows]
+        owner = np.repeat(rows, lens)
+        pos = np.repeat(start[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(int(lens.sum()))
+        hist = split.flat_items[pos]
+        target = split.item[owner]
+        if masks is not None:
+            shares = (masks[hist] & masks[target]) != 0
+        else:
+            g_h, g_t = genres[hist], genres[target]
+            shares = ((g_h[:, :, None] == g_t[:, None, :]) & (g_h[:, :, None] > 0)).any(axis=(1, 2))
+        shares &= rated[pos]
+        same_sum[rows] = np.bincount(owner - row, weights=np.where(shares, r0[pos], 0.0), minlength=len(rows))
+        same_cnt[rows] = np.bincount(owner - row, weights=shares.astype(np.float64), minlength=len(rows))
+        row = stop
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[:, 4] = np.where(same_cnt > 0, same_sum / np.maximum(same_cnt, 1), out[:, 1])
+    out[:, 5] = (same_cnt == 0).astype(np.float64)
+    return out

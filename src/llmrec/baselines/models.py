@@ -6,6 +6,8 @@ Every model is a ``torch.nn.Module`` with
 * ``scores(batch) -> Tensor`` of probabilities, one per sample of a :class:`CtrBatch`;
 * ``loss(batch) -> Tensor`` (trainable models), minimised by the shared trainer;
 * ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean, history rate);
+* optionally ``fit_inputs(features, split)``: statistics of the training rows' inputs (standardization), which
+  the shared trainer fits before the first step;
 
 so the trainer, the run folder and the conformance tests treat them alike. DIN, DIEN, DCNv2
 and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
@@ -13,6 +15,8 @@ and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
 
 >>> sorted(n for n, s in BASELINES.items() if s.kind == "ctr")[:5]
 ['dcnv2', 'dien', 'din', 'history_rate', 'logreg']
+>>> BASELINES["logreg_history"].history_stats
+True
 >>> BASELINES["sim"].library, BASELINES["popularity"].trainable
 ('fuxictr', False)
 
@@ -41,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llmrec.baselines.features import CtrBatch, CtrFeatures, CtrSplit
+from llmrec.baselines.features import HISTORY_STATS, CtrBatch, CtrFeatures, CtrSplit
 from llmrec.baselines.sequences import SeqFeatures
 from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, SASRec, SeqPopularity
 from llmrec.errors import ConfigError
@@ -163,6 +167,60 @@ class LogisticRegression(CtrModel):
     def loss(self, batch: CtrBatch) -> torch.Tensor:
         return nn.functional.binary_cross_entropy_with_logits(self.logits(batch),
                                                               torch.as_tensor(batch.label, dtype=torch.float32))
+
+
+class HistoryLogisticRegression(LogisticRegression):
+    """The logistic regression of ``logreg`` plus one weight per value of each user profile field and of the
+    folder's other user / item attributes (``CtrFeatures.attributes``), and a weight per standardized history
+    feature (:data:`~llmrec.baselines.features.HISTORY_STATS`: log(1 + history length), mean rating, positive
+    rate, mean of the last 10 ratings, mean rating of the earlier items sharing a category with the target, and
+    the indicator that none does), from each sample's own earlier ratings only. The five history features are
+    standardized with the mean and standard deviation of the training rows (:meth:`fit_inputs`); a feature with
+    no value (no rated history) is the training mean.
+    """
+
+    def __init__(self, features: CtrFeatures) -> None:
+        super().__init__(features)
+        if not features.history_stats:
+            raise ConfigError("logreg_history reads history features: build its CtrFeatures with history_stats=True")
+        if features.label_threshold is None:
+            raise ConfigError("logreg_history needs the prepared folder's label_threshold (the 'liked' cut of its "
+                              "protocol); this folder has none")
+        self.fields = [*features.profile_vocabs, *features.attributes]
+        sizes = {**{k: v.size for k, v in features.profile_vocabs.items()},
+                 **{k: v.size for k, (v, _) in features.attributes.items()}}
+        self.field = nn.ModuleList(nn.Embedding(sizes[name], 1, padding_idx=0) for name in self.fields)
+        for emb in self.field:
+            nn.init.zeros_(emb.weight)
+        width = len(HISTORY_STATS)
+        self.history = nn.Linear(width, 1, bias=False)
+        nn.init.zeros_(self.history.weight)
+        self.register_buffer("stats_mean", torch.zeros(width, dtype=torch.float64))
+        self.register_buffer("stats_std", torch.ones(width, dtype=torch.float64))
+
+    def fit_inputs(self, features: CtrFeatures, split: CtrSplit) -> None:
+        """Mean and standard deviation of the training rows' history features (the indicator stays 0 / 1)."""
+        if split.stats is None:
+            raise ConfigError("logreg_history: the training split has no history features")
+        raw = split.stats[:, :5]
+        mean = np.nan_to_num(np.nanmean(raw, axis=0)) if len(raw) else np.zeros(5)
+        std = np.nan_to_num(np.nanstd(raw, axis=0)) if len(raw) else np.ones(5)
+        self.stats_mean[:5] = torch.from_numpy(mean)
+        self.stats_std[:5] = torch.from_numpy(np.where(std > 1e-12, std, 1.0))
+
+    def standardized(self, stats: np.ndarray) -> torch.Tensor:
+        x = (torch.as_tensor(stats, dtype=torch.float64) - self.stats_mean) / self.stats_std
+        return torch.nan_to_num(x, nan=0.0).float()
+
+    def logits(self, batch: CtrBatch) -> torch.Tensor:
+        if batch.history_stats is None:
+            raise ConfigError("logreg_history: the batch has no history features")
+        out = super().logits(batch) + self.history(self.standardized(batch.history_stats)).squeeze(-1)
+        attributes = batch.attributes or {}
+        for name, emb in zip(self.fields, self.field):
+            ids = batch.profile[name] if name in batch.profile else attributes[name]
+            out = out + emb(_long(ids)).squeeze(-1)
+        return out
 
 
 # ---------------------------------------------------------------- FuxiCTR models
@@ -350,6 +408,8 @@ class BaselineSpec:
     # the model's tuned settings of the shared trainer (``train.*`` fields): a config starts from them and states
     # only what differs (``BaselineConfig`` fills each one the config leaves unset)
     train: dict[str, Any] = field(default_factory=dict)
+    # CTR models that read each sample's history features (CtrFeatures.history_stats: the whole earlier history)
+    history_stats: bool = False
 
     def check_params(self, params: dict[str, Any]) -> None:
         """A ConfigError naming any key of ``params`` the model does not take."""
@@ -394,6 +454,11 @@ for _spec in (
     BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),
                  "floor: logistic regression on one-hot user and item ids and multi-hot genres", history_len=0,
                  model_class=lambda: LogisticRegression, train={"learning_rate": 1e-2, "epochs": 50, "patience": 2}),
+    BaselineSpec("logreg_history", lambda f, p: HistoryLogisticRegression(f, **p),
+                 "floor: logreg plus one-hot user attributes and 5 standardized features of the sample's earlier "
+                 "ratings (length, mean, positive rate, last 10, same genre)", history_len=0, history_stats=True,
+                 model_class=lambda: HistoryLogisticRegression,
+                 train={"learning_rate": 1e-2, "epochs": 50, "patience": 2}),
     _fuxi("DIN", "DIN (Zhou et al. 2018): target attention over the history",
           dnn_hidden_units=[200, 80], attention_hidden_units=[64], net_dropout=0.1),
     # DIEN packs its GRU inputs with pack_padded_sequence, which reads the first `length` steps:

@@ -78,6 +78,9 @@ def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | 
         raise ConfigError(f"train_samples: cannot draw {config.train_samples} samples from {config.data}/"
                           f"{config.split}, which has {n}")
     spec.check_params({**spec.defaults, **config.params})
+    if spec.history_stats and prepared.config.get("label_threshold") is None:
+        raise DataError(f"{config.data}: {config.model} reads history features, which need the folder's "
+                        "label_threshold (the 'liked' cut of its protocol); this folder has none")
     config.tracking.check()
     metric = config.valid.metric or kind.default_metric
     kind.check_metric(metric, "valid.metric")
@@ -96,7 +99,10 @@ def scored_test_rows(prepared: PreparedData, config: BaselineConfig) -> np.ndarr
 
 
 def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
-    """The vocabularies and lookup tables of the plan's folder."""
+    """The vocabularies and lookup tables of the plan's folder (with the history features where the model reads
+    them)."""
+    if BASELINES[config.model].history_stats:
+        return FAMILIES[plan.kind.name].features.build(plan.prepared, plan.history_len, history_stats=True)
     return FAMILIES[plan.kind.name].features.build(plan.prepared, plan.history_len)
 
 

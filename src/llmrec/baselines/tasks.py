@@ -68,6 +68,9 @@ class CtrTask:
     def fit_counts(self, model) -> None:
         model.fit_counts(self.features, self.train)
 
+    def fit_inputs(self, model) -> None:
+        model.fit_inputs(self.features, self.train)
+
 
 @dataclass
 class RankingTask:
@@ -89,3 +92,6 @@ class RankingTask:
 
     def fit_counts(self, model) -> None:
         model.fit_counts(self.features, self.instances)
+
+    def fit_inputs(self, model) -> None:
+        model.fit_inputs(self.features, self.instances)

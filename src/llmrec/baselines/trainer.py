@@ -61,6 +61,9 @@ class TrainTask(Protocol):
     def fit_counts(self, model: torch.nn.Module) -> None:
         """Fit a counting model (no gradient steps)."""
 
+    def fit_inputs(self, model: torch.nn.Module) -> None:
+        """Fit the statistics of the training inputs a model with ``fit_inputs`` standardizes with."""
+
 
 def _better(metric: str, value: float, best: float | None) -> bool:
     if best is None:
@@ -83,6 +86,8 @@ def fit(model: torch.nn.Module, task: TrainTask, settings: BaselineTrainSettings
     metric = task.metric
     folder.mkdir(parents=True, exist_ok=True)
     ckpt_path, best_path = folder / "checkpoint.pt", folder / "best.pt"
+    if hasattr(model, "fit_inputs"):  # standardization from the training rows, before any step (a checkpoint holds it)
+        task.fit_inputs(model)
     if not model.trainable:
         task.fit_counts(model)
         value = task.validate(model)

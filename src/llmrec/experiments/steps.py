@@ -7,7 +7,7 @@ fingerprints beyond its config, where its output goes and when that output is co
 kind is one :func:`register_step_kind` call::
 
 >>> sorted(STEP_KINDS)
-['baseline', 'evaluate', 'prepare', 'retrieve', 'summarize', 'train']
+['baseline', 'evaluate', 'prepare', 'retrieve', 'stack', 'summarize', 'train']
 >>> STEP_KINDS["train"].seeded, STEP_KINDS["prepare"].in_table
 (True, False)
 """
@@ -127,5 +127,8 @@ for _kind in (
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
              _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
              transient=("resume", "tracking"), seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
+    StepKind("stack", _attr("llmrec.baselines.stack", "StackConfig"), "run_dir", _runner("llmrec.baselines.stack", "stack"),
+             _checker("llmrec.baselines.stack", "check_stack"), in_table=True,
+             description="stack config: a logistic regression over other runs' scores, fitted on validation"),
 ):
     register_step_kind(_kind)
