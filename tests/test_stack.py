@@ -21,7 +21,7 @@ from llmrec.baselines.stack import StackConfig, check_stack, fit_logistic, stack
 from llmrec.data.kinds import KINDS
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.data.prepared import PreparedData
-from llmrec.errors import ConfigError, DataError, LlmrecError
+from llmrec.errors import ConfigError, DataError
 from llmrec.results import write_results
 from llmrec.runs import RunDir
 from tests.baseline_helpers import QUIET, baseline_config
@@ -240,5 +240,24 @@ def test_a_baseline_run_input_scores_the_validation_split_with_its_model(folder,
     valid = prepared.split("valid", columns=["item"]).to_pandas()
     expected = valid["item"].map(rate).fillna(prior).to_numpy()
     np.testing.assert_allclose(scores, expected, atol=1e-6)
-    with pytest.raises(LlmrecError):
+    with pytest.raises(ValueError, match="at least 1"):
         StackConfig.model_validate({"data": str(folder), "inputs": []})
+
+
+def test_llmrec_run_refuses_a_stack_of_mismatched_runs_with_one_line(folder, runs, tmp_path):
+    """From the command line: a stack step whose test input scored the validation split fails before anything runs,
+    one line naming the step and the input, no traceback."""
+    import yaml
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    experiment = {"name": "bad-stack", "steps": [{"name": "st", "stack": {"data": str(folder), "inputs": [
+        {"name": "a", "valid": str(runs["a_valid"]), "test": str(runs["b_valid"])}]}}]}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    out = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "out")])
+    assert out.exit_code == 1
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "step 'st'" in lines[0] and "stack input 'a'" in lines[0], out.output
+    assert "Traceback" not in out.output and not (tmp_path / "out" / "st").exists()

@@ -135,8 +135,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, C: float = 1.0, iterations: int =
     >>> x = rng.normal(size=(2000, 2))
     >>> y = (rng.random(2000) < 1 / (1 + np.exp(-(1.5 * x[:, 0] - 0.5)))).astype(float)
     >>> w, b = fit_logistic(x, y)
-    >>> [round(v, 1) for v in w], round(b, 1)
-    [1.5, 0.0] -0.5
+    >>> [round(float(v), 1) for v in w], round(b, 1)
+    ([1.5, 0.0], -0.5)
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
