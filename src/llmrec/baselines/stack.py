@@ -333,7 +333,7 @@ def stack(config: StackConfig | StackPlan, *, log: Callable[[str], None] = print
               "weights": {n: round(float(w), 6) for n, w in zip(names, weights)},
               "intercept": round(intercept, 6), "C": config.C, "features": "logit of each input's score",
               "valid_samples": int(len(y_valid)), "valid_auc": round(float(auc(y_valid, fitted)), 6),
-              "test_samples": int(len(y_test)), "fit_s": round(fit_s, 3)}
+              "test_samples": int(len(y_test)), "seconds": round(fit_s, 3)}  # validation scoring + fit
     write_json(run.path / "stack.json", record)
     split = config.test.split
     cols = [c for c in RESULT_COLUMNS if c in prepared.column_names(split)]
