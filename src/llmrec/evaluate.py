@@ -109,12 +109,12 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     if n_rows == 0:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
     kind = detect(prepared.column_names(config.split))
-    collab = None  # whether the adapter places collaborative tokens (the template must mark where)
-    if config.adapter and adapter and model:
+    collab = None  # whether the model places collaborative tokens (its adapter's; the template must mark where)
+    if model and (adapter or not config.adapter):
         from llmrec.llm import adapter_dir
         from llmrec.llm.collab import read_collab
 
-        collab = read_collab(adapter_dir(config.adapter)) is not None
+        collab = bool(config.adapter) and read_collab(adapter_dir(config.adapter)) is not None
     config.check_template(prepared, collab=collab)
     config.tracking.check()
     if config.merge_adapter and not config.adapter:
