@@ -215,13 +215,15 @@ def test_stage2_learns_the_planted_signal_with_lora_frozen_and_evaluate_reproduc
     b = pd.read_parquet(again / "predictions.parquet").set_index("sample_id")["score"]
     np.testing.assert_allclose(a.sort_index().to_numpy(), b.sort_index().to_numpy(), atol=1e-6)
 
-    # stage 3: joint tuning from the stage-2 run starts from its mapper and LoRA, and moves the LoRA weights
+    # stage 3: joint tuning from the stage-2 run starts from its mapper and LoRA (no selection: the last weights),
+    # moves the LoRA weights and keeps the signal
     cfg3 = cfg.model_copy(update={"run_dir": str(tmp / "stage3"), "optim": cfg.optim.model_copy(update={"epochs": 1}),
+                                  "selection": cfg.selection.model_copy(update={"enabled": False}),
                                   "collab": cfg.collab.model_copy(update={"stage": "joint", "adapter_from": str(run)})})
     run3, result3 = train(cfg3, **QUIET)
     joint = _lora_state(run3 / "adapter")
     assert any(not torch.equal(after[k], joint[k]) for k in lora_keys)
-    assert result3["selection"]["evaluations"][0]["auc"] == pytest.approx(result["selection"]["best"]["auc"], abs=0.02)
+    assert result3["metrics"]["auc"] >= text_auc + MIN_GAIN, (text_auc, result3["metrics"]["auc"])
 
 
 def test_bad_inputs_are_one_line(planted, stage2, tmp_path):

@@ -61,7 +61,7 @@ def collab_model(model, config: TrainConfig, tables: CollabTables, log=print):
     """The trainable peft model with collaborative tokens: ``model`` with the tables and a fresh mapper installed
     (:func:`~llmrec.llm.collab.install_collab`), LoRA fresh (``config.lora``) or from ``collab.adapter_from`` (its
     own LoRA settings, and its mapper when it has one); under ``stage: mapper`` only the mapper learns."""
-    from peft import LoraConfig, get_peft_model, load_peft_weights, set_peft_model_state_dict
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, load_peft_weights, set_peft_model_state_dict
 
     collab = config.collab
     assert collab is not None
@@ -78,7 +78,10 @@ def collab_model(model, config: TrainConfig, tables: CollabTables, log=print):
     lora.modules_to_save = [MAPPER_MODULE]
     peft_model = get_peft_model(model, lora)
     if collab.adapter_from is not None:
-        result = set_peft_model_state_dict(peft_model, load_peft_weights(str(adapter_dir(collab.adapter_from))))
+        weights = load_peft_weights(str(adapter_dir(collab.adapter_from)))
+        fresh = get_peft_model_state_dict(peft_model)  # a stage-1 (text) adapter has no mapper: keep the fresh one
+        weights.update({k: v for k, v in fresh.items() if MAPPER_MODULE in k and k not in weights})
+        result = set_peft_model_state_dict(peft_model, weights)
         unexpected = list(getattr(result, "unexpected_keys", []) or [])
         if unexpected:
             raise ConfigError(f"collab.adapter_from: {collab.adapter_from} has weights this model lacks "
