@@ -204,6 +204,8 @@ def test_stage2_learns_the_planted_signal_with_lora_frozen_and_evaluate_reproduc
     lora_keys = [k for k in before if "lora_" in k]
     assert lora_keys and all(torch.equal(before[k], after[k]) for k in lora_keys)
     assert any("collab_mapper" in k for k in after)  # the mapper is saved with the adapter
+    checkpoints = sorted((run / "checkpoints").glob("checkpoint-*"))  # and with every checkpoint (resume)
+    assert checkpoints and any("collab_mapper" in k for k in _lora_state(checkpoints[-1]))
 
     text_auc, collab_auc = planted["text"]["metrics"]["auc"], result["metrics"]["auc"]
     assert collab_auc >= text_auc + MIN_GAIN, (text_auc, collab_auc)
@@ -227,7 +229,7 @@ def test_stage2_learns_the_planted_signal_with_lora_frozen_and_evaluate_reproduc
 
 
 def test_bad_inputs_are_one_line(planted, stage2, tmp_path):
-    tmp, common = planted["tmp"], planted["common"]
+    common = planted["common"]
     base = dict(**common, run_dir=str(tmp_path / "run"))
     # the collaborative model was trained on another prepared folder
     rows, movies = planted_ratings(seed=1)
