@@ -10,6 +10,7 @@ token ``{{ item_cf }}`` stands last in the prompt, right before the answer.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -258,3 +259,24 @@ def test_bad_inputs_are_one_line(planted, stage2, tmp_path):
         evaluate(EvaluateConfig(data=str(planted["data"]), limit=5, template=planted["template"], model=common["model"],
                                 adapter=str(broken), run_dir=str(tmp_path / "e")), **QUIET)
     assert not (tmp_path / "run").exists()
+
+
+def test_tables_come_from_mf_and_din_runs_and_not_from_a_model_without_embeddings(tallrec_data, tmp_path):
+    """The user / item tables of a baseline run, in its vocabularies' layout, with the run's data fingerprint; a
+    model without id embeddings (logreg) is refused with one line."""
+    pytest.importorskip("fuxictr")
+    from llmrec.data.prepared import PreparedData
+
+    fingerprint = PreparedData.load(tallrec_data).fingerprint()
+    for model in ("mf", "din"):
+        run, _ = run_baseline(BaselineConfig(model=model, data=str(tallrec_data), run_dir=str(tmp_path / model),
+                                             train={"epochs": 1}), log=lambda m: None)
+        tables = CollabTables.from_baseline_run(run)
+        features = json.loads((run / "model" / "features.json").read_text())
+        assert tables.users == features["users"] and tables.items == features["items"]
+        assert tables.user.shape == (len(tables.users) + 2, 16) and tables.item.shape == (len(tables.items) + 2, 16)
+        assert tables.source["data_fingerprint"] == fingerprint and tables.source["split"] == "train"
+    run, _ = run_baseline(BaselineConfig(model="logreg", data=str(tallrec_data), run_dir=str(tmp_path / "lr"),
+                                         train={"epochs": 1}), log=lambda m: None)
+    with pytest.raises(DataError, match="has no user embedding table"):
+        CollabTables.from_baseline_run(run)
