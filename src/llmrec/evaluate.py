@@ -109,7 +109,13 @@ def check_evaluate(config: EvaluateConfig, *, model: bool = True, adapter: bool 
     if n_rows == 0:
         raise DataError(f"{config.data}: split {config.split!r} is empty")
     kind = detect(prepared.column_names(config.split))
-    config.check_template(prepared)
+    collab = None  # whether the model places collaborative tokens (its adapter's; the template must mark where)
+    if model and (adapter or not config.adapter):
+        from llmrec.llm import adapter_dir
+        from llmrec.llm.collab import read_collab
+
+        collab = bool(config.adapter) and read_collab(adapter_dir(config.adapter)) is not None
+    config.check_template(prepared, collab=collab)
     config.tracking.check()
     if config.merge_adapter and not config.adapter:
         raise ConfigError("merge_adapter (--merge) needs an adapter (--adapter) to merge")
@@ -171,7 +177,8 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
             loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
     load_s = time.perf_counter() - t_load
     if llm:
-        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
+        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context,
+                                   collab=loaded.collab)
         kind, columns = renderer.kind, [c for c in renderer.columns if c in names]
     else:
         kind = plan.kind
@@ -285,7 +292,8 @@ def _chunk_scorer(config: EvaluateConfig):
     def make():
         prepared = PreparedData.load(config.data)
         loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
-        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
+        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context,
+                                   collab=loaded.collab)
         scorers: list[PromptScorer] = []
 
         def work(rows: list[dict]) -> list[dict]:

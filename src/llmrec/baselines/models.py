@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from llmrec.baselines.features import HISTORY_STATS, CtrBatch, CtrFeatures, CtrSplit
+from llmrec.baselines.mf import MatrixFactorization
 from llmrec.baselines.sequences import SeqFeatures
 from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, SASRec, SeqPopularity
 from llmrec.errors import ConfigError
@@ -459,6 +460,10 @@ for _spec in (
                  "ratings (length, mean, positive rate, last 10, same genre)", history_len=0, history_stats=True,
                  model_class=lambda: HistoryLogisticRegression,
                  train={"learning_rate": 1e-2, "epochs": 50, "patience": 2}),
+    BaselineSpec("mf", lambda f, p: MatrixFactorization(f, **p),
+                 "matrix factorization: user x item embeddings and biases (the CF model of CoLLM's tokens)",
+                 history_len=0, model_class=lambda: MatrixFactorization, defaults={"embedding_dim": 16},
+                 train={"learning_rate": 1e-2, "epochs": 30, "patience": 2, "weight_decay": 1e-5}),
     _fuxi("DIN", "DIN (Zhou et al. 2018): target attention over the history",
           dnn_hidden_units=[200, 80], attention_hidden_units=[64], net_dropout=0.1),
     # DIEN packs its GRU inputs with pack_padded_sequence, which reads the first `length` steps:

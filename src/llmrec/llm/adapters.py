@@ -68,7 +68,17 @@ def apply_adapter(loaded: LoadedModel, path: str | Path, merge: bool = False) ->
     """``loaded`` with the adapter at ``path`` applied (kept separate, or merged into the weights)."""
     from peft import PeftModel
 
+    from llmrec.llm.collab import CollabTables, install_collab, read_collab
+
     folder = check_adapter(path)
+    collab = None
+    meta = read_collab(folder)
+    if meta is not None:  # the mapper's module must exist before peft loads its weights into it
+        tables, meta = CollabTables.load(folder)
+        collab = install_collab(loaded.model, tables, int(meta["mapper"]["hidden"]))
+        if collab.base != int(meta["vocab_base"]):
+            raise ModelError(f"{folder}: its collaborative tokens were trained on a model with {meta['vocab_base']:,} "
+                             f"token ids; {loaded.source} has {collab.base:,}")
     try:
         model = PeftModel.from_pretrained(loaded.model, str(folder)).to(loaded.device)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -78,4 +88,5 @@ def apply_adapter(loaded: LoadedModel, path: str | Path, merge: bool = False) ->
         model = model.merge_and_unload()
     model.eval()
     return LoadedModel(model=model, tokenizer=loaded.tokenizer, device=loaded.device, dtype=loaded.dtype,
-                       source=f"{loaded.source} + adapter {folder}{' (merged)' if merge else ''}", backend=loaded.backend)
+                       source=f"{loaded.source} + adapter {folder}{' (merged)' if merge else ''}", backend=loaded.backend,
+                       collab=collab)

@@ -15,6 +15,7 @@ import llmrec.llm.backends  # noqa: F401  (registers the built-in backends)
 from llmrec.errors import ConfigError
 from llmrec.llm.adapters import apply_adapter, check_adapter
 from llmrec.llm.answers import AnswerTokens
+from llmrec.llm.collab import check_collab_backend, ids_from_meta, read_collab
 from llmrec.llm.registry import Backend, get_backend
 from llmrec.llm.settings import ModelConfig, ScoringConfig
 from llmrec.llm.types import LoadedModel, Scorer
@@ -38,7 +39,10 @@ def check_model(config: ModelConfig, adapter: str | Path | None = None, *, train
     if adapter is not None:
         if not backend.adapters:
             raise ConfigError(f"adapters need a backend that takes them ({_able('adapters')}), not {backend.name!r}")
-        check_adapter(adapter)
+        check_collab_backend(check_adapter(adapter), backend.name)
+        if config.quantize != "none" and read_collab(check_adapter(adapter)) is not None:
+            raise ConfigError("model.quantize: an adapter with collaborative tokens is scored unquantized; set "
+                              "model.quantize=none")
     if backend.check:
         backend.check(config)  # the backend's own cheap checks: installed, device, model file
     return backend
@@ -77,7 +81,13 @@ def load_tokenizer(config: ModelConfig | None = None, *, adapter: str | Path | N
     """
     config = config or ModelConfig()
     backend = check_model(config, adapter)
-    return backend.tokenizer(config) if backend.tokenizer else load_model(config, adapter=adapter)
+    if not backend.tokenizer:
+        return load_model(config, adapter=adapter)
+    loaded = backend.tokenizer(config)
+    meta = read_collab(check_adapter(adapter)) if adapter is not None else None
+    if meta is not None:  # the virtual ids of collaborative tokens, for rendering
+        loaded.collab = ids_from_meta(meta)
+    return loaded
 
 
 def make_scorer(loaded: LoadedModel, answer: AnswerTokens, config: ScoringConfig | None = None) -> Scorer:

@@ -53,6 +53,7 @@ class LoadedModel:
     source: str
     backend: str = "transformers"
     context_window: int | None = None  # set where only the tokenizer was loaded (model None)
+    collab: Any = None  # the virtual token ids of collaborative tokens (llm.collab.CollabIds), when the adapter has them
 
     @property
     def max_context(self) -> int | None:

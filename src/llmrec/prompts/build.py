@@ -20,7 +20,7 @@ import pandas as pd
 from llmrec.data.kinds import SampleKind, detect, kind_of
 from llmrec.data.protocols import get_protocol
 from llmrec.errors import DataError
-from llmrec.prompts.template import PromptTemplate, RenderedPrompt, load_template
+from llmrec.prompts.template import CollabIdsFn, PromptTemplate, RenderedPrompt, cf_marker, load_template
 
 DOMAINS = {"ml": ("movie", "movies"), "bookcrossing": ("book", "books"), "amazon": ("item", "items"),
            "mind": ("news article", "news articles")}
@@ -167,7 +167,8 @@ class PromptData:
         (left out of the target's training statistics)."""
         target = _TargetView(self.item(target_id), self.item_stats, target_id, own_label)
         return {"user": self.user(user_id), "target": target, "summary": summary,
-                "domain": self.domain, "domain_plural": self.domain_plural}
+                "domain": self.domain, "domain_plural": self.domain_plural,
+                "user_cf": cf_marker("user", user_id), "item_cf": cf_marker("item", target_id)}
 
     def history(self, items: Iterable[str], ratings: Iterable[float] | None, k: int | None) -> list[dict[str, Any]]:
         """The ``k`` most recent history items (all when ``k`` is None or more than there are), oldest first.
@@ -219,6 +220,7 @@ def render_ctr(
     max_tokens: int | None,
     chat: bool,
     training_rows: bool = False,
+    collab: CollabIdsFn | None = None,
 ) -> list[RenderedPrompt]:
     """One prompt per CTR sample (``item`` is the target); ``training_rows``: the rows belong to the
     training split (each leaves its own label out of the target's training statistics)."""
@@ -227,7 +229,8 @@ def render_ctr(
         hist, drop = texts.shown_history(row, history_k)
         own = row.get("label") if training_rows else None
         out.append(template.render(tokenizer, texts.variables(row["user"], row["item"], row.get("summary"), own), hist,
-                                   max_tokens, chat, where=f"sample {row['sample_id']}", drop_order=drop))
+                                   max_tokens, chat, where=f"sample {row['sample_id']}", drop_order=drop,
+                                   collab=collab))
     return out
 
 
@@ -239,6 +242,7 @@ def render_ranking(
     history_k: int | None,
     max_tokens: int | None,
     chat: bool,
+    collab: CollabIdsFn | None = None,
 ) -> list[list[RenderedPrompt]]:
     """Prompts for every candidate of every ranking sample; candidates of a sample share one context.
 
@@ -253,11 +257,12 @@ def render_ranking(
         cands = list(row["candidates"])
         longest = max(cands, key=lambda c: len(texts.item(c)["title"]))
         probe = template.render(tokenizer, texts.variables(row["user"], longest, summary), hist, max_tokens, chat,
-                                where=f"sample {row['sample_id']}")
+                                where=f"sample {row['sample_id']}", collab=collab)
         n = probe.history_kept
         while True:  # the longest title is a guess at the longest prompt: shrink until all fit
             kept = hist[len(hist) - n :] if n else []
-            group = [template.render(tokenizer, texts.variables(row["user"], c, summary), kept, None, chat) for c in cands]
+            group = [template.render(tokenizer, texts.variables(row["user"], c, summary), kept, None, chat,
+                                     collab=collab) for c in cands]
             if max_tokens is None or max(len(p) for p in group) <= max_tokens:
                 break
             if n == 0:
@@ -276,9 +281,9 @@ def render_instruction(rows: list[dict[str, Any]], template: PromptTemplate, tok
 
 _RENDER = {  # how each sample kind's rows become prompts: one list of prompts per row
     "ctr": lambda r, rows: [[p] for p in render_ctr(rows, r.texts, r.template, r.tokenizer, r.history_k, r.max_tokens,
-                                                     r.chat, r.training_rows)],
+                                                     r.chat, r.training_rows, r.collab)],
     "ranking": lambda r, rows: render_ranking(rows, r.texts, r.template, r.tokenizer, r.history_k, r.max_tokens,
-                                              r.chat),
+                                              r.chat, r.collab),
     "instruction": lambda r, rows: [[p] for p in render_instruction(rows, r.template, r.tokenizer, r.max_tokens,
                                                                      r.chat)],
 }
@@ -301,6 +306,7 @@ class PromptRenderer:
     max_tokens: int | None
     chat: bool
     training_rows: bool = False  # rows of the training split: left out of their target's statistics
+    collab: CollabIdsFn | None = None  # virtual token ids of the collaborative markers (llmrec.llm.collab)
 
     def __post_init__(self) -> None:
         self.kind = kind_of(self.kind)
@@ -308,11 +314,13 @@ class PromptRenderer:
     @classmethod
     def for_prepared(cls, prepared, tokenizer, *, split: str, template: str | None = None, history_k: int | None = None,
                      max_tokens: int | None = 1024, chat: str = "auto", max_context: int | None = None,
-                     kind: str | SampleKind | None = None) -> PromptRenderer:
+                     kind: str | SampleKind | None = None, collab: CollabIdsFn | None = None) -> PromptRenderer:
         """``kind`` renders another view of the rows (the CTR view of candidate lists, for training); default: the
-        split's own kind."""
+        split's own kind. ``collab``: the model's collaborative token ids (its template must place them, and a
+        template that places them needs them)."""
         record = kind_of(kind) if kind is not None else detect(prepared.column_names(split))
         tpl = load_template(template or default_template(prepared.protocol, prepared.dataset))
+        tpl.check_collab(collab is not None)
         use_chat = chat == "on" or (chat == "auto" and getattr(tokenizer, "chat_template", None) is not None)
         texts = None
         if record.names_items:
@@ -326,7 +334,7 @@ class PromptRenderer:
         budget = max_tokens
         if max_context and budget and budget > max_context:
             budget = max_context
-        return cls(record, tpl, tokenizer, texts, k, budget, use_chat, training_rows=split == "train")
+        return cls(record, tpl, tokenizer, texts, k, budget, use_chat, training_rows=split == "train", collab=collab)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -23,18 +23,25 @@ class PromptSettings(BaseModel):
     chat: Literal["auto", "on", "off"] = Field("auto", description="wrap prompts in the tokenizer's chat template")
 
     def renderer(self, prepared, tokenizer, split: str, max_context: int | None = None, *, template: str | None = None,
-                 kind: str | None = None):
+                 kind: str | None = None, collab=None):
         """A :class:`~llmrec.prompts.build.PromptRenderer` for ``split`` of ``prepared`` with these settings
-        (``kind="ctr"`` renders the CTR view of ranking rows, for training)."""
+        (``kind="ctr"`` renders the CTR view of ranking rows, for training; ``collab``: the loaded model's
+        collaborative token ids, ``LoadedModel.collab``)."""
         from llmrec.prompts.build import PromptRenderer
 
         return PromptRenderer.for_prepared(prepared, tokenizer, split=split, template=template or self.template,
                                            history_k=self.history_k, max_tokens=self.max_prompt_tokens, chat=self.chat,
-                                           max_context=max_context, kind=kind)
+                                           max_context=max_context, kind=kind, collab=collab)
 
-    def check_template(self, *data) -> None:
+    def check_template(self, *data, collab: bool | None = None) -> None:
         """Fail early (before any run folder exists) when the template cannot be loaded, or when it declares the
-        protocols it is written for (``protocols:`` in its file) and a prepared folder in ``data`` is of another."""
+        protocols it is written for (``protocols:`` in its file) and a prepared folder in ``data`` is of another;
+        ``collab`` (true / false: the model has / lacks collaborative tokens) also checks the template's markers."""
+        if collab is not None and data:
+            from llmrec.prompts.build import default_template
+            from llmrec.prompts.template import load_template
+
+            load_template(self.template or default_template(data[0].protocol, data[0].dataset)).check_collab(collab)
         if self.template is not None:
             from llmrec.errors import ConfigError
             from llmrec.prompts.template import load_template

@@ -9,7 +9,9 @@ plus ``rating``, ``stars``, ``liked`` and ``label``), ``target`` (item dict; als
 ``target.rated_by`` and ``target.liked_share``, the target's rows and percent of likes in the
 training split, computed on first use, a training row leaving its own label out), ``user``
 (profile dict), ``summary`` (text or None), ``domain`` / ``domain_plural``. The filter
-``quote`` wraps text in double quotes.
+``quote`` wraps text in double quotes. ``user_cf`` and ``item_cf`` place one collaborative token
+(the user's, the target item's; CoLLM-style, :mod:`llmrec.llm.collab`): a model whose adapter maps a
+collaborative model's embeddings there; each counts as one token of the budget.
 
 :meth:`PromptTemplate.render` keeps the prompt within ``max_tokens`` by dropping history items,
 the oldest first, or in a given ``drop_order`` (retrieved histories drop the least similar
@@ -19,12 +21,15 @@ prompt becomes the user turn of the tokenizer's chat template.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 import yaml
 
 from llmrec.configfile import yaml_problem
@@ -37,6 +42,22 @@ class PromptError(LlmrecError):
 
 
 SEPARATOR = "\u241f"  # a character no tokenizer merges with its neighbours, removed before tokenizing
+
+# collaborative tokens: a marker in the rendered text, one virtual token id after tokenizing
+CF_FIELDS = {"user_cf": "user", "item_cf": "item"}  # template variable -> the kind of token it places
+_CF_START, _CF_SEP, _CF_END = "\u2402", "\u241e", "\u2403"
+_CF_MARK = re.compile(f"{_CF_START}(user|item){_CF_SEP}(.*?){_CF_END}", re.S)
+CollabIdsFn = Callable[[str, str], int]  # (kind, id) -> the virtual token id (llmrec.llm.collab.CollabIds)
+
+
+def cf_marker(kind: str, key: str) -> str:
+    """The text a ``user_cf`` / ``item_cf`` field renders to; tokenizing turns it into one collaborative token.
+
+    >>> _CF_MARK.findall("a " + cf_marker("user", "7") + " b")
+    [('user', '7')]
+    """
+    return f"{_CF_START}{kind}{_CF_SEP}{key}{_CF_END}"
+
 
 class OptionalUndefined(jinja2.StrictUndefined):
     """A field the data does not have is false in a test (``{% if user.age %}``: a data set without ages, such as
@@ -93,6 +114,28 @@ class PromptTemplate:
             raise ConfigError(f"{self.source or self.name}:{exc.lineno}: template syntax error: {exc.message}") from exc
         if set(self.answer) != {"yes", "no"}:
             raise ConfigError(f"{self.source or self.name}: answer must have exactly the keys 'yes' and 'no'")
+        used = set()
+        for part in (self.context, self.candidate):
+            used |= jinja2.meta.find_undeclared_variables(_ENV.parse(part))
+        self.collab_fields = tuple(f for f in CF_FIELDS if f in used)
+
+    def check_collab(self, collab: bool) -> None:
+        """A ConfigError when the template's collaborative markers and the model disagree: markers but no
+        collaborative embeddings (``collab`` false), or collaborative embeddings with nowhere to go.
+
+        >>> PromptTemplate("t", "{{ user_cf }} hi", "Yes?", {"yes": "Yes", "no": "No"}).check_collab(False)
+        Traceback (most recent call last):
+            ...
+        llmrec.errors.ConfigError: template t places collaborative tokens ({{ user_cf }}), but the model has none: score with the adapter of a train run with a collab: section (or use a template without them)
+        """
+        if self.collab_fields and not collab:
+            fields = ", ".join("{{ " + f + " }}" for f in self.collab_fields)
+            raise ConfigError(f"template {self.name} places collaborative tokens ({fields}), but the model has none: "
+                              "score with the adapter of a train run with a collab: section (or use a template "
+                              "without them)")
+        if collab and not self.collab_fields:
+            raise ConfigError(f"template {self.name} has no {{{{ user_cf }}}} / {{{{ item_cf }}}} marker, so the "
+                              "model's collaborative tokens have nowhere to go: set template to one that places them")
 
     @classmethod
     def from_file(cls, path: str | Path) -> PromptTemplate:
@@ -120,11 +163,12 @@ class PromptTemplate:
         chat: bool = False,
         where: str = "",
         drop_order: list[int] | None = None,
+        collab: CollabIdsFn | None = None,
     ) -> RenderedPrompt:
         """Render and tokenize, dropping history items until within ``max_tokens``.
 
         Items go oldest first, or in ``drop_order`` (indices into ``history``); the kept ones
-        stay in their order.
+        stay in their order. ``collab`` gives the virtual token id of each collaborative marker.
         """
 
         def build(n: int) -> RenderedPrompt:
@@ -134,7 +178,7 @@ class PromptTemplate:
                 dropped = set(drop_order[: len(history) - n])
                 kept = [h for i, h in enumerate(history) if i not in dropped]
             ctx, cand = self.render_text(variables, kept)
-            ctx_ids, cand_ids, text = encode(tokenizer, ctx, cand, chat)
+            ctx_ids, cand_ids, text = encode(tokenizer, ctx, cand, chat, collab)
             return RenderedPrompt(ctx_ids, cand_ids, text, n, len(history))
 
         full = build(len(history))
@@ -157,8 +201,12 @@ class PromptTemplate:
         return best
 
 
-def encode(tokenizer, context: str, candidate: str, chat: bool) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    """Token ids of context and candidate (tokenized separately so contexts can be shared)."""
+def encode(tokenizer, context: str, candidate: str, chat: bool, collab: CollabIdsFn | None = None
+           ) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    """Token ids of context and candidate (tokenized separately so contexts can be shared); each collaborative
+    marker becomes the one token id ``collab(kind, id)`` (the text around it is tokenized piece by piece)."""
+    if _CF_START in context or _CF_START in candidate:
+        return _encode_collab(tokenizer, context, candidate, chat, collab)
     if chat:
         text = tokenizer.apply_chat_template(
             [{"role": "user", "content": context + SEPARATOR + candidate}], tokenize=False, add_generation_prompt=True
@@ -170,6 +218,37 @@ def encode(tokenizer, context: str, candidate: str, chat: bool) -> tuple[tuple[i
     ctx_ids = tokenizer(context, add_special_tokens=True)["input_ids"]
     cand_ids = tokenizer(candidate, add_special_tokens=False)["input_ids"]
     return tuple(ctx_ids), tuple(cand_ids), context + candidate
+
+
+def _encode_collab(tokenizer, context: str, candidate: str, chat: bool, collab: CollabIdsFn | None
+                   ) -> tuple[tuple[int, ...], tuple[int, ...], str]:
+    if collab is None:
+        raise ConfigError("the template places collaborative tokens ({{ user_cf }} / {{ item_cf }}), but the model has "
+                          "none: score with the adapter of a train run with a collab: section")
+    if chat:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": context + SEPARATOR + candidate}], tokenize=False, add_generation_prompt=True
+        )
+        ctx_text, cand_text = text.split(SEPARATOR, 1)
+        ctx_ids, cand_ids = _pieces(tokenizer, ctx_text, False, collab), _pieces(tokenizer, cand_text, False, collab)
+    else:
+        ctx_text, cand_text = context, candidate
+        ctx_ids, cand_ids = _pieces(tokenizer, context, True, collab), _pieces(tokenizer, candidate, False, collab)
+    shown = _CF_MARK.sub(lambda m: f"<{m.group(1)}_cf>", ctx_text + cand_text)
+    return tuple(ctx_ids), tuple(cand_ids), shown
+
+
+def _pieces(tokenizer, text: str, special: bool, collab: CollabIdsFn) -> list[int]:
+    """Token ids of ``text``: the text between markers tokenized piece by piece, each marker one virtual id."""
+    parts = _CF_MARK.split(text)  # text, kind, id, text, kind, id, ..., text
+    ids: list[int] = []
+    for j in range(0, len(parts), 3):
+        first = j == 0 and special
+        if parts[j] or first:
+            ids += tokenizer(parts[j], add_special_tokens=first)["input_ids"]
+        if j + 1 < len(parts):
+            ids.append(int(collab(parts[j + 1], parts[j + 2])))
+    return ids
 
 
 def read_template_yaml(path: Path, required: tuple[str, ...], what: str = "template") -> dict[str, Any]:

@@ -208,7 +208,7 @@ class RecommenderService:
             check_model(config.model, config.adapter)
             log(f"loading {config.model.name}" + (f" + adapter {config.adapter}" if config.adapter else ""))
             loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
-        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context)
+        renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context, collab=loaded.collab)
         if not renderer.kind.names_items:
             raise LlmrecError(f"{config.data}: {renderer.kind.name} rows (a TALLRec release import) name no items; "
                               "serve a folder from llmrec data prepare")

@@ -86,6 +86,40 @@ class InstructionStage(BaseModel):
     max_answer_tokens: int = Field(128, ge=1)
 
 
+class MapperSettings(BaseModel):
+    """The MLP that maps a collaborative embedding into the LLM's input-embedding space."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: int = Field(256, ge=1, description="width of the mapper's hidden layer (embedding -> hidden -> GELU -> "
+                        "the LLM's hidden size)")
+
+
+class CollabSettings(BaseModel):
+    """Collaborative tokens (CoLLM-style; docs/guides/collab-tokens.md): a finished ``llmrec baseline`` run's user and
+    item embeddings (frozen), mapped by :class:`MapperSettings` into the prompt where the template says
+    (``{{ user_cf }}``, ``{{ item_cf }}``).
+
+    Stages (CoLLM): 1. LoRA on text prompts (a plain ``llmrec train`` run); 2. ``stage: mapper`` with
+    ``adapter_from: <stage-1 run>``: the mapper learns, the LoRA weights stay as they are; 3. optionally
+    ``stage: joint`` (mapper and LoRA learn together) with ``adapter_from: <stage-2 run>``.
+
+    >>> CollabSettings(run="runs/mf").stage, CollabSettings(run="runs/mf").mapper.hidden
+    ('mapper', 256)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str = Field(description="a finished llmrec baseline run (mf, din, dien, dcnv2, sim) trained on this "
+                     "prepared folder's training split (its data fingerprint is checked)")
+    mapper: MapperSettings = Field(default_factory=MapperSettings)
+    stage: Literal["mapper", "joint"] = Field("mapper", description="mapper: only the mapper learns (LoRA frozen); "
+                                              "joint: mapper and LoRA learn")
+    adapter_from: str | None = Field(None, description="the train run (or adapter folder) whose LoRA weights (and "
+                                     "mapper, from a collab run) this run starts from; None: a fresh LoRA (under "
+                                     "stage: mapper, the base model with the mapper alone)")
+
+
 class TestSettings(BaseModel):
     """Scoring of the test split with the selected adapter at the end of training."""
 
@@ -142,6 +176,8 @@ class TrainConfig(PromptSettings):
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run (config, "
                                        "curves, metrics, files) to MLflow / TensorBoard (docs/tracking.md)")
+    collab: CollabSettings | None = Field(None, description="collaborative tokens in the prompt (CoLLM; "
+                                          "docs/guides/collab-tokens.md): the CF model, the mapper, the stage")
 
     @model_validator(mode="before")
     @classmethod
@@ -179,6 +215,8 @@ class TrainConfig(PromptSettings):
         keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "scoring", "tracking"})
         if keep["ranking_negatives"] == 1:  # fields added later stay out at their defaults: older runs still match
             del keep["ranking_negatives"]
+        if keep["collab"] is None:
+            del keep["collab"]
         if keep["optim"]["mixed_precision"] == "auto":
             del keep["optim"]["mixed_precision"]
         if keep["selection"]["metric"] is None:

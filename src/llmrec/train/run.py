@@ -58,6 +58,7 @@ class TrainPlan:
     hashes: dict[str, str]  # content hashes of every folder read: part of the run's identity
     test: PreparedData | None  # the folder the test split is scored from (``test.data``, or the training data)
     opened: dict[str, PreparedData] = field(default_factory=dict, compare=False, repr=False)  # by path
+    collab: Any = field(default=None, compare=False, repr=False)  # the collaborative tables (``collab:``), checked
 
     @property
     def sample_seed(self) -> int:
@@ -98,14 +99,23 @@ def check_train(config: TrainConfig, *, model: bool = True, opened: dict[str, Pr
         read_instruction_file(config.instruction.data)
     config.tracking.check()
     # the test split is scored with this template only when it is the training data (else its own default)
-    config.check_template(prepared, *([test_data] if test_data is not None and config.test.data in (None, config.data) else []))
+    config.check_template(prepared, *([test_data] if test_data is not None and config.test.data in (None, config.data) else []),
+                          collab=config.collab is not None)
+    tables = None
+    if config.collab is not None:
+        from llmrec.train.collab import adapter_weights_hash, check_collab
+
+        tables = check_collab(config, hashes, bool(config.test.data) and config.test.data != config.data)
+        hashes["collab"] = tables.source["weights_sha256"]
+        if config.collab.adapter_from:
+            hashes["adapter_from"] = adapter_weights_hash(config.collab.adapter_from)
     if model:
         check_model(config.model, train=True)
         if config.optim.mixed_precision in ("fp16", "bf16"):
             from llmrec.llm.hf import resolve_device
 
             mixed_precision(config.optim, resolve_device(config.model.device), None)
-    return TrainPlan(config, prepared, kind, indices, tuple(mixes), hashes, test_data, opened)
+    return TrainPlan(config, prepared, kind, indices, tuple(mixes), hashes, test_data, opened, tables)
 
 
 def _rows(prepared: PreparedData, split: str, indices, ranking_negatives: int | None = 1) -> list[dict]:
@@ -188,7 +198,13 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
     tok = loaded.tokenizer
-    renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind=kind.train_as)
+    collab = None
+    if plan.collab is not None:  # the tables and a fresh mapper behind the input embeddings
+        from llmrec.llm.collab import install_collab
+
+        collab = install_collab(loaded.model, plan.collab, config.collab.mapper.hidden)
+        loaded.collab = collab
+    renderer = config.renderer(prepared, tok, config.split, loaded.max_context, kind=kind.train_as, collab=collab)
     seed = plan.sample_seed
     rows = _rows(prepared, config.split, indices, config.ranking_negatives)
     if world().main:  # which rows it trains on (the few-shot draw), for audits and for comparing runs
@@ -197,7 +213,7 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
     examples = ctr_examples(rows, renderer, answer, config.answer_suffix)
     labels = np.array([int(r["label"]) for r in rows])
     for mix in plan.mixes:  # ReiT: the same samples, another view
-        mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context)
+        mix_renderer = config.renderer(mix, tok, config.split, loaded.max_context, collab=collab)
         examples += ctr_examples(_rows(mix, config.split, indices), mix_renderer, answer, config.answer_suffix)
     sources = " + ".join([config.data, *config.mix_data])
     if kind.train_as is not None:
@@ -208,7 +224,12 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
 
     model = loaded.model
     config.lora.check_targets(model, log)
-    model = _base_adapter(model, tok, config, run.path, precision, progress, log)
+    if plan.collab is not None:
+        from llmrec.train.collab import collab_model
+
+        model = collab_model(model, config, plan.collab, log)
+    else:
+        model = _base_adapter(model, tok, config, run.path, precision, progress, log)
 
     selector = None
     if config.selection.enabled:
@@ -236,6 +257,11 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
         barrier()
     else:
         save_adapter(model, run.path / "adapter", trainer.accelerator)
+    if plan.collab is not None and world().main:  # the frozen tables beside the adapter (the mapper is in it)
+        from llmrec.train.collab import save_tables
+
+        save_tables(run.path / "adapter", config, plan.collab, collab)
+    barrier()
     sharded = sharding(model)
     if chosen is not None and not sharded:
         from peft import load_peft_weights, set_peft_model_state_dict
@@ -262,7 +288,8 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
         # process, the test split spread across them; otherwise the trained model in memory is scored
         scored = None if sharded else LoadedModel(model=model, tokenizer=tok, device=loaded.device,
                                                   dtype=loaded.dtype, backend=loaded.backend,
-                                                  source=f"{loaded.source} + adapter {run.path / 'adapter'}")
+                                                  source=f"{loaded.source} + adapter {run.path / 'adapter'}",
+                                                  collab=collab)
         test_plan = check_evaluate(ecfg, model=scored is None, opened=plan.opened)
         _, test_result = evaluate(test_plan, loaded=scored, log=log, progress=progress)
         result["test"] = {"data": ecfg.data, "split": config.test.split, **test_result["metrics"]}
@@ -315,7 +342,7 @@ def _selector(prepared, config: TrainConfig, tok, answer, path: Path, loaded: Lo
     from llmrec.train.selection import ValidationSelector
 
     sel = config.selection
-    renderer = config.renderer(prepared, tok, sel.split, loaded.max_context)
+    renderer = config.renderer(prepared, tok, sel.split, loaded.max_context, collab=loaded.collab)
     indices = subset_rows(prepared.num_rows(sel.split), sel.limit, 0)
     kind = renderer.kind  # candidate lists: every candidate of every list, scored with prefix reuse; a ranking metric
     names = prepared.column_names(sel.split)
