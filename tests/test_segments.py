@@ -108,7 +108,7 @@ def test_segment_metrics_by_hand_with_a_one_class_segment(tmp_path):
     assert buckets["warm"] == {"n": 10, "positive_rate": 1.0, "note": "one class: no metrics"}  # count, no metric
     history = metrics["segments"]["history_length"]
     assert history["edges"] == [1, 2, 3] and history["buckets"]["4+"]["n"] == 80
-    assert history["buckets"]["0-1"] == {"n": 0, "note": "fewer than 10 samples: no metrics"}
+    assert history["buckets"]["0-1"] == {"n": 0, "note": "no samples"}
     preds = pd.read_parquet(run.path / "predictions.parquet")
     assert preds.set_index("item")["segment_item_popularity"].to_dict() == {
         "new": "cold", "H": "head", "W": "warm", "C": "cold", "G": "head"}

@@ -133,7 +133,7 @@ def segment_metrics(rows: list[dict[str, Any]], scores: Mapping[str, float], kin
     >>> from llmrec.data.segments import Segmenter
     >>> seg = Segmenter(pd.Series({"hit": 100}), head_from=100, history_edges=(3,), basis="samples")
     >>> rows = [{"sample_id": i, "user": f"u{i % 5}", "item": "hit" if i < 20 else "new", "label": i % 2,
-    ...          "history_end": i % 7} for i in range(30)]
+    ...          "history_end": 0 if i < 25 else 9} for i in range(30)]
     >>> out = segment_metrics(rows, {str(i): i / 30 for i in range(30)}, KINDS["ctr"], seg)
     >>> out["item_popularity"]["buckets"]["head"]["n"], out["item_popularity"]["buckets"]["cold"]["auc"]
     (20, 0.6)
