@@ -72,6 +72,8 @@ def test_training_with_selection_and_test_opens_the_folder_once(tallrec_data, tm
     assert isinstance(plan, TrainPlan) and len(plan.indices) == 16 and plan.test is plan.prepared
     path, result = train(plan, loaded=tiny_loaded("gemma3"), **QUIET)
     assert loads == {"tallrec": 1} and result["test"]["data"] == str(tallrec_data)
+    # the test pass's segments and cost, with the training wall time, in the train run's own record
+    assert "segments" in result["metrics"] and result["cost"]["train_s"] > 0 and result["cost"]["samples_per_s"] > 0
     reads = _reads()
     assert all(n == 1 for n in reads.values()), reads  # no file read twice for the same columns
     assert {name for name, _ in reads} >= {"train.parquet", "valid.parquet", "test.parquet"}
