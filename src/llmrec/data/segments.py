@@ -157,7 +157,7 @@ def quartile_edges(lengths: np.ndarray, quantiles: Sequence[float] = HISTORY_QUA
     return tuple(sorted({int(np.floor(q)) for q in np.quantile(lengths, quantiles)}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds a Series
 class Segmenter:
     """The segments of a prepared folder, fixed by its training split: an item's training interactions
     (``counts``; absent: 0), the fewest of a head item (``head_from``) and the history-length edges (each bucket's
