@@ -54,8 +54,12 @@ def test_evaluate_opens_the_folder_once_and_reads_the_split_once_by_its_columns(
     reads = _reads()
     test_reads = [cols for (name, cols) in reads if name == "test.parquet"]
     assert len(test_reads) == 1 and test_reads[0] is not None  # once, projected
-    assert "history_end" not in test_reads[0] and "timestamp" not in test_reads[0]
+    # projected: what the prompts and the results read (history_end: the history-length segment), not the rest
+    assert "history_end" in test_reads[0] and "timestamp" not in test_reads[0] and "rating" not in test_reads[0]
     assert all(n == 1 for n in reads.values()), reads
+    # the segments' training counts: the train split by two columns and the chronology, each read once
+    assert reads[("train.parquet", ("user", "history_end"))] == 1 and sum(n for (f, _), n in reads.items()
+                                                                       if f == "sequences.parquet") == 1
 
 
 def test_training_with_selection_and_test_opens_the_folder_once(tallrec_data, tmp_path, loads):
@@ -68,6 +72,8 @@ def test_training_with_selection_and_test_opens_the_folder_once(tallrec_data, tm
     assert isinstance(plan, TrainPlan) and len(plan.indices) == 16 and plan.test is plan.prepared
     path, result = train(plan, loaded=tiny_loaded("gemma3"), **QUIET)
     assert loads == {"tallrec": 1} and result["test"]["data"] == str(tallrec_data)
+    # the test pass's segments and cost, with the training wall time, in the train run's own record
+    assert "segments" in result["metrics"] and result["cost"]["train_s"] > 0 and result["cost"]["samples_per_s"] > 0
     reads = _reads()
     assert all(n == 1 for n in reads.values()), reads  # no file read twice for the same columns
     assert {name for name, _ in reads} >= {"train.parquet", "valid.parquet", "test.parquet"}

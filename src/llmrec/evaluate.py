@@ -36,8 +36,8 @@ from llmrec.llm import (
 )
 from llmrec.parallel import EngineSettings, map_tasks
 from llmrec.prompts.settings import PromptSettings
-from llmrec.results import SampleScorer, rows_columns, write_results
-from llmrec.runs import Pace, RunDir
+from llmrec.results import RESULT_COLUMNS, SampleScorer, rows_columns, write_results
+from llmrec.runs import Pace, RunDir, run_cost
 from llmrec.tracking import TrackingSettings, start_tracking
 
 __all__ = ["EvaluateConfig", "EvaluatePlan", "PromptScorer", "check_evaluate", "evaluate"]
@@ -179,7 +179,8 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
     if llm:
         renderer = config.renderer(prepared, loaded.tokenizer, config.split, loaded.max_context,
                                    collab=loaded.collab)
-        kind, columns = renderer.kind, [c for c in renderer.columns if c in names]
+        kind = renderer.kind
+        columns = [c for c in dict.fromkeys((*renderer.columns, *RESULT_COLUMNS)) if c in names]
     else:
         kind = plan.kind
         columns = rows_columns(rows_scorer, names)
@@ -255,9 +256,12 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         facts["mean_prompt_tokens"] = float(np.mean([r["tokens"] for r in done.values()]))
         facts["prompts_with_history_cut"] = int(sum(r["history_kept"] < min(r["history_total"], history_k or 10**9)
                                                     for r in done.values()))
-    facts.update({
-        "model_load_s": round(load_s, 2), "scoring_s_this_session": round(elapsed, 2),
-        "prompts_per_s_this_session": round(scored_now / elapsed, 3) if scored_now and elapsed > 0 else None})
+    facts["model_load_s"] = round(load_s, 2)
+    # zero-shot: an LLM without an adapter had no training; other scorers' training is their own run's
+    cost = run_cost(train_s=0.0 if llm and not config.adapter else None, scoring_s=elapsed,
+                    samples=scored_now / per_row, prompts=scored_now,
+                    device=str(loaded.device) if loaded is not None and loaded.device is not None else None,
+                    resumed=len(pending) < len(rows))
     if llm:
         facts["tokens_per_s_this_session"] = round(token_count / elapsed, 1) if scored_now and elapsed > 0 else None
     if w.size > 1:
@@ -266,9 +270,10 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         facts["engine"] = {"kind": config.engine.kind, "workers": config.engine.workers}
 
     def finish() -> dict:
-        metrics, plots = write_results(run, rows, done, kind, f"{dataset}/{protocol}/{config.split}")
+        metrics, plots = write_results(run, rows, done, kind, f"{dataset}/{protocol}/{config.split}",
+                                       segmenter=prepared.segmenter())
         result = {"dataset": dataset, "protocol": protocol, "split": config.split, "metrics": metrics, "run": facts,
-                  "plots": plots}
+                  "cost": cost, "plots": plots}
         run.finish(result)
         return result
 

@@ -343,13 +343,18 @@ def bootstrap_ci(
     rng = np.random.default_rng(seed)
     if groups is not None:
         codes, index = np.unique(np.asarray(groups), return_inverse=True)
-        members = [np.flatnonzero(index == g) for g in range(len(codes))]
+        # each group's rows, in row order, as one array and the start and size of each group's block
+        order = np.argsort(index, kind="stable")
+        sizes = np.bincount(index, minlength=len(codes))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     values = []
     for _ in range(n_boot):
         if groups is None:
             idx = rng.integers(0, n, size=n)
-        else:
-            idx = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
+        else:  # the rows of the drawn groups, group after group (one vectorized gather, no per-group loop)
+            drawn = rng.integers(0, len(codes), size=len(codes))
+            lengths = sizes[drawn]
+            idx = order[np.repeat(starts[drawn] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from llmrec.data.segments import MIN_SAMPLES, ordered_buckets
 from llmrec.errors import ConfigError, DataError
 from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss, ranking_per_list
 from llmrec.runs import seed_folders
@@ -118,10 +119,43 @@ def paired_difference(a: str | Path, b: str | Path, n_boot: int = 1000, seed: in
     out: dict[str, Any] = {"a": str(a), "b": str(b), "samples": int(len(merged))}
     users = _users(a, b, merged, by, out)
     for name, fn in CTR_METRICS.items():
-        lo, hi = bootstrap_ci(lambda yy, xa, xb, fn=fn: fn(yy, xa) - fn(yy, xb), y, sa, sb, n_boot=n_boot, seed=seed,
-                              groups=users)
-        va, vb = float(fn(y, sa)), float(fn(y, sb))
-        out[name] = {"a": round(va, 6), "b": round(vb, 6), "diff": round(va - vb, 6), "ci95": [round(lo, 6), round(hi, 6)]}
+        out[name] = _ctr_difference(fn, y, sa, sb, n_boot, seed, users)
+
+    def auc_of(idx: np.ndarray) -> dict[str, Any]:
+        if len(np.unique(y[idx])) < 2:
+            return {"note": "one class: no difference"}
+        return _ctr_difference(auc, y[idx], sa[idx], sb[idx], n_boot, seed, None if users is None else users[idx])
+
+    segments = _paired_segments(merged, "auc", auc_of)
+    if segments:
+        out["segments"] = segments
+    return out
+
+
+def _ctr_difference(fn, y: np.ndarray, sa: np.ndarray, sb: np.ndarray, n_boot: int, seed: int,
+                    users: np.ndarray | None) -> dict[str, Any]:
+    lo, hi = bootstrap_ci(lambda yy, xa, xb: fn(yy, xa) - fn(yy, xb), y, sa, sb, n_boot=n_boot, seed=seed, groups=users)
+    va, vb = float(fn(y, sa)), float(fn(y, sb))
+    return {"a": round(va, 6), "b": round(vb, 6), "diff": round(va - vb, 6), "ci95": [round(lo, 6), round(hi, 6)]}
+
+
+def _paired_segments(merged: pd.DataFrame, metric: str, difference) -> dict[str, Any]:
+    """The paired difference of ``metric`` in each segment both runs' predictions name alike (``segment_*``
+    columns; one row per sample or list of ``merged``): ``{segmentation: {"metric": ..., "buckets": {bucket:
+    {"n": ..., "a", "b", "diff", "ci95"}}}}``; a bucket of fewer than MIN_SAMPLES samples gets its count only."""
+    out: dict[str, Any] = {}
+    for column in (c[: -len("_a")] for c in merged.columns if c.startswith("segment_") and c.endswith("_a")):
+        if f"{column}_b" not in merged.columns:
+            continue
+        la, lb = merged[f"{column}_a"].astype(str).to_numpy(), merged[f"{column}_b"].astype(str).to_numpy()
+        if not np.array_equal(la, lb):  # segments of other training data: not comparable bucket by bucket
+            continue
+        buckets: dict[str, Any] = {}
+        for bucket in ordered_buckets([b for b in np.unique(la) if b not in ("None", "nan")]):
+            idx = np.flatnonzero(la == bucket)
+            buckets[bucket] = ({"n": int(len(idx)), **difference(idx)} if len(idx) >= MIN_SAMPLES
+                               else {"n": int(len(idx)), "note": f"fewer than {MIN_SAMPLES} samples: no difference"})
+        out[column.removeprefix("segment_")] = {"metric": metric, "buckets": buckets}
     return out
 
 
@@ -167,11 +201,18 @@ def _paired_ranking(a, b, pa: pd.DataFrame, pb: pd.DataFrame, n_boot: int, seed:
     rows_b = ranking_per_list(merged["score_b"].to_numpy().reshape(shape), labels, RANKING_KS, RANKING_METRICS)
     out: dict[str, Any] = {"a": str(a), "b": str(b), "samples": lists_a}
     users = _users(a, b, merged[merged["pos"] == 0], by, out)  # one row per list, in list order
+    def difference(key: str, idx: np.ndarray | slice = slice(None)) -> dict[str, Any]:
+        diff = rows_a[key][idx] - rows_b[key][idx]
+        lo, hi = bootstrap_ci(np.mean, diff, n_boot=n_boot, seed=seed, groups=None if users is None else users[idx])
+        return {"a": round(float(rows_a[key][idx].mean()), 6), "b": round(float(rows_b[key][idx].mean()), 6),
+                "diff": round(float(diff.mean()), 6), "ci95": [round(lo, 6), round(hi, 6)]}
+
     for key in rows_a:
-        diff = rows_a[key] - rows_b[key]
-        lo, hi = bootstrap_ci(np.mean, diff, n_boot=n_boot, seed=seed, groups=users)
-        out[key] = {"a": round(float(rows_a[key].mean()), 6), "b": round(float(rows_b[key].mean()), 6),
-                    "diff": round(float(diff.mean()), 6), "ci95": [round(lo, 6), round(hi, 6)]}
+        out[key] = difference(key)
+    firsts = merged[merged["pos"] == 0].reset_index(drop=True)  # one row per list, in list order
+    segments = _paired_segments(firsts, "recall@3", lambda idx: difference("recall@3", idx)) if "recall@3" in rows_a else {}
+    if segments:
+        out["segments"] = segments
     return out
 
 
@@ -230,8 +271,9 @@ def compared_metrics(result: dict[str, Any]) -> list[str]:
     return [k for k, v in result.items() if isinstance(v, dict) and "diff" in v]
 
 
-def format_paired(result: dict[str, Any]) -> str:
-    """One line per metric: ``a - b`` with its interval."""
+def format_paired(result: dict[str, Any], segments: bool = False) -> str:
+    """One line per metric: ``a - b`` with its interval; ``segments``: then the headline metric's difference in
+    each segment the result holds."""
     def label(path: str) -> str:  # a seed run keeps its row's name: lora/seed-0
         p = Path(path)
         return f"{p.parent.name}/{p.name}" if _seed(p) else p.name
@@ -242,7 +284,42 @@ def format_paired(result: dict[str, Any]) -> str:
         r = result[name]
         lines.append(f"  {name:8s} {r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI [{r['ci95'][0]:+.4f}, "
                      f"{r['ci95'][1]:+.4f}]")
+    for segmentation, seg in (result.get("segments") or {}).items() if segments else ():
+        lines.append(f"  {seg['metric']} by {segmentation.replace('_', ' ')}:")
+        for bucket, r in seg["buckets"].items():
+            lines.append(f"    {bucket:8s} n={r['n']:<6,} " + (f"{r['a']:.4f} - {r['b']:.4f} = {r['diff']:+.4f}  95% CI "
+                         f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]" if "diff" in r else r.get("note", "-")))
     return "\n".join(lines)
+
+
+def paired_segment_table(entries: list[dict[str, Any]], segmentation: str) -> tuple[list[str], list[list[str]]] | None:
+    """Header and cells of recorded paired differences in each bucket of ``segmentation`` (one line per pair of
+    runs); None when no entry holds it.
+
+    >>> e = {"a": "din-text", "b": "din", "samples": 900, "segments": {"item_popularity": {"metric": "auc", "buckets": {
+    ...     "cold": {"n": 100, "a": 0.7, "b": 0.65, "diff": 0.05, "ci95": [0.01, 0.09]}, "head": {"n": 5, "note": "few"}}}}}
+    >>> paired_segment_table([e], "item_popularity")
+    (['a - b', 'run', 'metric', 'cold', 'head'], [['din-text - din', '-', 'auc', '+0.0500 [+0.0100, +0.0900] (n=100)', '- (n=5)']])
+    """
+    held = [e for e in entries if isinstance((e.get("segments") or {}).get(segmentation), dict)]
+    if not held:
+        return None
+    names = ordered_buckets([b for e in held for b in e["segments"][segmentation].get("buckets", {})])
+    body = []
+    for e in held:
+        seg = e["segments"][segmentation]
+        cells = [f"{e['a']} - {e['b']}" + (" (by user)" if e.get("by") == "user" else ""), e.get("run") or "-",
+                 str(seg.get("metric", "-"))]
+        for name in names:
+            r = seg["buckets"].get(name)
+            if not isinstance(r, dict):
+                cells.append("-")
+            elif "diff" in r:
+                cells.append(f"{r['diff']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}] (n={r['n']:,})")
+            else:
+                cells.append(f"- (n={r.get('n', '?')})")
+        body.append(cells)
+    return ["a - b", "run", "metric", *names], body
 
 
 def paired_note(entries: list[dict[str, Any]]) -> str:

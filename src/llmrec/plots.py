@@ -177,3 +177,36 @@ def ranking_by_k_plot(series: dict[str, dict[int, float]], path: Path, metric: s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
+
+
+def cost_plot(points: dict[str, tuple[float, float | None, float | None]], path: Path, metric: str,
+              title: str) -> str | None:
+    """Quality against cost, one point per row: ``metric`` against training seconds and against scoring samples/s
+    (both log scale). ``points``: row -> (quality, training seconds or None, samples/s or None). A row without
+    training (0 s: zero-shot) is drawn hollow, left of every trained row (a third of the shortest time, or of 1 s).
+    None (nothing written) when no row has a cost."""
+    train = {k: (q, t) for k, (q, t, _) in points.items() if t is not None}
+    speed = {k: (q, s) for k, (q, _, s) in points.items() if s is not None and s > 0}
+    if not train and not speed:
+        return None
+    plt = _plt()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = ((axes[0], train, "training wall time (s, log)"), (axes[1], speed, "scoring throughput (samples/s, log)"))
+    for ax, found, label in panels:
+        left = min([1.0, *(x for _, x in found.values() if x > 0)]) / 3  # where a row without training goes
+        for name, (quality, x) in found.items():
+            none = x <= 0
+            style = {"facecolors": "none", "edgecolors": "C0"} if none else {"color": "C0"}
+            ax.scatter([left if none else x], [quality], s=36, **style)
+            ax.annotate(name + (" (no training)" if none else ""), (left if none else x, quality), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.08)  # room for the labels
+        ax.set(xlabel=label, ylabel=metric)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name

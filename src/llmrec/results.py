@@ -26,11 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from llmrec.data.kinds import SampleKind, kind_of
+import numpy as np
+
+from llmrec.data.kinds import SampleKind, Scored, kind_of
+from llmrec.data.segments import MIN_SAMPLES, Segmenter
 from llmrec.io import write_parquet
 from llmrec.runs import RunDir
 
-__all__ = ["SampleScorer", "write_results"]
+__all__ = ["SampleScorer", "segment_metrics", "write_results"]
 
 
 @runtime_checkable
@@ -60,8 +63,8 @@ class SampleScorer(Protocol):
         ...
 
 
-# the columns write_results reads from a row (keys, users, items, labels), besides a scorer's own
-RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels")
+# the columns write_results reads from a row (keys, users, items, labels, history length), besides a scorer's own
+RESULT_COLUMNS = ("sample_id", "user", "item", "label", "candidates", "labels", "history_end")
 
 
 def rows_columns(scorer: SampleScorer, available: list[str]) -> list[str]:
@@ -76,11 +79,14 @@ def rows_columns(scorer: SampleScorer, available: list[str]) -> list[str]:
 
 
 def write_results(run: RunDir, rows: list[dict[str, Any]], done: Mapping[str, Mapping[str, Any] | float],
-                  kind: SampleKind | str, title: str) -> tuple[dict[str, Any], list[str]]:
+                  kind: SampleKind | str, title: str, segmenter: Segmenter | None = None) -> tuple[dict[str, Any], list[str]]:
     """Write predictions.parquet and the plots of a finished scoring; return (metrics with 95% intervals, plots).
 
     ``done`` maps each prompt's key (:meth:`SampleKind.keys`: ``sample_id``, or ``sample_id:j`` for candidate
-    ``j`` of a list) to its score, or to a record with a ``score``.
+    ``j`` of a list) to its score, or to a record with a ``score``. ``segmenter`` (the prepared folder's
+    :meth:`~llmrec.data.prepared.PreparedData.segmenter`, made once per run) adds the metrics by segment
+    (``metrics["segments"]``, see :func:`segment_metrics`) and each prediction's segments
+    (``segment_<segmentation>`` columns of predictions.parquet).
     """
     from llmrec.plots import ctr_plots, rank_plot
 
@@ -92,10 +98,68 @@ def write_results(run: RunDir, rows: list[dict[str, Any]], done: Mapping[str, Ma
         plots = rank_plot(scored.ranks, len(rows[0]["candidates"]), run.path / "plots", title)
     else:
         plots = ctr_plots(preds["label"].to_numpy(), preds["score"].to_numpy(), run.path / "plots", title)
+    metrics: dict[str, Any] = _record(scored)
+    if segmenter is not None:
+        assigned = segmenter.assign(rows, kind)
+        per_row = np.array([kind.prompts_in(r) for r in rows])
+        for name, labels in assigned.items():
+            if segmenter.buckets(name):
+                preds[f"segment_{name}"] = np.repeat(labels, per_row)
+        metrics["segments"] = segment_metrics(rows, scores, kind, segmenter, assigned)
     write_parquet(run.path / "predictions.parquet", preds)
+    return metrics, plots
+
+
+def _record(scored: Scored) -> dict[str, Any]:
+    """Metrics with their 95% intervals as metrics.json holds them (by user too, where users hold several samples)."""
     metrics: dict[str, Any] = dict(scored.metrics)
     metrics["ci95"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in scored.intervals.items()}
     if scored.by_user:  # samples of one user are not independent: the interval resampling whole users, often wider
         metrics["ci95_by_user"] = {k: [round(lo, 6), round(hi, 6)] for k, (lo, hi) in scored.by_user.items()}
         metrics["users"] = int(scored.users)
-    return metrics, plots
+    return metrics
+
+
+def segment_metrics(rows: list[dict[str, Any]], scores: Mapping[str, float], kind: SampleKind,
+                    segmenter: Segmenter, assigned: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """The metrics of each segment of the scored ``rows``, as the overall ones (value, 95% intervals by sample and
+    by user): ``{segmentation: {"rule": ..., "buckets": {bucket: {"n": ..., "auc": ..., "ci95": {...}}}}}``.
+
+    A bucket with fewer than :data:`~llmrec.data.segments.MIN_SAMPLES` samples (lists), or with one class of CTR
+    labels, gets its count, a ``note`` and no metric.
+
+    >>> import pandas as pd
+    >>> from llmrec.data.kinds import KINDS
+    >>> from llmrec.data.segments import Segmenter
+    >>> seg = Segmenter(pd.Series({"hit": 100}), head_from=100, history_edges=(3,), basis="samples")
+    >>> rows = [{"sample_id": i, "user": f"u{i % 5}", "item": "hit" if i < 20 else "new", "label": i % 2,
+    ...          "history_end": 0 if i < 25 else 9} for i in range(30)]
+    >>> out = segment_metrics(rows, {str(i): i / 30 for i in range(30)}, KINDS["ctr"], seg)
+    >>> out["item_popularity"]["buckets"]["head"]["n"], out["item_popularity"]["buckets"]["cold"]["auc"]
+    (20, 0.6)
+    >>> out["item_popularity"]["buckets"]["warm"], out["history_length"]["buckets"]["4+"]
+    ({'n': 0, 'note': 'no samples'}, {'n': 5, 'note': 'fewer than 10 samples: no metrics'})
+    """
+    assigned = segmenter.assign(rows, kind) if assigned is None else assigned
+    out: dict[str, Any] = {}
+    for name, labels in assigned.items():
+        names = segmenter.buckets(name)
+        if not names:
+            continue
+        buckets = {}
+        for bucket in names:
+            members = [rows[i] for i in np.flatnonzero(labels == bucket)]
+            buckets[bucket] = _bucket(members, scores, kind)
+        out[name] = {**segmenter.describe(name), "buckets": buckets}
+    return out
+
+
+def _bucket(rows: list[dict[str, Any]], scores: Mapping[str, float], kind: SampleKind) -> dict[str, Any]:
+    n = len(rows)
+    if n == 0:
+        return {"n": 0, "note": "no samples"}
+    if n < MIN_SAMPLES:
+        return {"n": n, "note": f"fewer than {MIN_SAMPLES} samples: no metrics"}
+    if not kind.lists and len(set(kind.labels(rows).tolist())) < 2:
+        return {"n": n, "positive_rate": float(kind.labels(rows).mean()), "note": "one class: no metrics"}
+    return {"n": n, **_record(kind.score(rows, scores))}

@@ -5,7 +5,7 @@ Layout of ``runs/<name>/``::
     config.yaml              the resolved config (reloadable with --config)
     predictions.partial.jsonl  scored so far (appended batch by batch; removed when done)
     predictions.parquet      all predictions (written at the end, atomically)
-    metrics.json             metrics and run facts (timings, model, machine)
+    metrics.json             metrics and run facts (model, timings; ``cost``: training and scoring time, machine)
     plots/*.png              ROC curve, score histograms / rank histogram
 
 A run is *finished* when ``metrics.json`` exists. An interrupted run restarts where it
@@ -171,6 +171,75 @@ class RunDir:
     def finish(self, metrics: dict[str, Any]) -> None:
         write_json(self.path / "metrics.json", metrics)
         self.partial_path.unlink(missing_ok=True)
+
+
+def machine_info() -> dict[str, object]:
+    """CPU model, core count, memory, Python and platform, plus the date (stored with runs and benchmarks)."""
+    import platform
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {
+        "date": _dt.date.today().isoformat(),
+        "cpu": cpu,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": mem_gib,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+COST_FIELDS = ("train_s", "scoring_s", "samples_per_s")  # what tables show of a run's ``cost``
+
+
+def run_cost(*, train_s: float | None, scoring_s: float, samples: float, prompts: int | None = None,
+             device: str | None = None, resumed: bool = False) -> dict[str, Any]:
+    """A run's ``cost`` record (metrics.json): its training wall seconds (0: no training, e.g. zero-shot; left out
+    when the training was another run's), the wall seconds of its scoring pass and the samples (lists) it scored
+    per second, on this machine (``machine``, ``device``). ``resumed``: a run resumed in this session, whose times
+    cover this session only.
+
+    >>> c = run_cost(train_s=0.0, scoring_s=2.0, samples=50, prompts=100)
+    >>> c["train_s"], c["scoring_s"], c["samples_per_s"], c["prompts_per_s"], "cpu" in c["machine"]
+    (0.0, 2.0, 25.0, 50.0, True)
+    >>> "train_s" in run_cost(train_s=None, scoring_s=0.0, samples=0)
+    False
+    """
+    cost: dict[str, Any] = {} if train_s is None else {"train_s": round(float(train_s), 3)}
+    cost["scoring_s"] = round(float(scoring_s), 3)
+    cost["samples_per_s"] = round(samples / scoring_s, 3) if samples and scoring_s > 0 else None
+    if prompts is not None:
+        cost["prompts_per_s"] = round(prompts / scoring_s, 3) if prompts and scoring_s > 0 else None
+    if resumed:
+        cost["resumed"] = True
+    cost["device"] = device
+    cost["machine"] = machine_info()
+    return cost
+
+
+def run_records(path: str | Path) -> list[dict[str, Any]]:
+    """The metrics.json of each run a folder stands for: the run, or the finished ``seed-N`` runs of a ``--seeds``
+    folder or an experiment row (for the segments and the ``cost`` of each).
+
+    >>> run_records("runs/no-such-run")
+    []
+    """
+    path = Path(path)
+    runs = [path] if (path / "metrics.json").exists() else [p for _, p in seed_folders(path, finished=True)]
+    return [load_metrics(p) for p in runs]
 
 
 def _identity(config: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from llmrec.data.sampling import TRAIN_SAMPLES_FILE, sample_indices, subset_rows
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import read_json, write_json
 from llmrec.results import rows_columns, write_results
-from llmrec.runs import RunDir
+from llmrec.runs import RunDir, machine_info, run_cost
 from llmrec.tracking import start_tracking
 
 __all__ = ["run_baseline", "check_baseline", "load_baseline", "BaselinePlan", "BaselineScorer", "build_features",
@@ -226,16 +226,23 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
         done = {r["key"]: r["score"] for r in scorer.score_rows(rows, plan.kind)}
         score_s = time.perf_counter() - t2
         metrics, plots = write_results(run, rows, done, plan.kind, f"{config.model} {dataset}/"
-                                       f"{protocol}/{config.test.split}")
-        result.update(metrics=metrics, plots=plots,
-                      run={"samples": len(rows), "prompts": len(done), "scoring_s": round(score_s, 3),
-                           "samples_per_s": round(len(rows) / score_s, 1) if score_s > 0 else None})
+                                       f"{protocol}/{config.test.split}", segmenter=prepared.segmenter())
+        result.update(metrics=metrics, plots=plots, run={"samples": len(rows), "prompts": len(done)},
+                      cost=run_cost(train_s=train_s, scoring_s=score_s, samples=len(rows), prompts=len(done),
+                                    device=_device(model)))
     else:
         result["metrics"] = {}
+        result["cost"] = {"train_s": round(train_s, 3), "device": _device(model), "machine": machine_info()}
     (model_dir / "checkpoint.pt").unlink(missing_ok=True)
     run.finish(result)
     tracking.finish(result, curves=baseline_curves(run.path), metrics=_summary(result), artifacts=BASELINE_ARTIFACTS)
     return run.path, result
+
+
+def _device(model: torch.nn.Module) -> str | None:
+    """The device a model's weights are on (None: a model without weights)."""
+    first = next(iter(model.parameters()), None)
+    return str(first.device) if first is not None else None
 
 
 # the files of a baseline run sent as artifacts by trackers (besides config.yaml and metrics.json)

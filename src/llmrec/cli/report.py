@@ -41,7 +41,11 @@ def report_cmd(folders, out, title) -> None:
 @click.option("--by", "unit", type=click.Choice(["sample", "user"]), default="sample", show_default=True,
               help="What the --paired bootstrap resamples: single samples (lists), or whole users (their samples are "
                    "not independent; a wider, more honest interval).")
-def compare_cmd(runs, paired, unit) -> None:
+@click.option("--segments", is_flag=True, help="Also the headline metric (AUC, Recall@3) by target-item popularity "
+              "(cold / warm / head, from the training split's counts) and by history length, with 95% intervals.")
+@click.option("--cost", is_flag=True, help="Also each run's training wall time and test-scoring throughput "
+              "(samples/s) and the machine they were measured on.")
+def compare_cmd(runs, paired, unit, segments, cost) -> None:
     """Metrics of run folders side by side (a --seeds folder, or an experiment row of seed-N runs, shows mean ± std
     over its seeds).
 
@@ -51,6 +55,7 @@ def compare_cmd(runs, paired, unit) -> None:
       llmrec compare runs/zs-recent10 runs/zs-subr10 --paired
       llmrec compare runs/zs-recent10 runs/lora-256 --paired     # a --seeds folder: each seed
       llmrec compare runs/zs-recent10 runs/zs-subr10 --paired --by user
+      llmrec compare runs/din runs/din-text --segments --cost
     """
     from llmrec.tables import compare_table
 
@@ -58,7 +63,7 @@ def compare_cmd(runs, paired, unit) -> None:
         raise click.UsageError("--paired needs at least two runs")
     if unit != "sample" and not paired:
         raise click.UsageError("--by needs --paired")
-    click.echo(compare_table(runs))
+    click.echo(compare_table(runs, segments=segments, cost=cost))
     if paired:
         from llmrec.paired import format_paired, matched_runs, paired_difference, seed_runs
 
@@ -70,4 +75,4 @@ def compare_cmd(runs, paired, unit) -> None:
                 raise click.UsageError(f"{other} and {runs[0]} have no finished runs of the same seed to pair")
             for run_a, run_b, _ in pairs:
                 click.echo("")
-                click.echo(format_paired(paired_difference(run_a, run_b, by=unit)))
+                click.echo(format_paired(paired_difference(run_a, run_b, by=unit), segments=segments))

@@ -98,6 +98,22 @@ class SampleKind:
             return np.array([[int(y) for y in r["labels"]] for r in rows])
         return np.array([int(r["label"]) for r in rows])
 
+    def target_items(self, rows: list[Mapping[str, Any]]) -> list[str | None]:
+        """The catalogue item each row is about: its target, or the positive candidate of a list (the first, if
+        several); None without one (a kind whose rows name no items).
+
+        >>> KINDS["ranking"].target_items([{"candidates": ["a", "b"], "labels": [0, 1]}])
+        ['b']
+        >>> KINDS["ctr"].target_items([{"item": "a"}]), KINDS["instruction"].target_items([{"input": "x"}])
+        (['a'], [None])
+        """
+        if not self.names_items or self.item_column is None:
+            return [None] * len(rows)
+        if self.lists:
+            return [next((str(c) for c, y in zip(r[self.item_column], r["labels"]) if int(y) == 1), None)
+                    for r in rows]
+        return [None if r.get(self.item_column) is None else str(r[self.item_column]) for r in rows]
+
     def score(self, rows: list[dict[str, Any]], scores: Mapping[str, float]) -> Scored:
         """Predictions (one record per prompt), metrics and intervals of ``rows`` scored as ``scores`` (key -> score)."""
         return (_score_lists if self.lists else _score_targets)(rows, scores)

@@ -262,6 +262,7 @@ class LazyTables(Mapping[str, pa.Table]):
 
 
 _ON_DISK = object()  # items / users / sequences not read yet
+_UNSET = object()  # a cached value not made yet
 
 
 class PreparedData:
@@ -319,6 +320,7 @@ class PreparedData:
         self._stats = _stats
         self.path = path
         self._files = files  # the Parquet files behind a loaded folder
+        self._segmenter: Any = _UNSET  # the segments of its training split, made when first asked for
 
     def __repr__(self) -> str:
         return (f"PreparedData(dataset={self.dataset!r}, protocol={self.protocol!r}, splits={list(self.splits)!r}, "
@@ -367,6 +369,15 @@ class PreparedData:
         if self._stats is None:
             self._stats = prepared_stats(self)
         return self._stats
+
+    def segmenter(self) -> Any:
+        """The segments of scored samples fixed by the training split (target-item popularity, history length;
+        :class:`llmrec.data.segments.Segmenter`), made once per opened folder; None when there are none."""
+        if self._segmenter is _UNSET:
+            from llmrec.data.segments import Segmenter
+
+            self._segmenter = Segmenter.from_prepared(self)
+        return self._segmenter
 
     def check_target(self, directory: str | Path, overwrite: bool = False, sources=()) -> None:
         """Refuse an output folder that holds something else (see :func:`check_prepared_target`)."""

@@ -36,7 +36,21 @@ from typing import Any
 
 from llmrec.experiments.config import ExperimentConfig, Step, load_experiment
 from llmrec.io import write_json, write_text
-from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
+from llmrec.tables import (
+    COST_HEAD,
+    COST_NOTE,
+    INTERVAL_NOTE,
+    SEGMENT_TITLES,
+    cost_row,
+    cost_summary,
+    headline,
+    paper_columns,
+    paper_note,
+    row_cell,
+    segment_rule,
+    segment_summary,
+    segment_table,
+)
 
 
 def run_experiment(experiment: str | Path | ExperimentConfig, out: str | Path | None = None, *,
@@ -144,8 +158,11 @@ def _paired_entries(experiment: ExperimentConfig, out: Path, previous: list[dict
             if key_a != key_b:
                 entries.append({**head, "skipped": "a CTR run (AUC) and a ranking run (Recall@3) cannot be paired"})
                 continue
+            # an entry made before the runs had segments is redone where the predictions are there to redo it
+            segmented = ("segments" in ma and "segments" in mb and predictions_file(run_a) is not None
+                         and predictions_file(run_b) is not None)
             same = [e for e in previous if {k: e.get(k) for k in (*head, "by")} == {"by": None, **head}
-                    and still_valid(e, ma, mb)]
+                    and still_valid(e, ma, mb) and ("segments" in e or not segmented)]
             if same:
                 entries.append(same[0])
                 continue
@@ -176,6 +193,24 @@ def _previous_paired(out: Path) -> list[dict[str, Any]]:
     return [e for e in paired if well_formed(e)] if isinstance(paired, list) else []
 
 
+def _markdown(rows: list[list[str]]) -> str:
+    """A markdown table (the first row its header) and a newline."""
+    head = rows[0]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *rows[1:]]) + "\n"
+
+
+def segment_markdown(rows: list[tuple[str, list[dict[str, Any]]]], metric: str | None) -> str:
+    """The table's segment tables in markdown: ``metric`` by target-item popularity and by history length (each
+    with the rule of its buckets); "" when no run has segments."""
+    text = ""
+    for segmentation, title in SEGMENT_TITLES.items():
+        made = segment_table(rows, segmentation, metric) if metric else None
+        if made:
+            rule = segment_rule([m for _, runs in rows for m in runs], segmentation)
+            text += f"\n{metric} {title}:\n\n" + _markdown([made[0], *made[1]]) + f"\nBuckets: {rule}.\n"
+    return text
+
+
 def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]:
     """``table.md`` and ``table.json`` from whatever runs of the experiment are finished (``table.json`` keeps its
     ``suite`` key: the experiment's name)."""
@@ -192,9 +227,12 @@ def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]
     paper_metrics, paper_head = paper_columns(experiment.metrics, paper.metrics() if paper else [])
     head = ["row", "runs", *experiment.metrics, *paper_head]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    segment_rows, cost_rows = [], []
     for row in (r for r in experiment.steps if r.in_table):
         folders = _row_runs(out, row)
-        found = [load_metrics(f)["metrics"] for f in folders]
+        records = [load_metrics(f) for f in folders]
+        found = [r["metrics"] for r in records]
+        costs = [r.get("cost") or {} for r in records]
         entry: dict[str, Any] = {"runs": len(found), "kind": row.kind, "folders": [str(f) for f in folders]}
         cells = [row.name, str(len(found))]
         for m in experiment.metrics:
@@ -205,18 +243,30 @@ def write_table(experiment: ExperimentConfig, out: str | Path) -> dict[str, Any]
         if paper:
             entry["paper"] = paper.for_row(row.name)
             cells += [f"{entry['paper'][m]:.4f}" if m in entry["paper"] else "-" for m in paper_metrics]
+        if segments := segment_summary(found, experiment.metrics):
+            entry["segments"] = segments
+        if cost := cost_summary(costs):
+            entry["cost"] = cost
+        segment_rows.append((row.name, found))
+        cost_rows.append(cost_row(row.name, costs))
         table["rows"][row.name] = entry
         lines.append("| " + " | ".join(cells) + " |")
     text = (f"# {experiment.name}\n\n{experiment.description}\n\n" + "\n".join(lines) + "\n\n"
             f"Mean ± std over seeds; {INTERVAL_NOTE}" + (f"; {paper_note(paper.label)}" if paper_metrics else "")
             + ".\n")
+    text += segment_markdown(segment_rows, headline(experiment.metrics))
+    if any(c[1:4] != ["-", "-", "-"] for c in cost_rows):  # some row recorded its cost
+        text += f"\nCost ({COST_NOTE}):\n\n" + _markdown([COST_HEAD, *cost_rows])
     table["paired"] = _paired_entries(experiment, out, _previous_paired(out))
     if table["paired"]:
-        from llmrec.paired import paired_note, paired_table
+        from llmrec.paired import paired_note, paired_segment_table, paired_table
 
         head, body = paired_table(table["paired"], list(experiment.metrics))
-        lines = ["| " + " | ".join(cells) + " |" for cells in [head, ["---"] * len(head), *body]]
-        text += f"\n{paired_note(table['paired'])}:\n\n" + "\n".join(lines) + "\n"
+        text += f"\n{paired_note(table['paired'])}:\n\n" + _markdown([head, *body])
+        for segmentation, title in SEGMENT_TITLES.items():
+            made = paired_segment_table(table["paired"], segmentation)
+            if made:
+                text += f"\nPaired differences {title}:\n\n" + _markdown([made[0], *made[1]])
     table["curves"] = _write_curves(experiment, table["rows"], out)
     if table["curves"]:
         text += "\n" + "\n".join(f"![{c}]({c})" for c in table["curves"]) + "\n"

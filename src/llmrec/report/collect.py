@@ -32,6 +32,7 @@ class Row:
     runs: list[Path]
     metrics: list[dict[str, Any]]  # each run's metrics.json "metrics"
     paper: dict[str, float] = field(default_factory=dict)
+    costs: list[dict[str, Any]] = field(default_factory=list)  # each run's metrics.json "cost" ({} when none)
 
     def values(self, metric: str) -> list[float]:
         return [float(m[metric]) for m in self.metrics if isinstance(m.get(metric), (int, float))]
@@ -64,8 +65,11 @@ class Section:
         return paper_columns(self.metrics, {m for r in self.rows for m in r.paper})[0]
 
 
-def _run_metrics(folder: Path) -> dict[str, Any]:
-    return load_metrics(folder)["metrics"]
+def _row(name: str, runs: list[Path], paper: dict[str, float] | None = None) -> Row:
+    """A row from its run folders: each run's metrics and cost."""
+    records = [load_metrics(r) for r in runs]
+    return Row(name, runs, [r["metrics"] for r in records], paper or {},
+               [r.get("cost") if isinstance(r.get("cost"), dict) else {} for r in records])
 
 
 def _moved(run: Path, folder: Path, row: str) -> Path:
@@ -106,7 +110,7 @@ def _section(folder: Path, table: dict[str, Any]) -> Section:
         paper = entry.get("paper") or {}
         if not isinstance(paper, dict):
             paper = {}
-        rows.append(Row(name, runs, [_run_metrics(r) for r in runs], paper))
+        rows.append(_row(name, runs, paper))
     metrics = table.get("metrics") or sorted({k for r in rows for m in r.metrics for k in numeric_metrics(m)})
     # table.json names the experiment under "suite" (the on-disk format of the suite era, kept)
     return Section(table.get("suite", folder.name), table.get("description", ""), metrics, rows,
@@ -122,7 +126,7 @@ def runs_section(folders: list[Path]) -> Section:
             runs = [Path(r) for r in read_json(f / "summary.json").get("runs", [])]
         else:
             runs = [f]
-        rows.append(Row(f.name, runs, [_run_metrics(r) for r in runs]))
+        rows.append(_row(f.name, runs))
     ranking = any(r.ranking for r in rows)
     metrics = ["recall@3", "recall@10", "mrr@3", "mrr@10", "ndcg@10"] if ranking else ["auc", "logloss", "acc"]
     return Section("runs", "", metrics, rows)

@@ -11,10 +11,23 @@ from typing import Any
 
 from llmrec.errors import ConfigError
 from llmrec.io import write_text
-from llmrec.paired import paired_note, paired_table
-from llmrec.plots import calibration_plot, ranking_by_k_plot, score_histograms
+from llmrec.paired import paired_note, paired_segment_table, paired_table
+from llmrec.plots import calibration_plot, cost_plot, ranking_by_k_plot, score_histograms
 from llmrec.report.collect import Section, collect, ranking_by_k
-from llmrec.tables import INTERVAL_NOTE, paper_columns, paper_note, row_cell
+from llmrec.tables import (
+    COST_HEAD,
+    COST_NOTE,
+    INTERVAL_NOTE,
+    SEGMENT_TITLES,
+    cost_row,
+    cost_summary,
+    headline,
+    paper_columns,
+    paper_note,
+    row_cell,
+    segment_rule,
+    segment_table,
+)
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #1d2430; margin: 0;
@@ -46,6 +59,41 @@ def table_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     return head, body
 
 
+def segment_tables(section: Section) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """(caption, how the buckets were made, header, cells) of the section's headline metric (AUC, Recall@3) by target-item popularity and by
+    history length, where its runs recorded segments."""
+    metric = headline(section.metrics)
+    rows = [(r.name, r.metrics) for r in section.rows]
+    out = []
+    for segmentation, title in SEGMENT_TITLES.items():
+        made = segment_table(rows, segmentation, metric) if metric else None
+        if made:
+            rule = segment_rule([m for _, runs in rows for m in runs], segmentation)
+            out.append((f"{metric} {title}", f"buckets: {rule}", made[0], made[1]))
+    return out
+
+
+def cost_table(section: Section) -> tuple[list[str], list[list[str]]] | None:
+    """Header and cells of the section's training time and scoring throughput; None when no run recorded them."""
+    body = [cost_row(r.name, r.costs) for r in section.rows]
+    return (COST_HEAD, body) if any(c[1:4] != ["-", "-", "-"] for c in body) else None
+
+
+def quality_cost_points(section: Section) -> tuple[str | None, dict[str, tuple[float, float | None, float | None]]]:
+    """The headline metric and, per row with a cost, (mean quality, mean training s, mean samples/s)."""
+    metric = headline(section.metrics)
+    points = {}
+    for r in section.rows:
+        values, summary = r.values(metric) if metric else [], cost_summary(r.costs)
+        if values and ("train_s" in summary or "samples_per_s" in summary):
+            finite = [v for v in values if v == v]
+            if finite:
+                points[r.name] = (float(sum(finite) / len(finite)),
+                                  summary["train_s"]["mean"] if "train_s" in summary else None,
+                                  summary["samples_per_s"]["mean"] if "samples_per_s" in summary else None)
+    return metric, points
+
+
 def markdown_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
@@ -73,6 +121,12 @@ def section_plots(section: Section, folder: Path, prefix: str) -> list[tuple[str
             name = f"{prefix}-{curve.name}"
             shutil.copyfile(curve, folder / name)
             plots.append((name, f"{curve.stem} ({section.title})"))
+    metric, points = quality_cost_points(section)
+    if points:
+        name = cost_plot(points, folder / f"{prefix}-quality-vs-cost.png", metric.upper() if metric == "auc" else metric,
+                         f"{section.title}: {metric} vs cost")
+        if name:
+            plots.append((name, f"{metric} vs training time and scoring throughput (log scales)"))
     ranked = [r for r in section.rows if r.ranking and r.metrics]
     for metric in ("recall", "mrr"):
         series = {r.name: ranking_by_k(r, metric) for r in ranked}
@@ -157,6 +211,18 @@ def _write_report(sections: list, out: Path, files: Path, title: str) -> dict[st
             note = paired_note(section.paired)
             table_md += f"\n\n{note}:\n\n{markdown_table(p_head, p_body)}"
             parts.append(f"<h3>{html.escape(note)}</h3>" + _html_table(p_head, p_body))
+        for caption, rule, s_head, s_body in segment_tables(section):
+            table_md += f"\n\n{caption}:\n\n{markdown_table(s_head, s_body)}\n\n_{rule}_"
+            parts.append(f"<h3>{html.escape(caption)}</h3>" + _html_table(s_head, s_body)
+                         + f"<p class='desc'>{html.escape(rule)}</p>")
+        for segmentation, title in SEGMENT_TITLES.items() if section.paired else ():
+            made = paired_segment_table(section.paired, segmentation)
+            if made:
+                table_md += f"\n\nPaired differences {title}:\n\n{markdown_table(*made)}"
+                parts.append(f"<h3>Paired differences {html.escape(title)}</h3>" + _html_table(*made))
+        if (costs := cost_table(section)) is not None:
+            table_md += f"\n\nCost ({COST_NOTE}):\n\n{markdown_table(*costs)}"
+            parts.append(f"<h3>Cost</h3><p class='desc'>{html.escape(COST_NOTE)}</p>" + _html_table(*costs))
         summary.append(f"## {section.title}\n\n{table_md}")
         md += [f"## {section.title}", ""] + ([section.description, ""] if section.description else [])
         md += [table_md, ""]

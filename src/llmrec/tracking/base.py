@@ -295,6 +295,7 @@ class Tracking:
             return
         folder = self.info.folder
         final = {**result_metrics(result.get("metrics") or {}), **numbers(result.get("run"), "run/"),
+                 **numbers(result.get("cost"), "cost/"),
                  **{metric_name(k): float(v) for k, v in (metrics or {}).items() if _number(v) is not None}}
         files = self._artifacts(folder, ["config.yaml", "metrics.json", *artifacts])
         history = [n for n in self.trackers if TRACKERS[n].history]

@@ -37,7 +37,7 @@ from llmrec.evaluate import check_evaluate, evaluate
 from llmrec.io import atomic_directory, write_json
 from llmrec.llm import AnswerTokens, EncodedPrompt, LoadedModel, check_model, get_backend, load_model, sharding
 from llmrec.prompts.build import PromptRenderer
-from llmrec.runs import RunDir, summarize_seeds
+from llmrec.runs import RunDir, machine_info, summarize_seeds
 from llmrec.tracking import start_tracking
 from llmrec.train.adapters import save_adapter
 from llmrec.train.config import InstructionStage, TrainConfig
@@ -224,6 +224,7 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
 
     model = loaded.model
     config.lora.check_targets(model, log)
+    t_train = time.perf_counter()  # the training wall time: the instruction stage, LoRA and its validation selection
     if plan.collab is not None:
         from llmrec.train.collab import collab_model
 
@@ -246,6 +247,7 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     train_s = time.perf_counter() - t0
+    train_wall_s = time.perf_counter() - t_train
     model = trainer.model
 
     best = selector.best() if selector else None
@@ -294,8 +296,14 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
         _, test_result = evaluate(test_plan, loaded=scored, log=log, progress=progress)
         result["test"] = {"data": ecfg.data, "split": config.test.split, **test_result["metrics"]}
         result["metrics"] = test_result["metrics"]
+        # the test scoring's cost, with this run's training wall time (same process, same machine)
+        result["cost"] = {"train_s": round(train_wall_s, 2), **test_result["cost"],
+                          **({"resumed": True} if resume_from or test_result["cost"].get("resumed") else {})}
     else:
         result["metrics"] = {}
+        result["cost"] = {"train_s": round(train_wall_s, 2), **({"resumed": True} if resume_from else {}),
+                          "device": str(loaded.device) if loaded.device is not None else None,
+                          "machine": machine_info()}
     result["run"] = {"prompts": len(examples), **({"processes": world().size} if world().size > 1 else {})}
     main_first(lambda: run.finish(result))
     tracking.finish(result, curves=train_curves(run.path), metrics=summary_metrics(result), artifacts=TRAIN_ARTIFACTS)
