@@ -149,6 +149,8 @@ class CtrFeatures:
     # (indexed by user id; -1: no chronology)
     chronology: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     label_threshold: float | None = None  # the folder's "liked" cut (label = rating > threshold), if it has one
+    # frozen pretrained item vectors by item index (config ``item_text``; :mod:`llmrec.baselines.itemtext`)
+    item_text: Any = field(default=None, repr=False)  # an ItemText, or None
 
     @classmethod
     def build(cls, prepared: PreparedData, history_len: int) -> CtrFeatures:
@@ -296,10 +298,13 @@ class CtrFeatures:
         return int(pc.max(kept).as_py() or 0)
 
     def describe(self) -> dict[str, Any]:
-        return {"items": len(self.items.values), "users": len(self.users.values),
-                "categories": len(self.categories.values), "category_field": self.category_field,
-                "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
-                "history_len": self.history_len, "chronology": self.chronology is not None}
+        out = {"items": len(self.items.values), "users": len(self.users.values),
+               "categories": len(self.categories.values), "category_field": self.category_field,
+               "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
+               "history_len": self.history_len, "chronology": self.chronology is not None}
+        if self.item_text is not None:
+            out["item_text"] = self.item_text.describe()
+        return out
 
     def save(self, path: str | Path) -> None:
         """The vocabularies as JSON (a saved model scores new rows with the same ids)."""

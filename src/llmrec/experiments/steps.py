@@ -126,6 +126,8 @@ for _kind in (
              description="evaluate config"),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
              _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
-             transient=("resume", "tracking"), seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
+             transient=("resume", "tracking"), seeded=True, in_table=True,
+             inputs=lambda config: _attr("llmrec.baselines.itemtext", "step_inputs")()(config),  # item_text encoder
+             description="baseline config (llmrec baseline)"),
 ):
     register_step_kind(_kind)
