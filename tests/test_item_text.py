@@ -18,7 +18,7 @@ import torch
 
 from llmrec.baselines.itemtext import ITEM_TEXT_FILE, step_inputs, vectors_fingerprint
 from llmrec.baselines.models import BASELINES, build_model
-from llmrec.baselines.run import build_features, check_baseline, load_baseline, run_baseline
+from llmrec.baselines.run import check_baseline, load_baseline, run_baseline
 from llmrec.data.prepare import PrepareConfig, prepare
 from llmrec.data.prepared import PreparedData
 from llmrec.errors import ConfigError, DataError
@@ -299,12 +299,17 @@ def test_resume_after_kill_with_item_vectors(cold_ctr, cold_lists, tmp_path, mon
     check_resume_after_kill(make, tmp_path, monkeypatch, kill_at_step=5)
 
 
-def test_build_features_reads_the_vectors_once_per_call(cold_ctr, tmp_path):
-    """The plan carries the fingerprint; the features carry the vectors by item index."""
-    data, vectors = cold_ctr
-    config = _ctr_config("din", data, tmp_path / "run", item_text=_text(vectors))
-    plan = check_baseline(config)
-    features = build_features(plan, config, log=lambda m: None, progress=False)
-    assert features.item_text.fingerprint == plan.item_vectors
-    assert features.item_text.vectors.shape == (features.items.size, 10)
-    assert features.describe()["item_text"]["dim"] == 10
+
+
+def test_a_config_without_item_text_keeps_its_identity_and_step_key():
+    """``item_text`` is a field added later: unset, it is not in the dump, so the run folders and the experiment
+    step keys of the runs without it stay what they were (nothing reruns)."""
+    from llmrec.baselines.config import BaselineConfig
+
+    plain = BaselineConfig(model="din", data="d")
+    assert "item_text" not in plain.model_dump() and "item_text" not in plain.identity("f")
+    assert step_inputs(plain.model_dump(mode="json")) == {}
+    with_text = BaselineConfig(model="din", data="d", item_text={})
+    assert with_text.model_dump()["item_text"]["with_id"] is True
+    assert BaselineConfig.model_validate(with_text.model_dump()) == with_text
+    assert BaselineConfig.model_validate(plain.model_dump()) == plain

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from llmrec.configfile import fields_given
 from llmrec.retrieval.config import EncoderSettings
@@ -134,6 +134,15 @@ class BaselineConfig(BaseModel):
         if given is None:
             return data  # pydantic names the field
         return {**data, "train": {**spec.train, **given}}
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unset_item_text(self, handler) -> dict[str, Any]:
+        """``item_text`` stays out of the dump when it is None (a field added later: the run folders' identities and
+        the experiment step keys of the runs without it stay what they were)."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("item_text", 0) is None:
+            del data["item_text"]
+        return data
 
     def identity(self, data_fingerprint: str | None = None, item_vectors: str | None = None) -> dict[str, Any]:
         """Fields that determine the result (a resumed run must match them); ``item_vectors``: the fingerprint of

@@ -8,7 +8,8 @@ Every model is a ``torch.nn.Module`` with
 * ``fit_counts(features, instances)`` instead for the popularity floor.
 
 GRU4Rec, SASRec, NARM and Caser encode the history into one vector ``s`` and score item ``i``
-by ``s . e_i`` with the item embeddings ``e`` (tied input/output), trained with the full
+by ``s . e_i`` with the item representations ``e`` (tied input/output: id embeddings, or with the config's
+``item_text`` a projected frozen text vector, plus the id embedding unless ``with_id`` is off), trained with the full
 softmax cross-entropy over all items (RecBole's default ``CE`` loss). NCF (NeuMF) has no
 history input: it scores (user, item) pairs and trains with binary cross-entropy on each
 positive and ``negatives`` items drawn uniformly (from the torch generator, so a resumed run
