@@ -10,18 +10,27 @@ sets wins:
 >>> cfg = BaselineConfig(model="sasrec", data="prepared/amazon-games-trsr", train={"patience": 5})
 >>> cfg.train.epochs, cfg.train.batch_size, cfg.train.patience
 (30, 256, 5)
+
+``item_text`` gives a model LLM item knowledge: every item's text encoded by the retrieval encoder (the settings and
+the cache of ``llmrec retrieve``), a frozen vector per item beside (or instead of) its id embedding:
+
+>>> cfg = BaselineConfig(model="sasrec", data="prepared/amazon-games-trsr", item_text={"with_id": False})
+>>> cfg.item_text.encoder.kind, cfg.item_text.encoder.pca_dim, cfg.item_text.with_id
+('llm', 512, False)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from llmrec.configfile import fields_given
+from llmrec.retrieval.config import EncoderSettings
 from llmrec.tracking import TrackingSettings
 
-__all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings"]
+__all__ = ["BaselineConfig", "BaselineTrainSettings", "BaselineValidSettings", "BaselineTestSettings",
+           "ItemTextSettings"]
 
 
 class BaselineTrainSettings(BaseModel):
@@ -62,6 +71,26 @@ class BaselineTestSettings(BaseModel):
     sample_seed: int = 0
 
 
+class ItemTextSettings(BaseModel):
+    """LLM item knowledge in a classic model: each item's text encoded once by the retrieval encoder (the same
+    settings, the same cache as ``llmrec retrieve``: one encoding serves both), centred, PCA-projected and
+    L2-normalised as SUBR uses it, then **frozen**; a trainable linear map takes it to the model's embedding size.
+
+    DIN, DIEN, DCNv2 and SIM read it as one more item feature (FuxiCTR's pretrained embedding) of the target and of
+    every history item; GRU4Rec, SASRec, NARM and Caser represent an item (history and candidates) by the projected
+    vector, plus the id embedding when ``with_id``. Every item of ``items.parquet`` needs a vector (an item the table
+    lacks gets zeros, as its id gets the unknown row).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: EncoderSettings = Field(default_factory=EncoderSettings, description="how item texts become vectors: "
+                                     "the `encoder` section of a retrieve config (llm, sentence-transformers or a "
+                                     "vector file; `pca_dim` sets the frozen vector's size)")
+    with_id: bool = Field(True, description="keep the id embedding: beside the text feature (CTR models), added to "
+                          "the projected vector (sequential models); false: an item is its text vector only")
+
+
 class BaselineConfig(BaseModel):
     """Everything ``llmrec baseline`` needs."""
 
@@ -81,6 +110,9 @@ class BaselineConfig(BaseModel):
     train: BaselineTrainSettings = Field(default_factory=BaselineTrainSettings)
     valid: BaselineValidSettings = Field(default_factory=BaselineValidSettings)
     test: BaselineTestSettings = Field(default_factory=BaselineTestSettings)
+    item_text: ItemTextSettings | None = Field(None, description="LLM item knowledge: frozen pretrained item vectors "
+                                               "from the retrieval encoder as an item feature (the models that read "
+                                               "them: llmrec baseline --list); None: ids only")
     run_dir: str | None = Field(None, description="run folder (default: runs/<time>-baseline-<model>-<dataset>)")
     resume: bool = Field(True, description="continue an interrupted run in run_dir from its last checkpoint")
     tracking: TrackingSettings = Field(default_factory=TrackingSettings, description="also log the run (config, "
@@ -103,9 +135,22 @@ class BaselineConfig(BaseModel):
             return data  # pydantic names the field
         return {**data, "train": {**spec.train, **given}}
 
-    def identity(self, data_fingerprint: str | None = None) -> dict[str, Any]:
-        """Fields that determine the result (a resumed run must match them)."""
+    @model_serializer(mode="wrap")
+    def _leave_out_unset_item_text(self, handler) -> dict[str, Any]:
+        """``item_text`` stays out of the dump when it is None (a field added later: the run folders' identities and
+        the experiment step keys of the runs without it stay what they were)."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("item_text", 0) is None:
+            del data["item_text"]
+        return data
+
+    def identity(self, data_fingerprint: str | None = None, item_vectors: str | None = None) -> dict[str, Any]:
+        """Fields that determine the result (a resumed run must match them); ``item_vectors``: the fingerprint of
+        the ``item_text`` vectors (:func:`llmrec.baselines.itemtext.vectors_fingerprint`: the encoder's weights,
+        texts and settings, or the vector file's content), so another encoding is another run."""
         keep = self.model_dump(mode="json", exclude={"run_dir", "resume", "tracking"})
         if data_fingerprint:
             keep["data_fingerprint"] = data_fingerprint
+        if item_vectors:
+            keep["item_vectors"] = item_vectors
         return keep

@@ -170,6 +170,8 @@ class CtrFeatures:
     history_stats: bool = False
     # other categorical attributes: name ("user:location", "item:year") -> (vocabulary, id per user / item index)
     attributes: dict[str, tuple[Vocab, np.ndarray]] = field(default_factory=dict, repr=False)
+    # frozen pretrained item vectors by item index (config ``item_text``; :mod:`llmrec.baselines.itemtext`)
+    item_text: Any = field(default=None, repr=False)  # an ItemText, or None
 
     @classmethod
     def build(cls, prepared: PreparedData, history_len: int, history_stats: bool = False) -> CtrFeatures:
@@ -337,12 +339,15 @@ class CtrFeatures:
         return int(pc.max(kept).as_py() or 0)
 
     def describe(self) -> dict[str, Any]:
-        return {"items": len(self.items.values), "users": len(self.users.values),
-                "categories": len(self.categories.values), "category_field": self.category_field,
-                "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
-                "history_len": self.history_len, "chronology": self.chronology is not None,
-                **({"history_stats": list(HISTORY_STATS), "attributes": sorted(self.attributes)}
-                   if self.history_stats else {})}
+        out = {"items": len(self.items.values), "users": len(self.users.values),
+               "categories": len(self.categories.values), "category_field": self.category_field,
+               "rating_levels": len(self.ratings.values), "profile_fields": list(self.profile_vocabs),
+               "history_len": self.history_len, "chronology": self.chronology is not None,
+               **({"history_stats": list(HISTORY_STATS), "attributes": sorted(self.attributes)}
+                  if self.history_stats else {})}
+        if self.item_text is not None:
+            out["item_text"] = self.item_text.describe()
+        return out
 
     def save(self, path: str | Path) -> None:
         """The vocabularies as JSON (a saved model scores new rows with the same ids)."""

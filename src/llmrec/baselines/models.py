@@ -34,11 +34,13 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import logging
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +50,7 @@ from torch import nn
 from llmrec.baselines.features import HISTORY_STATS, CtrBatch, CtrFeatures, CtrSplit
 from llmrec.baselines.mf import MatrixFactorization
 from llmrec.baselines.sequences import SeqFeatures
-from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, SASRec, SeqPopularity
+from llmrec.baselines.sequential import NARM, NCF, Caser, GRU4Rec, NextItemModel, SASRec, SeqPopularity
 from llmrec.errors import ConfigError
 from llmrec.registry import Registry
 
@@ -236,27 +238,58 @@ def _fuxictr_class(name: str):
     return getattr(module, name)
 
 
-def feature_map(features: CtrFeatures, embedding_dim: int):
+# the files of FuxiCTR's pretrained-embedding feature, written in the feature map's data folder
+PRETRAINED_VECTORS, PRETRAINED_VOCAB = "item_text.npz", "feature_vocab.json"
+
+
+def feature_map(features: CtrFeatures, embedding_dim: int, data_dir: str | None = None):
     """A FuxiCTR ``FeatureMap`` for our arrays: user-side categorical fields in the batch, and
-    per item (history and target) its id, category and rating level (always 0 for the target)."""
+    per item (history and target) its id, category and rating level (always 0 for the target).
+
+    With ``features.item_text`` each item also has ``item_text``: FuxiCTR's pretrained-embedding
+    feature (``pretrained_emb``, ``freeze_emb: true``, ``pretrain_usage: init``), the frozen vector
+    of the item index through a trainable linear map to ``embedding_dim`` (FuxiCTR adds none when
+    the two sizes are equal); without ``with_id`` the id feature is left out. Its files (the vectors
+    keyed by item index, the vocabulary) are written into ``data_dir``, where the model's constructor
+    reads them."""
     from fuxictr.features import FeatureMap
 
-    fmap = FeatureMap("llmrec", data_dir=tempfile.gettempdir())
+    text = features.item_text
+    if text is not None and data_dir is None:
+        raise ValueError("feature_map: item_text vectors need a data_dir for FuxiCTR's pretrained-embedding files")
+    fmap = FeatureMap("llmrec", data_dir=data_dir or tempfile.gettempdir())
     specs: OrderedDict[str, dict[str, Any]] = OrderedDict()
     specs["user_id"] = {"type": "categorical", "source": "user", "vocab_size": features.users.size, "padding_idx": 0}
     for name, vocab in features.profile_vocabs.items():
         specs[f"user_{name}"] = {"type": "categorical", "source": "user", "vocab_size": vocab.size, "padding_idx": 0}
-    specs["item_id"] = {"type": "categorical", "source": "item", "vocab_size": features.items.size, "padding_idx": 0}
+    if text is None or text.with_id:
+        specs["item_id"] = {"type": "categorical", "source": "item", "vocab_size": features.items.size,
+                            "padding_idx": 0}
     specs["item_category"] = {"type": "categorical", "source": "item", "vocab_size": features.categories.size,
                               "padding_idx": 0}
     specs["item_rating"] = {"type": "categorical", "source": "item", "vocab_size": features.ratings.size,
                             "padding_idx": 0}
+    if text is not None:
+        specs["item_text"] = {"type": "categorical", "source": "item", "vocab_size": features.items.size,
+                              "padding_idx": 0, "oov_idx": features.items.unknown, "pretrained_emb": PRETRAINED_VECTORS,
+                              "pretrain_dim": text.dim, "pretrain_usage": "init", "freeze_emb": True}
+        _write_pretrained(Path(data_dir), text.vectors)
     fmap.features = specs
     fmap.labels = ["label"]
     fmap.default_emb_dim = embedding_dim
     fmap.num_fields = fmap.get_num_fields()
     fmap.set_column_index()
     return fmap
+
+
+def _write_pretrained(folder: Path, vectors: np.ndarray) -> None:
+    """FuxiCTR's pretrained-embedding inputs: the vector of every item index but padding (keys: the indices as text)
+    and the feature's vocabulary (index text -> index)."""
+    keys = [str(i) for i in range(1, len(vectors))]
+    np.savez(folder / PRETRAINED_VECTORS, key=np.array(keys), value=np.asarray(vectors[1:], dtype=np.float32))
+    vocab = {k: int(k) for k in keys}
+    # FuxiCTR takes the key type from the file's second feature: the item ids' vocabulary stands there too
+    (folder / PRETRAINED_VOCAB).write_text(json.dumps({"item_text": vocab, "item_id": vocab}))
 
 
 def _init_defaults(cls) -> dict[str, Any]:
@@ -301,7 +334,7 @@ def _same_kind(value: Any, default: Any) -> bool:
 TRAINER_ARGUMENTS = {"learning_rate", "monitor", "monitor_mode", "early_stop_patience", "eval_steps", "save_best_only",
                      "reduce_lr_on_plateau", "accumulation_steps", "model_id", "task"}
 # arguments llmrec fills in itself
-BUILT_ARGUMENTS = {"feature_map", "features", "key", "class_name", "n_items", "n_users"}
+BUILT_ARGUMENTS = {"feature_map", "features", "key", "class_name", "n_items", "n_users", "item_vectors", "with_id"}
 
 
 def _check_arguments(cls, params: dict[str, Any], what: str) -> None:
@@ -352,11 +385,14 @@ class FuxiCtrModel(CtrModel):
         _check_arguments(cls, params, f"FuxiCTR's {class_name}")
         emb = int(params.pop("embedding_dim", 16))
         self.profile_fields = list(features.profile_vocabs)
+        self.item_text = features.item_text is not None
+        self.with_id = features.item_text is None or features.item_text.with_id
         kwargs = {"gpu": -1, "verbose": 0, "model_root": tempfile.gettempdir(), "metrics": ["AUC"],
                   "optimizer": "adam", "loss": "binary_crossentropy", "embedding_dim": emb, **params}
         logging.getLogger().disabled, was = True, logging.getLogger().disabled
         try:
-            self.net = cls(feature_map(features, emb), **kwargs)
+            with tempfile.TemporaryDirectory(prefix="llmrec-fuxictr-") as folder:  # the pretrained-embedding files
+                self.net = cls(feature_map(features, emb, folder), **kwargs)
         except TypeError as exc:
             raise ConfigError(f"params: {exc}") from None
         finally:
@@ -372,8 +408,10 @@ class FuxiCtrModel(CtrModel):
         items = np.concatenate([batch.history, batch.item[:, None]], axis=1)
         cats = np.concatenate([batch.history_category, batch.category[:, None]], axis=1)
         ratings = np.concatenate([batch.history_rating, np.zeros((len(batch), 1), dtype=np.int64)], axis=1)
-        item_dict = {"item_id": _long(items.reshape(-1)), "item_category": _long(cats.reshape(-1)),
-                     "item_rating": _long(ratings.reshape(-1))}
+        item_dict = {"item_id": _long(items.reshape(-1))} if self.with_id else {}
+        item_dict.update(item_category=_long(cats.reshape(-1)), item_rating=_long(ratings.reshape(-1)))
+        if self.item_text:
+            item_dict["item_text"] = _long(items.reshape(-1))
         mask = torch.as_tensor(batch.history > 0, dtype=torch.float32)
         return batch_dict, item_dict, mask
 
@@ -411,6 +449,7 @@ class BaselineSpec:
     train: dict[str, Any] = field(default_factory=dict)
     # CTR models that read each sample's history features (CtrFeatures.history_stats: the whole earlier history)
     history_stats: bool = False
+    item_text: bool = False  # reads frozen pretrained item vectors (the config's ``item_text``)
 
     def check_params(self, params: dict[str, Any]) -> None:
         """A ConfigError naming any key of ``params`` the model does not take."""
@@ -424,12 +463,13 @@ def _fuxi(name: str, description: str, history_len: int | None = None, padding: 
     return BaselineSpec(name.lower(), lambda features, params: FuxiCtrModel(features, name, params, padding),
                         description,
                         library="fuxictr", history_len=history_len, defaults={"embedding_dim": 16, **defaults},
-                        model_class=lambda: _fuxictr_class(name))
+                        model_class=lambda: _fuxictr_class(name), item_text=True)
 
 
 def _describe(spec: BaselineSpec) -> str:
     tuned = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.train.items())
-    return f"{spec.kind:7s}  {spec.library:8s}  {spec.description}" + (f" [train: {tuned}]" if tuned else "")
+    return (f"{spec.kind:7s}  {spec.library:8s}  {spec.description}" + (f" [train: {tuned}]" if tuned else "")
+            + (" [reads item_text]" if spec.item_text else ""))
 
 
 BASELINES: Registry[BaselineSpec] = Registry("baseline", key="model", describe=_describe)
@@ -486,13 +526,17 @@ SEQ_TRAIN: dict[str, Any] = {"epochs": 30, "batch_size": 256, "learning_rate": 1
 
 def _seq(name: str, cls: type, description: str, history_len: int = 50, inputs: str = "sequences",
          user_vocab: bool = False, **defaults: Any) -> BaselineSpec:
+    reads_text = issubclass(cls, NextItemModel)
+
     def build(features: SeqFeatures, params: dict[str, Any]) -> nn.Module:
-        extra = {"n_users": features.users.size} if user_vocab else {}
+        extra: dict[str, Any] = {"n_users": features.users.size} if user_vocab else {}
+        if reads_text and features.item_text is not None:
+            extra.update(item_vectors=features.item_text.vectors, with_id=features.item_text.with_id)
         return cls(n_items=features.items.size, **extra, **params)
 
     return BaselineSpec(name, build, description, kind="ranking", history_len=history_len, defaults=defaults,
                         model_class=lambda: cls, inputs=inputs, trainable=cls.trainable,
-                        train=dict(SEQ_TRAIN) if cls.trainable else {})
+                        train=dict(SEQ_TRAIN) if cls.trainable else {}, item_text=reads_text)
 
 
 for _spec in (

@@ -5,6 +5,7 @@ per sample; sequential models: a score per candidate of each list).
 Layout of the run folder (beside config.yaml, predictions.parquet, metrics.json, plots/)::
 
     model/features.json   the vocabularies (ids -> integers)
+    model/item_text.json  with item_text: the frozen item vectors' size, fingerprint and content hash
     model/best.pt         the selected weights (best validation)
     model/checkpoint.pt   the last checkpoint (removed when the run finishes)
     training.json         validation history, selected step, timings
@@ -30,6 +31,7 @@ import torch
 
 from llmrec.baselines.config import BaselineConfig
 from llmrec.baselines.features import CtrFeatures
+from llmrec.baselines.itemtext import ITEM_TEXT_FILE, check_item_text, load_item_text
 from llmrec.baselines.models import BASELINES, build_model
 from llmrec.baselines.sequences import Instances, SeqFeatures
 from llmrec.baselines.tasks import CtrTask, RankingTask, predict, predict_ranking
@@ -57,6 +59,7 @@ class BaselinePlan:
     metric: str
     kind: SampleKind  # the samples the baseline reads (its spec's kind)
     config: BaselineConfig
+    item_vectors: str | None = None  # the fingerprint of the item_text vectors (None: no item_text)
 
 
 def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | None = None) -> BaselinePlan:
@@ -90,7 +93,13 @@ def check_baseline(config: BaselineConfig, *, opened: dict[str, PreparedData] | 
     reads_history = spec.history_len is None or spec.history_len > 0
     if reads_history and history_len < 1:
         raise ConfigError(f"history_len: {config.model} reads the history; give it at least 1 item")
-    return BaselinePlan(prepared, history_len, metric, kind, config)
+    item_vectors = None
+    if config.item_text is not None:
+        if not spec.item_text:
+            readers = ", ".join(BASELINES.names(lambda s: s.item_text))
+            raise ConfigError(f"item_text: {config.model} does not read item vectors (the models that do: {readers})")
+        item_vectors = check_item_text(prepared, config.item_text)
+    return BaselinePlan(prepared, history_len, metric, kind, config, item_vectors)
 
 
 def scored_test_rows(prepared: PreparedData, config: BaselineConfig) -> np.ndarray:
@@ -98,12 +107,19 @@ def scored_test_rows(prepared: PreparedData, config: BaselineConfig) -> np.ndarr
     return np.asarray(subset_rows(prepared.num_rows(config.test.split), config.test.limit, config.test.sample_seed))
 
 
-def build_features(plan: BaselinePlan, config: BaselineConfig) -> CtrFeatures | SeqFeatures:
+def build_features(plan: BaselinePlan, config: BaselineConfig, *, log: Callable[[str], None] = print,
+                   progress: bool = True) -> CtrFeatures | SeqFeatures:
     """The vocabularies and lookup tables of the plan's folder (with the history features where the model reads
-    them)."""
+    them; with ``item_text``, the frozen item vectors: read from the encoding cache, or encoded)."""
+    family = FAMILIES[plan.kind.name].features
     if BASELINES[config.model].history_stats:
-        return FAMILIES[plan.kind.name].features.build(plan.prepared, plan.history_len, history_stats=True)
-    return FAMILIES[plan.kind.name].features.build(plan.prepared, plan.history_len)
+        features = family.build(plan.prepared, plan.history_len, history_stats=True)
+    else:
+        features = family.build(plan.prepared, plan.history_len)
+    if config.item_text is not None:
+        features.item_text = load_item_text(plan.prepared, features.items, config.item_text,
+                                            fingerprint=plan.item_vectors, log=log, progress=progress)
+    return features
 
 
 def build_task(plan: BaselinePlan, config: BaselineConfig, features, train_rows: np.ndarray,
@@ -171,17 +187,18 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     prepared, spec = plan.prepared, BASELINES[config.model]
     dataset, protocol = prepared.dataset, prepared.protocol
     default = Path("runs") / RunDir.default_name("baseline", config.model, dataset, protocol)
-    run, finished = RunDir.open(config.run_dir or default, config.model_dump(mode="json"),
-                                config.identity(prepared.fingerprint()), resume=config.resume, log=log)
-    tracking = start_tracking(config.tracking, run.path, command="baseline", identity=config.identity(
-        prepared.fingerprint()), tags={"llmrec.dataset": dataset, "llmrec.protocol": protocol,
-                                       "llmrec.baseline": config.model}, log=log)
+    identity = config.identity(prepared.fingerprint(), plan.item_vectors)
+    run, finished = RunDir.open(config.run_dir or default, config.model_dump(mode="json"), identity,
+                                resume=config.resume, log=log)
+    tracking = start_tracking(config.tracking, run.path, command="baseline", identity=identity,
+                              tags={"llmrec.dataset": dataset, "llmrec.protocol": protocol,
+                                    "llmrec.baseline": config.model}, log=log)
     if finished is not None:
         tracking.finish(finished, curves=baseline_curves(run.path), metrics=_summary(finished),
                         artifacts=BASELINE_ARTIFACTS)
         return run.path, finished
     t0 = time.perf_counter()
-    features = build_features(plan, config)
+    features = build_features(plan, config, log=log, progress=progress)
     seed = config.sample_seed if config.sample_seed is not None else config.seed
     train_rows = sample_indices(prepared.num_rows(config.split), config.train_samples, seed)
     write_json(run.path / TRAIN_SAMPLES_FILE, training_rows_record(prepared, config.split, train_rows, seed))
@@ -195,6 +212,8 @@ def run_baseline(config: BaselineConfig | BaselinePlan, *, log: Callable[[str], 
     model = build_model(config.model, features, config.params)
     model_dir = run.path / "model"
     features.save(model_dir / "features.json")
+    if features.item_text is not None:
+        features.item_text.save(model_dir / ITEM_TEXT_FILE)
     t1 = time.perf_counter()
     state = fit(model, task, config.train, model_dir, seed=config.seed, log=log, progress=progress,
                 report=tracking.log_metrics if tracking else None)
@@ -380,9 +399,11 @@ def load_baseline(run_dir: str | Path) -> tuple[torch.nn.Module, CtrFeatures | S
     raw = {k: v for k, v in run.read_config().items() if not k.startswith("_") and k != "tracking"}  # scoring: untracked
     config = BaselineConfig.model_validate(raw)
     plan = check_baseline(config)
-    features = build_features(plan, config)
+    features = build_features(plan, config, log=lambda m: None, progress=False)
     if not features.same_vocabularies(run.path / "model" / "features.json"):
         raise DataError(f"{config.data}: its ids differ from the ones {run_dir} was trained on")
+    if features.item_text is not None:
+        features.item_text.check_saved(run.path / "model" / ITEM_TEXT_FILE, run_dir)
     model = build_model(config.model, features, config.params)
     state = torch.load(run.path / "model" / "best.pt", map_location="cpu", weights_only=False)["model"]
     model.load_state_dict(state)

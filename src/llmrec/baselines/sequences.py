@@ -23,7 +23,7 @@ item the table lacks) and a user vocabulary from the splits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,8 @@ class SeqFeatures:
     items: Vocab
     users: Vocab
     history_len: int
+    # frozen pretrained item vectors by item index (config ``item_text``; :mod:`llmrec.baselines.itemtext`)
+    item_text: Any = field(default=None, repr=False)  # an ItemText, or None
 
     @classmethod
     def build(cls, prepared: PreparedData, history_len: int) -> SeqFeatures:
@@ -218,7 +220,10 @@ class SeqFeatures:
                         candidates=split.candidates[rows], labels=split.labels[rows])
 
     def describe(self) -> dict[str, Any]:
-        return {"items": len(self.items.values), "users": len(self.users.values), "history_len": self.history_len}
+        out = {"items": len(self.items.values), "users": len(self.users.values), "history_len": self.history_len}
+        if self.item_text is not None:
+            out["item_text"] = self.item_text.describe()
+        return out
 
     def save(self, path: str | Path) -> None:
         write_json(path, {"items": self.items.values, "users": self.users.values, "history_len": self.history_len})

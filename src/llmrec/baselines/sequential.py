@@ -8,7 +8,8 @@ Every model is a ``torch.nn.Module`` with
 * ``fit_counts(features, instances)`` instead for the popularity floor.
 
 GRU4Rec, SASRec, NARM and Caser encode the history into one vector ``s`` and score item ``i``
-by ``s . e_i`` with the item embeddings ``e`` (tied input/output), trained with the full
+by ``s . e_i`` with the item representations ``e`` (tied input/output: id embeddings, or with the config's
+``item_text`` a projected frozen text vector, plus the id embedding unless ``with_id`` is off), trained with the full
 softmax cross-entropy over all items (RecBole's default ``CE`` loss). NCF (NeuMF) has no
 history input: it scores (user, item) pairs and trains with binary cross-entropy on each
 positive and ``negatives`` items drawn uniformly (from the torch generator, so a resumed run
@@ -81,25 +82,63 @@ class SeqPopularity(SeqModel):
 
 
 class NextItemModel(SeqModel):
-    """A history encoder ``s = encode(history)`` scored against tied item embeddings."""
+    """A history encoder ``s = encode(history)`` scored against tied item representations.
 
-    def __init__(self, n_items: int, embedding_dim: int) -> None:
+    An item's representation is its id embedding; with ``item_vectors`` (an ``(n_items, dim)`` array
+    by item index, rows 0 and the unknown item zero: the config's ``item_text``) it is the frozen
+    vector through a trainable linear map, ``W v_i``, plus the id embedding when ``with_id``. The
+    vectors are a buffer (saved with the weights, never trained), the map's initial scale that of
+    the id embeddings; history items and candidates (and the full-softmax output table) use the same
+    representation.
+
+    >>> m = GRU4Rec(n_items=4, embedding_dim=8, hidden_size=8, item_vectors=np.eye(4, 3), with_id=False)
+    >>> m.item is None, tuple(m.item_table().shape), [n for n, p in m.named_parameters() if "text" in n]
+    (True, (4, 8), ['text_proj.weight'])
+    """
+
+    def __init__(self, n_items: int, embedding_dim: int, item_vectors: np.ndarray | None = None,
+                 with_id: bool = True) -> None:
         super().__init__()
-        self.item = nn.Embedding(n_items, embedding_dim, padding_idx=0)
-        nn.init.normal_(self.item.weight, std=embedding_dim ** -0.5)
-        with torch.no_grad():
-            self.item.weight[0].zero_()
+        self.embedding_dim = embedding_dim
+        self.item: nn.Embedding | None = None
+        if with_id or item_vectors is None:
+            self.item = nn.Embedding(n_items, embedding_dim, padding_idx=0)
+            nn.init.normal_(self.item.weight, std=embedding_dim ** -0.5)
+            with torch.no_grad():
+                self.item.weight[0].zero_()
+        self.text_proj: nn.Linear | None = None
+        if item_vectors is not None:
+            vectors = torch.as_tensor(np.asarray(item_vectors), dtype=torch.float32)
+            if vectors.ndim != 2 or vectors.shape[0] != n_items:
+                raise ValueError(f"item_vectors: shape {tuple(vectors.shape)}, not one row per item ({n_items})")
+            self.register_buffer("text_vectors", vectors.clone())
+            self.text_proj = nn.Linear(vectors.shape[1], embedding_dim, bias=False)
+            nn.init.normal_(self.text_proj.weight, std=embedding_dim ** -0.5)
+
+    def embed(self, items: torch.Tensor) -> torch.Tensor:
+        """Representations of the item indices ``items`` (any shape; padding 0 maps to zeros)."""
+        if self.text_proj is None:
+            return self.item(items)
+        text = self.text_proj(self.text_vectors[items])
+        return text if self.item is None else self.item(items) + text
+
+    def item_table(self) -> torch.Tensor:
+        """The representation of every item, (n_items, embedding_dim): the output embeddings."""
+        if self.text_proj is None:
+            return self.item.weight
+        text = self.text_proj(self.text_vectors)
+        return text if self.item is None else self.item.weight + text
 
     def encode(self, history: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
     def scores(self, batch: SeqBatch) -> torch.Tensor:
         s = self.encode(_long(batch.history))
-        return (self.item(_long(batch.candidates)) * s[:, None, :]).sum(-1)
+        return (self.embed(_long(batch.candidates)) * s[:, None, :]).sum(-1)
 
     def loss(self, batch: SeqBatch) -> torch.Tensor:
         s = self.encode(_long(batch.history))
-        logits = s @ self.item.weight.T
+        logits = s @ self.item_table().T
         logits[:, 0] = -torch.inf  # never predict padding
         return nn.functional.cross_entropy(logits, _long(batch.target))
 
@@ -126,15 +165,15 @@ class GRU4Rec(NextItemModel):
     """GRU4Rec (Hidasi et al. 2016): a GRU over the item embeddings; its last state is the user."""
 
     def __init__(self, n_items: int, embedding_dim: int = 64, hidden_size: int = 64, num_layers: int = 1,
-                 dropout: float = 0.2) -> None:
-        super().__init__(n_items, embedding_dim)
+                 dropout: float = 0.2, item_vectors: np.ndarray | None = None, with_id: bool = True) -> None:
+        super().__init__(n_items, embedding_dim, item_vectors, with_id)
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True)
         self.out = nn.Linear(hidden_size, embedding_dim)
 
     def encode(self, history: torch.Tensor) -> torch.Tensor:
         items, n = _right_pad(history)
-        _, last = _run_gru(self.gru, self.dropout(self.item(items)), n)
+        _, last = _run_gru(self.gru, self.dropout(self.embed(items)), n)
         return self.out(last)
 
 
@@ -143,8 +182,9 @@ class SASRec(NextItemModel):
     the output at the most recent item is the user."""
 
     def __init__(self, n_items: int, embedding_dim: int = 64, num_blocks: int = 2, num_heads: int = 2,
-                 dropout: float = 0.2, max_len: int = 50) -> None:
-        super().__init__(n_items, embedding_dim)
+                 dropout: float = 0.2, max_len: int = 50, item_vectors: np.ndarray | None = None,
+                 with_id: bool = True) -> None:
+        super().__init__(n_items, embedding_dim, item_vectors, with_id)
         self.position = nn.Embedding(max_len, embedding_dim)
         self.dropout = nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(embedding_dim, num_heads, dim_feedforward=embedding_dim, dropout=dropout,
@@ -158,7 +198,7 @@ class SASRec(NextItemModel):
         items, n = _right_pad(history)  # causal attention never sees the padding after the items
         L = max(int(n.max()), 1) if len(n) else 1
         items = items[:, :L]  # nothing after the longest history changes an output
-        x = self.item(items) * math.sqrt(self.item.embedding_dim) + self.position(torch.arange(L))[None]
+        x = self.embed(items) * math.sqrt(self.embedding_dim) + self.position(torch.arange(L))[None]
         mask = torch.triu(torch.full((L, L), -torch.inf), diagonal=1)
         h = self.norm(self.blocks(self.dropout(x), mask=mask, is_causal=True))
         return h[torch.arange(len(items)), (n - 1).clamp(min=0)]
@@ -168,8 +208,9 @@ class NARM(NextItemModel):
     """NARM (Li et al. 2017): a GRU's last state (global) and attention over its states (local),
     combined by a bilinear map into the item space."""
 
-    def __init__(self, n_items: int, embedding_dim: int = 64, hidden_size: int = 64, dropout: float = 0.25) -> None:
-        super().__init__(n_items, embedding_dim)
+    def __init__(self, n_items: int, embedding_dim: int = 64, hidden_size: int = 64, dropout: float = 0.25,
+                 item_vectors: np.ndarray | None = None, with_id: bool = True) -> None:
+        super().__init__(n_items, embedding_dim, item_vectors, with_id)
         self.emb_dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(embedding_dim, hidden_size, batch_first=True)
         self.a1 = nn.Linear(hidden_size, hidden_size, bias=False)
@@ -180,7 +221,7 @@ class NARM(NextItemModel):
 
     def encode(self, history: torch.Tensor) -> torch.Tensor:
         items, n = _right_pad(history)
-        h, last = _run_gru(self.gru, self.emb_dropout(self.item(items)), n)
+        h, last = _run_gru(self.gru, self.emb_dropout(self.embed(items)), n)
         mask = (items > 0).unsqueeze(-1).float()
         alpha = self.v(torch.sigmoid(self.a1(last)[:, None, :] + self.a2(h))) * mask
         local = (alpha * h).sum(1)
@@ -192,8 +233,8 @@ class Caser(NextItemModel):
     ``L`` most recent items. No user embedding: TRSR's test users are not in training."""
 
     def __init__(self, n_items: int, embedding_dim: int = 64, window: int = 5, n_h: int = 16, n_v: int = 4,
-                 dropout: float = 0.4) -> None:
-        super().__init__(n_items, embedding_dim)
+                 dropout: float = 0.4, item_vectors: np.ndarray | None = None, with_id: bool = True) -> None:
+        super().__init__(n_items, embedding_dim, item_vectors, with_id)
         self.window = window
         self.horizontal = nn.ModuleList(nn.Conv2d(1, n_h, (h, embedding_dim)) for h in range(1, window + 1))
         self.vertical = nn.Conv2d(1, n_v, (window, 1))
@@ -204,7 +245,7 @@ class Caser(NextItemModel):
         history = history[:, -self.window:]
         if history.shape[1] < self.window:
             history = nn.functional.pad(history, (self.window - history.shape[1], 0))
-        e = self.item(history).unsqueeze(1)  # (B, 1, L, d)
+        e = self.embed(history).unsqueeze(1)  # (B, 1, L, d)
         out_v = self.vertical(e).flatten(1)
         out_h = [nn.functional.relu(conv(e).squeeze(3)).amax(dim=2) for conv in self.horizontal]
         z = torch.cat([out_v, *out_h], dim=1)

@@ -34,6 +34,7 @@ def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, 
       llmrec baseline din -d prepared/ml-1m-rella --set test.limit=2000 --run-dir runs/din-2000
       llmrec compare runs/din-2000 runs/rella-zs-recent10 --paired   # the same 2,000 samples
       llmrec baseline sasrec -d prepared/amazon-games-trsr --set valid.metric=mrr@3
+      llmrec baseline -c configs/baselines/sasrec-itemtext.yaml   # + frozen LLM item vectors (item_text)
     """
     from llmrec.baselines.models import BASELINES
 

@@ -126,7 +126,9 @@ for _kind in (
              description="evaluate config"),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
              _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
-             transient=("resume", "tracking"), seeded=True, in_table=True, description="baseline config (llmrec baseline)"),
+             transient=("resume", "tracking"), seeded=True, in_table=True,
+             inputs=lambda config: _attr("llmrec.baselines.itemtext", "step_inputs")()(config),  # item_text encoder
+             description="baseline config (llmrec baseline)"),
     StepKind("stack", _attr("llmrec.baselines.stack", "StackConfig"), "run_dir", _runner("llmrec.baselines.stack", "stack"),
              _checker("llmrec.baselines.stack", "check_stack"), in_table=True,
              description="stack config: a logistic regression over other runs' scores, fitted on validation"),
