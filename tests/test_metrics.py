@@ -548,3 +548,51 @@ def test_bootstrap_by_group_is_wider_for_correlated_samples():
     assert grouped[1] - grouped[0] > 1.5 * (rows[1] - rows[0])
     with pytest.raises(ValueError, match="level"):
         bootstrap_ci(log_loss, y, p, level=1.5)
+
+
+# ---------------------------------------------------------------- gaps mutation testing found (docs/development.md)
+
+@pytest.mark.parametrize("metric", ["auc", "logloss", "recall@1", "recall@2", "mrr@3", "ndcg@2", "hit@1"])
+def test_metric_by_name_is_the_named_metric(metric):
+    """Mutants that read another metric or pass the wrong argument survived without this."""
+    from llmrec.metrics import metric_by_name, ranking_report
+
+    rng = np.random.default_rng(3)
+    if metric in ("auc", "logloss"):
+        labels, scores = np.array([0, 1, 1, 0, 1, 0, 1, 1]), rng.uniform(0.05, 0.95, 8)
+        want = auc(labels, scores) if metric == "auc" else M.log_loss(labels, scores)
+    else:
+        labels = np.zeros((5, 4), dtype=int)
+        labels[np.arange(5), rng.integers(0, 4, 5)] = 1
+        scores = rng.uniform(size=(5, 4))
+        want = ranking_report(scores, labels, ks=(int(metric.split("@")[1]),))[metric]
+    assert metric_by_name(metric, labels, scores) == pytest.approx(want, abs=1e-12)
+
+
+def test_ctr_report_keeps_the_other_metrics_when_gauc_is_undefined():
+    """Every user one-class: GAUC is undefined, reported as NaN under its own key with a RuntimeWarning, and the
+    other metrics are still there."""
+    labels, scores, users = [1, 1, 0, 0], [0.9, 0.2, 0.3, 0.6], ["a", "a", "b", "b"]
+    with pytest.warns(RuntimeWarning):
+        report = M.ctr_report(labels, scores, users=users)
+    assert math.isnan(report["gauc"]) and report["auc"] == pytest.approx(auc(labels, scores))
+    assert set(report) >= {"auc", "logloss", "acc", "gauc"}
+
+
+@pytest.mark.parametrize("scores, labels, pattern", [
+    ([0.1, 0.2], [[0, 1]], r"^scores must be 2-D .*x\[None, :\]"),
+    ([[0.1, 0.2]], [0, 1], r"^labels must be 2-D"),
+    ([["a", "b"]], [[0, 1]], r"^scores must be numeric"),
+    ([[0.1, 0.2]], [["x", "y"]], r"^labels must be numeric"),
+    ([[0.1, 0.2]], [[0, 1, 0]], r"^scores and labels must have the same shape"),
+    ([[0.1, 0.2]], [[0, 0]], r"^labels: row 0 has no positive"),
+])
+def test_ranking_input_errors_name_the_argument(scores, labels, pattern):
+    with pytest.raises(M.MetricInputError, match=pattern):
+        M.ranking_report(scores, labels, ks=(1,))
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5])
+def test_bootstrap_levels_outside_zero_one_are_refused(level):
+    with pytest.raises(ValueError):
+        M.bootstrap_ci(auc, [0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8], level=level)
