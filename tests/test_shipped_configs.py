@@ -183,3 +183,33 @@ def test_quickstart_experiment_plans():
     tests = [r.config.limit if r.step.kind == "evaluate" else r.config.test.limit for r in plan
              if r.step.kind in ("evaluate", "train", "baseline")]
     assert set(tests) == {200}  # every arm on the same 200 seeded test samples
+
+
+HYBRID_FILES = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs" / "hybrid").glob("*.yaml")
+                      if "\nsteps:" in p.read_text())
+
+
+@pytest.mark.parametrize("path", HYBRID_FILES, ids=lambda p: p.name)
+def test_hybrid_experiments_plan(path, tmp_path):
+    """The hybrid experiments: every step resolves and validates, a stack fits on the validation rows its LLM
+    input scored and is tested on the LLM's test rows, and every paired row names steps of the file."""
+    from llmrec.experiments import load_experiment, plan_experiment
+
+    experiment = load_experiment(path)
+    plan = plan_experiment(path, tmp_path)
+    names = {r.name for r in experiment.steps}
+    assert {r.step.name for r in plan} == names
+    assert experiment.paper is not None and set(experiment.paper.values) <= names
+    assert all(p.a in names and p.b in names for p in experiment.paired)
+    runs = {str(r.folder): r for r in plan}  # a stack's "@step" inputs are resolved to the steps' folders
+    for run in plan:
+        if run.step.kind != "stack":
+            continue
+        cfg = run.config
+        for item in cfg.inputs:
+            if item.valid is None:
+                continue
+            valid, test = runs[item.valid].config, runs[item.test].config
+            assert (valid.split, valid.limit) == (cfg.valid.split, cfg.valid.limit)
+            scored = test.test if hasattr(test, "selection") else test
+            assert (scored.split, scored.limit) == (cfg.test.split, cfg.test.limit)
