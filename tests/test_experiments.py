@@ -671,3 +671,103 @@ def test_a_seed_whose_test_subset_has_one_class_leaves_the_table_to_the_other_se
     assert math.isnan(auc["values"][2]) and auc["undefined"] == 1
     assert auc["mean"] == pytest.approx(np.mean(auc["values"][:2])) and auc["std"] > 0
     assert f"| c | 3 | {auc['mean']:.4f} ± {auc['std']:.4f} (1 of 3 undefined) |" in (out / "table.md").read_text()
+
+
+def _reference_ranking_runs(tmp_path, n_lists=30, width=4, seed=5):
+    """Two ranking runs on the same lists (6 users, a cold/head segment per list), positive ranks drawn at random."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    users = [f"u{i % 6}" for i in range(n_lists)]
+    segment = ["cold" if i % 3 else "head" for i in range(n_lists)]
+    runs, ranks = [], {}
+    for name in ("a", "b"):
+        ranks[name] = rng.integers(1, width + 1, n_lists)
+        rows = []
+        for sid in range(n_lists):
+            scores = np.arange(width, 0, -1, dtype=float)  # rank 1 = the highest score
+            order = [ranks[name][sid] - 1, *(r for r in range(width) if r != ranks[name][sid] - 1)]
+            rows += [{"sample_id": sid, "user": users[sid], "candidate": f"c{j}", "label": int(j == 0),
+                      "score": scores[order[j]], "segment_item_popularity": segment[sid]} for j in range(width)]
+        (tmp_path / name).mkdir()
+        pd.DataFrame(rows).to_parquet(tmp_path / name / "predictions.parquet")
+        runs.append(tmp_path / name)
+    return runs, ranks, np.array(users), np.array(segment)
+
+
+def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
+    """Every number of a ranking pair equals an independent computation: each list's Recall@3 and MRR@3 from the
+    positive's rank, their means, and the interval of bootstrap_ci on the per-list differences with the same
+    n_boot and seed (groups = users when by user); the same call twice gives the same dict; the Recall@3 segments
+    use the lists of each bucket. Mutations caught (mutmut, llmrec.paired._paired_ranking): the seed or n_boot not
+    passed to the bootstrap, a or b's name or the users not recorded, the segments dropped or computed on the
+    second candidate's rows, the rounding changed; and the refusals weakened (`or` -> `and`)."""
+    import numpy as np
+
+    from llmrec.metrics import bootstrap_ci
+    from llmrec.paired import paired_difference
+
+    (a, b), ranks, users, segment = _reference_ranking_runs(tmp_path)
+    recall = {k: (r <= 3).astype(float) for k, r in ranks.items()}
+    mrr = {k: np.where(r <= 3, 1.0 / r, 0.0) for k, r in ranks.items()}
+    for by, groups in (("sample", None), ("user", users)):
+        result = paired_difference(a, b, n_boot=123, seed=7, by=by)
+        assert result == paired_difference(a, b, n_boot=123, seed=7, by=by)
+        assert (result["a"], result["b"], result["samples"]) == (str(a), str(b), 30)
+        assert (result.get("by"), result.get("users")) == ((None, None) if groups is None else ("user", 6))
+        for name, per_list in (("recall@3", recall), ("mrr@3", mrr)):
+            diff = per_list["a"] - per_list["b"]
+            lo, hi = bootstrap_ci(np.mean, diff, n_boot=123, seed=7, groups=groups)
+            assert result[name] == {"a": round(per_list["a"].mean(), 6), "b": round(per_list["b"].mean(), 6),
+                                    "diff": round(diff.mean(), 6), "ci95": [round(lo, 6), round(hi, 6)]}
+        assert result["recall@3"]["ci95"] != paired_difference(a, b, n_boot=123, seed=8, by=by)["recall@3"]["ci95"]
+        assert result["recall@3"]["ci95"] != paired_difference(a, b, n_boot=40, seed=7, by=by)["recall@3"]["ci95"]
+        buckets = result["segments"]["item_popularity"]
+        assert buckets["metric"] == "recall@3" and list(buckets["buckets"]) == ["cold", "head"]
+        for bucket, r in buckets["buckets"].items():
+            idx = np.flatnonzero(segment == bucket)
+            diff = recall["a"][idx] - recall["b"][idx]
+            lo, hi = bootstrap_ci(np.mean, diff, n_boot=123, seed=7, groups=None if groups is None else groups[idx])
+            assert r == {"n": len(idx), "a": round(recall["a"][idx].mean(), 6), "b": round(recall["b"][idx].mean(), 6),
+                         "diff": round(diff.mean(), 6), "ci95": [round(lo, 6), round(hi, 6)]}
+
+
+def test_paired_ranking_refuses_lists_that_are_not_the_same(tmp_path):
+    """A pair of ranking runs is refused when one side misses a list (either side), when the labels differ on the
+    same candidates, and when the lists have different lengths; each error names both runs.
+    Mutations caught: the missing-list check made `and`, the candidates-and-labels check made `or`."""
+    import pandas as pd
+
+    (a, b), _, _, _ = _reference_ranking_runs(tmp_path)
+    preds = pd.read_parquet(a / "predictions.parquet")
+    variants = {
+        "fewer": (preds[preds["sample_id"] != 3], "ranked different lists"),
+        "labels": (preds.assign(label=preds["label"].where(preds["sample_id"] != 2, 1 - preds["label"])),
+                   "disagree on the candidates .* or labels"),
+        "candidates": (preds.assign(candidate=preds["candidate"].where(preds["sample_id"] != 2, "other")),
+                       "disagree on the candidates"),
+    }
+    for name, (frame, match) in variants.items():
+        (tmp_path / name).mkdir()
+        frame.to_parquet(tmp_path / name / "predictions.parquet")
+        for left, right in ((tmp_path / name, b), (b, tmp_path / name)):
+            with pytest.raises(ConfigError, match=match) as err:
+                paired_difference_of(left, right)
+            assert str(left) in str(err.value) and str(right) in str(err.value)
+    # every list one candidate shorter on both sides but one list: lists of different lengths
+    short = {}
+    for name, src in (("short-a", a), ("short-b", b)):
+        p = pd.read_parquet(src / "predictions.parquet")
+        p = p[~((p["candidate"] == "c3") & (p["sample_id"] != 0))]
+        (tmp_path / name).mkdir()
+        p.to_parquet(tmp_path / name / "predictions.parquet")
+        short[name] = tmp_path / name
+    with pytest.raises(ConfigError, match="candidate lists of different lengths \\(3-4\\)"):
+        paired_difference_of(short["short-a"], short["short-b"])
+
+
+def paired_difference_of(a, b):
+    from llmrec.paired import paired_difference
+
+    return paired_difference(a, b, n_boot=20)
