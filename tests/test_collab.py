@@ -280,3 +280,39 @@ def test_tables_come_from_mf_and_din_runs_and_not_from_a_model_without_embedding
                                          train={"epochs": 1}), log=lambda m: None)
     with pytest.raises(DataError, match="has no user embedding table"):
         CollabTables.from_baseline_run(run)
+
+
+def test_stage2_resumes_after_an_interruption_with_the_same_mapper_and_scores(planted, tmp_path):
+    """A stage-2 run killed after its first checkpoint resumes from it: the saved mapper and LoRA weights and the
+    test scores equal those of the uninterrupted run (the mapper travels in the checkpoint as a peft
+    ``modules_to_save`` module, and the frozen LoRA still comes from the stage-1 run)."""
+    from transformers import TrainerCallback
+
+    def config(name):
+        return TrainConfig(**{**planted["common"], "train_samples": 48, "selection": {"limit": 30, "every_steps": 4},
+                              "test": {"limit": 40}},
+                           template=planted["template"], run_dir=str(tmp_path / name),
+                           optim={"epochs": 2, "learning_rate": 1e-2, "batch_size": 8, "save_steps": 4},
+                           collab={"run": str(planted["mf"]), "mapper": {"hidden": 16}, "stage": "mapper",
+                                   "adapter_from": str(planted["stage1"])})
+
+    straight, straight_result = train(config("straight"), **QUIET)
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6:
+                raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config("resumed"), callbacks=[Crash()], **QUIET)
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    resumed, result = train(config("resumed"), **QUIET)
+    assert result["train"]["resumed_from"].endswith("checkpoint-4")
+    a, b = _lora_state(straight / "adapter"), _lora_state(resumed / "adapter")
+    assert a.keys() == b.keys() and any("collab_mapper" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=1e-5)
+    scores = [pd.read_parquet(r / "test" / "predictions.parquet").sort_values("sample_id")["score"].to_numpy()
+              for r in (straight, resumed)]
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-5)
+    assert result["metrics"]["auc"] == pytest.approx(straight_result["metrics"]["auc"], abs=1e-6)
