@@ -74,6 +74,7 @@ PAGES_OF = {
     "rella-baselines": ["baselines.md", "rella.md"],
     "trsr-table": ["trsr.md"],
     "trsr-baselines": ["baselines.md"],
+    "trsr-itemtext": ["hybrids.md"],
 }
 
 NUMBER = r"0?\.\d{3,4}"
@@ -304,13 +305,21 @@ QUOTING_DOCS = [
 
 
 def recorded_differences() -> list[tuple[float, float, float]]:
-    """Every paired difference recorded in results/*/table.json: (difference, low, high) per metric."""
+    """Every paired difference recorded in results/*/table.json: (difference, low, high) per metric, and per
+    segment bucket (an entry's ``segments``)."""
     found = []
+
+    def walk(value) -> None:
+        if not isinstance(value, dict):
+            return
+        if value.get("diff") is not None and value.get("ci95"):
+            found.append((value["diff"], *value["ci95"]))
+        for inner in value.values():
+            walk(inner)
+
     for table in TABLES:
         for entry in json.loads(table.read_text()).get("paired", []):
-            for value in entry.values():
-                if isinstance(value, dict) and value.get("diff") is not None and value.get("ci95"):
-                    found.append((value["diff"], *value["ci95"]))
+            walk(entry)
     return found
 
 
@@ -367,8 +376,9 @@ NOT_RECORDED = re.compile(r"not\s+recorded", re.I)
 # Numbers quoted from the papers that no experiment file's ``paper:`` section holds (those are read from
 # table.json): ReLLa's logistic regression with history features and its +.002 SUBR gain (Lin et al., WWW 2024);
 # LLM-TRSR's MIND rows, its SASRec and NARM Recall@3 (Zheng et al., WWW 2024); TALLRec's 16-shot movie AUC
-# rounded (.67, Bao et al., RecSys 2023).
-PAPER_NUMBERS = {0.7802, 0.002, 0.916, 0.906, 0.858, 0.842, 0.841, 0.67}
+# rounded (.67, Bao et al., RecSys 2023); CoLLM's ML-1M AUC of its MF row and of TALLRec (Zhang et al. 2023), whose
+# experiment (configs/hybrid/ml1m.yaml) is not recorded yet.
+PAPER_NUMBERS = {0.7802, 0.002, 0.916, 0.906, 0.858, 0.842, 0.841, 0.67, 0.7295, 0.7097}
 
 
 @dataclass
@@ -425,23 +435,50 @@ def load_run(folder: Path) -> Run:
     return Run(values, metrics.get("ci95") or {}, metrics.get("ci95_by_user") or {}, other)
 
 
+def segment_runs(folder: Path) -> list[Run]:
+    """A run's metric in each segment bucket (metrics.json ``segments``), each as a run of its own: the value and
+    interval a page quotes for cold items, a history-length quartile, ..."""
+    record = json.loads((folder / "metrics.json").read_text())
+    found = []
+    for seg in (record.get("metrics", record).get("segments") or {}).values():
+        for bucket in (seg.get("buckets") or {}).values() if isinstance(seg, dict) else ():
+            values = {m: float(v) for m, v in bucket.items() if METRIC_KEY.match(m) and isinstance(v, (int, float))}
+            if values:
+                found.append(Run(values, bucket.get("ci95") or {}, bucket.get("ci95_by_user") or {}, {}))
+    return found
+
+
+def segment_pairs(entry: dict) -> list[Pair]:
+    """A recorded pair's difference in each segment bucket (table.json ``segments``), each as a pair of its own."""
+    found = []
+    for seg in (entry.get("segments") or {}).values():
+        for bucket in (seg.get("buckets") or {}).values():
+            if isinstance(bucket, dict) and bucket.get("diff") is not None and bucket.get("ci95"):
+                found.append(Pair(entry["a"], entry["b"], entry.get("by") == "user",
+                                  {seg["metric"]: (bucket["diff"], *bucket["ci95"])}))
+    return found
+
+
 def load_records() -> tuple[dict[str, list[Row]], dict[str, list[Pair]]]:
-    """Per experiment folder of results/: its recorded rows and its paired differences (in their recorded order)."""
+    """Per experiment folder of results/: its recorded rows and its paired differences (in their recorded order),
+    then the same by segment bucket."""
     rows, pairs = {}, {}
     for table in TABLES:
         data = json.loads(table.read_text())
         rows[table.parent.name] = [
             Row(name, {m: (row[m]["mean"], row[m]["std"], row[m]["values"]) for m in data["metrics"] if row.get(m)},
-                [load_run(ROOT / f) for f in row.get("folders", [])], row.get("paper") or {}, data["metrics"][0])
+                [load_run(ROOT / f) for f in row.get("folders", [])]
+                + [s for f in row.get("folders", []) for s in segment_runs(ROOT / f)],
+                row.get("paper") or {}, data["metrics"][0])
             for name, row in data["rows"].items()
             if row.get("runs")
         ]
+        entries = [e for e in data.get("paired", []) if not e.get("skipped")]
         pairs[table.parent.name] = [
             Pair(e["a"], e["b"], e.get("by") == "user",
                  {m: (v["diff"], *v["ci95"]) for m, v in e.items() if isinstance(v, dict) and v.get("diff") is not None})
-            for e in data.get("paired", [])
-            if not e.get("skipped")
-        ]
+            for e in entries
+        ] + [p for e in entries for p in segment_pairs(e)]
     return rows, pairs
 
 
