@@ -202,6 +202,10 @@ def test_hybrid_experiments_plan(path, tmp_path):
     assert experiment.paper is not None and set(experiment.paper.values) <= names
     assert all(p.a in names and p.b in names for p in experiment.paired)
     runs = {str(r.folder): r for r in plan}  # a stack's "@step" inputs are resolved to the steps' folders
+    if path.name.startswith("gpu"):  # the paper-scale file: every LLM row on the GPU with the 7B model
+        llm = [r for r in plan if r.step.kind in ("train", "evaluate")]
+        assert llm and all(r.config.model.device == "cuda" and "7b" in r.config.model.name.lower() for r in llm)
+        assert {r.config.train_samples for r in llm if r.step.kind == "train"} == {8192, 65536}
     for run in plan:
         if run.step.kind != "stack":
             continue
