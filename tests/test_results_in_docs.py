@@ -75,6 +75,7 @@ PAGES_OF = {
     "trsr-table": ["trsr.md"],
     "trsr-baselines": ["baselines.md"],
     "trsr-itemtext": ["hybrids.md"],
+    "hybrid-ml100k": ["hybrids.md"],
 }
 
 NUMBER = r"0?\.\d{3,4}"
