@@ -673,14 +673,14 @@ def test_a_seed_whose_test_subset_has_one_class_leaves_the_table_to_the_other_se
     assert f"| c | 3 | {auc['mean']:.4f} ± {auc['std']:.4f} (1 of 3 undefined) |" in (out / "table.md").read_text()
 
 
-def _reference_ranking_runs(tmp_path, n_lists=30, width=4, seed=5):
+def _reference_ranking_runs(tmp_path, n_lists=40, width=4, seed=5):
     """Two ranking runs on the same lists (6 users, a cold/head segment per list), positive ranks drawn at random."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     users = [f"u{i % 6}" for i in range(n_lists)]
-    segment = ["cold" if i % 3 else "head" for i in range(n_lists)]
+    segment = ["warm" if i < 5 else "cold" if i % 3 else "head" for i in range(n_lists)]  # warm: too few lists
     runs, ranks = [], {}
     for name in ("a", "b"):
         ranks[name] = rng.integers(1, width + 1, n_lists)
@@ -700,9 +700,10 @@ def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
     """Every number of a ranking pair equals an independent computation: each list's Recall@3 and MRR@3 from the
     positive's rank, their means, and the interval of bootstrap_ci on the per-list differences with the same
     n_boot and seed (groups = users when by user); the same call twice gives the same dict; the Recall@3 segments
-    use the lists of each bucket. Mutations caught (mutmut, llmrec.paired._paired_ranking): the seed or n_boot not
+    use the lists of each bucket, and a bucket of fewer than 10 lists holds its count and a note. Mutations caught (mutmut, llmrec.paired._paired_ranking): the seed or n_boot not
     passed to the bootstrap, a or b's name or the users not recorded, the segments dropped or computed on the
-    second candidate's rows, the rounding changed; and the refusals weakened (`or` -> `and`)."""
+    second candidate's rows, the small-bucket test made always true or its note key renamed, the rounding
+    changed; and the refusals weakened (`or` -> `and`)."""
     import numpy as np
 
     from llmrec.metrics import bootstrap_ci
@@ -714,7 +715,7 @@ def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
     for by, groups in (("sample", None), ("user", users)):
         result = paired_difference(a, b, n_boot=123, seed=7, by=by)
         assert result == paired_difference(a, b, n_boot=123, seed=7, by=by)
-        assert (result["a"], result["b"], result["samples"]) == (str(a), str(b), 30)
+        assert (result["a"], result["b"], result["samples"]) == (str(a), str(b), 40)
         assert (result.get("by"), result.get("users")) == ((None, None) if groups is None else ("user", 6))
         for name, per_list in (("recall@3", recall), ("mrr@3", mrr)):
             diff = per_list["a"] - per_list["b"]
@@ -724,9 +725,12 @@ def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
         assert result["recall@3"]["ci95"] != paired_difference(a, b, n_boot=123, seed=8, by=by)["recall@3"]["ci95"]
         assert result["recall@3"]["ci95"] != paired_difference(a, b, n_boot=40, seed=7, by=by)["recall@3"]["ci95"]
         buckets = result["segments"]["item_popularity"]
-        assert buckets["metric"] == "recall@3" and list(buckets["buckets"]) == ["cold", "head"]
+        assert buckets["metric"] == "recall@3" and list(buckets["buckets"]) == ["cold", "warm", "head"]
+        assert buckets["buckets"]["warm"] == {"n": 5, "note": "fewer than 10 samples: no difference"}
         for bucket, r in buckets["buckets"].items():
             idx = np.flatnonzero(segment == bucket)
+            if bucket == "warm":
+                continue
             diff = recall["a"][idx] - recall["b"][idx]
             lo, hi = bootstrap_ci(np.mean, diff, n_boot=123, seed=7, groups=None if groups is None else groups[idx])
             assert r == {"n": len(idx), "a": round(recall["a"][idx].mean(), 6), "b": round(recall["b"][idx].mean(), 6),
@@ -771,3 +775,62 @@ def paired_difference_of(a, b):
     from llmrec.paired import paired_difference
 
     return paired_difference(a, b, n_boot=20)
+
+
+def test_paired_ctr_numbers_equal_a_reference_computation(tmp_path):
+    """Every number of a CTR pair equals an independent computation: AUC / LogLoss / ACC of each run from the
+    metrics module, and each interval from bootstrap_ci on the same rows with the same n_boot and seed (groups =
+    users when by user). Mutations caught (mutmut, llmrec.paired._ctr_difference): the seed not passed to the
+    bootstrap (a non-default seed then gives another interval), an interval end rounded to another precision."""
+    import numpy as np
+
+    from llmrec.metrics import accuracy, auc, bootstrap_ci, log_loss
+    from llmrec.paired import paired_difference
+
+    rng = np.random.default_rng(11)
+    labels, users = rng.integers(0, 2, 120), np.repeat([f"u{i}" for i in range(12)], 10)
+    a = np.clip(0.5 + 0.3 * (labels - 0.5) + rng.normal(0, 0.2, 120), 0.01, 0.99)
+    b = np.clip(0.5 + 0.1 * (labels - 0.5) + rng.normal(0, 0.2, 120), 0.01, 0.99)
+    _users_run(tmp_path / "a", labels, a, users)
+    _users_run(tmp_path / "b", labels, b, users)
+    for by, groups in (("sample", None), ("user", users)):
+        result = paired_difference(tmp_path / "a", tmp_path / "b", n_boot=150, seed=9, by=by)
+        for name, fn in (("auc", auc), ("logloss", log_loss), ("acc", accuracy)):
+            lo, hi = bootstrap_ci(lambda y, xa, xb: fn(y, xa) - fn(y, xb), labels, a, b, n_boot=150, seed=9,
+                                  groups=groups)
+            va, vb = float(fn(labels, a)), float(fn(labels, b))
+            assert result[name] == {"a": round(va, 6), "b": round(vb, 6), "diff": round(va - vb, 6),
+                                    "ci95": [round(lo, 6), round(hi, 6)]}, (by, name)
+
+
+def test_paired_helpers_on_their_edges(tmp_path):
+    """The small helpers at their boundaries: a seeds folder stands for its finished seeds only; an entry with just
+    a and b is well formed; the note mentions users only when an entry resampled them; a segment table without a
+    metric name shows "-". Mutations caught: seed_runs counting unfinished seeds, well_formed's ``<=`` made
+    ``<``, paired_note's condition made always true, the segment table's default metric changed."""
+    from llmrec.paired import PAIRED_NOTE, paired_note, paired_segment_table, seed_runs, well_formed
+
+    for seed, finished in ((0, True), (1, False), (2, True)):
+        (tmp_path / f"seed-{seed}").mkdir()
+        if finished:
+            (tmp_path / f"seed-{seed}" / "metrics.json").write_text("{}")
+    assert [p.name for p in seed_runs(tmp_path)] == ["seed-0", "seed-2"]
+    assert well_formed({"a": "x", "b": "y"}) and not well_formed({"a": "x"})
+    assert paired_note([{"a": "x", "b": "y"}]) == PAIRED_NOTE
+    entry = {"a": "x", "b": "y", "segments": {"history_length": {"buckets": {"short": {"n": 3, "note": "few"}}}}}
+    assert paired_segment_table([entry], "history_length") == (["a - b", "run", "metric", "short"],
+                                                               [["x - y", "-", "-", "- (n=3)"]])
+
+
+def test_unreadable_predictions_are_one_error_naming_the_file(tmp_path):
+    """A predictions file that is not Parquet: one DataError naming the file and the reader's exception type.
+    Mutations caught (llmrec.paired.run_predictions): the path left out of the error, the exception type lost."""
+    from llmrec.errors import DataError
+    from llmrec.paired import paired_difference
+
+    _scored_run(tmp_path / "a", [0, 1], [0.2, 0.8])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "predictions.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="cannot read predictions") as err:
+        paired_difference(tmp_path / "a", tmp_path / "b", n_boot=10)
+    assert "predictions.parquet" in str(err.value) and "NoneType" not in str(err.value)

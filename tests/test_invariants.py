@@ -347,3 +347,65 @@ def test_batched_generation_equals_a_plain_greedy_loop(arch):
     assert gen.generate_tokens(prompts) == expected
     texts = [loaded.tokenizer.decode(e, skip_special_tokens=True).strip() for e in expected]
     assert gen.generate(prompts) == texts
+
+
+def test_encode_wraps_plain_and_collaborative_prompts_in_the_chat_template():
+    """With a chat template that shows the role and the generation prompt, ``encode`` returns exactly the wrapped
+    text split at the context / candidate boundary, plain and with collaborative markers (each marker one virtual
+    id; the candidate's pieces without special tokens). Mutations caught (mutmut, llmrec.prompts.template.encode
+    and _encode_collab): the role's key or value changed, add_generation_prompt dropped or false, tokenize not
+    False, the chat text replaced, the candidate's first piece given special tokens."""
+    from llmrec.prompts.template import cf_marker, encode
+    from tests.tiny_models import tiny_tokenizer
+
+    tok = tiny_tokenizer("User Liked Target user model")
+    tok.chat_template = ("{% for m in messages %}<bos> {{ m['role'] }} {{ m['content'] }} <eos>{% endfor %}"
+                         "{% if add_generation_prompt %} model{% endif %}")
+
+    def ids(text, special=False):
+        return tok(text, add_special_tokens=special)["input_ids"]
+
+    ctx_ids, cand_ids, text = encode(tok, "Liked: Movie 1", " Target: Movie 2", chat=True)
+    assert text == "<bos> user Liked: Movie 1 Target: Movie 2 <eos> model"
+    assert (list(ctx_ids), list(cand_ids)) == (ids("<bos> user Liked: Movie 1"), ids(" Target: Movie 2 <eos> model"))
+
+    virtual = {"user": 10_000, "item": 10_001}
+    context = "User " + cf_marker("user", "u1") + " Liked: Movie 1"
+    candidate = " Target: Movie 2 " + cf_marker("item", "i9")
+    ctx_ids, cand_ids, shown = encode(tok, context, candidate, chat=True, collab=lambda kind, key: virtual[kind])
+    assert shown == "<bos> user User <user_cf> Liked: Movie 1 Target: Movie 2 <item_cf> <eos> model"
+    assert list(ctx_ids) == ids("<bos> user User ") + [10_000] + ids(" Liked: Movie 1")
+    assert list(cand_ids) == ids(" Target: Movie 2 ") + [10_001] + ids(" <eos> model")
+    # without the chat template: the context opens with the tokenizer's special tokens, the candidate does not
+    ctx_ids, cand_ids, shown = encode(tok, context, candidate, chat=False, collab=lambda kind, key: virtual[kind])
+    assert shown == "User <user_cf> Liked: Movie 1 Target: Movie 2 <item_cf>"
+    assert list(ctx_ids) == ids("User ", True) + [10_000] + ids(" Liked: Movie 1")
+    assert list(cand_ids) == ids(" Target: Movie 2 ") + [10_001]
+
+
+def test_template_files_by_name_or_path_and_their_errors(tmp_path):
+    """The shipped templates by name; a template file by path; one line for a missing file (with the system's
+    reason), invalid YAML (with the parser's place), a path that is missing or a folder, and an unknown name.
+    Mutations caught (mutmut, llmrec.prompts.template): the registry without its name or key, a registered entry
+    lost, the OSError reason or the YAML problem left out, the path test on the name or the suffix inverted, the
+    folder note's empty alternative changed, the unknown name left out of the message."""
+    from llmrec.errors import ConfigError
+    from llmrec.prompts.template import TEMPLATES, read_template_yaml, shipped_templates, template_file
+
+    shipped = shipped_templates("llmrec.prompts")
+    assert (shipped.what, sorted(shipped)) == ("template", sorted(TEMPLATES))
+    assert template_file("tallrec_movie", shipped).name == "tallrec_movie.yaml"
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read template: No such file or directory$"):
+        read_template_yaml(tmp_path / "missing.yaml", ("name",))
+    (tmp_path / "bad.yaml").write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: cannot read template: invalid YAML: .*line \d"):
+        read_template_yaml(tmp_path / "bad.yaml", ("name",))
+    with pytest.raises(ConfigError, match="^template file 'nope.yaml' not found$"):
+        template_file("nope.yaml", shipped)
+    with pytest.raises(ConfigError, match="not found$"):
+        template_file(str(tmp_path / "sub" / "nosuffix"), shipped)
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"not found \(a folder\)$"):
+        template_file(str(tmp_path / "dir.yaml"), shipped)
+    with pytest.raises(ConfigError, match="^template: unknown template 'nope' .*, or give a file path$"):
+        template_file("nope", shipped)

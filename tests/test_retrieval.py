@@ -450,3 +450,25 @@ def test_items_missing_from_items_parquet_fail_before_any_item_is_encoded(tmp_pa
     assert_clean_failure(code, out, str(data / "items.parquet"), "without a vector", repr(drop), "prepare it again")
     assert "encode every item" not in out
     assert not (tmp_path / "subr").exists()
+
+
+def test_subr_outputs_keep_their_types_and_their_edges():
+    """Both SUBR paths and a concatenation of blocks return int64 offsets and int32 positions and similarities
+    (half the memory of int64, exact below 2^24); no block concatenates to an empty result; vectors rounded a
+    hair above unit length are accepted and others refused with the message. Mutations caught (mutmut,
+    llmrec.retrieval.subr): the reference's positions or dots allocated as float64, the concatenation's int32 cast
+    dropped, an empty concatenation of one phantom entry, the rounding tolerance's ``>`` made ``>=``, the error
+    message reworded."""
+    from llmrec.retrieval.subr import Retrieved, concat_retrieved, integer_vectors
+
+    problem = _random_problem(4)
+    for got in (subr_fast(*problem), subr_reference(*problem),
+                concat_retrieved([subr_fast(*problem), subr_reference(*problem)])):
+        assert (got.offsets.dtype, got.positions.dtype, got.dots.dtype) == (np.int64, np.int32, np.int32)
+    empty = concat_retrieved([])
+    assert (empty.offsets.tolist(), empty.positions.tolist(), empty.dots.tolist()) == ([0], [], [])
+    assert empty.positions.dtype == np.int32 and empty.equals(Retrieved(np.zeros(1, np.int64), np.zeros(0, np.int32),
+                                                                      np.zeros(0, np.int32)))
+    assert integer_vectors(np.array([[1 + 4e-4, 0.0]])).tolist() == [[2049.0, 0.0]]  # float32 normalisation slack
+    with pytest.raises(ValueError, match="^SUBR needs L2-normalised vectors$"):
+        integer_vectors(np.array([[1.01, 0.0]]))

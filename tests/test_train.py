@@ -351,3 +351,112 @@ def test_training_progress_shows_the_loss_in_the_bar_not_printed_dicts(tmp_path,
     assert "{'loss'" not in out.out and "{'loss'" not in out.err
     assert result["train"]["train_loss"] is not None  # the log history is still kept
     assert json.loads((tmp_path / "run" / "train_log.json").read_text())[0]["loss"] > 0
+
+
+def test_seeded_draws_at_their_edges():
+    """The draws at their boundaries: N equal to the split (or None) is every row in order, N above it is one
+    error; an evaluation subset never repeats a row; a run record of a folder without a path says so (None, not
+    "None"). Mutations caught (mutmut, llmrec.data.sampling): ``and`` made ``or`` / ``>`` made ``>=`` in the
+    too-many check, ``np.arange(None)``, ``replace=False`` dropped or made True, ``getattr`` without its default,
+    the path test made always true."""
+    import numpy as np
+    import pyarrow as pa
+
+    from llmrec.data.sampling import sample_indices, subset_rows, training_rows_record
+    from llmrec.errors import DataError
+
+    assert sample_indices(10, 10, 0).tolist() == list(range(10)) == sample_indices(10, None, 3).tolist()
+    with pytest.raises(DataError, match="cannot draw 11 training samples from a split of 10"):
+        sample_indices(10, 11, 0)
+    for seed in range(5):
+        rows = subset_rows(100, 90, seed)
+        assert len(set(rows)) == 90 and rows == sorted(rows) and all(0 <= r < 100 for r in rows)
+    assert subset_rows(5, 5, 0) == [0, 1, 2, 3, 4]
+
+    class Folder:  # no path attribute (an in-memory folder)
+        def split(self, name, columns=None):
+            return pa.table({"sample_id": [7, 8, 9]})
+
+    record = training_rows_record(Folder(), "train", np.array([2, 0]), 4)
+    assert record == {"data": None, "split": "train", "sample_seed": 4, "samples": 2, "rows": [2, 0],
+                      "sample_ids": [9, 7]}
+
+
+class _PresetScorer:
+    """Stands in for the Yes/No scorer inside the selector: each call returns the next preset scores."""
+
+    queue: list = []
+
+    def __init__(self, model, answer, scoring, pad_token_id=None):
+        pass
+
+    def score(self, prompts):
+        return np.asarray(self.queue.pop(0), dtype=np.float64)
+
+
+def _selector(tmp_path, monkeypatch, labels, scores, **kw):
+    from llmrec.llm import AnswerTokens
+    from llmrec.train import selection
+
+    saved, logged, reported = [], [], []
+    _PresetScorer.queue = [list(s) for s in scores]
+    monkeypatch.setattr(selection, "YesNoScorer", _PresetScorer)
+    monkeypatch.setattr(selection, "save_adapter", lambda model, path, accelerator: saved.append(path))
+    sel = selection.ValidationSelector([None] * np.asarray(labels).shape[0], labels, AnswerTokens(1, 2, "Yes", "No"),
+                                       tmp_path, log=logged.append, report=lambda points, step: reported.append(
+                                           (points, step)), **kw)
+    return sel, saved, logged, reported
+
+
+def test_the_selector_keeps_exactly_the_best_adapter_and_records_every_point(tmp_path, monkeypatch):
+    """Validation points with AUC .75, 1.0, .0: the adapter is saved at each point that is the best so far (the
+    first two) and not after, the log marks those points "(best so far)" and no other, selection.json names it best with every point's metrics and epoch (to 4
+    decimals), and the tracker receives each point's valid/ metrics at its step. With LogLoss as the metric the
+    lowest wins. Mutations caught (mutmut, llmrec.train.selection): the adapter saved when the point is not the best
+    (``is`` made ``is not``), the sign of a lower-is-better metric flipped, the recorded keys ("logloss", "best",
+    "saved") renamed, the epoch not rounded or lost, the log's "(best so far)" condition made constant, the
+    tracker's points or step not passed."""
+    import json
+
+    import torch
+
+    labels = np.array([1, 1, 0, 0])
+    scores = [[0.9, 0.4, 0.6, 0.1], [0.9, 0.8, 0.3, 0.1], [0.2, 0.3, 0.7, 0.8]]  # AUC .75, 1.0, .0
+    sel, saved, logged, reported = _selector(tmp_path, monkeypatch, labels, scores)
+    model = torch.nn.Linear(1, 1)
+    saves = []
+    for step, epoch in ((4, 1 / 3), (8, 2 / 3), (12, 1.0)):
+        sel.evaluate(model, step, epoch)
+        saves.append(len(saved))
+    assert saves == [1, 2, 2] and set(saved) == {tmp_path / "best-adapter"}  # at the first and the best point only
+    assert ["(best so far)" in line for line in logged] == [True, True, False]
+    state = json.loads((tmp_path / "selection.json").read_text())
+    assert state["metric"] == "auc" and state["best"]["step"] == 8 and state["best"]["auc"] == 1.0
+    assert [(p["step"], p["epoch"]) for p in state["evaluations"]] == [(4, 0.3333), (8, 0.6667), (12, 1.0)]
+    assert all(set(p) >= {"auc", "logloss", "mean_score"} for p in state["evaluations"])
+    assert logged[1].startswith("validation at step 8 (epoch 0.6667): auc 1.0000, logloss ")
+    assert [step for _, step in reported] == [4, 8, 12] and reported[1][0]["valid/auc"] == 1.0
+
+    lower = _selector(tmp_path / "ll", monkeypatch, labels, [[0.6, 0.6, 0.4, 0.4], [0.9, 0.9, 0.1, 0.1],
+                                                              [0.55, 0.55, 0.45, 0.45]], metric="logloss")[0]
+    for step in (1, 2, 3):
+        lower.evaluate(model, step, 0.0)
+    assert lower.best()["step"] == 2
+
+
+def test_the_selector_scores_candidate_lists_with_the_ranking_metrics(tmp_path, monkeypatch):
+    """Candidate lists (labels of shape lists x candidates): the point holds the selection metric and Recall@3,
+    MRR@10 and NDCG@10, each equal to the metrics module's value on the same lists. Mutations caught: the metric
+    names changed or dropped, metric_by_name called without the name."""
+    import torch
+
+    from llmrec.metrics import metric_by_name
+
+    labels = np.array([[1, 0, 0, 0], [0, 0, 1, 0]])
+    scores = np.array([0.1, 0.9, 0.5, 0.2, 0.3, 0.1, 0.8, 0.4])
+    sel = _selector(tmp_path, monkeypatch, labels, [scores], metric="mrr@3")[0]
+    point = sel.evaluate(torch.nn.Linear(1, 1), 1, 0.5)
+    lists = scores.reshape(2, 4)
+    assert {k for k in point if "@" in k} == {"mrr@3", "recall@3", "mrr@10", "ndcg@10"}
+    for name in ("mrr@3", "recall@3", "mrr@10", "ndcg@10"):
+        assert point[name] == metric_by_name(name, labels, lists)
