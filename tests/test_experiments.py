@@ -796,7 +796,7 @@ def test_paired_ctr_numbers_equal_a_reference_computation(tmp_path):
     for by, groups in (("sample", None), ("user", users)):
         result = paired_difference(tmp_path / "a", tmp_path / "b", n_boot=150, seed=9, by=by)
         for name, fn in (("auc", auc), ("logloss", log_loss), ("acc", accuracy)):
-            lo, hi = bootstrap_ci(lambda y, xa, xb: fn(y, xa) - fn(y, xb), labels, a, b, n_boot=150, seed=9,
+            lo, hi = bootstrap_ci(lambda y, xa, xb, fn=fn: fn(y, xa) - fn(y, xb), labels, a, b, n_boot=150, seed=9,
                                   groups=groups)
             va, vb = float(fn(labels, a)), float(fn(labels, b))
             assert result[name] == {"a": round(va, 6), "b": round(vb, 6), "diff": round(va - vb, 6),
