@@ -76,6 +76,7 @@ PAGES_OF = {
     "trsr-baselines": ["baselines.md"],
     "trsr-itemtext": ["hybrids.md"],
     "hybrid-ml100k": ["hybrids.md"],
+    "hybrid-bookcrossing": ["hybrids.md"],
 }
 
 NUMBER = r"0?\.\d{3,4}"
