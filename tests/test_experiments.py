@@ -674,13 +674,14 @@ def test_a_seed_whose_test_subset_has_one_class_leaves_the_table_to_the_other_se
 
 
 def _reference_ranking_runs(tmp_path, n_lists=40, width=4, seed=5):
-    """Two ranking runs on the same lists (6 users, a cold/head segment per list), positive ranks drawn at random."""
+    """Two ranking runs on the same lists (6 users; a segment per list: cold, head, or warm for the first 5, a bucket
+    too small for a difference), positive ranks drawn at random."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     users = [f"u{i % 6}" for i in range(n_lists)]
-    segment = ["warm" if i < 5 else "cold" if i % 3 else "head" for i in range(n_lists)]  # warm: too few lists
+    segment = ["warm" if i < 5 else "cold" if i % 3 else "head" for i in range(n_lists)]
     runs, ranks = [], {}
     for name in ("a", "b"):
         ranks[name] = rng.integers(1, width + 1, n_lists)
@@ -700,10 +701,10 @@ def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
     """Every number of a ranking pair equals an independent computation: each list's Recall@3 and MRR@3 from the
     positive's rank, their means, and the interval of bootstrap_ci on the per-list differences with the same
     n_boot and seed (groups = users when by user); the same call twice gives the same dict; the Recall@3 segments
-    use the lists of each bucket, and a bucket of fewer than 10 lists holds its count and a note. Mutations caught (mutmut, llmrec.paired._paired_ranking): the seed or n_boot not
-    passed to the bootstrap, a or b's name or the users not recorded, the segments dropped or computed on the
-    second candidate's rows, the small-bucket test made always true or its note key renamed, the rounding
-    changed; and the refusals weakened (`or` -> `and`)."""
+    use the lists of each bucket, and a bucket of fewer than 10 lists holds its count and a note. Mutations
+    caught (mutmut, llmrec.paired._paired_ranking): the seed or n_boot not passed to the bootstrap, a or b's name
+    or the users not recorded, the segments dropped or computed on the second candidate's rows, the small-bucket
+    test made always true or its note key renamed, the rounding changed."""
     import numpy as np
 
     from llmrec.metrics import bootstrap_ci
@@ -728,9 +729,9 @@ def test_paired_ranking_numbers_equal_a_reference_computation(tmp_path):
         assert buckets["metric"] == "recall@3" and list(buckets["buckets"]) == ["cold", "warm", "head"]
         assert buckets["buckets"]["warm"] == {"n": 5, "note": "fewer than 10 samples: no difference"}
         for bucket, r in buckets["buckets"].items():
-            idx = np.flatnonzero(segment == bucket)
             if bucket == "warm":
                 continue
+            idx = np.flatnonzero(segment == bucket)
             diff = recall["a"][idx] - recall["b"][idx]
             lo, hi = bootstrap_ci(np.mean, diff, n_boot=123, seed=7, groups=None if groups is None else groups[idx])
             assert r == {"n": len(idx), "a": round(recall["a"][idx].mean(), 6), "b": round(recall["b"][idx].mean(), 6),
@@ -742,6 +743,8 @@ def test_paired_ranking_refuses_lists_that_are_not_the_same(tmp_path):
     same candidates, and when the lists have different lengths; each error names both runs.
     Mutations caught: the missing-list check made `and`, the candidates-and-labels check made `or`."""
     import pandas as pd
+
+    from llmrec.paired import paired_difference
 
     (a, b), _, _, _ = _reference_ranking_runs(tmp_path)
     preds = pd.read_parquet(a / "predictions.parquet")
@@ -757,7 +760,7 @@ def test_paired_ranking_refuses_lists_that_are_not_the_same(tmp_path):
         frame.to_parquet(tmp_path / name / "predictions.parquet")
         for left, right in ((tmp_path / name, b), (b, tmp_path / name)):
             with pytest.raises(ConfigError, match=match) as err:
-                paired_difference_of(left, right)
+                paired_difference(left, right, n_boot=20)
             assert str(left) in str(err.value) and str(right) in str(err.value)
     # every list one candidate shorter on both sides but one list: lists of different lengths
     short = {}
@@ -768,13 +771,7 @@ def test_paired_ranking_refuses_lists_that_are_not_the_same(tmp_path):
         p.to_parquet(tmp_path / name / "predictions.parquet")
         short[name] = tmp_path / name
     with pytest.raises(ConfigError, match="candidate lists of different lengths \\(3-4\\)"):
-        paired_difference_of(short["short-a"], short["short-b"])
-
-
-def paired_difference_of(a, b):
-    from llmrec.paired import paired_difference
-
-    return paired_difference(a, b, n_boot=20)
+        paired_difference(short["short-a"], short["short-b"], n_boot=20)
 
 
 def test_paired_ctr_numbers_equal_a_reference_computation(tmp_path):

@@ -308,21 +308,8 @@ QUOTING_DOCS = [
 
 def recorded_differences() -> list[tuple[float, float, float]]:
     """Every paired difference recorded in results/*/table.json: (difference, low, high) per metric, and per
-    segment bucket (an entry's ``segments``)."""
-    found = []
-
-    def walk(value) -> None:
-        if not isinstance(value, dict):
-            return
-        if value.get("diff") is not None and value.get("ci95"):
-            found.append((value["diff"], *value["ci95"]))
-        for inner in value.values():
-            walk(inner)
-
-    for table in TABLES:
-        for entry in json.loads(table.read_text()).get("paired", []):
-            walk(entry)
-    return found
+    segment bucket (an entry's ``segments``), as :func:`load_records` reads them."""
+    return [d for pairs in PAIRS.values() for p in pairs for d in p.diffs.values()]
 
 
 def stale_differences(name: str, text: str) -> list[str]:

@@ -62,9 +62,10 @@ def statuses() -> dict[str, str]:
     return found
 
 
-def sampled(module: str, size: int | None, seed: int = 0) -> list[str]:
-    """The mutant names of ``module`` to test: all of them, or a seeded random sample of ``size``."""
-    names = sorted(n for n in statuses() if n.startswith(module + ".x"))
+def sampled(found: dict[str, str], module: str, size: int | None, seed: int = 0) -> list[str]:
+    """The mutant names of ``module`` among ``found`` (:func:`statuses`) to test: all of them, or a seeded random
+    sample of ``size``."""
+    names = sorted(n for n in found if n.startswith(module + ".x"))
     if size is None or size >= len(names):
         return names
     return sorted(random.Random(f"{module}:{seed}").sample(names, size))
@@ -83,7 +84,7 @@ def run_module(module: str, children: int, size: int | None = None) -> None:
         else:
             subprocess.run([MUTMUT, "run", "none-only-generate"], cwd=ROOT, check=False, capture_output=True)
             done = statuses()
-            targets = [n for n in sampled(module, size) if done.get(n) == "not checked"]
+            targets = [n for n in sampled(done, module, size) if done[n] == "not checked"]
         if targets:
             subprocess.run([MUTMUT, "run", *targets, "--max-children", str(children)], cwd=ROOT, check=False,
                            env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -99,7 +100,7 @@ def scores(size: int | None = None) -> dict[str, tuple[int, Counter]]:
         names = [n for n in found if n.startswith(module + ".x")]
         if not names:
             continue
-        chosen = set(sampled(module, size)) if size else set(names)
+        chosen = set(sampled(found, module, size))
         counts[module] = (len(names), Counter(found[n] for n in names if n in chosen and found[n] != "not checked"))
     return counts
 
