@@ -129,6 +129,37 @@ def test_history_rate_equals_a_pandas_computation(planted_folder, tmp_path):
     np.testing.assert_allclose(preds.loc[test["sample_id"]].to_numpy(), expected.to_numpy(), atol=1e-6)
 
 
+def test_history_mean_equals_a_pandas_and_sklearn_computation(planted_folder, tmp_path):
+    """``history_mean`` scores each test sample with a logistic calibration of the mean rating of its 10 most recent
+    history items, shrunk toward the training rows' mean history rating with weight 1; the calibration is fitted
+    on the training rows. Recomputed here with pandas and sklearn's (unpenalized) LogisticRegression.
+
+    Mutation: the shrinkage weight, the window (``history_len``), or the centre of the calibration: the scores
+    differ.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    path, _ = run_baseline(baseline_config("history_mean", planted_folder, tmp_path / "hm", {}, {}), **QUIET)
+    prepared = PreparedData.load(planted_folder)
+
+    def recent(split):
+        frame = prepared.split(split, columns=["sample_id", "label", "history_ratings"]).to_pandas()
+        return frame, frame["history_ratings"].map(lambda r: list(r)[-10:])
+
+    train, train_recent = recent("train")
+    centre = np.concatenate(train_recent.to_list()).mean()
+
+    def shrunk(r):
+        return (r.map(sum) + centre) / (r.map(len) + 1.0) - centre
+
+    model = LogisticRegression(C=np.inf, tol=1e-10, max_iter=1000).fit(shrunk(train_recent).to_frame(),
+                                                                           train["label"])
+    test, test_recent = recent("test")
+    expected = model.predict_proba(shrunk(test_recent).to_frame())[:, 1]
+    preds = pd.read_parquet(path / "predictions.parquet").set_index("sample_id")["score"]
+    np.testing.assert_allclose(preds.loc[test["sample_id"]].to_numpy(), expected, atol=1e-4)
+
+
 def _history_features(prepared: PreparedData, split: str) -> np.ndarray:
     """The five history features and the no-same-genre indicator of each sample, from the user's chronology before
     ``history_end``, in plain Python (raw, not standardized)."""

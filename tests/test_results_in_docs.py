@@ -67,7 +67,7 @@ PAGES = sorted(PAGES_DIR.glob("*.md"))
 # Which results pages show the rows of which recorded experiment.
 PAGES_OF = {
     "quickstart": ["tallrec.md"],
-    "tallrec-table": ["tallrec.md", "baselines.md"],
+    "tallrec-table": ["tallrec.md", "baselines.md", "hybrids.md"],
     "rella-table": ["rella.md"],
     "rella-sweep-n": ["rella.md"],
     "rella-sweep-k": ["rella.md"],

@@ -103,6 +103,14 @@ def test_stack_of_two_informative_scorers_beats_each(folder, runs, tmp_path):
     preds = pd.read_parquet(path / "predictions.parquet")
     test_ids = pd.read_parquet(runs["a_test"] / "predictions.parquet")["sample_id"]
     assert sorted(preds["sample_id"]) == sorted(test_ids)
+    # the metrics by segment every scored run has: the buckets hold every test sample, as the inputs' do
+    buckets = metrics["segments"]["item_popularity"]["buckets"]
+    assert sum(b["n"] for b in buckets.values()) == len(preds)
+    prepared = PreparedData.load(folder)
+    rows = prepared.split("test", columns=["sample_id", "item"]).to_pylist()
+    expected = dict(zip([r["sample_id"] for r in rows],
+                        prepared.segmenter().popularity(np.array([r["item"] for r in rows], dtype=object))))
+    assert preds.set_index("sample_id")["segment_item_popularity"].to_dict() == expected
 
 
 def test_fit_logistic_equals_sklearn():

@@ -5,7 +5,7 @@ Every model is a ``torch.nn.Module`` with
 
 * ``scores(batch) -> Tensor`` of probabilities, one per sample of a :class:`CtrBatch`;
 * ``loss(batch) -> Tensor`` (trainable models), minimised by the shared trainer;
-* ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean, history rate);
+* ``fit_counts(features, split)`` instead, for the counting floors (popularity, user mean, history rate and mean);
 * optionally ``fit_inputs(features, split)``: statistics of the training rows' inputs (standardization), which
   the shared trainer fits before the first step;
 
@@ -14,7 +14,7 @@ and SIM are FuxiCTR's implementations (``model_zoo.LongCTR``; ``pip install
 "llmrec[baselines]"``), fed our arrays directly; the floors are a few lines of torch here.
 
 >>> sorted(n for n, s in BASELINES.items() if s.kind == "ctr")[:5]
-['dcnv2', 'dien', 'din', 'history_rate', 'logreg']
+['dcnv2', 'dien', 'din', 'history_mean', 'history_rate']
 >>> BASELINES["logreg_history"].history_stats
 True
 >>> BASELINES["sim"].library, BASELINES["popularity"].trainable
@@ -144,6 +144,77 @@ class HistoryRate(CtrModel):
         levels = _long(batch.history_rating)
         liked, shown = self.liked[levels].sum(1), self.shown[levels].sum(1)
         return ((liked + self.m * self.prior) / (shown + self.m).clamp_min(1e-12)).float()
+
+
+class HistoryMean(CtrModel):
+    """Mean rating of the sample's own ``history_len`` most recent history items, shrunk toward the mean
+    history rating of the training rows (``(sum + m * global) / (shown + m)``), and turned into a probability by
+    a two-parameter logistic fit on the training rows (``sigmoid(a + b * (mean - global))``, Newton steps with a
+    small ridge). Where ``history_rate`` counts liked items, this reads the stars themselves: a 3-star and a
+    1-star dislike differ.
+
+    >>> import numpy as np
+    >>> from llmrec.baselines.features import Vocab
+    >>> f = type("F", (), {"ratings": Vocab(["1.0", "3.0", "4.0", "5.0"])})()
+    >>> m = HistoryMean(f, m=0.0)
+    >>> b = type("B", (), {"history_rating": np.array([[0, 1, 3, 4], [2, 2, 2, 3]])})()
+    >>> [round(x, 3) for x in m.mean_rating(b).tolist()]  # (1 + 4 + 5) / 3; (3 + 3 + 3 + 4) / 4
+    [3.333, 3.25]
+    """
+
+    trainable = False
+
+    def __init__(self, features: CtrFeatures, m: float = 1.0, ridge: float = 1e-3) -> None:
+        super().__init__()
+        self.m, self.ridge = float(m), float(ridge)
+        levels = [float(v) for v in features.ratings.values]
+        value = torch.zeros(features.ratings.size, dtype=torch.float64)
+        shown = torch.zeros(features.ratings.size, dtype=torch.float64)
+        value[1 : 1 + len(levels)] = torch.tensor(levels, dtype=torch.float64)
+        shown[1 : 1 + len(levels)] = 1.0  # 0: padding or no rating; the last index: an unknown level
+        self.register_buffer("value", value)
+        self.register_buffer("shown", shown)
+        # the training rows' mean history rating, and the calibration's intercept and slope
+        self.register_buffer("centre", torch.tensor(0.0, dtype=torch.float64))
+        self.register_buffer("coef", torch.tensor([0.0, 1.0], dtype=torch.float64))
+
+    def mean_rating(self, batch: CtrBatch) -> torch.Tensor:
+        levels = _long(batch.history_rating)
+        total, shown = self.value[levels].sum(1), self.shown[levels].sum(1)
+        return (total + self.m * self.centre) / (shown + self.m).clamp_min(1e-12)
+
+    def fit_counts(self, features: CtrFeatures, split: CtrSplit) -> None:
+        if not len(split):
+            return
+        levels = _long(features.batch(split, np.arange(len(split))).history_rating)
+        shown = self.shown[levels].sum()
+        self.centre.fill_(float(self.value[levels].sum() / shown) if shown > 0 else 0.0)
+        x = (self.mean_rating(features.batch(split, np.arange(len(split)))) - self.centre).numpy()
+        self.coef.copy_(torch.from_numpy(_logistic_fit(x, split.label.astype(np.float64), self.ridge)))
+
+    def scores(self, batch: CtrBatch) -> torch.Tensor:
+        z = self.coef[0] + self.coef[1] * (self.mean_rating(batch) - self.centre)
+        return torch.sigmoid(z).float()
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray, ridge: float, steps: int = 50) -> np.ndarray:
+    """Intercept and slope of a one-feature logistic regression (Newton's method; ``ridge`` on both).
+
+    >>> x, y = np.array([-1.0, -1.0, 1.0, 1.0, 1.0]), np.array([0.0, 1.0, 1.0, 1.0, 0.0])
+    >>> _logistic_fit(x, y, 1e-9).round(3).tolist()  # a - b = logit(1/2), a + b = logit(2/3) = ln 2
+    [0.347, 0.347]
+    """
+    X = np.c_[np.ones_like(x), x]
+    w = np.zeros(2)
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(X @ w)))
+        grad = X.T @ (p - y) + ridge * w
+        hess = (X * (p * (1 - p))[:, None]).T @ X + ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
 
 
 class LogisticRegression(CtrModel):
@@ -490,6 +561,9 @@ for _spec in (
     BaselineSpec("history_rate", lambda f, p: HistoryRate(f, **p),
                  "floor: the share of liked items among the sample's 10 most recent history items (no model)",
                  trainable=False, history_len=10, model_class=lambda: HistoryRate),
+    BaselineSpec("history_mean", lambda f, p: HistoryMean(f, **p),
+                 "floor: the mean rating of the sample's 10 most recent history items, calibrated on the training rows "
+                 "(two parameters)", trainable=False, history_len=10, model_class=lambda: HistoryMean),
     # one weight per id, zero initialisation: a larger step and more epochs than the deep models (at 1e-3 the
     # validation AUC on ML-1M still rose after 10 epochs: .7087 -> .7462)
     BaselineSpec("logreg", lambda f, p: LogisticRegression(f, **p),

@@ -339,7 +339,8 @@ def stack(config: StackConfig | StackPlan, *, log: Callable[[str], None] = print
     cols = [c for c in RESULT_COLUMNS if c in prepared.column_names(split)]
     rows = prepared.split(split, columns=cols).take(plan.rows["test"].tolist()).to_pylist()
     done = {str(s): float(v) for s, v in zip(plan.sample_ids["test"], test_scores)}
-    metrics, plots = write_results(run, rows, done, plan.kind, f"stack of {', '.join(names)} {dataset}/{protocol}/{split}")
+    metrics, plots = write_results(run, rows, done, plan.kind, f"stack of {', '.join(names)} {dataset}/{protocol}/{split}",
+                                   segmenter=prepared.segmenter())
     result = {"dataset": dataset, "protocol": protocol, "split": split, "stack": record, "metrics": metrics,
               "plots": plots, "run": {"samples": len(rows), "prompts": len(done)}}
     run.finish(result)

@@ -22,8 +22,9 @@ from llmrec.cli.app import config_command, config_options, echo_err, track_optio
 def baseline_cmd(name, data, train_samples, seed, epochs, run_dir, list_models, track, config_path, overrides, print_config):
     """Train a classic model on the training split, stop early on validation, score the test
     split into a run folder like `llmrec evaluate` writes. NAME: a CTR model (din, dien, dcnv2,
-    sim, logreg, logreg_history, popularity, user_mean, history_rate) for labelled samples, or a sequential one (gru4rec,
-    sasrec, narm, caser, ncf, seq_popularity) for candidate lists (TRSR).
+    sim, logreg, logreg_history, popularity, user_mean, history_rate, history_mean) for labelled
+    samples, or a sequential one (gru4rec, sasrec, narm, caser, ncf, seq_popularity) for candidate
+    lists (TRSR).
 
     \b
     Examples:
