@@ -103,6 +103,8 @@ def test_stack_of_two_informative_scorers_beats_each(folder, runs, tmp_path):
     preds = pd.read_parquet(path / "predictions.parquet")
     test_ids = pd.read_parquet(runs["a_test"] / "predictions.parquet")["sample_id"]
     assert sorted(preds["sample_id"]) == sorted(test_ids)
+    cost = json.loads((path / "metrics.json").read_text())["cost"]  # its inputs' records have no cost
+    assert cost["inputs_without_cost"] == ["a", "b"] and cost["train_s"] == cost["stack_fit_s"]
     # the metrics by segment every scored run has: the buckets hold every test sample, as the inputs' do
     buckets = metrics["segments"]["item_popularity"]["buckets"]
     assert sum(b["n"] for b in buckets.values()) == len(preds)
@@ -269,3 +271,26 @@ def test_llmrec_run_refuses_a_stack_of_mismatched_runs_with_one_line(folder, run
     lines = [line for line in out.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "step 'st'" in lines[0] and "stack input 'a'" in lines[0], out.output
     assert "Traceback" not in out.output and not (tmp_path / "out" / "st").exists()
+
+
+def test_a_stack_costs_its_inputs_plus_its_own_fit(folder, runs, tmp_path):
+    """A stack's ``cost`` is end to end: the inputs' training seconds and the validation scoring it fits on, plus its
+    fit (training); the inputs' test scoring plus its combination (scoring); samples/s over the sum.
+
+    Mutation: leave out the validation runs' scoring, or one input: the sums differ.
+    """
+    import shutil
+
+    copies = {}
+    for key, (train_s, scoring_s) in {"a_valid": (None, 3.0), "a_test": (100.0, 5.0), "b_valid": (None, 7.0),
+                                      "b_test": (200.0, 11.0)}.items():
+        copies[key] = Path(shutil.copytree(runs[key], tmp_path / key))
+        record = json.loads((copies[key] / "metrics.json").read_text())
+        record["cost"] = {"scoring_s": scoring_s, **({} if train_s is None else {"train_s": train_s})}
+        (copies[key] / "metrics.json").write_text(json.dumps(record))
+    path, result = stack(stack_config(folder, copies, tmp_path / "stack"), **QUIET_LOG)
+    cost = json.loads((path / "metrics.json").read_text())["cost"]
+    assert cost["train_s"] == pytest.approx(100 + 200 + 3 + 7 + cost["stack_fit_s"], abs=2e-3)
+    assert cost["scoring_s"] == pytest.approx(5 + 11 + cost["stack_combine_s"], abs=2e-3)
+    assert cost["samples_per_s"] == pytest.approx(result["run"]["samples"] / cost["scoring_s"], rel=1e-3)
+    assert "inputs_without_cost" not in cost

@@ -45,7 +45,7 @@ from llmrec.errors import ConfigError, DataError
 from llmrec.io import file_sha256, write_json
 from llmrec.paired import predictions_file, run_predictions
 from llmrec.results import RESULT_COLUMNS, rows_columns, write_results
-from llmrec.runs import RunDir, load_metrics
+from llmrec.runs import RunDir, load_metrics, run_cost
 
 __all__ = ["StackConfig", "StackInput", "StackSelection", "StackPlan", "check_stack", "stack", "fit_logistic",
            "logit"]
@@ -179,6 +179,31 @@ def _describe(config: StackConfig, side: str) -> str:
     sel = _selection(config, side)
     subset = f"{sel.limit:,} samples drawn with sample_seed {sel.sample_seed}" if sel.limit else "every sample"
     return f"split {sel.split!r} of {config.data} ({subset})"
+
+
+def _recorded_cost(path: str | Path) -> dict[str, Any]:
+    """The ``cost`` record of a finished run's metrics.json ({} when it has none)."""
+    try:
+        cost = load_metrics(path).get("cost")
+    except Exception:  # noqa: BLE001 - an input run was checked when the plan was made
+        return {}
+    return cost if isinstance(cost, dict) else {}
+
+
+def inputs_cost(config: StackConfig) -> tuple[float, float, list[str]]:
+    """What the stack's inputs cost, from their runs' records: (training seconds, including the validation scoring a
+    stack of ``valid`` / ``test`` runs fits on; test scoring seconds; the inputs whose records lack a figure).
+    A baseline ``run`` input's validation scoring is part of the stack's own fit time."""
+    train_s = scoring_s = 0.0
+    missing: list[str] = []
+    for item in config.inputs:
+        test = _recorded_cost(item.run if item.run is not None else item.test)
+        valid = {} if item.run is not None else _recorded_cost(item.valid)
+        if "scoring_s" not in test or (item.run is None and "scoring_s" not in valid):
+            missing.append(item.name)
+        train_s += float(test.get("train_s") or 0.0) + float(valid.get("scoring_s") or 0.0)
+        scoring_s += float(test.get("scoring_s") or 0.0)
+    return train_s, scoring_s, missing
 
 
 def _recorded_split(path: Path) -> str | None:
@@ -322,8 +347,10 @@ def stack(config: StackConfig | StackPlan, *, log: Callable[[str], None] = print
         raise DataError(f"{_describe(config, 'valid')}: one class only; the stack cannot be fitted")
     weights, intercept = fit_logistic(x_valid, y_valid, config.C)
     fitted = 1.0 / (1.0 + np.exp(-(x_valid @ weights + intercept)))
-    test_scores = 1.0 / (1.0 + np.exp(-(x_test @ weights + intercept)))
     fit_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    test_scores = 1.0 / (1.0 + np.exp(-(x_test @ weights + intercept)))
+    combine_s = time.perf_counter() - t1
     y_test = plan.labels["test"]
     two = len(np.unique(y_test)) == 2
     record = {"inputs": [{"name": n, "weight": round(float(w), 6),
@@ -341,8 +368,13 @@ def stack(config: StackConfig | StackPlan, *, log: Callable[[str], None] = print
     done = {str(s): float(v) for s, v in zip(plan.sample_ids["test"], test_scores)}
     metrics, plots = write_results(run, rows, done, plan.kind, f"stack of {', '.join(names)} {dataset}/{protocol}/{split}",
                                    segmenter=prepared.segmenter())
+    # what a stack costs end to end: its inputs' training and scoring (their records) plus its own fit and combination
+    in_train, in_scoring, unrecorded = inputs_cost(config)
+    cost = run_cost(train_s=in_train + fit_s, scoring_s=in_scoring + combine_s, samples=len(rows), prompts=len(done))
+    cost.update(stack_fit_s=round(fit_s, 3), stack_combine_s=round(combine_s, 6),
+                **({"inputs_without_cost": unrecorded} if unrecorded else {}))
     result = {"dataset": dataset, "protocol": protocol, "split": split, "stack": record, "metrics": metrics,
-              "plots": plots, "run": {"samples": len(rows), "prompts": len(done)}}
+              "plots": plots, "run": {"samples": len(rows), "prompts": len(done)}, "cost": cost}
     run.finish(result)
     log(f"stack: weights {record['weights']}, test AUC {metrics['auc']:.4f}")
     return run.path, result
