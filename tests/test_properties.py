@@ -665,8 +665,9 @@ def subr_problem(draw):
 
 
 @settings(max_examples=80)
-@given(subr_problem(), st.sampled_from([0, 10_000]), st.sampled_from([1, 2]))
-def test_subr_retrieves_the_k_most_similar_earlier_items_in_chronological_order(problem, dense_max_items, threads):
+@given(subr_problem(), st.sampled_from([0, 10_000]), st.sampled_from([1, 2]), st.sampled_from([0, 32]))
+def test_subr_retrieves_the_k_most_similar_earlier_items_in_chronological_order(problem, dense_max_items, threads,
+                                                                                dense_pass_mib):
     """Per sample: min(K, earlier items) positions, strictly before the target, ascending (chronological), and
     no unchosen earlier item more similar than a chosen one (ties: the more recent wins); deterministic, and the
     fast path equals the straightforward one. Mutation: ``>=`` for ``>`` in the mask of positions at or after
@@ -676,7 +677,7 @@ def test_subr_retrieves_the_k_most_similar_earlier_items_in_chronological_order(
 
     seq_rows, starts, users, ends, vectors, k = problem
     got = subr_fast(seq_rows, starts, users, ends, vectors, k, dense_max_items=dense_max_items, block_entries=1024,
-                    threads=threads)
+                    threads=threads, dense_pass_mib=dense_pass_mib)
     q = integer_vectors(vectors).astype(np.int64)
     assert np.diff(got.offsets).tolist() == np.minimum(ends, k).tolist()
     for i, (u, end) in enumerate(zip(users, ends)):

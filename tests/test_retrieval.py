@@ -44,12 +44,43 @@ def _random_problem(seed: int, n_users: int = 40, n_items: int = 50, dim: int = 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("dense_max_items", [0, 10_000])  # per-user blocks, and the items x items matrix
 @pytest.mark.parametrize("block_entries", [1024, 1 << 15])
-def test_fast_subr_equals_the_straightforward_one(seed, dense_max_items, block_entries):
+# the matrix in one pass, or one target item's row per pass (each user's samples split among the passes)
+@pytest.mark.parametrize("dense_pass_mib", [0, 32])
+def test_fast_subr_equals_the_straightforward_one(seed, dense_max_items, block_entries, dense_pass_mib):
     problem = _random_problem(seed)
     ref = subr_reference(*problem)
     for threads in (1, 2):
-        fast = subr_fast(*problem, dense_max_items=dense_max_items, block_entries=block_entries, threads=threads)
+        fast = subr_fast(*problem, dense_max_items=dense_max_items, block_entries=block_entries, threads=threads,
+                         dense_pass_mib=dense_pass_mib)
         assert fast.equals(ref)
+
+
+def test_the_dense_passes_hold_at_most_their_budget(monkeypatch):
+    """With ``dense_pass_mib``, the items x items similarities are built a slice of target rows at a time, each slice
+    within the budget, together covering every target row that has a sample, and the result is unchanged.
+
+    Mutation: one pass of the whole matrix, or a slice one row short: the sizes or the result differ.
+    """
+    import llmrec.retrieval.subr as subr
+
+    rng = np.random.default_rng(5)
+    n_items, lengths = 3000, rng.integers(15, 40, 30)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    seq_rows = rng.integers(0, n_items, int(lengths.sum()))
+    users = np.repeat(np.arange(len(lengths)), lengths - 1)
+    ends = np.concatenate([np.arange(1, n) for n in lengths])
+    vectors, _ = project(rng.normal(size=(n_items, 8)), None)
+    built = []
+    real = subr._dense_similarities
+    monkeypatch.setattr(subr, "_dense_similarities", lambda q, first=0, stop=None: built.append(
+        (first, stop)) or real(q, first, stop))
+    got = subr_fast(seq_rows, starts, users, ends, vectors, 4, dense_pass_mib=1)  # 87 of the 3,000 rows at a time
+    rows_per_pass = (1 << 20) // (4 * n_items)
+    assert built and all(stop - first <= rows_per_pass for first, stop in built)
+    assert all(first % rows_per_pass == 0 for first, _ in built)
+    targets = seq_rows[starts[users] + ends][ends > 4]
+    assert {t // rows_per_pass for t in targets} == {first // rows_per_pass for first, _ in built}
+    assert got.equals(subr_reference(seq_rows, starts, users, ends, vectors, 4))
 
 
 def test_subr_picks_the_most_similar_items_in_chronological_order():

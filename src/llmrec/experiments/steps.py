@@ -113,7 +113,9 @@ for _kind in (
              _checker("llmrec.data.prepare", "check_prepare"), marker="meta.json", transient=("overwrite",),
              inputs=source_fingerprint, description="data prepare config (file or mapping)"),
     StepKind("retrieve", _attr("llmrec.retrieval", "RetrievalConfig"), "out", _runner("llmrec.retrieval", "retrieve"),
-             _checker("llmrec.retrieval.transform", "check_retrieve"), marker="meta.json", transient=("overwrite",),
+             _checker("llmrec.retrieval.transform", "check_retrieve"), marker="meta.json",
+             # how SUBR's memory is spent does not change its output (the passes are exact)
+             transient=("overwrite", "dense_pass_mib"),
              description="retrieve config (SUBR)"),
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
              _checker("llmrec.summarize.transform", "check_summarize"), marker="meta.json", transient=("overwrite", "checkpoint_every", "checkpoint_seconds"), description="summarize config (LLM-TRSR)"),

@@ -51,6 +51,8 @@ class RetrievalConfig(BaseModel):
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     dense_max_items: int = Field(12000, ge=0, description="up to this many items, precompute the items x items "
                                  "similarity matrix (4 bytes per pair); above it, per-user blocks (bounded memory)")
+    dense_pass_mib: int = Field(32, ge=0, description="the items x items similarities are built in passes over the "
+                                "target items, at most this many MiB at a time (0: one target item per pass)")
     block_entries: int = Field(1 << 15, ge=1024, description="similarities computed at once (a block of samples of "
                                "one user; small enough to stay in the CPU cache)")
     overwrite: bool = Field(False, description="replace another prepared folder at `out`")

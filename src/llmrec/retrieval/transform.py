@@ -65,7 +65,7 @@ def _vector_rows(items: pa.Array, ids: list[str]) -> np.ndarray:
     [1, -1, 0, 1]
     """
     rows = pc.index_in(items.cast(pa.string()), value_set=pa.array(ids, type=pa.string()))
-    return pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pc.fill_null(rows, -1).to_numpy(zero_copy_only=False).astype(np.int32)  # rows of a vector table: < 2^31
 
 
 class Chronologies:
@@ -108,7 +108,9 @@ def _split_arrays(prepared: PreparedData, name: str, chrono: Chronologies, where
     if (code < 0).any():
         bad = table["user"][int(np.flatnonzero(code < 0)[0])].as_py()
         raise DataError(f"split {name}: user {bad!r} is not in sequences.parquet", path=where)
-    end = table["history_end"].to_numpy(zero_copy_only=False).astype(np.int64)
+    # int32 (user rows, positions in a chronology: SUBR allows below 2^22): ML-1M's 970k samples, 7.4 MiB less
+    code = code.astype(np.int32)
+    end = table["history_end"].to_numpy(zero_copy_only=False).astype(np.int32)
     off = end >= chrono.lengths[code]
     if off.any():
         raise DataError(f"split {name}: sample {_sample_id(prepared, name, int(np.flatnonzero(off)[0]))} has "
@@ -190,7 +192,8 @@ def _subr(config: RetrievalConfig, chrono: Chronologies, users: np.ndarray, ends
     Each sample's retrieval depends only on its own user's chronology, so blocks are independent
     and the merged result is the one-process result, bit for bit.
     """
-    settings = dict(dense_max_items=config.dense_max_items, block_entries=config.block_entries)
+    settings = dict(dense_max_items=config.dense_max_items, dense_pass_mib=config.dense_pass_mib,
+                    block_entries=config.block_entries)
     if config.engine.kind == "local":
         return subr_fast(chrono.rows, chrono.starts, users, ends, vectors, config.k, progress=advance, **settings)
     cuts = np.linspace(0, len(ends), 4 * config.engine.workers + 1).astype(np.int64)
