@@ -58,6 +58,66 @@ def test_answer_only_loss_equals_full_logit_loss(build):
     assert ours == pytest.approx(full_logit_loss(model, examples), abs=1e-5)
 
 
+def header_examples(n: int, header: int = 24, vocab: int = 64, seed: int = 0) -> list[Example]:
+    """Toy examples that all start with the same ``header`` tokens (a template's instruction), then a random tail of
+    4-30 tokens, a key token and the answer."""
+    g = np.random.default_rng(seed)
+    head = [1, *g.integers(30, vocab, size=header - 1).tolist()]
+    out = []
+    for i in range(n):
+        prompt = [*head, *g.integers(30, vocab, size=int(g.integers(4, 30))).tolist(), 10 + i % 2, 5]
+        answer = [20 + i % 2, 2]
+        out.append(Example(prompt + answer, [IGNORE] * len(prompt) + answer))
+    return out
+
+
+@pytest.mark.parametrize("build", [tiny_llama, lambda vocab: tiny_gemma3(vocab=vocab, sliding_window=128)])
+def test_a_shared_header_gives_the_plain_loss_and_gradients(build):
+    """The batch's common header run once, its keys and values shared by the rows' tails: the loss and every LoRA
+    gradient equal the plain left-padded step's (1e-5), and the model saw fewer tokens.
+
+    Mutation: tail positions that restart at 0, or the prefix not repeated per row: the loss differs.
+    """
+    from peft import get_peft_model
+
+    from llmrec.train.trainer import shared_prefix_length
+
+    torch.manual_seed(0)
+    model = get_peft_model(build(vocab=64), LoraSettings(r=4, dropout=0.0).to_peft())
+    for name, p in model.named_parameters():  # LoRA's B starts at zero: give the adapters a value
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.2)
+    batch = LeftPadCollator(0)([e.as_dict() for e in header_examples(6)])
+    assert shared_prefix_length(batch, keep=3) == 24
+    results = []
+    for shared in (False, True):
+        model.zero_grad()
+        loss = answer_only_loss(model, batch, shared_prefix=shared)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        results.append((loss.item(), grads))
+    (plain, g_plain), (shared, g_shared) = results
+    assert shared == pytest.approx(plain, abs=1e-5)
+    assert g_plain.keys() == g_shared.keys() and len(g_plain) > 0
+    for name in g_plain:
+        assert torch.allclose(g_shared[name], g_plain[name], atol=1e-5), name
+
+
+def test_a_shared_header_falls_back_where_it_cannot_be_shared():
+    """No common prefix (random prompts), one row, or a batch wider than a sliding window: the plain step."""
+    from llmrec.train.trainer import _fits_window, shared_prefix_length
+
+    mixed = LeftPadCollator(0)([e.as_dict() for e in toy_examples(4)])
+    assert shared_prefix_length(mixed, keep=3) == 0
+    one = LeftPadCollator(0)([header_examples(1)[0].as_dict()])
+    assert shared_prefix_length(one, keep=3) == 0
+    narrow = tiny_gemma3(vocab=64, sliding_window=8)
+    batch = LeftPadCollator(0)([e.as_dict() for e in header_examples(4)])
+    assert not _fits_window(narrow, batch["input_ids"].shape[1]) and _fits_window(tiny_llama(), 10_000)
+    with torch.no_grad():
+        assert answer_only_loss(narrow, batch, shared_prefix=True).item() == answer_only_loss(narrow, batch).item()
+
+
 def test_answer_only_loss_equals_trl_default_loss(tmp_path):
     from transformers import PreTrainedTokenizerFast
 

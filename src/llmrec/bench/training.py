@@ -7,7 +7,9 @@ the same LoRA initialisation (r=8 on q/v by default):
   loss over the vocabulary at every position, token-accuracy and entropy metrics);
 * ``trl_no_checkpointing``: the same with gradient checkpointing off;
 * ``answer_only``: :class:`~llmrec.train.trainer.AnswerOnlySFTTrainer` (left padding, LM
-  head only at the label positions, no checkpointing) -- what ``llmrec train`` uses.
+  head only at the label positions, no checkpointing) -- what ``llmrec train`` uses;
+* ``answer_only_shared``: the same with ``optim.shared_prefix`` (the batch's common instruction
+  header run once per step, the tails against its keys and values).
 
 Before timing, the loss of each path is computed on the batch without dropout; the values
 must agree to 1e-4 (same loss, less work). The first step of each path is a warm-up and
@@ -47,7 +49,8 @@ class _StepTimer:
 
 
 def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", batch_size: int = 8, steps: int = 4,
-        paths: tuple[str, ...] = ("trl_default", "trl_no_checkpointing", "answer_only"), seed: int = 0,
+        paths: tuple[str, ...] = ("trl_default", "trl_no_checkpointing", "answer_only", "answer_only_shared"),
+        seed: int = 0,
         log=print) -> dict[str, Any]:
     import tempfile
 
@@ -92,17 +95,19 @@ def run(data: str = "prepared/ml-100k-tallrec", model_name: str = "default", bat
                 if "lora_B" in pname:
                     p.copy_(torch.randn(p.shape, generator=g) * 0.01)
         optim = OptimSettings(batch_size=batch_size, max_steps=steps, gradient_checkpointing=(name == "trl_default"),
-                              loss="trl" if name.startswith("trl") else "answer_only", save_steps=10**6)
+                              loss="trl" if name.startswith("trl") else "answer_only", save_steps=10**6,
+                              shared_prefix=name == "answer_only_shared")
         with tempfile.TemporaryDirectory() as tmp:
             args = sft_config(optim, tmp, seed, progress=False)
             args.save_strategy = "no"
             timer = _StepTimer()
-            trainer = make_trainer(model, tok, examples, args, optim.loss, [timer.callback()])
+            trainer = make_trainer(model, tok, examples, args, optim.loss, [timer.callback()],
+                                   shared_prefix=optim.shared_prefix)
             model.eval()
             with torch.no_grad():
                 if optim.loss == "answer_only":
                     batch = LeftPadCollator(tok.pad_token_id)([e.as_dict() for e in examples])
-                    loss = answer_only_loss(model, batch)
+                    loss = answer_only_loss(model, batch, shared_prefix=optim.shared_prefix)
                 else:
                     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))])
                     loss = trainer.compute_loss(model, batch)

@@ -83,12 +83,15 @@ def bench_scoring(data, model_name, n_prompts, history_k, batch_sizes, rank_user
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
 @click.option("--batch-size", default=8, type=click.IntRange(min=1), show_default=True, help="Samples in the (fixed) batch.")
 @click.option("--steps", default=4, type=click.IntRange(min=2), show_default=True, help="Steps per path (the first is not timed).")
-@click.option("--path", "paths", multiple=True, type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only"]),
-              default=("trl_default", "trl_no_checkpointing", "answer_only"), show_default=True)
+@click.option("--path", "paths", multiple=True,
+              type=click.Choice(["trl_default", "trl_no_checkpointing", "answer_only", "answer_only_shared"]),
+              default=("trl_default", "trl_no_checkpointing", "answer_only", "answer_only_shared"), show_default=True,
+              help="answer_only_shared: the answer-only loss with optim.shared_prefix (the batch's common header once).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
               help="Also write the JSON result here.")
 def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
-    """Seconds per LoRA step: TRL's defaults vs the answer-only loss, same batch, same loss."""
+    """Seconds per LoRA step: TRL's defaults vs the answer-only loss (and with the shared header), same batch,
+    same loss."""
     from llmrec.bench.training import run
 
     _emit(run(data, model_name, batch_size, steps, tuple(paths), log=echo_err), output)

@@ -264,13 +264,29 @@ def _plan_row(row: Step, base: dict[str, Any], refs: list[str], runs, out: Path,
         config = load_config(cls, base=resolved)
         # in the key an upstream output is its key, not its path: moving OUT changes no key
         as_key = {str(r.folder): f"@{n}#{r.key}" for n, r in upstream.items()}
-        keyed = map_strings(config.model_dump(mode="json", exclude={kind.output_field, *kind.transient}),
+        keyed = map_strings(config.model_dump(mode="json", exclude=exclusions([kind.output_field, *kind.transient])),
                             lambda s, table=as_key: table.get(s, s))
         inputs = {k: v for k, v in resolved.items() if k != kind.output_field}  # its own output is no input
         key = _digest({"kind": row.kind, "config": keyed,
                        "inputs": _input_fingerprints(inputs, kind, set(paths.values()))})
         planned.append(PlannedRun(row, seed, folder, config, key, list(upstream.values())))
     return planned
+
+
+def exclusions(names: list[str]) -> dict[str, Any]:
+    """pydantic's ``exclude`` for field names, dotted ones naming a nested field.
+
+    >>> exclusions(["out", "optim.shared_prefix", "optim.x"])
+    {'out': True, 'optim': {'shared_prefix': True, 'x': True}}
+    """
+    out: dict[str, Any] = {}
+    for name in names:
+        node = out
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = True
+    return out
 
 
 def owner_path(out: str | Path) -> Path:

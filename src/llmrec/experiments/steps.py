@@ -39,7 +39,7 @@ class StepKind:
     # gets instead of the config, so nothing is checked or opened twice
     check: Callable[[Any], Any] | None = None
     marker: str = "metrics.json"  # the file a finished output holds
-    transient: tuple[str, ...] = ("resume",)  # fields that do not change the result
+    transient: tuple[str, ...] = ("resume",)  # fields that do not change the result (dotted: a nested field)
     # files later steps read that a copied record leaves out (a train run's weights): a finished run
     # without them runs again when a step still to run reads it
     artifacts: tuple[str, ...] = ()
@@ -120,7 +120,7 @@ for _kind in (
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
              _checker("llmrec.summarize.transform", "check_summarize"), marker="meta.json", transient=("overwrite", "checkpoint_every", "checkpoint_seconds"), description="summarize config (LLM-TRSR)"),
     StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
-             _checker("llmrec.train.run", "check_train"), transient=("resume", "tracking"),
+             _checker("llmrec.train.run", "check_train"), transient=("resume", "tracking", "optim.shared_prefix"),
              artifacts=("adapter/adapter_config.json",), seeded=True, in_table=True, description="train config"),
     StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
              _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every", "checkpoint_seconds", "tracking"),

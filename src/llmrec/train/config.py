@@ -46,6 +46,9 @@ class OptimSettings(BaseModel):
         "answer_only", description="answer_only: LM head only at the label positions; trl: SFTTrainer's own loss")
     save_steps: int | None = Field(None, ge=1, description="checkpoint every N steps (default: every epoch)")
     logging_steps: int = Field(1, ge=1)
+    shared_prefix: bool = Field(False, description="run the instruction header a batch's prompts share once per "
+                                "step, the rows' tails against its keys and values (the same loss and gradients to float "
+                                "rounding, fewer tokens; answer_only loss, one process, no gradient checkpointing)")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
         "auto", description="auto: bf16 for a bfloat16 model on a GPU, fp16 (with loss scaling) for a float16 one, "
         "none on CPU; fp16 for GPUs without bfloat16 (V100, T4)")
@@ -219,6 +222,7 @@ class TrainConfig(PromptSettings):
             del keep["collab"]
         if keep["optim"]["mixed_precision"] == "auto":
             del keep["optim"]["mixed_precision"]
+        del keep["optim"]["shared_prefix"]  # how the step is computed, not what it computes
         if keep["selection"]["metric"] is None:
             keep["selection"]["metric"] = "auc"
         if data_fingerprints:

@@ -81,8 +81,12 @@ def mixed_precision(optim: OptimSettings, device, dtype) -> str | None:
 
 
 def make_trainer(model, tokenizer, examples: Sequence[Example], args, loss: str = "answer_only", callbacks=(),
-                 peft_config=None):
-    """An SFT trainer over pre-tokenized examples: ours (answer-only loss) or TRL's default."""
+                 peft_config=None, shared_prefix: bool = False):
+    """An SFT trainer over pre-tokenized examples: ours (answer-only loss) or TRL's default.
+
+    ``shared_prefix`` (answer-only loss): a batch's common prompt prefix runs once per step; ignored with gradient
+    checkpointing or several processes (a second forward per step does not mix with either).
+    """
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -93,6 +97,7 @@ def make_trainer(model, tokenizer, examples: Sequence[Example], args, loss: str 
         collator = LeftPadCollator(tokenizer.pad_token_id)
         trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                        data_collator=collator, callbacks=list(callbacks), peft_config=peft_config)
+        trainer.shared_prefix = bool(shared_prefix and not args.gradient_checkpointing and args.world_size == 1)
     else:
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              callbacks=list(callbacks), peft_config=peft_config)

@@ -238,7 +238,9 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
                              report=tracking.log_metrics if tracking else None)
     live = [tracking_callback(tracking.log_metrics)] if tracking else []  # curves while training runs
     trainer = make_trainer(model, tok, examples, args, config.optim.loss,
-                           [*(c for c in [selector] if c), *live, *callbacks])
+                           [*(c for c in [selector] if c), *live, *callbacks],
+                           # collaborative tokens enter at their prompt positions: the whole prompt runs at once
+                           shared_prefix=config.optim.shared_prefix and config.collab is None)
     if selector:
         selector.accelerator = trainer.accelerator
     resume_from = main_first(lambda: last_checkpoint(run.path / "checkpoints", log)) if config.resume else None

@@ -56,11 +56,79 @@ class LeftPadCollator:
         return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
 
 
-def answer_only_loss(model, inputs: dict[str, torch.Tensor], num_items_in_batch=None) -> torch.Tensor:
+MIN_SHARED_PREFIX = 16  # tokens: a shorter prefix common to a batch is not worth a second forward
+
+
+def shared_prefix_length(inputs: dict[str, torch.Tensor], keep: int) -> int:
+    """The tokens every row of a left-padded batch starts with, short of each row's last ``keep`` positions (those
+    give the logits); 0 when the batch has one row or the prefix is shorter than :data:`MIN_SHARED_PREFIX`.
+
+    >>> batch = LeftPadCollator(0)([{"input_ids": list(range(1, 21)) + [30, 31], "labels": [IGNORE] * 21 + [31]},
+    ...                             {"input_ids": list(range(1, 21)) + [40], "labels": [IGNORE] * 20 + [40]}])
+    >>> shared_prefix_length(batch, keep=2)
+    19
+    """
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    rows, width = ids.shape
+    if rows < 2:
+        return 0
+    lengths = mask.sum(1)
+    shortest = int(lengths.min())
+    starts = width - lengths
+    aligned = ids.gather(1, starts[:, None] + torch.arange(shortest, device=ids.device)[None, :])
+    differs = (aligned != aligned[:1]).any(0).nonzero()
+    common = int(differs[0]) if len(differs) else shortest
+    n = min(common, shortest - keep)
+    return n if n >= MIN_SHARED_PREFIX else 0
+
+
+def _fits_window(model, width: int) -> bool:
+    """Whether a batch ``width`` tokens wide stays inside the model's sliding attention window (if it has one).
+
+    The tails sit after the prefix with their padding between, so a sliding window counted in sequence columns would
+    reach less far back than in the left-padded whole batch; within the window nothing is cut and the two agree.
+    """
+    window = getattr(getattr(model, "config", None), "sliding_window", None)
+    return not isinstance(window, int) or width <= window
+
+
+def _shared_prefix_logits(model, forward: dict[str, torch.Tensor], keep: int, n: int) -> torch.Tensor:
+    """The last ``keep`` positions' logits of a left-padded batch whose rows share their first ``n`` tokens: the prefix
+    runs once (batch 1, with gradients), its keys and values are repeated over the batch, and the rows' tails run
+    against them (left-padded after the prefix, masked, with the positions they have in the whole prompt)."""
+    from llmrec.llm.scoring import _cache_kwarg, _repeat_cache, _returned_cache
+
+    ids, mask = forward["input_ids"], forward["attention_mask"]
+    rows, width = ids.shape
+    lengths = mask.sum(1)
+    starts = width - lengths
+    tail_width = int(lengths.max()) - n
+    cols = torch.arange(width - tail_width, width, device=ids.device)
+    tail_mask = (cols[None, :] >= (starts + n)[:, None]).long()
+    tail_ids = torch.where(tail_mask.bool(), ids[:, width - tail_width :], ids.new_zeros(()))
+    first = int(starts[0])
+    prefix = ids[:1, first : first + n]
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cache_kw = _cache_kwarg(base)
+    # the prefix needs keys and values only: its decoder (LoRA layers included), no LM head
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+    cache = _returned_cache(decoder(input_ids=prefix, use_cache=True) if decoder is not None
+                            else model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+    _repeat_cache(cache, rows)
+    attention = torch.cat([mask.new_ones(rows, n), tail_mask], dim=1)
+    positions = n + (tail_mask.cumsum(-1) - 1).clamp(min=0)
+    return model(input_ids=tail_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                 logits_to_keep=keep, **{cache_kw: cache}).logits
+
+
+def answer_only_loss(model, inputs: dict[str, torch.Tensor], num_items_in_batch=None,
+                     shared_prefix: bool = False) -> torch.Tensor:
     """Mean cross-entropy over the label tokens, with logits only at the last positions.
 
     Requires left-padded batches (every row ends at the last column), as :class:`LeftPadCollator`
-    builds them.
+    builds them. ``shared_prefix``: when the rows start with the same tokens (a template's instruction header), run
+    that prefix once per batch and the rows' tails against its keys and values (:func:`shared_prefix_length`); the
+    same loss and gradients (to float rounding), fewer tokens through the model.
     """
     labels = inputs["labels"]
     width = labels.shape[1]
@@ -72,7 +140,11 @@ def answer_only_loss(model, inputs: dict[str, torch.Tensor], num_items_in_batch=
     if first == 0:
         raise ValueError("a label at the first position has no position to predict it from")
     forward = {k: v for k, v in inputs.items() if k != "labels"}
-    logits = model(**forward, use_cache=False, logits_to_keep=keep).logits  # (B, keep, V)
+    n = shared_prefix_length(forward, keep) if shared_prefix and _fits_window(model, width) else 0
+    if n:
+        logits = _shared_prefix_logits(model, forward, keep, n)
+    else:
+        logits = model(**forward, use_cache=False, logits_to_keep=keep).logits  # (B, keep, V)
     logits = logits[:, :-1, :].float()
     targets = labels[:, first:]
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
@@ -82,10 +154,13 @@ def answer_only_loss(model, inputs: dict[str, torch.Tensor], num_items_in_batch=
 
 
 class AnswerOnlySFTTrainer(SFTTrainer):
-    """:class:`trl.SFTTrainer` whose loss runs the LM head only at the answer positions."""
+    """:class:`trl.SFTTrainer` whose loss runs the LM head only at the answer positions (and, with
+    ``shared_prefix``, a batch's common prefix once: one process, no gradient checkpointing)."""
+
+    shared_prefix = False
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss = answer_only_loss(model, inputs, num_items_in_batch)
+        loss = answer_only_loss(model, inputs, num_items_in_batch, shared_prefix=self.shared_prefix)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * self.accelerator.num_processes
         if return_outputs:
