@@ -77,6 +77,7 @@ PAGES_OF = {
     "trsr-itemtext": ["hybrids.md"],
     "hybrid-ml100k": ["hybrids.md"],
     "hybrid-bookcrossing": ["hybrids.md"],
+    "hybrid-ml1m": ["hybrids.md"],
 }
 
 NUMBER = r"0?\.\d{3,4}"
