@@ -503,3 +503,16 @@ def test_subr_outputs_keep_their_types_and_their_edges():
     assert integer_vectors(np.array([[1 + 4e-4, 0.0]])).tolist() == [[2049.0, 0.0]]  # float32 normalisation slack
     with pytest.raises(ValueError, match="^SUBR needs L2-normalised vectors$"):
         integer_vectors(np.array([[1.01, 0.0]]))
+
+
+def test_bench_matmul_rate_reads_the_model_shape():
+    """``llmrec bench retrieval``'s ceiling: a float32 matrix product on the model's hidden x intermediate shape,
+    in GFLOP/s (positive, finite), for a model with those config fields and without them (defaults)."""
+    import math
+
+    from llmrec.bench.retrieval import matmul_gflops
+    from tests.tiny_models import tiny_llama
+
+    for model in (tiny_llama(), object()):
+        rate = matmul_gflops(model, rows=64, repeats=2)
+        assert rate > 0 and math.isfinite(rate)

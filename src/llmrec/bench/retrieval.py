@@ -1,6 +1,7 @@
 """``llmrec bench retrieval``: item encoding speed, and SUBR over a whole prepared folder.
 
-* encoding: items/s of the LLM item encoder on ``encode_items`` item texts (cache bypassed),
+* encoding: items/s of the LLM item encoder on ``encode_items`` item texts (cache bypassed), its
+  GFLOP/s against the machine's float32 matmul rate on the model's MLP shape (:func:`matmul_gflops`),
   and the time to load a finished encoding from the cache;
 * SUBR: :func:`~llmrec.retrieval.subr.subr_fast` against the straightforward
   :func:`~llmrec.retrieval.subr.subr_reference` on every sample of every split, each in its
@@ -50,13 +51,35 @@ def bench_encoding(data: str, model_name: str, n_items: int, batch_size: int, lo
     mean_pooled(loaded.model, ids, pad_token_id=tok.pad_token_id or 0, batch_size=batch_size)
     seconds = time.perf_counter() - t0
     log(f"encoding: {len(ids)} items in {seconds:.1f} s")
+    from llmrec.llm.scoring import count_non_embedding_parameters
+
+    weights = count_non_embedding_parameters(loaded.model)
+    gflops = 2 * weights * sum(len(i) for i in ids) / seconds / 1e9  # weight FLOPs (attention over <= 64 tokens: little)
     encode_items(prepared.items, settings, loaded=loaded, log=log)  # fills the cache (once per data set)
     t0 = time.perf_counter()
     cached = encode_items(prepared.items, settings, log=log, progress=False)
     reload_s = time.perf_counter() - t0
     return {"items": len(ids), "mean_tokens": round(float(np.mean([len(i) for i in ids])), 1),
             "batch_size": batch_size, "seconds": round(seconds, 2), "items_per_s": round(len(ids) / seconds, 1),
+            "gflops": round(gflops, 1), "matmul_peak_gflops": round(matmul_gflops(loaded.model), 1),
             "cache_reload_s": round(reload_s, 3), "cache_hit": bool(cached.info.get("cached"))}
+
+
+def matmul_gflops(model, rows: int = 4096, repeats: int = 20) -> float:
+    """This machine's float32 matrix-product rate (GFLOP/s) on the shape of ``model``'s MLP (hidden x intermediate),
+    with the threads torch uses: the ceiling of a decoder's throughput."""
+    import torch
+
+    cfg = getattr(model, "config", None)
+    hidden = int(getattr(cfg, "hidden_size", 640))
+    inner = int(getattr(cfg, "intermediate_size", 4 * hidden))
+    a, b = torch.randn(rows, hidden), torch.randn(hidden, inner)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * rows * hidden * inner * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def _vectors(data: str, model_name: str, log: Callable[[str], None]) -> tuple[np.ndarray, str]:
