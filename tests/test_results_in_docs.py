@@ -69,7 +69,7 @@ PAGES_OF = {
     "quickstart": ["tallrec.md"],
     "tallrec-table": ["tallrec.md", "baselines.md", "hybrids.md"],
     "rella-table": ["rella.md"],
-    "rella-sweep-n": ["rella.md"],
+    "rella-sweep-n": ["rella.md", "hybrids.md"],
     "rella-sweep-k": ["rella.md"],
     "rella-baselines": ["baselines.md", "rella.md"],
     "trsr-table": ["trsr.md"],
