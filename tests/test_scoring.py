@@ -79,6 +79,90 @@ def test_common_prefix_of_a_call_is_encoded_once_with_the_same_scores(arch, head
     np.testing.assert_allclose(off, got, atol=1e-4)
 
 
+@pytest.mark.parametrize("arch", MODELS)
+@pytest.mark.parametrize("head", ["answer_rows", "full"])
+def test_kept_prefixes_are_encoded_once_across_calls_with_the_same_scores(arch, head):
+    """With ``keep_prefixes``, the header common to a call (and a context shared by candidates) is encoded in the
+    first call only; later calls with the same prefix reuse a copy of its keys and values and score the same.
+
+    Mutation: storing the cache the call then extends in place (no copy), or a key without the prefix's tokens:
+    the second call's scores differ or it encodes the header again.
+    """
+    model = MODELS[arch]()
+    header = tuple(range(10, 30))
+    first, second = (with_header(random_prompts(7, seed=s), header) for s in (5, 6))
+    shared = random_prompts(9, seed=2, shared_context=True)
+    expected = [reference(model, p) for p in (first, second, shared, shared)]
+    scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=3, head=head))
+    scorer.keep_prefixes(64)
+    runner = scorer.model if head == "full" else scorer.decoder
+    encoded = []
+    hook = runner.register_forward_pre_hook(lambda _m, _a, kw: encoded.append(kw["input_ids"].shape), with_kwargs=True)
+    try:
+        got = [scorer.score(first)]
+        n_first = len(encoded)
+        got += [scorer.score(second), scorer.score(shared), scorer.score(shared)]
+    finally:
+        hook.remove()
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-4)
+    assert encoded[0] == (1, len(header) + 1)
+    assert (1, len(header) + 1) not in encoded[n_first:]  # the header: encoded in the first call only
+    assert scorer.kept_hits == 2 and len(scorer._kept) == 2  # the header, and the shared context once
+
+
+@pytest.mark.parametrize("arch", MODELS)
+def test_prompts_scored_one_at_a_time_share_their_kept_header(arch):
+    """One prompt per call (a server's sequential requests): the first is scored whole, the second keeps the start
+    it shares with the first (the header), and every later one runs on that kept header; the scores are those of
+    the whole prompts.
+
+    Mutation: no lookup of kept prefixes for single prompts, or a prefix that takes the whole prompt: the encoded
+    shapes or the scores differ.
+    """
+    model = MODELS[arch]()
+    header = tuple(range(10, 30))
+    prompts = with_header(random_prompts(5, seed=7), header)
+    expected = reference(model, prompts)
+    scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=4))
+    scorer.keep_prefixes(64)
+    encoded = []
+    hook = scorer.decoder.register_forward_pre_hook(lambda _m, _a, kw: encoded.append(kw["input_ids"].shape),
+                                                    with_kwargs=True)
+    try:
+        got = np.concatenate([scorer.score([p]) for p in prompts])
+    finally:
+        hook.remove()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert encoded[0] == (1, len(prompts[0]))  # whole
+    assert (1, len(header) + 1) in encoded[1:3] and scorer.kept_hits == 3  # kept at the 2nd, reused by the rest
+    assert all(shape[1] <= len(p) - len(header) - 1 for shape, p in zip(encoded[-3:], prompts[-3:]))
+
+
+def test_kept_prefixes_stay_within_their_budget_least_recently_used_first():
+    """The kept keys and values never exceed the budget: a prefix that does not fit alone is not kept, and the least
+    recently used prefix goes first."""
+    from llmrec.llm.scoring import _cache_bytes
+
+    model = tiny_llama()
+    scorer = YesNoScorer(model, ANSWER, ScoringConfig(batch_size=4))
+    headers = [tuple(range(10 + i, 30 + i)) for i in range(3)]
+    calls = [with_header(random_prompts(3, seed=i), h) for i, h in enumerate(headers)]
+    size = _cache_bytes(model(input_ids=torch.tensor([[2, *headers[0]]]), use_cache=True).past_key_values)
+    scorer._kept_budget = 2 * size  # room for two headers of this length
+    for call in (calls[0], calls[1], calls[0], calls[2]):  # header 1 is the least recently used at the end
+        scorer.score(call)
+        assert scorer.kept_bytes <= 2 * size
+    assert [key[1][1:] for key in scorer._kept] == [headers[0], headers[2]]
+    scorer._kept_budget = size // 2
+    scorer._kept.clear(), setattr(scorer, "_kept_bytes", 0)
+    scorer.score(calls[1])
+    assert scorer.kept_bytes == 0 and not scorer._kept
+    scorer.keep_prefixes(0)
+    scorer.score(calls[1])
+    assert not scorer._kept
+
+
 def test_short_common_prefix_or_single_prompt_scores_whole_prompts():
     model = tiny_llama()
     for prompts in (with_header(random_prompts(6, seed=6), (10, 11, 12)), with_header(random_prompts(1, seed=6), tuple(range(10, 40)))):

@@ -23,6 +23,7 @@ Both paths give the same scores as scoring each full prompt alone (tested to 1e-
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -71,6 +72,12 @@ class YesNoScorer:
             # FSDP unshards parameters in the root model's forward: the decoder alone would see shards
             self.config = self.config.model_copy(update={"head": "full"})
         self.decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+        # keys/values of encoded prefixes kept across calls (:meth:`keep_prefixes`); off unless asked for
+        self._kept: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._kept_budget = 0
+        self._kept_bytes = 0
+        self.kept_hits = 0
+        self._last_single: tuple[int, ...] | None = None  # the last prompt scored alone (its start may recur)
         head = model.get_output_embeddings()
         if self.config.head == "answer_rows":
             if self.decoder is None or head is None or not hasattr(head, "weight"):
@@ -86,6 +93,24 @@ class YesNoScorer:
         return cls(loaded.model, answer, config, pad_token_id=loaded.tokenizer.pad_token_id)
 
     # ------------------------------------------------------------------ public API
+    def keep_prefixes(self, mib: int) -> None:
+        """Keep the keys and values of encoded contexts and common prefixes across :meth:`score` calls, the least
+        recently used dropped first once they exceed ``mib`` MiB (0: keep none). A template's header, or one user's
+        context across that user's requests, is then encoded once, not once per call (RadixAttention's idea, for
+        whole prefixes): a prompt scored alone runs on the longest kept prefix it starts with, and two prompts scored
+        alone one after the other keep the start they share (>= 16 tokens). Only for a model whose weights stay as they are (a server): a kept prefix is not
+        recomputed when the weights change.
+        """
+        self._kept_budget = max(0, int(mib)) << 20
+        self._kept.clear()
+        self._kept_bytes = 0
+        self._last_single = None
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of keys and values kept now (at most the :meth:`keep_prefixes` budget)."""
+        return self._kept_bytes
+
     def score(self, prompts: Sequence[EncodedPrompt], progress: Callable[[int], None] | None = None) -> np.ndarray:
         """P(yes) for every prompt, in input order (float64)."""
         self._check_lengths(prompts)
@@ -102,6 +127,8 @@ class YesNoScorer:
                 else:
                     singles.extend(members)
             singles = self._score_common_prefix(prompts, singles, out, progress)
+            if self._kept_budget and singles:
+                singles = self._score_on_kept_prefixes(prompts, singles, out, progress)
         else:
             singles = list(range(len(prompts)))
         for batch in self._batches([len(prompts[i]) for i in singles]):
@@ -160,6 +187,50 @@ class YesNoScorer:
         out[members] = self._score_shared_context(first[:n], suffixes, batches, progress)
         return []
 
+    def _score_on_kept_prefixes(self, prompts: Sequence[EncodedPrompt], members: list[int], out: np.ndarray,
+                                progress: Callable[[int], None] | None) -> list[int]:
+        """Score the prompts of ``members`` that start with a kept prefix (or with the start they share with the
+        previous prompt scored alone) on that prefix's keys and values; return the rest."""
+        kind = self.config.head == "full"
+        kept = sorted((key[1] for key in self._kept if key[0] == kind), key=len, reverse=True)
+        on: dict[tuple[int, ...], list[int]] = {}
+        rest: list[int] = []
+        for i in members:
+            ids = prompts[i].ids
+            prefix = next((k for k in kept if len(k) < len(ids) and ids[: len(k)] == k), None)
+            if prefix is None and self._last_single is not None:
+                n = min(common_prefix(self._last_single, ids), len(ids) - 1)
+                if n >= MIN_SHARED_PREFIX:
+                    prefix = tuple(ids[:n])
+            self._last_single = tuple(ids)
+            if prefix is None:
+                rest.append(i)
+            else:
+                on.setdefault(prefix, []).append(i)
+        for prefix, group in on.items():
+            out[group] = self._score_shared_context(prefix, [prompts[i].ids[len(prefix):] for i in group],
+                                                    progress=progress)
+        return rest
+
+    def _prefix_cache(self, runner, context: tuple[int, ...], ids):
+        """The KV cache of ``context`` (batch 1) for this call to extend: a copy of a kept one, or encoded now (and
+        kept, within the budget)."""
+        key = (runner is self.model, tuple(context))
+        if self._kept_budget and key in self._kept:
+            self._kept.move_to_end(key)
+            self.kept_hits += 1
+            return copy.deepcopy(self._kept[key][0])
+        cache = _returned_cache(runner(input_ids=ids, use_cache=True))
+        if self._kept_budget:
+            size = _cache_bytes(cache)
+            if 0 < size <= self._kept_budget:
+                self._kept[key] = (copy.deepcopy(cache), size)
+                self._kept_bytes += size
+                while self._kept_bytes > self._kept_budget:
+                    _, (_, dropped) = self._kept.popitem(last=False)
+                    self._kept_bytes -= dropped
+        return cache
+
     def _score_full(self, sequences: list[tuple[int, ...]]) -> np.ndarray:
         torch = self.torch
         width = max(len(s) for s in sequences)
@@ -196,7 +267,7 @@ class YesNoScorer:
         out = np.empty(len(candidates), dtype=np.float64)
         runner = self.model if self.config.head == "full" else self.decoder
         with self._no_grad():
-            cache = _returned_cache(runner(input_ids=ctx, use_cache=True))
+            cache = self._prefix_cache(runner, context, ctx)
             cache_kw = _cache_kwarg(runner)
             # candidates of similar length share a pass: right padding to the longest of a chunk wastes little
             if chunks is None:
@@ -225,6 +296,17 @@ class YesNoScorer:
                 if progress:
                     progress(len(chunk))
         return out
+
+
+def _cache_bytes(cache) -> int:
+    """Bytes held by a transformers KV cache's per-layer tensors."""
+    total = 0
+    for layer in getattr(cache, "layers", None) or []:
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if t is not None and hasattr(t, "element_size"):
+                total += t.numel() * t.element_size()
+    return total
 
 
 def _cache_kwarg(module) -> str:

@@ -37,6 +37,9 @@ class ServerSettings(BaseModel):
     micro_batching: bool = Field(True, description="score the prompts of concurrent requests together")
     max_batch_prompts: int = Field(64, ge=1, description="prompts gathered into one scoring call at most")
     max_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for others")
+    prefix_cache_mib: int = Field(256, ge=0, description="keep the keys and values of prompt prefixes (the template "
+                                  "header, a user's context) across scoring calls, least recently used dropped "
+                                  "first beyond this many MiB; 0: encode them in every call")
     max_candidates: int = Field(100, ge=1, description="candidates per request at most")
     max_history: int = Field(500, ge=1, description="history items per request at most")
     max_body_bytes: int = Field(1_048_576, ge=256, description="request body size at most (bytes)")

@@ -214,6 +214,8 @@ class RecommenderService:
                               "serve a folder from llmrec data prepare")
         answer = AnswerTokens.for_renderer(renderer, sample)
         scorer = scorer or make_scorer(loaded, answer, config.scoring)
+        if hasattr(scorer, "keep_prefixes"):  # a served model's weights stay as they are: prefixes can be kept
+            scorer.keep_prefixes(config.server.prefix_cache_mib)
         describe = {"model": loaded.source, "adapter": config.adapter, **describe, "kind": renderer.kind.name,
                     "template": renderer.template.name, "history_k": renderer.history_k,
                     "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items)}
