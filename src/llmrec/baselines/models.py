@@ -186,10 +186,11 @@ class HistoryMean(CtrModel):
     def fit_counts(self, features: CtrFeatures, split: CtrSplit) -> None:
         if not len(split):
             return
-        levels = _long(features.batch(split, np.arange(len(split))).history_rating)
+        batch = features.batch(split, np.arange(len(split)))
+        levels = _long(batch.history_rating)
         shown = self.shown[levels].sum()
         self.centre.fill_(float(self.value[levels].sum() / shown) if shown > 0 else 0.0)
-        x = (self.mean_rating(features.batch(split, np.arange(len(split)))) - self.centre).numpy()
+        x = (self.mean_rating(batch) - self.centre).numpy()
         self.coef.copy_(torch.from_numpy(_logistic_fit(x, split.label.astype(np.float64), self.ridge)))
 
     def scores(self, batch: CtrBatch) -> torch.Tensor:
