@@ -98,8 +98,8 @@ class YesNoScorer:
         recently used dropped first once they exceed ``mib`` MiB (0: keep none). A template's header, or one user's
         context across that user's requests, is then encoded once, not once per call (RadixAttention's idea, for
         whole prefixes): a prompt scored alone runs on the longest kept prefix it starts with, and two prompts scored
-        alone one after the other keep the start they share (>= 16 tokens). Only for a model whose weights stay as they are (a server): a kept prefix is not
-        recomputed when the weights change.
+        alone one after the other keep the start they share (at least :data:`MIN_SHARED_PREFIX` tokens). Only for a
+        model whose weights stay as they are (a server): a kept prefix is not recomputed when the weights change.
         """
         self._kept_budget = max(0, int(mib)) << 20
         self._kept.clear()

@@ -23,6 +23,9 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
+# a batch's common prefix shorter than MIN_SHARED_PREFIX is not worth a second forward (as in scoring)
+from llmrec.llm.scoring import MIN_SHARED_PREFIX, _cache_kwarg, _repeat_cache, _returned_cache
+
 IGNORE = -100
 
 
@@ -55,8 +58,6 @@ class LeftPadCollator:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         return {"input_ids": ids, "attention_mask": mask, "position_ids": positions, "labels": labels}
 
-
-MIN_SHARED_PREFIX = 16  # tokens: a shorter prefix common to a batch is not worth a second forward
 
 
 def shared_prefix_length(inputs: dict[str, torch.Tensor], keep: int) -> int:
@@ -96,8 +97,6 @@ def _shared_prefix_logits(model, forward: dict[str, torch.Tensor], keep: int, n:
     """The last ``keep`` positions' logits of a left-padded batch whose rows share their first ``n`` tokens: the prefix
     runs once (batch 1, with gradients), its keys and values are repeated over the batch, and the rows' tails run
     against them (left-padded after the prefix, masked, with the positions they have in the whole prompt)."""
-    from llmrec.llm.scoring import _cache_kwarg, _repeat_cache, _returned_cache
-
     ids, mask = forward["input_ids"], forward["attention_mask"]
     rows, width = ids.shape
     lengths = mask.sum(1)
