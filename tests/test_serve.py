@@ -6,7 +6,6 @@ concurrent requests are micro-batched; shutdown finishes what is queued.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +22,6 @@ from llmrec.errors import ConfigError  # noqa: E402
 from llmrec.evaluate import EvaluateConfig, evaluate  # noqa: E402
 from llmrec.serve import ServeConfig, settings_from_run  # noqa: E402
 from llmrec.serve.app import create_app  # noqa: E402
-from llmrec.serve.batcher import MicroBatcher, ShuttingDown  # noqa: E402
 from llmrec.serve.service import RecommenderService  # noqa: E402
 from llmrec.serve.service import request_body as _request  # noqa: E402
 from tests.tiny_models import tiny_loaded  # noqa: E402
@@ -129,56 +127,28 @@ def test_api_key_health_and_openapi(folders, loaded):
         assert "ScoreRequest" in json.dumps(schema)
 
 
-def test_concurrent_requests_are_micro_batched_and_equal_single(folders, loaded):
+@pytest.mark.parametrize("admission", ["continuous", "request"])
+def test_concurrent_requests_are_micro_batched_and_equal_single(folders, loaded, admission):
+    """Continuous admission hands the model one forward batch (scoring.batch_size, 8) per call, shared among the
+    requests; request admission whole requests up to max_batch_prompts. Either way each request gets its own
+    scores."""
     table = PreparedData.load(folders["trsr"]).split("test").to_pylist()
     bodies = [_request(r, [str(c) for c in r["candidates"]]) for r in table]
     with _client(folders["trsr"], loaded, micro_batching=False) as client:
         alone = [client.post("/v1/score", json=b).json()["scores"] for b in bodies]
-    with _client(folders["trsr"], loaded, max_wait_ms=200, max_batch_prompts=1000) as client:
+    with _client(folders["trsr"], loaded, max_wait_ms=200, max_batch_prompts=1000, admission=admission) as client:
         with ThreadPoolExecutor(len(bodies)) as pool:
             together = list(pool.map(lambda b: client.post("/v1/score", json=b), bodies))
         stats = client.get("/metrics").json()["batcher"]
     assert all(r.status_code == 200 for r in together)
     for a, t in zip(alone, together):
         np.testing.assert_allclose([s["score"] for s in t.json()["scores"]], [s["score"] for s in a], atol=1e-4)
-    assert stats["requests"] == len(bodies) and stats["batches"] < len(bodies)
-
-
-def test_batcher_close_finishes_queued_work_and_refuses_new():
-    calls = []
-
-    def score(prompts):
-        calls.append(len(prompts))
-        return np.arange(len(prompts), dtype=float)
-
-    async def scenario():
-        b = MicroBatcher(score, max_batch_prompts=3, max_wait_s=0.05)
-        await b.start()
-        jobs = [asyncio.create_task(b.submit([i, i])) for i in range(4)]
-        await asyncio.sleep(0)  # queued, not yet scored
-        await b.close()
-        with pytest.raises(ShuttingDown):
-            await b.submit([1])
-        return [j.result().tolist() for j in jobs]
-
-    results = asyncio.run(scenario())
-    assert results == [[0.0, 1.0]] * 4  # each job alone: two prompts each, max 3 per batch
-    assert calls == [2, 2, 2, 2]
-
-
-def test_batcher_errors_reach_every_request_of_the_batch():
-    def boom(prompts):
-        raise RuntimeError("model failed")
-
-    async def scenario():
-        b = MicroBatcher(boom, max_batch_prompts=8, max_wait_s=0.01)
-        await b.start()
-        out = await asyncio.gather(b.submit([1]), b.submit([2]), return_exceptions=True)
-        await b.close()
-        return out, b.stats()
-
-    out, stats = asyncio.run(scenario())
-    assert all(isinstance(o, RuntimeError) for o in out) and stats["errors"] >= 1
+    assert stats["requests"] == len(bodies) and stats["admission"] == admission
+    prompts = sum(len(b["candidates"]) for b in bodies)
+    if admission == "continuous":
+        assert stats["max_batch_prompts_seen"] == 8 and stats["batches"] >= -(-prompts // 8), stats
+    else:
+        assert stats["batches"] < len(bodies)
 
 
 def test_settings_from_a_train_run(tmp_path, folders):
@@ -244,6 +214,21 @@ def test_bench_serve_load_test_is_bounded_and_error_free(folders, loaded):
     assert all(r["requests"] == 6 and r["errors"] == 0 and 0 < r["p50_ms"] and r["p99_ms"] < 5000 for r in rows), rows
     assert rows[0]["mean_batch_prompts"] == 3  # one request per scoring call when off
     assert set(result["micro_batching_speedup"]) == {1, 3} and "api_key" not in result["server"]
+
+
+def test_bench_serve_mixed_load_reports_each_size_and_each_admission(folders, loaded):
+    from llmrec.bench.serving import run
+
+    cfg = ServeConfig(data=str(folders["trsr"]))
+    result = run(cfg, [2], requests=6, candidates=[1, 4], max_seconds=60, loaded=loaded,
+                 admissions=["continuous", "request"], **QUIET)
+    rows = result["results"]
+    assert [(r["micro_batching"], r["admission"]) for r in rows] == [(False, None), (True, "continuous"),
+                                                                    (True, "request")]
+    assert result["candidates_per_request"] == [1, 4]
+    for r in rows:  # client 0 sends one-candidate requests, client 1 four-candidate ones
+        assert r["errors"] == 0 and set(r["by_candidates"]) == {1, 4}
+        assert sum(v["requests"] for v in r["by_candidates"].values()) == r["requests"] == 6
 
 
 def test_a_busy_port_fails_before_the_model_loads(folders, tmp_path):

@@ -6,6 +6,11 @@ real HTTP requests built from the test split (the user's history + ``candidates`
 sample's target, then other catalogue items) until ``requests`` requests are answered or
 ``max_seconds`` pass, whichever comes first: the test stops by itself. Figures per setting:
 requests/s, p50/p99 latency, errors, and the batcher's mean prompts per scoring call.
+
+A mixed load: ``candidates=[1, 32]`` gives client ``i`` requests of ``candidates[i % 2]`` items, and the latency
+percentiles are reported per request size as well (``by_candidates``), which is where the batcher's ``admission``
+(``continuous`` vs ``request``, each a setting of its own with ``admissions``) shows: a one-item request behind a
+32-item one.
 Needs ``pip install 'llmrec[serve]'`` (FastAPI, uvicorn and the httpx client).
 """
 
@@ -66,73 +71,92 @@ class _Server:
         self.thread.join(60)
 
 
-def load_once(url: str, bodies: list[dict], clients: int, requests: int, max_seconds: float) -> dict[str, Any]:
-    """C clients send ``requests`` requests (cycling over ``bodies``) or stop at ``max_seconds``."""
+def _percentiles(seconds: list[float]) -> dict[str, Any]:
+    lat = np.asarray(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+            "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None}
+
+
+def load_once(url: str, bodies: dict[int, list[dict]] | list[dict], clients: int, requests: int,
+              max_seconds: float) -> dict[str, Any]:
+    """C clients send ``requests`` requests or stop at ``max_seconds``; ``bodies`` maps a request size (candidates)
+    to its bodies, client ``i`` sending the ``i % len(bodies)``-th size's (cycling over them). Client ``i`` sends
+    requests ``i, i + C, i + 2C, ...``: a fixed share, so every setting does the same work even when some
+    clients' requests are cheaper than others'."""
     import httpx
 
+    by_size = bodies if isinstance(bodies, dict) else {len(bodies[0]["candidates"]): bodies}
+    sizes = list(by_size)
     latencies: list[float] = []
+    sized: dict[int, list[float]] = {n: [] for n in sizes}
     errors = 0
     lock = threading.Lock()
-    next_index = iter(range(requests))
     deadline = time.perf_counter() + max_seconds
 
-    def client() -> None:
+    def client(first: int, size: int) -> None:
         nonlocal errors
+        mine = by_size[size]
         with httpx.Client(timeout=max_seconds + 60) as http:
-            while time.perf_counter() < deadline:
-                with lock:
-                    i = next(next_index, None)
-                if i is None:
+            for i in range(first, requests, clients):
+                if time.perf_counter() >= deadline:
                     return
                 t0 = time.perf_counter()
                 try:
-                    ok = http.post(f"{url}/v1/score", json=bodies[i % len(bodies)]).status_code == 200
+                    ok = http.post(f"{url}/v1/score", json=mine[i % len(mine)]).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 with lock:
                     latencies.append(time.perf_counter() - t0)
+                    sized[size].append(latencies[-1])
                     errors += 0 if ok else 1
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        for f in [pool.submit(client) for _ in range(clients)]:
+        for f in [pool.submit(client, i, sizes[i % len(sizes)]) for i in range(clients)]:
             f.result()
     wall = time.perf_counter() - t0
-    lat = np.asarray(latencies) * 1000
     batcher = httpx.get(f"{url}/metrics").json()["batcher"]
-    return {"clients": clients, "requests": len(latencies), "errors": errors, "wall_s": round(wall, 2),
-            "requests_per_s": round(len(latencies) / wall, 3) if wall else None,
-            "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
-            "mean_batch_prompts": batcher["mean_batch_prompts"], "batches": batcher["batches"]}
+    out = {"clients": clients, "requests": len(latencies), "errors": errors, "wall_s": round(wall, 2),
+           "requests_per_s": round(len(latencies) / wall, 3) if wall else None, **_percentiles(latencies),
+           "mean_batch_prompts": batcher["mean_batch_prompts"], "batches": batcher["batches"]}
+    if len(sizes) > 1:
+        out["by_candidates"] = {n: {"requests": len(v), **_percentiles(v)} for n, v in sized.items() if v}
+    return out
 
 
-def run(config, clients: list[int], requests: int, candidates: int, max_seconds: float,
-        log: Callable[[str], None] = print, loaded=None) -> dict[str, Any]:
-    """Every client count with micro-batching on and off; a result dict for BENCHMARKS.md
-    (``loaded``: an already loaded model, e.g. a tiny one in tests)."""
+def run(config, clients: list[int], requests: int, candidates: int | list[int], max_seconds: float,
+        log: Callable[[str], None] = print, loaded=None, admissions: list[str] | None = None) -> dict[str, Any]:
+    """Every client count with micro-batching off, then on with each of ``admissions`` (default: the config's
+    ``server.admission``); a result dict for BENCHMARKS.md (``loaded``: an already loaded model, e.g. a tiny one in
+    tests). ``micro_batching_speedup`` compares the first admission with micro-batching off."""
     from llmrec.serve.app import create_app
     from llmrec.serve.service import RecommenderService
 
+    sizes = [candidates] if isinstance(candidates, int) else list(dict.fromkeys(candidates))
+    admissions = admissions or [config.server.admission]
     service = RecommenderService.load(config, loaded=loaded, log=log)
-    bodies = request_bodies(service, config.data, max(requests, 1), candidates)
+    bodies = {n: request_bodies(service, config.data, max(requests, 1), n) for n in sizes}
     with _Server(create_app(service)) as url:  # warm-up: first calls allocate and compile
         load_once(url, bodies, 1, 2, max_seconds)
     results = []
-    for batching in (False, True):
-        service.limits = config.server.model_copy(update={"micro_batching": batching})
+    for batching, admission in [(False, None), *((True, a) for a in admissions)]:
+        update = {"micro_batching": batching} | ({"admission": admission} if admission else {})
+        service.limits = config.server.model_copy(update=update)
         for c in clients:
             with _Server(create_app(service)) as url:
                 r = load_once(url, bodies, c, requests, max_seconds)
-            r["micro_batching"] = batching
-            log(f"micro-batching {'on ' if batching else 'off'} {c:>3} clients: {r['requests_per_s']} req/s, "
-                f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['errors']} errors, "
-                f"{r['mean_batch_prompts']} prompts per scoring call")
+            r["micro_batching"], r["admission"] = batching, admission
+            sized = "".join(f"; {n} candidates p50 {v['p50_ms']} / p99 {v['p99_ms']} ms"
+                            for n, v in r.get("by_candidates", {}).items())
+            log(f"micro-batching {f'on ({admission})' if batching else 'off'} {c:>3} clients: "
+                f"{r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['errors']} errors, "
+                f"{r['mean_batch_prompts']} prompts per scoring call{sized}")
             results.append(r)
-    by = {(r["micro_batching"], r["clients"]): r for r in results}
-    ratios = {c: round(by[(True, c)]["requests_per_s"] / by[(False, c)]["requests_per_s"], 3)
-              for c in clients if by[(False, c)]["requests_per_s"]}
-    return {"machine": machine_info(), "service": service.describe, "candidates_per_request": candidates,
+    by = {(r["micro_batching"], r["admission"], r["clients"]): r for r in results}
+    ratios = {c: round(by[(True, admissions[0], c)]["requests_per_s"] / by[(False, None, c)]["requests_per_s"], 3)
+              for c in clients if by[(False, None, c)]["requests_per_s"]}
+    return {"machine": machine_info(), "service": service.describe,
+            "candidates_per_request": sizes[0] if len(sizes) == 1 else sizes,
             "requests_per_setting": requests, "max_seconds": max_seconds,
             "server": config.server.model_dump(exclude={"api_key"}), "results": results,
             "micro_batching_speedup": ratios}

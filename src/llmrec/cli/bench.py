@@ -26,6 +26,17 @@ def _writable_output(ctx, param, value: str | None) -> str | None:
     return value
 
 
+def _positive_list(text: str, hint: str) -> list[int]:
+    """Comma-separated integers >= 1, in the order given, repeats dropped (a BadParameter otherwise)."""
+    try:
+        values = list(dict.fromkeys(int(c) for c in text.split(",") if c.strip()))
+    except ValueError:
+        raise click.BadParameter(f"must be comma-separated integers, got {text!r}", param_hint=hint) from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"give integers >= 1, got {text!r}", param_hint=hint)
+    return values
+
+
 def _emit(result: dict, output: str | None) -> None:
     from llmrec.io import write_json
 
@@ -173,12 +184,18 @@ def bench_baselines(data, models, steps, batch_size, score_samples, output) -> N
 @click.option("--model", "-m", "model_name", default="default", show_default=True)
 @click.option("--clients", default="1,4,16", show_default=True, help="Concurrent client counts.")
 @click.option("--requests", "n_requests", default=48, type=click.IntRange(min=1), show_default=True, help="Requests per setting (bounded).")
-@click.option("--candidates", default=1, type=click.IntRange(min=1), show_default=True, help="Candidates per request.")
+@click.option("--candidates", default="1", show_default=True,
+              help="Candidates per request; a comma list (1,32) gives client i the i-th size in turn (a mixed load, "
+                   "latencies reported per size).")
+@click.option("--admission", "admissions", default=None, metavar="LIST",
+              help="Micro-batching settings to measure: continuous, request or both (continuous,request); default: "
+                   "the config's server.admission.")
 @click.option("--max-seconds", default=300.0, type=click.FloatRange(min=0, min_open=True), show_default=True, help="Time cap per setting (the test stops itself).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a serve config field.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
               help="Also write the JSON result here.")
-def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_seconds, overrides, output) -> None:
+def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, admissions, max_seconds, overrides,
+                output) -> None:
     """Load test of llmrec serve over loopback: requests/s, p50/p99 at each client count, micro-batching on vs off
     (FastAPI, uvicorn and the httpx client: pip install 'llmrec[serve]').
 
@@ -186,20 +203,23 @@ def bench_serve(run_dir, data, model_name, clients, n_requests, candidates, max_
     Examples:
       llmrec bench serve --run runs/quickstart/lora-64/seed-0
       llmrec bench serve -d prepared/ml-100k-tallrec --clients 1,4,16 --requests 48 -o runs/bench-serve.json
+      llmrec bench serve --run runs/quickstart/lora-64/seed-0 --clients 8 --candidates 1,32 --admission continuous,request
     """
     from llmrec.cli.app import config_command, require_extra
     from llmrec.serve import ServeConfig, check_run_data, settings_from_run
 
     require_extra("llmrec bench serve", "serve", ("fastapi", "uvicorn", "httpx"))
-    try:
-        counts = sorted({int(c) for c in clients.split(",") if c.strip()})
-    except ValueError:
-        raise click.BadParameter(f"must be comma-separated integers, got {clients!r}", param_hint="--clients") from None
-    if not counts or counts[0] < 1:
-        raise click.BadParameter("give client counts >= 1", param_hint="--clients")
+    counts = sorted(set(_positive_list(clients, "--clients")))
+    sizes = _positive_list(candidates, "--candidates")
+    from llmrec.serve.batcher import ADMISSIONS
+
+    chosen = [a.strip() for a in admissions.split(",") if a.strip()] if admissions else None
+    if chosen is not None and (not chosen or any(a not in ADMISSIONS for a in chosen)):
+        raise click.BadParameter(f"give one or more of {', '.join(ADMISSIONS)}, got {admissions!r}",
+                                 param_hint="--admission")
     defaults = settings_from_run(run_dir) if run_dir else {"data": data, "model": {"name": model_name}}
     config = config_command(ServeConfig, None, overrides, {}, False, defaults=defaults)
     check_run_data(config, run_dir, defaults)
     from llmrec.bench.serving import run
 
-    _emit(run(config, counts, n_requests, candidates, max_seconds, log=echo_err), output)
+    _emit(run(config, counts, n_requests, sizes, max_seconds, log=echo_err, admissions=chosen), output)

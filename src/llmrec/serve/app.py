@@ -109,8 +109,9 @@ def create_app(service: RecommenderService) -> FastAPI:
     """The FastAPI app serving ``service`` (run it with uvicorn, or test it with a TestClient)."""
     limits = service.limits
     stop = getattr(service.model, "stop", None)  # ends a scoring call under way at its next batch
-    batcher = MicroBatcher(service.model.score, max_batch_prompts=limits.max_batch_prompts,
+    batcher = MicroBatcher(service.model.score, max_batch_prompts=service.prompts_per_call(),
                            max_wait_s=limits.max_wait_ms / 1000, enabled=limits.micro_batching,
+                           admission=limits.admission,
                            on_abort=stop.set if stop is not None else None)
     metrics = _Metrics()
 

@@ -13,7 +13,7 @@ its classic model (``baseline``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +36,12 @@ class ServerSettings(BaseModel):
                                 "LLMREC_API_KEY); None: no authentication")
     micro_batching: bool = Field(True, description="score the prompts of concurrent requests together")
     max_batch_prompts: int = Field(64, ge=1, description="prompts gathered into one scoring call at most")
+    admission: Literal["continuous", "request"] = Field(
+        "continuous", description="continuous: every scoring call shares its prompts out among all unfinished "
+        "requests and a new request joins the next call; request: whole requests per call (docs/serve.md)")
+    step_prompts: int | None = Field(None, ge=1, description="continuous admission: prompts per scoring call "
+                                     "(None: one forward batch of the language model, scoring.batch_size; "
+                                     "max_batch_prompts for a classic model); at most max_batch_prompts")
     max_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for others")
     prefix_cache_mib: int = Field(256, ge=0, description="keep the keys and values of prompt prefixes (the template "
                                   "header, a user's context) across scoring calls, least recently used dropped "

@@ -166,8 +166,10 @@ class RecommenderService:
     """
 
     def __init__(self, model: ServedModel, items: set[str] | dict[str, Any], limits: ServerSettings, *,
-                 ratings: bool, describe: dict[str, Any], rating_range: tuple[float, float] | None = None):
+                 ratings: bool, describe: dict[str, Any], rating_range: tuple[float, float] | None = None,
+                 forward_batch: int | None = None):
         self.model = model
+        self.forward_batch = forward_batch  # prompts of one forward pass (a language model's scoring.batch_size)
         self.items = items  # the catalogue requests may name
         self.limits = limits
         self.ratings = ratings  # the data's samples carry ratings: requests must too
@@ -220,7 +222,17 @@ class RecommenderService:
                     "template": renderer.template.name, "history_k": renderer.history_k,
                     "max_prompt_tokens": renderer.max_tokens, "items": len(renderer.texts.items)}
         return cls(LanguageModel(renderer, scorer, loaded.source), renderer.texts.items, config.server,
-                   ratings=ratings, describe=describe, rating_range=rating_range)
+                   ratings=ratings, describe=describe, rating_range=rating_range,
+                   forward_batch=config.scoring.batch_size)
+
+    def prompts_per_call(self) -> int:
+        """The most prompts the batcher hands the model in one call: ``server.max_batch_prompts``, and with
+        continuous admission ``server.step_prompts`` (default: one forward batch), so that a request that arrives
+        while others are scored waits for at most one call."""
+        cap = self.limits.max_batch_prompts
+        if self.limits.admission == "continuous":
+            cap = min(cap, self.limits.step_prompts or self.forward_batch or cap)
+        return cap
 
     # ---------------------------------------------------------------- requests
     def check(self, req: ScoreRequest) -> None:
