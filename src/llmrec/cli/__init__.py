@@ -18,6 +18,7 @@ try:  # Ctrl-C in the first second of a command lands here, while the commands a
     from llmrec.cli.data import data
     from llmrec.cli.evaluate import evaluate_cmd
     from llmrec.cli.experiment import run_cmd, suite_cmd
+    from llmrec.cli.plan import plan_cmd
     from llmrec.cli.report import compare_cmd, report_cmd
     from llmrec.cli.retrieve import retrieve_cmd
     from llmrec.cli.serve import serve_cmd
@@ -27,7 +28,7 @@ except KeyboardInterrupt:
     sys.stderr.write("\ninterrupted\n")
     raise SystemExit(130) from None
 
-for command in (data, retrieve_cmd, summarize_cmd, evaluate_cmd, train_cmd, baseline_cmd, run_cmd, suite_cmd, compare_cmd, report_cmd, attention_cmd, serve_cmd,
+for command in (data, retrieve_cmd, summarize_cmd, evaluate_cmd, train_cmd, baseline_cmd, run_cmd, suite_cmd, plan_cmd, compare_cmd, report_cmd, attention_cmd, serve_cmd,
                 bench):
     main.add_command(command)
 
