@@ -136,9 +136,15 @@ def test_advice_names_settings_that_fit():
     e = _train_retry(*args)(16, False)
     assert not e.fits
     advice = fit_advice(e, _train_retry(*args), batch=16)
-    assert advice.startswith("does not fit:") and "try batch" in advice
-    batch = int(advice.split("try batch ")[1].split()[0])
+    assert advice.startswith("does not fit: 142.9 GiB on a 40 GiB a100-40gb; try ")
+    batch = int(advice.split("try batch ")[1].split()[0]) if "try batch" in advice else 16
     assert _train_retry(*args)(batch, "checkpointing" in advice).fits
+    assert not _train_retry(*args)(batch, False).fits  # the cheapest change that fits: checkpointing was needed
+    e = _train_retry(*args)(64, True)  # checkpointing alone is not enough at batch 64: a smaller batch is named
+    advice = fit_advice(e, _train_retry(*args), batch=64)
+    assert "try batch" in advice and "grad_accum x" in advice
+    batch = int(advice.split("try batch ")[1].split()[0])
+    assert batch < 64 and _train_retry(*args)(batch, "checkpointing" in advice).fits
     huge = KNOWN_SHAPES["huggyllama/llama-30b"]
     e = train_estimate(huge, DEVICES["l4"], "bfloat16", batch=1, max_tokens=100, mean_tokens=100, steps=1, lora_r=8,
                        lora_targets=("q_proj", "v_proj"))

@@ -137,7 +137,8 @@ def score_estimate(shape: ModelShape, device: Device, dtype: str, *, prompts: in
 
 
 def generate_estimate(shape: ModelShape, device: Device, dtype: str, *, prompts: int, batch: int,
-                      prompt_tokens: float, max_prompt_tokens: int, new_tokens: int, gpus: int = 1) -> Estimate:
+                      prompt_tokens: float, max_prompt_tokens: int, new_tokens: int, gpus: int = 1,
+                      eager_attention: bool = False) -> Estimate:
     """Generating ``new_tokens`` for each of ``prompts`` prompts in batches of ``batch``: a prefill at the
     compute rate, then one decoding step per new token that reads every weight once (bandwidth-bound) unless the
     batch makes it compute-bound."""
@@ -146,7 +147,8 @@ def generate_estimate(shape: ModelShape, device: Device, dtype: str, *, prompts:
     e.parts["weights"] = shape.parameters * wb
     e.parts["kv cache"] = shape.kv_bytes_per_token(ab) * batch * (max_prompt_tokens + new_tokens)
     width = 2 * shape.hidden + shape.q_width + 2 * shape.kv_width + 3 * shape.intermediate
-    e.parts["activations"] = batch * max_prompt_tokens * (width * ab + 2 * shape.heads * max_prompt_tokens * 4)
+    probs = 2 * shape.heads * max_prompt_tokens * 4 if eager_attention else 0
+    e.parts["activations"] = batch * max_prompt_tokens * (width * ab + probs)
     e.parts["logits"] = batch * shape.vocab * 4 * 2
     e.parts["framework"] = device.overhead_gib * GIB
     prefill = 2 * shape.non_embedding_parameters * prompt_tokens * prompts

@@ -69,9 +69,10 @@ def _shape(model) -> tuple[ModelShape, float]:
     return shape, 1.0 if counted_with_own else FAMILY_FACTOR.get(shape.family, 1.0)
 
 
-def _stats(settings, data: str, split: str, model, factor: float, kind: str | None = None) -> TokenStats:
+def _stats(settings, data: str, split: str, model, factor: float, kind: str | None = None,
+           negatives: int | None = 1) -> TokenStats:
     name = model.name if (model.name == "default" or Path(model.name).is_dir()) else "default"
-    return prompt_stats(settings, data, split, model_name=name, kind=kind).scaled(factor)
+    return prompt_stats(settings, data, split, model_name=name, kind=kind, negatives=negatives).scaled(factor)
 
 
 def _rows(data: str, split: str, limit: int | None) -> int:
@@ -106,8 +107,9 @@ def fit_advice(estimate: Estimate, retry: Callable[[int, bool], Estimate], batch
     while b >= 1:
         for checkpointing in (False, True):
             if retry(b, checkpointing).fits:
-                how = f"batch {b}" + (f" (grad_accum x{batch // b} keeps the effective batch)" if b < batch else "")
-                how += " + gradient checkpointing" if checkpointing else ""
+                how = [f"batch {b} (grad_accum x{batch // b} keeps the effective batch)"] if b < batch else []
+                how += ["gradient checkpointing"] if checkpointing else []
+                how = " + ".join(how)
                 return f"does not fit: {estimate.gib:.1f} GiB on a {d.memory_gib:g} GiB {d.name}; try {how}"
         b //= 2
     return (f"does not fit: {estimate.gib:.1f} GiB on a {d.memory_gib:g} GiB {d.name} even at batch 1 with "
@@ -138,10 +140,10 @@ def plan_train(config, device: Device, step: str = "train", gpus: int = 1, shard
     """Training, the selection passes and the test pass of a :class:`~llmrec.train.TrainConfig`."""
     shape, factor = _shape(config.model)
     dtype = _dtype(config.model, device)
-    stats = _stats(config, config.data, config.split, config.model, factor, kind="ctr")
+    stats = _stats(config, config.data, config.split, config.model, factor, kind="ctr",
+                   negatives=config.ranking_negatives)
     samples = _rows(config.data, config.split, config.train_samples)
-    negatives = (config.ranking_negatives or 1) if stats.per_row > 1 else 0
-    examples = samples * (1 + len(config.mix_data)) * (1 + negatives)
+    examples = round(samples * (1 + len(config.mix_data)) * stats.per_row)  # a list gives one example per kept candidate
     o = config.optim
     per_step = o.batch_size * o.grad_accum * gpus
     steps = o.max_steps if o.max_steps > 0 else math.ceil(math.ceil(examples / per_step) * o.epochs)
@@ -180,16 +182,16 @@ def plan_summarize(config, device: Device, step: str = "summarize", gpus: int = 
     levels), each up to ``max_prompt_tokens``, ``generation.max_new_tokens`` new tokens each."""
     from llmrec.data.prepared import PreparedData
     from llmrec.summarize.plan import blocks, hierarchy_levels
+    from llmrec.summarize.transform import kept_rows
 
     shape, factor = _shape(config.model)
     dtype = _dtype(config.model, device)
     prepared = PreparedData.load(config.data)
-    users: dict[str, int] = {}
-    for split in prepared.splits:
-        table = prepared.split(split, ["user", "history"]).to_pylist()
-        limit = config.limits.get(split)
-        for row in table[:limit] if limit else table:
-            users[str(row["user"])] = max(users.get(str(row["user"]), 0), len(row["history"] or []))
+    users: dict[str, int] = {}  # a user's longest history over the kept rows: one summary each
+    for split, indices in kept_rows(prepared, config).items():
+        table = prepared.split(split, ["user", "history_items"]).take(indices).to_pylist()
+        for row in table:
+            users[str(row["user"])] = max(users.get(str(row["user"]), 0), len(row["history_items"] or []))
     prompts = 0
     for n in users.values():
         b = len(blocks(list(range(n)), config.block_size)) or 1
@@ -197,12 +199,15 @@ def plan_summarize(config, device: Device, step: str = "summarize", gpus: int = 
         prompts += sum(levels) if config.mode == "hierarchical" else b
     prompt_tokens = min(config.max_prompt_tokens, (120 + config.block_size * config.item_tokens * 0.6) * factor)
     g = config.generation
+    eager = _eager(config.model, device)
     e = generate_estimate(shape, device, dtype, prompts=prompts, batch=g.batch_size, prompt_tokens=prompt_tokens,
-                          max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens, gpus=gpus)
+                          max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens, gpus=gpus,
+                          eager_attention=eager)
 
     def retry(batch: int, _checkpointing: bool) -> Estimate:
         return generate_estimate(shape, device, dtype, prompts=1, batch=batch, prompt_tokens=prompt_tokens,
-                                 max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens)
+                                 max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens,
+                                 eager_attention=eager)
 
     detail = (f"{len(users):,} users, {prompts:,} prompts ({config.mode}) of ~{prompt_tokens:.0f} tokens, "
               f"{g.max_new_tokens} new tokens each, batch {g.batch_size}")

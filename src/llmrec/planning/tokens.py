@@ -85,10 +85,13 @@ def _tokenizer(model_name: str):
 
 
 def prompt_stats(settings, data: str, split: str, *, model_name: str = "default", rows: int = 256, seed: int = 0,
-                 kind: str | None = None) -> TokenStats:
+                 kind: str | None = None, negatives: int | None = 1) -> TokenStats:
     """Render a seeded sample of ``rows`` rows of ``split`` with ``settings`` (a config with the prompt fields:
-    template, history_k, max_prompt_tokens, chat) and count their tokens with ``model_name``'s tokenizer."""
+    template, history_k, max_prompt_tokens, chat) and count their tokens with ``model_name``'s tokenizer
+    (``kind="ctr"``: the training view, candidate lists as ``negatives`` negatives per positive)."""
+    from llmrec.data.kinds import detect
     from llmrec.data.prepared import PreparedData
+    from llmrec.errors import LlmrecError
 
     prepared = PreparedData.load(data)
     n = prepared.num_rows(split)
@@ -96,12 +99,22 @@ def prompt_stats(settings, data: str, split: str, *, model_name: str = "default"
         return TokenStats(0, 0, 0.0, 0, 0.0, 0.0)
     pick = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
     table = prepared.split(split).take(pick).to_pylist()
-    renderer = settings.renderer(prepared, _tokenizer(model_name), split, None, kind=kind)
-    prompts = [p for group in renderer.render(table) for p in group]
+    sampled = len(table)
+    if kind == "ctr":  # training: candidate lists as their CTR view, as the trainer sees them
+        table = detect(prepared.column_names(split)).training_rows(table, negatives)
+    tokenizer = _tokenizer(model_name)
+    try:
+        renderer = settings.renderer(prepared, tokenizer, split, None, kind=kind)
+        prompts = [p for group in renderer.render(table) for p in group]
+    except LlmrecError as exc:  # a template with collaborative tokens: one token each, any id will do
+        if "collaborative tokens" not in str(exc):
+            raise
+        renderer = settings.renderer(prepared, tokenizer, split, None, kind=kind, collab=lambda _kind, _key: 0)
+        prompts = [p for group in renderer.render(table) for p in group]
     lengths = np.array([len(p) for p in prompts])
     ids = [p.context_ids + p.candidate_ids for p in prompts]
     shared = min((_common(ids[0], other) for other in ids[1:]), default=0)
-    return TokenStats(rows=len(table), prompts=len(prompts), mean=float(lengths.mean()), max=int(lengths.max()),
+    return TokenStats(rows=sampled, prompts=len(prompts), mean=float(lengths.mean()), max=int(lengths.max()),
                       mean_context=float(np.mean([len(p.context_ids) for p in prompts])),
                       mean_candidate=float(np.mean([len(p.candidate_ids) for p in prompts])),
                       lengths=tuple(int(n) for n in lengths), shared_prefix=shared)
