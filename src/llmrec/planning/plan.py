@@ -103,15 +103,15 @@ def fit_advice(estimate: Estimate, retry: Callable[[int, bool], Estimate], batch
         return (f"does not fit: {estimate.parts['weights'] / GIB:.1f} GiB of weights alone on a "
                 f"{d.memory_gib:g} GiB {d.name}; try {max(need, 2)} GPUs with --sharding zero3 (or fsdp), or a "
                 "larger GPU")
-    b = batch
-    while b >= 1:
-        for checkpointing in (False, True):
-            if retry(b, checkpointing).fits:
-                how = [f"batch {b} (grad_accum x{batch // b} keeps the effective batch)"] if b < batch else []
-                how += ["gradient checkpointing"] if checkpointing else []
-                how = " + ".join(how)
-                return f"does not fit: {estimate.gib:.1f} GiB on a {d.memory_gib:g} GiB {d.name}; try {how}"
-        b //= 2
+    halvings = [batch >> k for k in range(batch.bit_length())]  # batch, batch / 2, ..., 1
+    # the cheapest change first: a smaller batch (same FLOPs) down to a quarter, then checkpointing (a third
+    # more FLOPs) at the largest batch that fits, then any smaller batch
+    tries = [(b, False) for b in halvings[:3]] + [(b, True) for b in halvings] + [(b, False) for b in halvings[3:]]
+    for b, checkpointing in tries:
+        if retry(b, checkpointing).fits:
+            how = [f"batch {b} (grad_accum x{batch // b} keeps the effective batch)"] if b < batch else []
+            how += ["gradient checkpointing"] if checkpointing else []
+            return f"does not fit: {estimate.gib:.1f} GiB on a {d.memory_gib:g} GiB {d.name}; try {' + '.join(how)}"
     return (f"does not fit: {estimate.gib:.1f} GiB on a {d.memory_gib:g} GiB {d.name} even at batch 1 with "
             "gradient checkpointing; shorten the prompts (max_prompt_tokens, history_k) or use a larger GPU")
 
