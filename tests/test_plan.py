@@ -15,9 +15,9 @@ import torch
 from click.testing import CliRunner
 
 from llmrec.errors import ConfigError
-from llmrec.planning import DEVICES, KNOWN_SHAPES, ModelShape, custom, fit_advice, model_shape, train_estimate
+from llmrec.experiments.resources import _train_retry, fit_advice
+from llmrec.planning import DEVICES, KNOWN_SHAPES, ModelShape, custom, model_shape, train_estimate
 from llmrec.planning.estimate import GIB, generate_estimate, score_estimate
-from llmrec.planning.plan import _train_retry
 from tests.tiny_models import tiny_gemma3, tiny_llama
 
 LLAMA7 = KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]
@@ -204,7 +204,7 @@ def test_plan_command_refuses_what_does_not_fit(tmp_path, tallrec_data, tiny_mod
 
 def test_plan_of_an_experiment_with_steps_that_make_data(tmp_path, tallrec_data, tiny_model_folder):
     """A step reading another step's output (not made yet) is planned on that step's input."""
-    from llmrec.planning import plan_file
+    from llmrec.experiments.resources import plan_file
 
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"""name: tiny-plan

@@ -68,18 +68,11 @@ def bench_encoding(data: str, model_name: str, n_items: int, batch_size: int, lo
 def matmul_gflops(model, rows: int = 4096, repeats: int = 20) -> float:
     """This machine's float32 matrix-product rate (GFLOP/s) on the shape of ``model``'s MLP (hidden x intermediate),
     with the threads torch uses: the ceiling of a decoder's throughput."""
-    import torch
+    from llmrec.planning.devices import measured_matmul_gflops
 
     cfg = getattr(model, "config", None)
     hidden = int(getattr(cfg, "hidden_size", 640))
-    inner = int(getattr(cfg, "intermediate_size", 4 * hidden))
-    a, b = torch.randn(rows, hidden), torch.randn(hidden, inner)
-    for _ in range(3):
-        a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * rows * hidden * inner * repeats / (time.perf_counter() - t0) / 1e9
+    return measured_matmul_gflops(hidden, int(getattr(cfg, "intermediate_size", 4 * hidden)), rows, repeats)
 
 
 def _vectors(data: str, model_name: str, log: Callable[[str], None]) -> tuple[np.ndarray, str]:

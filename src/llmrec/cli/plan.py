@@ -46,7 +46,8 @@ def plan_cmd(config_file, gpu, memory_gib, tflops, gpus, sharding, overrides, as
       llmrec plan configs/tallrec/movie-256.yaml --gpu l4 --set model.name=meta-llama/Llama-2-7b-hf
       llmrec plan configs/quickstart.yaml --gpu cpu
     """
-    from llmrec.planning import device_named, plan_file, totals, with_memory
+    from llmrec.experiments.resources import plan_file, totals
+    from llmrec.planning import device_named, with_memory
 
     device = with_memory(device_named(gpu or "h100"), memory_gib, tflops)
     if gpu is None and (memory_gib is not None or tflops is not None):

@@ -74,19 +74,18 @@ def _cpu_memory_gib() -> float:
     return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) / 2**30
 
 
-def measured_matmul_gflops(threads: int | None = None, seconds: float = 0.3) -> float:
-    """float32 GFLOP/s of a 4096 x 640 by 640 x 2048 product (the default model's MLP shape) on this CPU."""
+def measured_matmul_gflops(hidden: int = 640, inner: int = 2048, rows: int = 4096, repeats: int = 20) -> float:
+    """This machine's float32 matrix-product rate (GFLOP/s) with the threads torch uses, on a rows x hidden by
+    hidden x inner product (default: the default model's MLP shape): the ceiling of a decoder's throughput."""
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    a, b = torch.randn(4096, 640), torch.randn(640, 2048)
-    a @ b
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
+    a, b = torch.randn(rows, hidden), torch.randn(hidden, inner)
+    for _ in range(3):
         a @ b
-        n += 1
-    return 2 * 4096 * 640 * 2048 * n / (time.perf_counter() - t0) / 1e9
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * rows * hidden * inner * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def cpu_device(gflops: float | None = None) -> Device:

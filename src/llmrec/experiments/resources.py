@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from llmrec.errors import ConfigError
-from llmrec.planning.devices import Device
-from llmrec.planning.estimate import GIB, Estimate, generate_estimate, score_estimate, train_estimate
-from llmrec.planning.shapes import ModelShape, model_shape
+from llmrec.planning import Device, Estimate, ModelShape, generate_estimate, model_shape, score_estimate, train_estimate
+from llmrec.planning.estimate import GIB
 from llmrec.planning.tokens import FAMILY_FACTOR, TokenStats, prompt_stats
 
-__all__ = ["PlanRow", "fit_advice", "plan_config", "plan_file"]
+__all__ = ["PlanRow", "fit_advice", "plan_config", "plan_file", "totals"]
 
 
 @dataclass
