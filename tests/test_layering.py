@@ -24,7 +24,8 @@ LAYERS: dict[str, int] = {
     "data": 3, "plots": 3, "tables": 3,
     "prompts": 4, "results": 4,
     "llm": 5,
-    "retrieval": 6, "summarize": 6, "planning": 6,
+    "retrieval": 6, "summarize": 6,
+    "planning": 6.5,  # reads summaries' plans; train and evaluate read it (a launch-time guard)
     "evaluate": 7, "paired": 7, "attention": 7,
     "train": 8, "baselines": 8, "serve": 8,
     "experiments": 9, "bench": 9, "report": 9,

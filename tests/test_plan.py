@@ -15,9 +15,9 @@ import torch
 from click.testing import CliRunner
 
 from llmrec.errors import ConfigError
-from llmrec.experiments.resources import _train_retry, fit_advice
 from llmrec.planning import DEVICES, KNOWN_SHAPES, ModelShape, custom, model_shape, train_estimate
 from llmrec.planning.estimate import GIB, generate_estimate, score_estimate
+from llmrec.planning.steps import _train_retry, fit_advice
 from tests.tiny_models import tiny_gemma3, tiny_llama
 
 LLAMA7 = KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"]

@@ -108,6 +108,24 @@ def bench_training(data, model_name, batch_size, steps, paths, output) -> None:
     _emit(run(data, model_name, batch_size, steps, tuple(paths), log=echo_err), output)
 
 
+@bench.command("plan")
+@click.option("--data", "-d", default="prepared/ml-100k-tallrec", show_default=True,
+              help="Prepared CTR folder of the evaluate and train runs.")
+@click.option("--ranking", default="prepared/amazon-games-trsr", show_default=True,
+              help="Prepared ranking folder whose histories the summarize run summarises ('' skips it).")
+@click.option("--prompts", default=64, type=click.IntRange(min=8), show_default=True, help="Test prompts scored.")
+@click.option("--steps", default=8, type=click.IntRange(min=2), show_default=True, help="LoRA steps (batch 8).")
+@click.option("--users", default=4, type=click.IntRange(min=1), show_default=True, help="Users per split summarised.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), callback=_writable_output,
+              help="Also write the JSON result here.")
+def bench_plan(data, ranking, prompts, steps, users, output) -> None:
+    """llmrec plan's memory and seconds on this CPU against measured evaluate / train / summarize runs of the
+    default model, each in a fresh process (peak RSS, the seconds of the work the plan models)."""
+    from llmrec.bench.planner import run
+
+    _emit(run(data, ranking or None, prompts=prompts, steps=steps, users=users, log=echo_err), output)
+
+
 @bench.command("retrieval")
 @click.option("--data", "-d", default="prepared/ml-1m-rella", show_default=True, help="Prepared CTR folder.")
 @click.option("--model", "-m", "model_name", default="default", show_default=True, help="Item encoder model.")

@@ -1,5 +1,6 @@
 """Resource planning: the memory and time of LoRA training, scoring and generation with a model on a device, before
-anything loads (``llmrec plan``; the per-step plans of configs and experiments: :mod:`llmrec.experiments.resources`).
+anything loads (``llmrec plan``; a step's parts: :mod:`llmrec.planning.steps`; a config file or an experiment:
+:mod:`llmrec.experiments.resources`).
 
 >>> from llmrec.planning import DEVICES, KNOWN_SHAPES, train_estimate
 >>> e = train_estimate(KNOWN_SHAPES["meta-llama/Llama-2-7b-hf"], DEVICES["a100-40gb"], "bfloat16", batch=4,
