@@ -220,3 +220,16 @@ steps:
     assert rows[-1].estimate is None and "no language model" in rows[-1].detail
     assert all(r.estimate.gib < 80 for r in rows[:-1])
     assert rows[0].estimate.gib * GIB == pytest.approx(rows[0].estimate.bytes)
+
+
+def test_bench_plan_measures_each_run_in_its_own_process(tmp_path, tallrec_data, tiny_model_folder):
+    """`llmrec bench plan` on a tiny model: every case runs, in a fresh process, and is set beside its plan."""
+    from llmrec.bench.planner import run
+
+    result = run(str(tallrec_data), None, prompts=8, steps=2, model=str(tiny_model_folder), log=lambda m: None)
+    rows = {r["kind"]: r for r in result["results"]}
+    assert set(rows) == {"evaluate", "train"} and result["matmul_gflops"] > 0
+    for r in rows.values():
+        assert r["peak_rss_mib"] > 100 and r["planned_gib"] > 0 and r["memory_ratio"] > 0
+        assert 0 < r["modelled_s"] <= r["call_s"] and r["time_ratio"] > 0
+    assert "16 examples, 2 steps of 8 x 1 x 1 GPU" in rows["train"]["detail"][0]

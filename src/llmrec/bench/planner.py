@@ -66,19 +66,22 @@ def measure(kind: str, config: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mib": round(peak_rss_mib(), 1)}
 
 
-def _cases(data: str, ranking: str | None, tmp: Path, prompts: int, steps: int, users: int) -> list[tuple[str, dict]]:
-    cases = [("evaluate", {"data": data, "limit": prompts, "run_dir": str(tmp / "evaluate")}),
-             ("train", {"data": data, "train_samples": 8 * steps, "run_dir": str(tmp / "train"),
+def _cases(data: str, ranking: str | None, tmp: Path, prompts: int, steps: int, users: int,
+           model: str) -> list[tuple[str, dict]]:
+    m = {"name": model}
+    cases = [("evaluate", {"data": data, "limit": prompts, "run_dir": str(tmp / "evaluate"), "model": m}),
+             ("train", {"data": data, "train_samples": 8 * steps, "run_dir": str(tmp / "train"), "model": m,
                         "optim": {"epochs": 1, "batch_size": 8},
                         "selection": {"limit": 16, "at_start": False}, "test": {"limit": 8}})]
     if ranking:
-        cases.append(("summarize", {"data": ranking, "out": str(tmp / "summaries"), "mode": "hierarchical",
+        cases.append(("summarize", {"data": ranking, "out": str(tmp / "summaries"), "mode": "hierarchical", "model": m,
                                     "limits": {"train": users, "valid": users, "test": users}}))
     return cases
 
 
 def run(data: str = "prepared/ml-100k-tallrec", ranking: str | None = "prepared/amazon-games-trsr", *,
-        prompts: int = 64, steps: int = 8, users: int = 4, log: Callable[[str], None] = print) -> dict[str, Any]:
+        prompts: int = 64, steps: int = 8, users: int = 4, model: str = "default",
+        log: Callable[[str], None] = print) -> dict[str, Any]:
     """Plan and measure each case (see the module docs); a result dict for BENCHMARKS.md."""
     from llmrec.evaluate import EvaluateConfig
     from llmrec.planning import cpu_device
@@ -94,7 +97,7 @@ def run(data: str = "prepared/ml-100k-tallrec", ranking: str | None = "prepared/
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        for kind, config in _cases(data, ranking, tmp, prompts, steps, users):
+        for kind, config in _cases(data, ranking, tmp, prompts, steps, users, model):
             planned = plan_config(kind, classes[kind](**config), device)
             est = [r.estimate for r in planned if r.estimate is not None]
             plan_gib = max(e.gib for e in est)
