@@ -233,3 +233,29 @@ def test_bench_plan_measures_each_run_in_its_own_process(tmp_path, tallrec_data,
         assert r["peak_rss_mib"] > 100 and r["planned_gib"] > 0 and r["memory_ratio"] > 0
         assert 0 < r["modelled_s"] <= r["call_s"] and r["time_ratio"] > 0
     assert "16 examples, 2 steps of 8 x 1 x 1 GPU" in rows["train"]["detail"][0]
+
+
+def test_launch_guard_stops_a_step_that_cannot_fit(tmp_path, tallrec_data, tiny_model_folder, monkeypatch):
+    """On a (faked) CUDA device with too little free memory, train stops before the model loads, with the plan's
+    advice; with enough, on a CPU, under a launcher or with LLMREC_NO_PLAN_GUARD=1 it says nothing."""
+    from llmrec.errors import LlmrecError
+    from llmrec.planning.guard import check_fits
+    from llmrec.train import TrainConfig
+
+    config = TrainConfig(data=str(tallrec_data), model={"name": str(tiny_model_folder)}, train_samples=16,
+                         history_k=5, optim={"batch_size": 8}, selection={"limit": 8}, test={"limit": 8})
+    cuda = torch.device("cuda", 0)
+    tiny = lambda _device: 300 * 2**20  # noqa: E731  300 MiB free: below the framework's own 0.6 GiB
+    with pytest.raises(LlmrecError, match=r"train: train would need .* GiB on cuda:0, 0.3 GiB are free .*"
+                                          r"LLMREC_NO_PLAN_GUARD=1 skips this check"):
+        check_fits("train", config, cuda, free_bytes=tiny, log=lambda m: None)
+    check_fits("train", config, cuda, free_bytes=lambda _d: 40 * 2**30, log=lambda m: None)  # fits
+    check_fits("train", config, torch.device("cpu"), log=lambda m: None)  # not a GPU: no check
+    check_fits("train", config, cuda, world_size=2, free_bytes=tiny)  # a launcher's processes may shard
+    monkeypatch.setenv("LLMREC_NO_PLAN_GUARD", "1")
+    check_fits("train", config, cuda, free_bytes=tiny)
+    monkeypatch.delenv("LLMREC_NO_PLAN_GUARD")
+    said = []
+    unknown = config.model_copy(update={"model": config.model.model_copy(update={"name": "someone/unknown"})})
+    check_fits("train", unknown, cuda, free_bytes=tiny, log=said.append)  # no shape: runs unjudged, says so
+    assert said and "no plan" in said[0]

@@ -174,6 +174,12 @@ def evaluate(config: EvaluateConfig | EvaluatePlan, *, loaded: LoadedModel | Non
         if loaded is None and workers:  # the workers load the model; here it renders prompts
             loaded = load_tokenizer(config.model, adapter=config.adapter)
         elif loaded is None:
+            from llmrec.llm.hf import resolve_device
+            from llmrec.planning.guard import check_fits
+
+            if config.model.backend == "transformers":  # on a GPU: stop before loading when it cannot fit
+                check_fits("evaluate", config, resolve_device(config.model.device), world_size=world().size,
+                           log=log)
             loaded = load_model(config.model, adapter=config.adapter, merge=config.merge_adapter)
     load_s = time.perf_counter() - t_load
     if llm:

@@ -194,6 +194,10 @@ def train(config: TrainConfig | TrainPlan, *, loaded: LoadedModel | None = None,
     # before the model loads: under a DeepSpeed ZeRO-3 launch, transformers then partitions the weights as they load
     args = sft_config(config.optim, run.path / "checkpoints", config.seed, progress=progress and world().main,
                       precision=precision, use_cpu=device.type == "cpu")
+    if loaded is None:  # on a GPU: stop here, with the plan's advice, when the step cannot fit
+        from llmrec.planning.guard import check_fits
+
+        check_fits("train", config, device, world_size=world().size, log=log)
     loaded = loaded or load_model(config.model)
     if not get_backend(loaded.backend).trainable:
         raise ConfigError(f"model.backend: {loaded.backend!r} cannot be trained")
