@@ -60,6 +60,8 @@ def measure(kind: str, config: dict[str, Any]) -> dict[str, Any]:
         path, result = summarize(SummarizeConfig(**config), log=lambda m: None, progress=False)
         wall = time.perf_counter() - t0
         modelled = result["seconds"]["generate"]
+        if not modelled:
+            raise RuntimeError("bench plan: the summaries came from the cache; nothing was generated")
     else:
         raise ValueError(f"kind must be evaluate, train or summarize, not {kind!r}")
     return {"kind": kind, "modelled_s": round(float(modelled), 2), "call_s": round(wall, 2),
@@ -74,8 +76,10 @@ def _cases(data: str, ranking: str | None, tmp: Path, prompts: int, steps: int, 
                         "optim": {"epochs": 1, "batch_size": 8},
                         "selection": {"limit": 16, "at_start": False}, "test": {"limit": 8}})]
     if ranking:
+        # a fresh draw of users each time: summaries are cached by prompt, and a cached one costs nothing
         cases.append(("summarize", {"data": ranking, "out": str(tmp / "summaries"), "mode": "hierarchical", "model": m,
-                                    "limits": {"train": users, "valid": users, "test": users}}))
+                                    "limits": {"train": users, "valid": users, "test": users},
+                                    "seed": time.time_ns() % 1_000_003}))
     return cases
 
 

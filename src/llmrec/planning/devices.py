@@ -33,6 +33,8 @@ class Device:
     kind: str = "gpu"  # gpu or cpu
     overhead_gib: float = 0.6  # what the framework holds besides the model (CUDA context and allocator; Python,
     # torch and transformers on a CPU)
+    activation_factor: float = 1.0  # resident memory per byte autograd keeps: on a CPU the allocator holds the
+    # forward's freed intermediates too (measured: 1.9x, BENCHMARKS.md, planner check)
 
     def tflops(self, dtype: str) -> float:
         """Peak matmul rate for weights of ``dtype`` (int8 weights are dequantized: the 16-bit rate)."""
@@ -50,11 +52,11 @@ DEVICES: dict[str, Device] = {d.name: d for d in [
 
 # Fraction of the peak a phase reaches (model FLOPs utilisation). GPU figures: what LoRA fine-tuning and batched
 # prefill of 7-13B models commonly reach in bfloat16 with PyTorch (see docs/plan.md for sources); CPU figures:
-# measured on the 2-core machine of BENCHMARKS.md (scoring and encoding at 57-76% of its float32 matmul rate,
-# a LoRA step of the quick start at ~47%: 4.75 s for 8 x ~230 padded tokens at ~300 GFLOP/s).
+# measured on the 2-core machine of BENCHMARKS.md against the matmul rate measured just before (``llmrec bench
+# plan``: 200 TALLRec prompts scored at ~85% of it, LoRA steps of 8 prompts at ~55%).
 EFFICIENCY: dict[tuple[str, str], float] = {
     ("gpu", "train"): 0.35, ("gpu", "score"): 0.45, ("gpu", "prefill"): 0.45,
-    ("cpu", "train"): 0.45, ("cpu", "score"): 0.7, ("cpu", "prefill"): 0.7,
+    ("cpu", "train"): 0.55, ("cpu", "score"): 0.85, ("cpu", "prefill"): 0.85,
 }
 
 
@@ -91,7 +93,8 @@ def measured_matmul_gflops(hidden: int = 640, inner: int = 2048, rows: int = 409
 def cpu_device(gflops: float | None = None) -> Device:
     """This machine: its RAM and measured float32 matmul rate (bfloat16 on a CPU runs far slower: 1/50 of it)."""
     rate = (gflops if gflops is not None else measured_matmul_gflops()) / 1000
-    return Device("cpu", round(_cpu_memory_gib(), 1), rate / 50, rate, 10.0, kind="cpu", overhead_gib=0.55)
+    return Device("cpu", round(_cpu_memory_gib(), 1), rate / 50, rate, 10.0, kind="cpu", overhead_gib=0.55,
+                  activation_factor=1.9)
 
 
 def device_named(name: str) -> Device:

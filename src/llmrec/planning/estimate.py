@@ -10,7 +10,8 @@ device's peak rate times :data:`~llmrec.planning.devices.EFFICIENCY`. The formul
 * activations kept for the backward pass, per token and layer, in the compute dtype: the two norms' inputs, the
   queries, keys and values and the attention output, the gated MLP's three intermediate tensors, and each LoRA
   target's input (frozen weights keep no input); eager attention also keeps its probabilities (heads x length^2,
-  float32). Gradient checkpointing keeps one hidden state per layer and one layer's activations at a time;
+  float32). Gradient checkpointing keeps one hidden state per layer and one layer's activations at a time; on a
+  CPU the allocator also keeps the forward's freed intermediates (``Device.activation_factor``);
 * scoring: one layer's intermediate tensors at a time plus the keys and values of a shared context, repeated over
   the candidates of a pass; generation: the keys and values of every row's prompt and new tokens;
 * FLOPs: 2 x non-embedding parameters per token forward, twice that again backward (input gradients only: the
@@ -105,6 +106,7 @@ def train_estimate(shape: ModelShape, device: Device, dtype: str, *, batch: int,
         e.parts["activations"] = tokens * (shape.layers * shape.hidden * ab + per_layer + scores)
     else:
         e.parts["activations"] = tokens * shape.layers * (per_layer + scores)
+    e.parts["activations"] *= device.activation_factor
     vocab_rows = batch * answer_tokens * shape.vocab * 4 * 3  # float32 logits, their softmax and gradient
     e.parts["logits"] = vocab_rows
     e.parts["framework"] = device.overhead_gib * GIB

@@ -196,15 +196,17 @@ def plan_summarize(config, device: Device, step: str = "summarize", gpus: int = 
         levels = hierarchy_levels(b, config.fan_in or b) if config.mode == "hierarchical" and b > 1 else [b]
         prompts += sum(levels) if config.mode == "hierarchical" else b
     prompt_tokens = min(config.max_prompt_tokens, (120 + config.block_size * config.item_tokens * 0.6) * factor)
+    # a batch is length-sorted and padded to its longest prompt: well under the budget unless merges are long
+    longest = int(min(config.max_prompt_tokens, 1.5 * prompt_tokens))
     g = config.generation
     eager = _eager(config.model, device)
     e = generate_estimate(shape, device, dtype, prompts=prompts, batch=g.batch_size, prompt_tokens=prompt_tokens,
-                          max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens, gpus=gpus,
+                          max_prompt_tokens=longest, new_tokens=g.max_new_tokens, gpus=gpus,
                           eager_attention=eager)
 
     def retry(batch: int, _checkpointing: bool) -> Estimate:
         return generate_estimate(shape, device, dtype, prompts=1, batch=batch, prompt_tokens=prompt_tokens,
-                                 max_prompt_tokens=config.max_prompt_tokens, new_tokens=g.max_new_tokens,
+                                 max_prompt_tokens=longest, new_tokens=g.max_new_tokens,
                                  eager_attention=eager)
 
     detail = (f"{len(users):,} users, {prompts:,} prompts ({config.mode}) of ~{prompt_tokens:.0f} tokens, "
