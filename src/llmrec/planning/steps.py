@@ -67,10 +67,11 @@ def _shape(model) -> tuple[ModelShape, float]:
     return shape, 1.0 if counted_with_own else FAMILY_FACTOR.get(shape.family, 1.0)
 
 
-def _stats(settings, data: str, split: str, model, factor: float, kind: str | None = None,
+def _stats(settings, data: str, split: str, model, factor: float, training: bool = False,
            negatives: int | None = 1) -> TokenStats:
     name = model.name if (model.name == "default" or Path(model.name).is_dir()) else "default"
-    return prompt_stats(settings, data, split, model_name=name, kind=kind, negatives=negatives).scaled(factor)
+    return prompt_stats(settings, data, split, model_name=name, training=training,
+                        negatives=negatives).scaled(factor)
 
 
 def _rows(data: str, split: str, limit: int | None) -> int:
@@ -138,7 +139,7 @@ def plan_train(config, device: Device, step: str = "train", gpus: int = 1, shard
     """Training, the selection passes and the test pass of a :class:`~llmrec.train.TrainConfig`."""
     shape, factor = _shape(config.model)
     dtype = _dtype(config.model, device)
-    stats = _stats(config, config.data, config.split, config.model, factor, kind="ctr",
+    stats = _stats(config, config.data, config.split, config.model, factor, training=True,
                    negatives=config.ranking_negatives)
     samples = _rows(config.data, config.split, config.train_samples)
     examples = round(samples * (1 + len(config.mix_data)) * stats.per_row)  # a list gives one example per kept candidate

@@ -85,10 +85,10 @@ def _tokenizer(model_name: str):
 
 
 def prompt_stats(settings, data: str, split: str, *, model_name: str = "default", rows: int = 256, seed: int = 0,
-                 kind: str | None = None, negatives: int | None = 1) -> TokenStats:
+                 training: bool = False, negatives: int | None = 1) -> TokenStats:
     """Render a seeded sample of ``rows`` rows of ``split`` with ``settings`` (a config with the prompt fields:
     template, history_k, max_prompt_tokens, chat) and count their tokens with ``model_name``'s tokenizer
-    (``kind="ctr"``: the training view, candidate lists as ``negatives`` negatives per positive)."""
+    (``training``: the rows as the trainer sees them, candidate lists as ``negatives`` negatives per positive)."""
     from llmrec.data.kinds import detect
     from llmrec.data.prepared import PreparedData
     from llmrec.errors import LlmrecError
@@ -100,8 +100,10 @@ def prompt_stats(settings, data: str, split: str, *, model_name: str = "default"
     pick = np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False))
     table = prepared.split(split).take(pick).to_pylist()
     sampled = len(table)
-    if kind == "ctr":  # training: candidate lists as their CTR view, as the trainer sees them
+    kind = None
+    if training:  # candidate lists as their CTR view, rendered as the trainer renders them
         table = detect(prepared.column_names(split)).training_rows(table, negatives)
+        kind = "ctr"
     tokenizer = _tokenizer(model_name)
     try:
         renderer = settings.renderer(prepared, tokenizer, split, None, kind=kind)
