@@ -220,54 +220,50 @@ class MicroBatcher:
             if self.enabled and self.max_wait_s > 0:
                 await self._gather()
             batch = self._take()
-            self._current = batch
             prompts = [p for job in batch for p in job.prompts]
-            t0 = time.perf_counter()
-            try:
-                scores = await loop.run_in_executor(self._executor, self._score, prompts)
-            except Exception as exc:  # every request of the batch gets the error
-                self._counts["errors"] += 1
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+            scores = await self._call(loop, prompts, batch)
+            if scores is None:
                 continue
-            finally:
-                self._current = []
-                self._busy_s += time.perf_counter() - t0
             self._counts["requests"] += len(batch)
-            self._counts["prompts"] += len(prompts)
-            self._counts["batches"] += 1
-            self._counts["max_batch_prompts_seen"] = max(self._counts["max_batch_prompts_seen"], len(prompts))
             start = 0
             for job in batch:
                 if not job.future.done():  # a client that went away cancels only its own future
                     job.future.set_result(np.asarray(scores[start : start + len(job.prompts)]))
                 start += len(job.prompts)
 
-    async def _step(self, loop: asyncio.AbstractEventLoop) -> None:
-        """One scoring call of continuous admission; answers every request whose last prompt it scored."""
-        slices = self._take_step()
-        if not slices:
-            return
-        self._current = [job for job, _, _ in slices]
-        prompts = [p for job, start, end in slices for p in job.prompts[start:end]]
+    async def _call(self, loop: asyncio.AbstractEventLoop, prompts: list[Any], jobs: list[_Job]) -> np.ndarray | None:
+        """Score ``prompts`` (of ``jobs``) on the scorer's thread; None when it failed: then every one of ``jobs``
+        gets the error."""
+        self._current = jobs
         t0 = time.perf_counter()
         try:
             scores = np.asarray(await loop.run_in_executor(self._executor, self._score, prompts))
-        except Exception as exc:  # every request with a prompt in the call gets the error
+        except Exception as exc:
             self._counts["errors"] += 1
-            for job, _, _ in slices:
+            for job in jobs:
                 if not job.future.done():
                     job.future.set_exception(exc)
-                if job in self._jobs:
-                    self._jobs.remove(job)
-            return
+            return None
         finally:
             self._current = []
             self._busy_s += time.perf_counter() - t0
         self._counts["prompts"] += len(prompts)
         self._counts["batches"] += 1
         self._counts["max_batch_prompts_seen"] = max(self._counts["max_batch_prompts_seen"], len(prompts))
+        return scores
+
+    async def _step(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One scoring call of continuous admission; answers every request whose last prompt it scored."""
+        slices = self._take_step()
+        if not slices:
+            return
+        jobs = [job for job, _, _ in slices]
+        scores = await self._call(loop, [p for job, start, end in slices for p in job.prompts[start:end]], jobs)
+        if scores is None:  # every request with a prompt in the call got the error
+            for job in jobs:
+                if job in self._jobs:
+                    self._jobs.remove(job)
+            return
         at = 0
         for job, start, end in slices:
             if job.scores is None:
