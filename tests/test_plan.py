@@ -212,13 +212,15 @@ steps:
   - {{name: zs, evaluate: {{data: {tallrec_data}, model: {{name: {tiny_model_folder}}}, limit: 8, history_k: 5}}}}
   - {{name: lora, train: {_train_file(tmp_path, tallrec_data, tiny_model_folder)}}}
   - {{name: pop, baseline: {{model: popularity, data: {tallrec_data}}}}}
+  - {{name: later, evaluate: {{data: {tmp_path / "made-by-llmrec-retrieve"}, model: {{name: {tiny_model_folder}}}}}}}
 """)
     rows = plan_file(exp, DEVICES["h100"])
     assert [(r.step.split(":")[0], r.part) for r in rows] == [
         ("zs", "score"), ("lora seed 0", "train"), ("lora seed 0", "selection x3"), ("lora seed 0", "test"),
-        ("pop seed 0", "baseline")]
-    assert rows[-1].estimate is None and "no language model" in rows[-1].detail
-    assert all(r.estimate.gib < 80 for r in rows[:-1])
+        ("pop seed 0", "baseline"), ("later", "evaluate")]
+    assert rows[-2].estimate is None and "no language model" in rows[-2].detail
+    assert rows[-1].estimate is None and rows[-1].detail.startswith("not planned:") and rows[-1].fits
+    assert all(r.estimate.gib < 80 for r in rows[:-2])
     assert rows[0].estimate.gib * GIB == pytest.approx(rows[0].estimate.bytes)
 
 

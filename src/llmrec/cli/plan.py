@@ -74,6 +74,8 @@ def plan_cmd(config_file, gpu, memory_gib, tflops, gpus, sharding, overrides, as
             click.echo(f"  {'':40s} {'':16s} ({_format_parts(r.estimate.parts)} GiB)")
             if r.advice:
                 click.echo(f"  {'':40s} -> {r.advice}")
-        click.echo(f"peak {summary['peak_gib']:.2f} GiB per device, {summary['hours']:.2f} h in all")
+        unplanned = sum(r.detail.startswith("not planned:") for r in rows)
+        click.echo(f"peak {summary['peak_gib']:.2f} GiB per device, {summary['hours']:.2f} h in all"
+                   + (f" ({unplanned} step(s) not planned: their data is not there yet)" if unplanned else ""))
     if not summary["fits"]:
         raise click.ClickException("a step does not fit (above): change the settings it names, or the device")

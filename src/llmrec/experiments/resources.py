@@ -51,8 +51,13 @@ def plan_file(path: str | Path, device: Device, *, gpus: int = 1, sharding: str 
         out = Path("runs") / str(raw.get("name", Path(path).stem))  # where `llmrec run` writes by default
         for run in plan_experiment(path, out, extra=tuple(overrides)):
             log(f"planning {run.label}")
-            rows += plan_config(run.step.kind, _existing_data(run), device, step=run.label, gpus=gpus,
-                                sharding=sharding)
+            config = _existing_data(run)
+            data = getattr(config, "data", None)
+            if isinstance(data, str) and not Path(data).exists():  # made outside this file (llmrec retrieve ...)
+                rows.append(PlanRow(run.label, run.step.kind, None, f"not planned: {data} is not there yet (the "
+                                    "prompt lengths come from it; make it first)"))
+                continue
+            rows += plan_config(run.step.kind, config, device, step=run.label, gpus=gpus, sharding=sharding)
         return rows
     kind = ("summarize" if "mode" in raw or "block_size" in raw else
             "train" if {"lora", "optim", "train_samples", "selection", "mix_data"} & set(raw) else "evaluate")
