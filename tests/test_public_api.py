@@ -15,8 +15,8 @@ import pytest
 import llmrec
 
 SRC = Path(llmrec.__file__).resolve().parent
-FUNCTIONS = ["prepare", "load", "retrieve", "summarize", "evaluate", "train", "baseline", "run_experiment", "report",
-             "compare"]
+FUNCTIONS = ["prepare", "load", "retrieve", "summarize", "evaluate", "train", "baseline", "run_experiment", "plan",
+             "report", "compare"]
 CONFIGS = ["PrepareConfig", "RetrievalConfig", "SummarizeConfig", "EvaluateConfig", "TrainConfig", "BaselineConfig",
            "ExperimentConfig", "ModelConfig"]
 

@@ -36,10 +36,22 @@ def _existing_data(run) -> Any:
     return config if data == getattr(config, "data", None) else config.model_copy(update={"data": data})
 
 
-def plan_file(path: str | Path, device: Device, *, gpus: int = 1, sharding: str = "none",
+def plan_file(path: str | Path, device: Device | str = "h100", *, gpus: int = 1, sharding: str = "none",
               overrides: tuple[str, ...] = (), log: Callable[[str], None] = lambda m: None) -> list[PlanRow]:
-    """Plan an experiment file (every run of every step) or a single train / evaluate / summarize config."""
+    """Plan an experiment file (every run of every step) or a single train / evaluate / summarize config on
+    ``device`` (a :class:`~llmrec.planning.Device` or a name: h100, a100-40gb, l4, cpu, ...); ``llmrec.plan``.
+
+    Example (``totals`` sums the hours and finds the peak)::
+
+        rows = llmrec.plan("configs/tallrec/gpu-table.yaml", "a100-40gb")
+        print(totals(rows))   # {'peak_gib': ..., 'hours': ..., 'fits': True}
+    """
     from llmrec.configfile import read_yaml
+
+    if isinstance(device, str):
+        from llmrec.planning.devices import device_named
+
+        device = device_named(device)
 
     raw = read_yaml(path)
     if not isinstance(raw, dict):
