@@ -83,6 +83,14 @@ def _activations_per_token_layer(shape: ModelShape, lora_in: int) -> int:
     return 2 * shape.hidden + 2 * shape.q_width + 2 * shape.kv_width + 3 * shape.intermediate + lora_in
 
 
+def _layer_in_flight(shape: ModelShape, act_bytes: int, batch: int, tokens: int, attended: int, eager: bool) -> int:
+    """Bytes of one layer's intermediate tensors in an inference forward of ``batch`` x ``tokens`` (each token
+    attending to ``attended`` positions; ``eager``: the attention probabilities are materialised, float32)."""
+    width = 2 * shape.hidden + shape.q_width + 2 * shape.kv_width + 3 * shape.intermediate
+    probs = 2 * shape.heads * attended * 4 if eager else 0
+    return batch * tokens * (width * act_bytes + probs)
+
+
 def train_estimate(shape: ModelShape, device: Device, dtype: str, *, batch: int, max_tokens: int, mean_tokens: float,
                    steps: int, lora_r: int, lora_targets: tuple[str, ...], gradient_checkpointing: bool = False,
                    eager_attention: bool = False, gpus: int = 1, sharding: str = "none",
@@ -128,9 +136,8 @@ def score_estimate(shape: ModelShape, device: Device, dtype: str, *, prompts: in
     wb, ab = DTYPE_BYTES[dtype], _act_bytes(dtype)
     e.parts["weights"] = shape.parameters * wb
     e.parts["kv cache"] = shape.kv_bytes_per_token(ab) * context_tokens * (batch + 1)
-    width = 2 * shape.hidden + shape.q_width + 2 * shape.kv_width + 3 * shape.intermediate
-    probs = 2 * shape.heads * (max_tokens + context_tokens) * 4 if eager_attention else 0
-    e.parts["activations"] = batch * max_tokens * (width * ab + probs)
+    e.parts["activations"] = _layer_in_flight(shape, ab, batch, max_tokens, max_tokens + context_tokens,
+                                              eager_attention)
     e.parts["framework"] = device.overhead_gib * GIB
     e.flops = 2 * shape.non_embedding_parameters * computed_tokens + _attention_flops(
         shape, computed_tokens, max_tokens / 2)
@@ -148,9 +155,8 @@ def generate_estimate(shape: ModelShape, device: Device, dtype: str, *, prompts:
     wb, ab = DTYPE_BYTES[dtype], _act_bytes(dtype)
     e.parts["weights"] = shape.parameters * wb
     e.parts["kv cache"] = shape.kv_bytes_per_token(ab) * batch * (max_prompt_tokens + new_tokens)
-    width = 2 * shape.hidden + shape.q_width + 2 * shape.kv_width + 3 * shape.intermediate
-    probs = 2 * shape.heads * max_prompt_tokens * 4 if eager_attention else 0
-    e.parts["activations"] = batch * max_prompt_tokens * (width * ab + probs)
+    e.parts["activations"] = _layer_in_flight(shape, ab, batch, max_prompt_tokens, max_prompt_tokens,
+                                              eager_attention)
     e.parts["logits"] = batch * shape.vocab * 4 * 2
     e.parts["framework"] = device.overhead_gib * GIB
     prefill = 2 * shape.non_embedding_parameters * prompt_tokens * prompts

@@ -61,15 +61,19 @@ def _dtype(model, device: Device) -> str:
     return "int8" if getattr(model, "quantize", "none") == "int8" else dtype
 
 
+def _own_tokenizer(model) -> bool:
+    """The model's own tokenizer is here to count prompt tokens with (the default model, a local folder)."""
+    return model.name == "default" or Path(model.name).is_dir()
+
+
 def _shape(model) -> tuple[ModelShape, float]:
     shape = model_shape(model.name)
-    counted_with_own = model.name == "default" or Path(model.name).is_dir()
-    return shape, 1.0 if counted_with_own else FAMILY_FACTOR.get(shape.family, 1.0)
+    return shape, 1.0 if _own_tokenizer(model) else FAMILY_FACTOR.get(shape.family, 1.0)
 
 
 def _stats(settings, data: str, split: str, model, factor: float, training: bool = False,
            negatives: int | None = 1) -> TokenStats:
-    name = model.name if (model.name == "default" or Path(model.name).is_dir()) else "default"
+    name = model.name if _own_tokenizer(model) else "default"
     return prompt_stats(settings, data, split, model_name=name, training=training,
                         negatives=negatives).scaled(factor)
 
