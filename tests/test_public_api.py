@@ -16,7 +16,7 @@ import llmrec
 
 SRC = Path(llmrec.__file__).resolve().parent
 FUNCTIONS = ["prepare", "load", "retrieve", "summarize", "evaluate", "train", "baseline", "run_experiment", "plan",
-             "report", "compare"]
+             "rehearse", "report", "compare"]
 CONFIGS = ["PrepareConfig", "RetrievalConfig", "SummarizeConfig", "EvaluateConfig", "TrainConfig", "BaselineConfig",
            "ExperimentConfig", "ModelConfig"]
 

@@ -47,6 +47,7 @@ _API: dict[str, str] = {
     "baseline": "llmrec.baselines.run:run_baseline",
     "run_experiment": "llmrec.experiments.table:run_experiment",
     "plan": "llmrec.experiments.resources:plan_file",
+    "rehearse": "llmrec.experiments.rehearsal:rehearse",
     "report": "llmrec.report.render:build_report",
     "compare": "llmrec.tables:compare_table",
     "PrepareConfig": "llmrec.data.prepare:PrepareConfig",
@@ -68,6 +69,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__
     from llmrec.data.prepared import PreparedData
     from llmrec.evaluate import EvaluateConfig, evaluate
     from llmrec.experiments.config import ExperimentConfig
+    from llmrec.experiments.rehearsal import rehearse
     from llmrec.experiments.resources import plan_file as plan
     from llmrec.experiments.table import run_experiment
     from llmrec.llm.settings import ModelConfig

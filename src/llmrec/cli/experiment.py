@@ -13,6 +13,9 @@ from llmrec.cli.app import echo_err, parse_seeds, track_option
 
 
 def _experiment_options(f):
+    f = click.option("--rehearse", is_flag=True,
+                     help="Rehearse on this CPU: every step with a tiny random model of the same architecture and "
+                          "toy sizes, into runs/<name>-rehearsal (docs/rehearsal.md).")(f)
     f = track_option(f)
     f = click.option("--dry-run", is_flag=True, help="Show every run with its state (done / todo / changed / restore); run nothing.")(f)
     f = click.option("--table-only", is_flag=True, help="Rebuild table.md / table.json from finished runs; run nothing.")(f)
@@ -26,7 +29,8 @@ def _experiment_options(f):
     return f
 
 
-def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track=()) -> None:
+def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track=(),
+                    rehearse=False) -> None:
     from llmrec.experiments import load_experiment, plan_experiment, run_experiment, write_table
     from llmrec.experiments.engine import check_problems, plan_states
     from llmrec.experiments.table import with_tracking
@@ -34,9 +38,20 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
 
     seeds = tuple(parse_seeds(seed_list)) if seed_list else ()
     experiment = with_tracking(load_experiment(experiment_file), tuple(track))
+    if rehearse:  # every step read and rehearsed now (inline configs, --set applied): the engine runs that instead
+        from llmrec.experiments.rehearsal import Rehearsal, rehearsed_experiment
+
+        if track:
+            raise click.UsageError("--track: a rehearsal logs to no tracker (its numbers are noise)")
+        target = out or str(Path("runs") / f"{experiment.name}-rehearsal")
+        experiment = rehearsed_experiment(experiment, Rehearsal(models=Path(target) / ".rehearsal" / "models",
+                                                                log=echo_err),
+                                          experiment_file=experiment_file, extra=tuple(overrides))
+        experiment_file, overrides = None, ()
     target = out or str(Path("runs") / experiment.name)
     if dry_run:
-        plan = plan_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds)
+        plan = plan_experiment(experiment_file, target, experiment=experiment, only=tuple(only), extra=tuple(overrides),
+                               seeds=seeds)
         states = plan_states(target, plan)
         problems = check_problems(plan, states)
         for run in plan:
@@ -52,7 +67,7 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
     if table_only:
         write_table(experiment, target)
     else:
-        run_experiment(experiment_file, target, only=tuple(only), extra=tuple(overrides), seeds=seeds,
+        run_experiment(experiment_file or experiment, target, only=tuple(only), extra=tuple(overrides), seeds=seeds,
                        track=tuple(track), log=echo_err)
     from llmrec.report import build_report
 
@@ -65,7 +80,7 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
 
 @click.command("run")
 @_experiment_options
-def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track) -> None:
+def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse) -> None:
     """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then the table
     and the report (OUT/table.md, OUT/report.md, OUT/report.html).
 
@@ -81,8 +96,9 @@ def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_ru
       llmrec run configs/tallrec/table.yaml --dry-run
       llmrec run configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
       llmrec run configs/quickstart.yaml --track mlflow     # every run and the table in MLflow (mlflow.db)
+      llmrec run configs/rella/gpu-table.yaml --rehearse    # every step on this CPU, tiny models, minutes
     """
-    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track)
+    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse)
 
 
 SUITE_DEPRECATED = "`llmrec suite` is deprecated: use `llmrec run`"

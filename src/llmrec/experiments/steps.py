@@ -47,6 +47,9 @@ class StepKind:
     in_table: bool = False  # a row of the experiment's table by default
     # content hashes of inputs the config names only indirectly (a data set's source files), for the step's key
     inputs: Callable[[dict[str, Any]], dict[str, str]] | None = None
+    # (config mapping, :class:`~llmrec.experiments.rehearsal.Rehearsal`) -> the mapping a CPU rehearsal runs: tiny
+    # models, toy sizes (``llmrec run --rehearse``); None: the step runs as written
+    rehearse: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
     description: str = ""
 
     def finished(self, folder: Path) -> bool:
@@ -72,6 +75,11 @@ def _runner(module: str, name: str, takes_progress: bool = True) -> Callable[...
 
 def _checker(module: str, name: str) -> Callable[[Any], Any]:
     return lambda config: _attr(module, name)()(config)
+
+
+def _rehearser(kind: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """``llmrec.experiments.rehearsal.rehearse_<kind>``, imported when a rehearsal runs."""
+    return lambda data, rehearsal: _attr("llmrec.experiments.rehearsal", f"rehearse_{kind}")()(data, rehearsal)
 
 
 def source_fingerprint(config: dict[str, Any]) -> dict[str, str]:
@@ -111,28 +119,30 @@ for _kind in (
     StepKind("prepare", _attr("llmrec.data.prepare", "PrepareConfig"), "out",
              _runner("llmrec.data.prepare", "prepare", takes_progress=False),
              _checker("llmrec.data.prepare", "check_prepare"), marker="meta.json", transient=("overwrite",),
+             rehearse=_rehearser("prepare"),
              inputs=source_fingerprint, description="data prepare config (file or mapping)"),
     StepKind("retrieve", _attr("llmrec.retrieval", "RetrievalConfig"), "out", _runner("llmrec.retrieval", "retrieve"),
-             _checker("llmrec.retrieval.transform", "check_retrieve"), marker="meta.json",
+             _checker("llmrec.retrieval.transform", "check_retrieve"), marker="meta.json", rehearse=_rehearser("retrieve"),
              # how SUBR's memory is spent does not change its output (the passes are exact)
              transient=("overwrite", "dense_pass_mib"),
              description="retrieve config (SUBR)"),
     StepKind("summarize", _attr("llmrec.summarize", "SummarizeConfig"), "out", _runner("llmrec.summarize", "summarize"),
-             _checker("llmrec.summarize.transform", "check_summarize"), marker="meta.json", transient=("overwrite", "checkpoint_every", "checkpoint_seconds"), description="summarize config (LLM-TRSR)"),
+             _checker("llmrec.summarize.transform", "check_summarize"), marker="meta.json", rehearse=_rehearser("summarize"),
+             transient=("overwrite", "checkpoint_every", "checkpoint_seconds"), description="summarize config (LLM-TRSR)"),
     StepKind("train", _attr("llmrec.train", "TrainConfig"), "run_dir", _runner("llmrec.train.run", "train"),
              _checker("llmrec.train.run", "check_train"), transient=("resume", "tracking", "optim.shared_prefix"),
-             artifacts=("adapter/adapter_config.json",), seeded=True, in_table=True, description="train config"),
+             artifacts=("adapter/adapter_config.json",), seeded=True, in_table=True, rehearse=_rehearser("train"),
+             description="train config"),
     StepKind("evaluate", _attr("llmrec.evaluate", "EvaluateConfig"), "run_dir", _runner("llmrec.evaluate", "evaluate"),
              _checker("llmrec.evaluate", "check_evaluate"), transient=("resume", "checkpoint_every", "checkpoint_seconds", "tracking"),
-             in_table=True,
-             description="evaluate config"),
+             in_table=True, rehearse=_rehearser("evaluate"), description="evaluate config"),
     StepKind("baseline", _attr("llmrec.baselines.config", "BaselineConfig"), "run_dir",
              _runner("llmrec.baselines.run", "run_baseline"), _checker("llmrec.baselines.run", "check_baseline"),
-             transient=("resume", "tracking"), seeded=True, in_table=True,
+             transient=("resume", "tracking"), seeded=True, in_table=True, rehearse=_rehearser("baseline"),
              inputs=lambda config: _attr("llmrec.baselines.itemtext", "step_inputs")()(config),  # item_text encoder
              description="baseline config (llmrec baseline)"),
     StepKind("stack", _attr("llmrec.baselines.stack", "StackConfig"), "run_dir", _runner("llmrec.baselines.stack", "stack"),
              _checker("llmrec.baselines.stack", "check_stack"), in_table=True,
-             description="stack config: a logistic regression over other runs' scores, fitted on validation"),
+             rehearse=_rehearser("stack"), description="stack config: a logistic regression over other runs' scores, fitted on validation"),
 ):
     register_step_kind(_kind)

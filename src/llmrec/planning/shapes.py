@@ -40,6 +40,7 @@ class ModelShape:
     vocab: int
     tied: bool = False  # the output head shares the input embedding
     family: str = "llama"  # tokenizer family (prompt lengths, :mod:`llmrec.planning.tokens`)
+    model_type: str = "llama"  # transformers' architecture name (a rehearsal builds a tiny model of it)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], name: str = "") -> ModelShape:
@@ -53,7 +54,8 @@ class ModelShape:
                        hidden=hidden, heads=heads, kv_heads=int(c.get("num_key_value_heads") or heads),
                        head_dim=int(c.get("head_dim") or hidden // heads), intermediate=int(c["intermediate_size"]),
                        vocab=int(c["vocab_size"]), tied=bool(c.get("tie_word_embeddings", False)),
-                       family="gemma" if family.startswith("gemma") else family)
+                       family="gemma" if family.startswith("gemma") else family,
+                       model_type=str(c.get("model_type", "llama")))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"model {name or '?'}: its config.json lacks a field a plan needs ({exc})") from None
 
@@ -117,7 +119,8 @@ KNOWN_SHAPES: dict[str, ModelShape] = {s.name: s for s in [
     _llama("lmsys/vicuna-7b-v1.5", 32, 4096, 32, 11008),
     _llama("lmsys/vicuna-13b-v1.5", 40, 5120, 40, 13824),      # ReLLa's Vicuna-13B
     _llama("meta-llama/Meta-Llama-3-8B", 32, 4096, 32, 14336, kv_heads=8, vocab=128256),
-    ModelShape("google/gemma-3-270m", 18, 640, 4, 1, 256, 2048, 262144, tied=True, family="gemma"),
+    ModelShape("google/gemma-3-270m", 18, 640, 4, 1, 256, 2048, 262144, tied=True, family="gemma",
+               model_type="gemma3_text"),
 ]}
 
 
