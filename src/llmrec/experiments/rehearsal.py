@@ -197,7 +197,6 @@ def rehearsed_experiment(experiment: ExperimentConfig, rehearsal: Rehearsal, *, 
     """``experiment`` with every step's config read, overridden and rehearsed (inline, ``set`` applied); named
     ``<name>-rehearsal``, tracking off. Tiny models are built in ``rehearsal.models`` as steps need them."""
     from llmrec.experiments.config import map_strings
-
     from llmrec.prompts import TEMPLATES
 
     file = Path(experiment_file) if experiment_file else None
