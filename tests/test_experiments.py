@@ -214,6 +214,44 @@ def test_run_command_dry_run_shows_each_runs_state(tmp_path, tiny_ml1m, tiny_mod
     assert "1 run(s) would fail their checks" in res.output and not (tmp_path / "b").exists()
 
 
+def test_rows_run_at_once_by_two_processes_run_the_step_they_both_read_once(tmp_path, tiny_ml1m, tiny_model_folder):
+    """`llmrec run FILE --only A` and `--only B` started together (one per GPU): the prepare step both read runs
+    in one of them; the other waits for it, then finds it done. Then `--table-only` tabulates both rows."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from click.testing import CliRunner
+
+    from llmrec.cli import main
+
+    exp = _experiment(tmp_path, tiny_ml1m, tiny_model_folder)
+    out = tmp_path / "out"
+    (out / ".steps").mkdir(parents=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    logs = [tmp_path / f"{row}.log" for row in ("zeroshot", "floor")]
+    with open(out / ".steps" / "data.lock", "a") as held:  # the test holds the data step until both wait for it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        procs = [subprocess.Popen([sys.executable, "-m", "llmrec.cli", "run", str(exp), "--only", log.stem, "--out",
+                                   str(out)], stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+                 for log in logs]
+        deadline = time.monotonic() + 240
+        while not all("another process is running it; waiting" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [l.read_text() for l in logs]
+            time.sleep(0.2)
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    texts = [log.read_text() for log in logs]
+    ran = [t for t in texts if f"== data: prepare -> {out / 'data'}\n" in t]
+    assert len(ran) == 1  # one process prepared the data
+    assert sum(f"== data: prepare -> {out / 'data'}: done" in t for t in texts) == 1  # the other found it done
+    res = CliRunner().invoke(main, ["run", str(exp), "--out", str(out), "--table-only"])
+    assert res.exit_code == 0, res.output
+    table = json.loads((out / "table.json").read_text())
+    assert table["rows"]["zeroshot"]["runs"] == 1 and table["rows"]["floor"]["runs"] == 2
+
+
 def test_seeds_option_grows_a_table_seed_by_seed(tmp_path, tiny_ml1m, tiny_model_folder, counted):
     from click.testing import CliRunner
 

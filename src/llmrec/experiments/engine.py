@@ -26,7 +26,8 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,31 +381,66 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
         raise ConfigError(next(iter(problems.values())))
     claim_folder(out, experiment.name)
     for run in plan:
-        stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
-        if states[id(run)] == "done" and not stale:
-            log(f"== {run.label} -> {run.folder}: done (key {run.key})")
-            if getattr(getattr(run.config, "tracking", None), "enabled", list)():
-                # the finished folder is met again: its trackers log it unless they have it (nothing is recomputed)
-                run.kind.run(run.config, log=log, progress=progress)
-            continue
-        if stale and run.folder.exists():
-            log(f"== {run.label}: its config or inputs changed; removing {run.folder} and running it again")
-            shutil.rmtree(run.folder)
-            states[id(run)] = "rerun"
-        elif states[id(run)] == "restore":
-            missing = ", ".join(run.kind.missing_artifacts(run.folder))
-            log(f"== {run.label}: done, but {missing} (read by a step still to run) is not in {run.folder}, "
-                "as in a record copied without weights: running it again")
-            shutil.rmtree(run.folder)
-        log(f"== {run.label} -> {run.folder}")
-        checked = _check(run) if run.kind.check else None  # a plan (evaluate, train, baseline) the run starts from
-        t0 = time.perf_counter()
-        run.kind.run(run.config if checked is None else checked, log=log, progress=progress)
-        del checked  # its folders' tables go with it
-        write_json(record_path(out, run), {"step": run.step.name, "kind": run.step.kind, "seed": run.seed,
-                                           "key": run.key, "folder": str(run.folder),
-                                           "seconds": round(time.perf_counter() - t0, 1)})
+        with run_lock(out, run, log):
+            _run_one(out, run, states, log, progress)
     return plan
+
+
+def _run_one(out: Path, run: PlannedRun, states: dict[int, str], log: Callable[[str], None], progress: bool) -> None:
+    """Run ``run`` unless it is done (skip) or restore / rerun it; under its lock, so another process that was
+    running it meanwhile (``llmrec run --only`` on another GPU) has finished it: then it is done."""
+    if states[id(run)] in ("todo", "changed") and state(out, run) == "done" and not any(
+            states[id(u)] in ("changed", "rerun") for u in run.upstream):
+        states[id(run)] = "done"
+    stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
+    if states[id(run)] == "done" and not stale:
+        log(f"== {run.label} -> {run.folder}: done (key {run.key})")
+        if getattr(getattr(run.config, "tracking", None), "enabled", list)():
+            # the finished folder is met again: its trackers log it unless they have it (nothing is recomputed)
+            run.kind.run(run.config, log=log, progress=progress)
+        return
+    if stale and run.folder.exists():
+        log(f"== {run.label}: its config or inputs changed; removing {run.folder} and running it again")
+        shutil.rmtree(run.folder)
+        states[id(run)] = "rerun"
+    elif states[id(run)] == "restore":
+        missing = ", ".join(run.kind.missing_artifacts(run.folder))
+        log(f"== {run.label}: done, but {missing} (read by a step still to run) is not in {run.folder}, "
+            "as in a record copied without weights: running it again")
+        shutil.rmtree(run.folder)
+    log(f"== {run.label} -> {run.folder}")
+    checked = _check(run) if run.kind.check else None  # a plan (evaluate, train, baseline) the run starts from
+    t0 = time.perf_counter()
+    run.kind.run(run.config if checked is None else checked, log=log, progress=progress)
+    del checked  # its folders' tables go with it
+    write_json(record_path(out, run), {"step": run.step.name, "kind": run.step.kind, "seed": run.seed,
+                                       "key": run.key, "folder": str(run.folder),
+                                       "seconds": round(time.perf_counter() - t0, 1)})
+
+
+@contextmanager
+def run_lock(out: Path, run: PlannedRun, log: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold ``OUT/.steps/<step>[@seed-N].lock`` while a run runs, so that ``llmrec run FILE --only A`` and
+    ``--only B`` started at once (one per GPU) run a step they both read once: the second waits, then finds it
+    done. The operating system releases the lock of a killed process (POSIX ``flock``; elsewhere no lock is
+    taken). Tables and reports are written atomically: the last process to finish writes the fullest."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        yield
+        return
+    path = record_path(out, run).with_suffix(".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"== {run.label}: another process is running it; waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_problems(plan: list[PlannedRun], states: dict[int, str]) -> dict[int, str]:
