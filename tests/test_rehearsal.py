@@ -96,6 +96,23 @@ def test_each_model_becomes_a_tiny_model_of_its_own_architecture(tmp_path):
     assert r.encoder({"kind": "file", "path": "v.parquet"}) == {"kind": "file", "path": "v.parquet"}
 
 
+def test_a_smoke_run_keeps_the_files_models_and_devices_with_50_samples(tmp_path):
+    file = CONFIGS / "rella/gpu-table.yaml"
+    smoke = rehearsed_experiment(load_experiment(file), Rehearsal.smoke(log=lambda m: None), experiment_file=file)
+    assert smoke.name == "rella-gpu-table-smoke"
+    for step in smoke.steps:
+        model = step.source.get("model") or step.source["encoder"]["model"]
+        assert model == {"name": "lmsys/vicuna-13b-v1.5", "device": "cuda", "dtype": "bfloat16"}
+        if step.kind == "train":
+            assert step.source["train_samples"] == 50 and step.source["test"]["limit"] == 50
+            assert step.source["optim"]["batch_size"] == 4 and step.source["optim"]["grad_accum"] == 2
+            assert step.seeds is None or len(step.seeds) == 1
+    # on this CPU the smoke run's checks stop at the device, before anything runs
+    result = CliRunner().invoke(main, ["run", str(file), "--smoke", "--dry-run", "--out", str(tmp_path / "smoke")])
+    assert result.exit_code != 0 and "cuda" in result.output.lower()
+    assert not (tmp_path / "smoke").exists()
+
+
 def test_a_rehearsal_never_runs_in_the_real_experiments_folder(tmp_path):
     out = tmp_path / "runs" / "tallrec-gpu-table"
     (out / ".steps").mkdir(parents=True)
@@ -157,3 +174,31 @@ def test_the_gpu_experiment_runs_end_to_end_on_the_cpu(name, workspace, monkeypa
         model = (yaml.safe_load(config.read_text()) or {}).get("model")
         if isinstance(model, dict):
             assert Path(model["name"]).parent == out / ".rehearsal" / "models" and model["device"] == "cpu"
+
+
+def _doc_value(text: str) -> tuple[float, float]:
+    """A number as a page shows it and the half unit of its last digit ("14.5" -> (14.5, 0.05))."""
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return float(text), 0.5 * 10 ** -decimals
+
+
+# the settings the runbook plans a file with (as its header says to run it)
+RUNBOOK_SETTINGS = {"rella/gpu-grid.yaml": ("test.limit=null",)}
+
+
+@pytest.mark.parametrize("name", GPU_EXPERIMENTS)
+def test_the_runbook_shows_each_gpu_experiments_plan(name, workspace, monkeypatch):
+    """docs/gpu-runbook.md lists every GPU experiment with the peak memory and hours `llmrec plan` gives on one H100
+    for the real prepared data (to the digits shown, within 3%)."""
+    from llmrec.experiments.resources import plan_file, totals
+
+    monkeypatch.chdir(workspace)
+    page = (REPO / "docs" / "gpu-runbook.md").read_text()
+    line = next((ln for ln in page.splitlines() if ln.startswith("| ") and f"`configs/{name}`" in ln), None)
+    assert line is not None, f"configs/{name} is not in the runbook's table"
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    peak, hours = cells[3].removesuffix(" GiB"), cells[4].split(" ")[0]
+    plan = totals(plan_file(CONFIGS / name, "h100", overrides=RUNBOOK_SETTINGS.get(name, ())))
+    for shown, planned in ((peak, plan["peak_gib"]), (hours, plan["hours"])):
+        value, half_unit = _doc_value(shown)
+        assert abs(value - planned) <= half_unit + 0.03 * planned, (name, shown, planned)

@@ -13,6 +13,9 @@ from llmrec.cli.app import echo_err, parse_seeds, track_option
 
 
 def _experiment_options(f):
+    f = click.option("--smoke", is_flag=True,
+                     help="A smoke run on the real hardware: the file's models and devices, 50 training and 50 "
+                          "scored samples, one epoch, one seed, into runs/<name>-smoke (docs/gpu-runbook.md).")(f)
     f = click.option("--rehearse", is_flag=True,
                      help="Rehearse on this CPU: every step with a tiny random model of the same architecture and "
                           "toy sizes, into runs/<name>-rehearsal (docs/rehearsal.md).")(f)
@@ -30,7 +33,7 @@ def _experiment_options(f):
 
 
 def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track=(),
-                    rehearse=False) -> None:
+                    rehearse=False, smoke=False) -> None:
     from llmrec.experiments import load_experiment, plan_experiment, run_experiment, write_table
     from llmrec.experiments.engine import check_problems, plan_states
     from llmrec.experiments.table import with_tracking
@@ -38,15 +41,17 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
 
     seeds = tuple(parse_seeds(seed_list)) if seed_list else ()
     experiment = with_tracking(load_experiment(experiment_file), tuple(track))
-    if rehearse:  # every step read and rehearsed now (inline configs, --set applied): the engine runs that instead
+    if rehearse or smoke:  # every step read and rehearsed now (inline configs, --set applied): the engine runs that
         from llmrec.experiments.rehearsal import Rehearsal, rehearsed_experiment
 
+        if rehearse and smoke:
+            raise click.UsageError("--rehearse (tiny models on this CPU) or --smoke (the file's models), not both")
         if track:
-            raise click.UsageError("--track: a rehearsal logs to no tracker (its numbers are noise)")
-        target = out or str(Path("runs") / f"{experiment.name}-rehearsal")
-        experiment = rehearsed_experiment(experiment, Rehearsal(models=Path(target) / ".rehearsal" / "models",
-                                                                log=echo_err),
-                                          experiment_file=experiment_file, extra=tuple(overrides))
+            raise click.UsageError(f"--track: a {'rehearsal' if rehearse else 'smoke run'} logs to no tracker")
+        target = out or str(Path("runs") / f"{experiment.name}-{'rehearsal' if rehearse else 'smoke'}")
+        sizes = (Rehearsal(models=Path(target) / ".rehearsal" / "models", log=echo_err) if rehearse
+                 else Rehearsal.smoke(log=echo_err))
+        experiment = rehearsed_experiment(experiment, sizes, experiment_file=experiment_file, extra=tuple(overrides))
         experiment_file, overrides = None, ()
     target = out or str(Path("runs") / experiment.name)
     if dry_run:
@@ -80,7 +85,7 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
 
 @click.command("run")
 @_experiment_options
-def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse) -> None:
+def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse, smoke) -> None:
     """Run an experiment: its steps (prepare, retrieve, summarize, train, evaluate, baseline), then the table
     and the report (OUT/table.md, OUT/report.md, OUT/report.html).
 
@@ -97,8 +102,9 @@ def run_cmd(experiment_file, out, only, seed_list, overrides, table_only, dry_ru
       llmrec run configs/rella/sweep-n.yaml --seeds 0       # one seed of every row now, the others later
       llmrec run configs/quickstart.yaml --track mlflow     # every run and the table in MLflow (mlflow.db)
       llmrec run configs/rella/gpu-table.yaml --rehearse    # every step on this CPU, tiny models, minutes
+      llmrec run configs/rella/gpu-table.yaml --smoke       # on the GPU: the real model, 50 samples per step
     """
-    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse)
+    _run_experiment(experiment_file, out, only, seed_list, overrides, table_only, dry_run, track, rehearse, smoke)
 
 
 SUITE_DEPRECATED = "`llmrec suite` is deprecated: use `llmrec run`"

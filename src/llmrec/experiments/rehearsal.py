@@ -19,6 +19,9 @@ would read it (its file, its ``set``, ``--set``), then changed by its kind's ``r
 The rehearsed experiment is named ``<name>-rehearsal`` (its folder is never the real one) and
 logs to no tracker. Its numbers are noise; what it shows is that every step runs.
 
+A **smoke run** (``llmrec run FILE --smoke``, :meth:`Rehearsal.smoke`) is the same with the file's own
+models on its own devices and 50 samples: the first minutes on the rented GPU, before the full table.
+
 >>> r = Rehearsal(models="runs/x/.rehearsal/models")
 >>> r.cap(None, r.limit), r.cap(2000, r.limit), r.cap(8, r.limit)
 (24, 24, 8)
@@ -43,7 +46,7 @@ __all__ = ["Rehearsal", "rehearse", "rehearsed_experiment"]
 class Rehearsal:
     """The toy sizes of a rehearsal and where its tiny models go (one per architecture)."""
 
-    models: str | Path
+    models: str | Path | None  # None: keep the file's models and devices (a smoke run on the real hardware)
     train_samples: int = 16
     limit: int = 24
     epochs: float = 1.0
@@ -58,13 +61,22 @@ class Rehearsal:
         """``value`` capped at ``most`` (None, "all of it", becomes ``most``)."""
         return most if value is None else min(int(value), most)
 
+    @classmethod
+    def smoke(cls, log: Callable[[str], None] = print) -> Rehearsal:
+        """The sizes of a smoke run (``llmrec run FILE --smoke``): the file's own models on its own devices, 50
+        training and 50 scored samples, one epoch, one seed, 32 new tokens per summary."""
+        return cls(models=None, train_samples=50, limit=50, new_tokens=32, seeds=1, log=log)
+
     def model(self, section: dict[str, Any] | None) -> dict[str, Any]:
-        """A model section with the tiny model of the same architecture, on the CPU, at the same dtype."""
+        """A model section with the tiny model of the same architecture, on the CPU, at the same dtype (a smoke
+        run keeps the section)."""
         from llmrec.errors import LlmrecError
         from llmrec.llm.tiny import build_tiny_model
         from llmrec.planning.shapes import model_shape
 
         section = dict(section or {})
+        if self.models is None:
+            return section
         name = str(section.get("name", "default"))
         if name not in self.built:
             try:
@@ -88,7 +100,7 @@ class Rehearsal:
         """An item-text encoder section (retrieve, a baseline's item_text) with the tiny model: an LLM encoder keeps
         its kind; a sentence-transformers encoder (a download) becomes a tiny LLM one; a vector file stays."""
         section = dict(section or {})
-        if section.get("kind", "llm") == "file":
+        if section.get("kind", "llm") == "file" or self.models is None:
             return section
         section["kind"] = "llm"
         section["model"] = self.model(section.get("model"))
@@ -195,13 +207,14 @@ def _item_texts(paths: Iterable[str], most: int = 20_000) -> list[str]:
 def rehearsed_experiment(experiment: ExperimentConfig, rehearsal: Rehearsal, *, experiment_file: str | Path | None = None,
                          extra: tuple[str, ...] = ()) -> ExperimentConfig:
     """``experiment`` with every step's config read, overridden and rehearsed (inline, ``set`` applied); named
-    ``<name>-rehearsal``, tracking off. Tiny models are built in ``rehearsal.models`` as steps need them."""
+    ``<name>-rehearsal`` (``<name>-smoke`` for a smoke run), tracking off. Tiny models are built in
+    ``rehearsal.models`` as steps need them."""
     from llmrec.experiments.config import map_strings
     from llmrec.prompts import TEMPLATES
 
     file = Path(experiment_file) if experiment_file else None
     datas = {s.name: _step_data(s, file, extra) for s in experiment.steps}
-    if not rehearsal.texts:
+    if not rehearsal.texts and rehearsal.models is not None:
         folders: list[str] = []
         for data in datas.values():
             map_strings(data, lambda s: folders.append(s) or s)
@@ -218,18 +231,22 @@ def rehearsed_experiment(experiment: ExperimentConfig, rehearsal: Rehearsal, *, 
         if step.seeds and len(step.seeds) > rehearsal.seeds:
             update["seeds"] = step.seeds[:rehearsal.seeds]
         steps.append(step.model_copy(update=update))
-    return experiment.model_copy(update={
-        "name": f"{experiment.name}-rehearsal", "steps": steps,
-        "description": "Rehearsal on a CPU (tiny random models, toy sizes; the numbers are noise) of: "
-                       + (experiment.description or experiment.name),
-        "tracking": type(experiment.tracking)()})
+    if rehearsal.models is None:
+        name, what = f"{experiment.name}-smoke", (f"Smoke run (the file's models, {rehearsal.train_samples} training "
+                                                  f"and {rehearsal.limit} scored samples) of: ")
+    else:
+        name, what = f"{experiment.name}-rehearsal", "Rehearsal on a CPU (tiny random models, toy sizes; the numbers " \
+                                                     "are noise) of: "
+    return experiment.model_copy(update={"name": name, "steps": steps, "tracking": type(experiment.tracking)(),
+                                         "description": what + (experiment.description or experiment.name)})
 
 
-def rehearse(experiment_file: str | Path, out: str | Path | None = None, *, extra: tuple[str, ...] = (),
-             only: tuple[str, ...] = (), log: Callable[[str], None] = print, progress: bool = True,
-             **sizes: Any) -> dict[str, Any]:
+def rehearse(experiment_file: str | Path, out: str | Path | None = None, *, smoke: bool = False,
+             extra: tuple[str, ...] = (), only: tuple[str, ...] = (), log: Callable[[str], None] = print,
+             progress: bool = True, **sizes: Any) -> dict[str, Any]:
     """Rehearse an experiment file on this CPU (``llmrec run FILE --rehearse``) into ``out``
-    (default ``runs/<name>-rehearsal``); returns its table. ``sizes`` override :class:`Rehearsal`'s toy sizes.
+    (default ``runs/<name>-rehearsal``), or with ``smoke`` run it with its own models on 50 samples per step
+    (``--smoke``, ``runs/<name>-smoke``); returns its table. ``sizes`` override :class:`Rehearsal`'s sizes.
 
     Example (needs the prepared folders the file names, as the real run does)::
 
@@ -242,7 +259,12 @@ def rehearse(experiment_file: str | Path, out: str | Path | None = None, *, extr
     from llmrec.experiments.table import run_experiment
 
     experiment = load_experiment(experiment_file)
-    out = Path(out) if out is not None else Path("runs") / f"{experiment.name}-rehearsal"
-    rehearsal = Rehearsal(models=out / ".rehearsal" / "models", log=log, **sizes)
+    out = Path(out) if out is not None else Path("runs") / f"{experiment.name}-{'smoke' if smoke else 'rehearsal'}"
+    if smoke:
+        rehearsal = Rehearsal.smoke(log=log)
+        for name, value in sizes.items():
+            setattr(rehearsal, name, value)
+    else:
+        rehearsal = Rehearsal(models=out / ".rehearsal" / "models", log=log, **sizes)
     rehearsed = rehearsed_experiment(experiment, rehearsal, experiment_file=experiment_file, extra=extra)
     return run_experiment(rehearsed, out, only=only, log=log, progress=progress)
