@@ -157,8 +157,8 @@ def test_the_gpu_experiment_runs_end_to_end_on_the_cpu(name, workspace, monkeypa
     monkeypatch.chdir(workspace)
     file = CONFIGS / name
     real = load_experiment(file)
-    out = workspace / "runs" / real.name
-    result = CliRunner().invoke(main, ["run", str(file), "--rehearse", "--out", str(out)])
+    out = workspace / "runs" / f"{real.name}-rehearsal"  # the default folder of a rehearsal
+    result = CliRunner().invoke(main, ["run", str(file), "--rehearse"])
     assert result.exit_code == 0, result.output[-3000:]
     table = json.loads((out / "table.json").read_text())
     assert table["suite"] == f"{real.name}-rehearsal"
@@ -173,7 +173,8 @@ def test_the_gpu_experiment_runs_end_to_end_on_the_cpu(name, workspace, monkeypa
     for config in out.rglob("config.yaml"):
         model = (yaml.safe_load(config.read_text()) or {}).get("model")
         if isinstance(model, dict):
-            assert Path(model["name"]).parent == out / ".rehearsal" / "models" and model["device"] == "cpu"
+            assert Path(model["name"]).resolve().parent == (out / ".rehearsal" / "models").resolve()
+            assert model["device"] == "cpu"
 
 
 def _doc_value(text: str) -> tuple[float, float]:

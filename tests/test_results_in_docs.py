@@ -75,6 +75,7 @@ PAGES_OF = {
     "trsr-table": ["trsr.md"],
     "trsr-baselines": ["baselines.md"],
     "trsr-itemtext": ["hybrids.md"],
+    "rella-itemtext": ["hybrids.md"],
     "hybrid-ml100k": ["hybrids.md"],
     "hybrid-bookcrossing": ["hybrids.md"],
     "hybrid-ml1m": ["hybrids.md"],
