@@ -239,7 +239,7 @@ def test_rows_run_at_once_by_two_processes_run_the_step_they_both_read_once(tmp_
                  for log in logs]
         deadline = time.monotonic() + 240
         while not all("another process is running it; waiting" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [l.read_text() for l in logs]
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [f.read_text() for f in logs]
             time.sleep(0.2)
     assert [p.wait(timeout=300) for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
     texts = [log.read_text() for log in logs]

@@ -42,17 +42,15 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
     seeds = tuple(parse_seeds(seed_list)) if seed_list else ()
     experiment = with_tracking(load_experiment(experiment_file), tuple(track))
     if rehearse or smoke:  # every step read and rehearsed now (inline configs, --set applied): the engine runs that
-        from llmrec.experiments.rehearsal import Rehearsal, rehearsed_experiment
+        from llmrec.experiments.rehearsal import rehearsal_for, rehearsed_experiment
 
         if rehearse and smoke:
             raise click.UsageError("--rehearse (tiny models on this CPU) or --smoke (the file's models), not both")
         if track:
             raise click.UsageError(f"--track: a {'rehearsal' if rehearse else 'smoke run'} logs to no tracker")
-        target = out or str(Path("runs") / f"{experiment.name}-{'rehearsal' if rehearse else 'smoke'}")
-        sizes = (Rehearsal(models=Path(target) / ".rehearsal" / "models", log=echo_err) if rehearse
-                 else Rehearsal.smoke(log=echo_err))
+        sizes, folder = rehearsal_for(experiment.name, out, smoke=smoke, log=echo_err)
         experiment = rehearsed_experiment(experiment, sizes, experiment_file=experiment_file, extra=tuple(overrides))
-        experiment_file, overrides = None, ()
+        experiment_file, overrides, out = None, (), str(folder)
     target = out or str(Path("runs") / experiment.name)
     if dry_run:
         plan = plan_experiment(experiment_file, target, experiment=experiment, only=tuple(only), extra=tuple(overrides),

@@ -389,10 +389,10 @@ def run_steps(experiment_file: str | Path | None, out: str | Path, *, experiment
 def _run_one(out: Path, run: PlannedRun, states: dict[int, str], log: Callable[[str], None], progress: bool) -> None:
     """Run ``run`` unless it is done (skip) or restore / rerun it; under its lock, so another process that was
     running it meanwhile (``llmrec run --only`` on another GPU) has finished it: then it is done."""
-    if states[id(run)] in ("todo", "changed") and state(out, run) == "done" and not any(
-            states[id(u)] in ("changed", "rerun") for u in run.upstream):
+    upstream_changed = any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
+    if states[id(run)] in ("todo", "changed") and not upstream_changed and state(out, run) == "done":
         states[id(run)] = "done"
-    stale = states[id(run)] == "changed" or any(states[id(u)] in ("changed", "rerun") for u in run.upstream)
+    stale = states[id(run)] == "changed" or upstream_changed
     if states[id(run)] == "done" and not stale:
         log(f"== {run.label} -> {run.folder}: done (key {run.key})")
         if getattr(getattr(run.config, "tracking", None), "enabled", list)():

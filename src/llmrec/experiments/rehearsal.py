@@ -39,7 +39,7 @@ from llmrec.configfile import apply_overrides
 from llmrec.experiments.config import ExperimentConfig, Step
 from llmrec.experiments.steps import STEP_KINDS
 
-__all__ = ["Rehearsal", "rehearse", "rehearsed_experiment"]
+__all__ = ["Rehearsal", "rehearsal_for", "rehearse", "rehearsed_experiment"]
 
 
 @dataclass
@@ -60,6 +60,12 @@ class Rehearsal:
     def cap(value: int | None, most: int) -> int:
         """``value`` capped at ``most`` (None, "all of it", becomes ``most``)."""
         return most if value is None else min(int(value), most)
+
+    @property
+    def kind(self) -> str:
+        """``rehearsal`` (tiny models) or ``smoke`` (the file's models): the suffix of the experiment's name and of
+        its default folder."""
+        return "smoke" if self.models is None else "rehearsal"
 
     @classmethod
     def smoke(cls, log: Callable[[str], None] = print) -> Rehearsal:
@@ -231,14 +237,23 @@ def rehearsed_experiment(experiment: ExperimentConfig, rehearsal: Rehearsal, *, 
         if step.seeds and len(step.seeds) > rehearsal.seeds:
             update["seeds"] = step.seeds[:rehearsal.seeds]
         steps.append(step.model_copy(update=update))
-    if rehearsal.models is None:
-        name, what = f"{experiment.name}-smoke", (f"Smoke run (the file's models, {rehearsal.train_samples} training "
-                                                  f"and {rehearsal.limit} scored samples) of: ")
-    else:
-        name, what = f"{experiment.name}-rehearsal", "Rehearsal on a CPU (tiny random models, toy sizes; the numbers " \
-                                                     "are noise) of: "
-    return experiment.model_copy(update={"name": name, "steps": steps, "tracking": type(experiment.tracking)(),
+    what = (f"Smoke run (the file's models, {rehearsal.train_samples} training and {rehearsal.limit} scored "
+            "samples) of: " if rehearsal.kind == "smoke" else
+            "Rehearsal on a CPU (tiny random models, toy sizes; the numbers are noise) of: ")
+    return experiment.model_copy(update={"name": f"{experiment.name}-{rehearsal.kind}", "steps": steps,
+                                         "tracking": type(experiment.tracking)(),
                                          "description": what + (experiment.description or experiment.name)})
+
+
+def rehearsal_for(experiment_name: str, out: str | Path | None = None, *, smoke: bool = False,
+                  log: Callable[[str], None] = print, **sizes: Any) -> tuple[Rehearsal, Path]:
+    """The :class:`Rehearsal` of ``--rehearse`` (tiny models in ``OUT/.rehearsal/models``) or ``--smoke``, ``sizes``
+    applied, and its folder ``out`` (default ``runs/<name>-rehearsal`` or ``runs/<name>-smoke``)."""
+    out = Path(out) if out is not None else Path("runs") / f"{experiment_name}-{'smoke' if smoke else 'rehearsal'}"
+    rehearsal = Rehearsal.smoke(log=log) if smoke else Rehearsal(models=out / ".rehearsal" / "models", log=log)
+    for name, value in sizes.items():
+        setattr(rehearsal, name, value)
+    return rehearsal, out
 
 
 def rehearse(experiment_file: str | Path, out: str | Path | None = None, *, smoke: bool = False,
@@ -259,12 +274,6 @@ def rehearse(experiment_file: str | Path, out: str | Path | None = None, *, smok
     from llmrec.experiments.table import run_experiment
 
     experiment = load_experiment(experiment_file)
-    out = Path(out) if out is not None else Path("runs") / f"{experiment.name}-{'smoke' if smoke else 'rehearsal'}"
-    if smoke:
-        rehearsal = Rehearsal.smoke(log=log)
-        for name, value in sizes.items():
-            setattr(rehearsal, name, value)
-    else:
-        rehearsal = Rehearsal(models=out / ".rehearsal" / "models", log=log, **sizes)
+    rehearsal, out = rehearsal_for(experiment.name, out, smoke=smoke, log=log, **sizes)
     rehearsed = rehearsed_experiment(experiment, rehearsal, experiment_file=experiment_file, extra=extra)
     return run_experiment(rehearsed, out, only=only, log=log, progress=progress)
