@@ -96,7 +96,7 @@ def test_each_model_becomes_a_tiny_model_of_its_own_architecture(tmp_path):
     assert r.encoder({"kind": "file", "path": "v.parquet"}) == {"kind": "file", "path": "v.parquet"}
 
 
-def test_a_smoke_run_keeps_the_files_models_and_devices_with_50_samples(tmp_path):
+def test_a_smoke_run_keeps_the_files_models_and_devices_with_50_samples():
     file = CONFIGS / "rella/gpu-table.yaml"
     smoke = rehearsed_experiment(load_experiment(file), Rehearsal.smoke(log=lambda m: None), experiment_file=file)
     assert smoke.name == "rella-gpu-table-smoke"
@@ -107,9 +107,16 @@ def test_a_smoke_run_keeps_the_files_models_and_devices_with_50_samples(tmp_path
             assert step.source["train_samples"] == 50 and step.source["test"]["limit"] == 50
             assert step.source["optim"]["batch_size"] == 4 and step.source["optim"]["grad_accum"] == 2
             assert step.seeds is None or len(step.seeds) == 1
-    # on this CPU the smoke run's checks stop at the device, before anything runs
+
+
+def test_a_smoke_run_stops_at_the_device_check_on_a_cpu(workspace, monkeypatch, tmp_path):
+    """With the data in place (the workspace), the only check a smoke run of a cuda file fails here is the device."""
+    monkeypatch.chdir(workspace)
+    file = CONFIGS / "rella/gpu-table.yaml"
     result = CliRunner().invoke(main, ["run", str(file), "--smoke", "--dry-run", "--out", str(tmp_path / "smoke")])
-    assert result.exit_code != 0 and "cuda" in result.output.lower()
+    assert result.exit_code != 0, result.output
+    reasons = [ln.strip() for ln in result.output.splitlines() if ln.strip().startswith("would fail:")]
+    assert reasons and all("cuda" in r.lower() for r in reasons), result.output
     assert not (tmp_path / "smoke").exists()
 
 
