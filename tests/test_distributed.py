@@ -35,6 +35,21 @@ def test_shards_cover_every_item_once_in_order(n, size):
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+def test_llmrec_run_under_a_launcher_stops_with_one_line(monkeypatch, tmp_path):
+    """`accelerate launch -m llmrec.cli run FILE` would run every step on every rank (and wait on the other ranks'
+    locks): it stops before anything runs, naming the ways that work."""
+    from click.testing import CliRunner
+
+    from llmrec.cli.app import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", str(REPO / "configs/quickstart.yaml"), "--out", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "llmrec run runs one process" in result.output and "--only ROW" in result.output
+    assert not out.exists()
+
+
 def test_one_process_is_rank_zero_of_one(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert world() == World(0, 1, 0) and world().main

@@ -550,11 +550,17 @@ class PreparedData:
         return folder_fingerprint(self.path)
 
 
+# where a missing prepared folder comes from: a data set prepared, or a retrieve / summarize output (ReLLa's SUBR
+# folders, LLM-TRSR's summaries)
+MAKE_IT_FIRST = ("check the path, or make it first: `llmrec data prepare`, or `llmrec retrieve` / `llmrec summarize` "
+                 "for their output folders")
+
+
 def _read_meta(directory: Path) -> dict[str, Any]:
     """meta.json of a prepared folder, checked for the keys :meth:`PreparedData.load` needs."""
     meta_path = directory / "meta.json"
     if not directory.exists():
-        raise DataError("no such folder", path=directory, hint="check the path, or run `llmrec data prepare` first")
+        raise DataError("no such folder", path=directory, hint=MAKE_IT_FIRST)
     if not directory.is_dir():
         raise DataError("not a folder (a prepared data folder was expected)", path=directory)
     if not meta_path.exists():
@@ -577,7 +583,7 @@ def open_prepared(path: str | Path, opened: dict[str, PreparedData] | None = Non
     >>> open_prepared("no/such/folder", opened)
     Traceback (most recent call last):
     ...
-    llmrec.errors.DataError: no/such/folder: no such folder (check the path, or run `llmrec data prepare` first)
+    llmrec.errors.DataError: no/such/folder: no such folder (check the path, or make it first: `llmrec data prepare`, or `llmrec retrieve` / `llmrec summarize` for their output folders)
     """
     if opened is None:
         return PreparedData.load(path)
