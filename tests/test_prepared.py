@@ -130,3 +130,59 @@ def test_a_file_replaced_after_loading_is_refused_not_mixed(folder, tmp_path):
     build_rella(make_data(random_ratings(20, 50, (6, 20), seed=8)), RellaConfig()).save(folder)  # prepared again
     with pytest.raises(DataError, match=r"test\.parquet: the file changed since the folder was opened"):
         prepared.split("test")
+
+
+def test_the_fingerprint_is_the_tables_content_not_the_parquet_writers_bytes(folder, tmp_path):
+    """The same data written by another pyarrow / pandas (other widths, compression, row groups, schema metadata)
+    has the same fingerprint, so a run's key, and a record copied to another machine, stays the same; one changed
+    value changes it. A folder prepared before content hashes keeps its byte-hash fingerprint."""
+    import json
+    import shutil
+
+    from llmrec.data.prepared import folder_fingerprint
+    from llmrec.io import parquet_sha256
+
+    first = folder_fingerprint(folder)
+    other = tmp_path / "other-writer"
+    shutil.copytree(folder, other)
+    for path in sorted(other.glob("*.parquet")):
+        table = pq.read_table(path)
+        wider = pa.table({name: (col.cast(pa.large_string()) if pa.types.is_string(col.type) else col)
+                          for name, col in zip(table.column_names, table.columns, strict=True)})
+        pq.write_table(wider.replace_schema_metadata({"pandas": "{}"}), path, compression="snappy", row_group_size=7)
+    meta = json.loads((other / "meta.json").read_text())
+    assert all(meta["files"][p.name] != prepared_module.file_sha256(p) for p in other.glob("*.parquet"))
+    meta["content"] = {p.name: parquet_sha256(p) for p in sorted(other.glob("*.parquet"))}
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert folder_fingerprint(other) == first
+
+    changed = pq.read_table(other / "test.parquet")
+    labels = changed.column("label").to_pylist()
+    labels[0] = 1 - labels[0]
+    changed = changed.set_column(changed.column_names.index("label"), "label", pa.array(labels, changed.schema.field("label").type))
+    pq.write_table(changed, other / "test.parquet")
+    assert parquet_sha256(other / "test.parquet") != meta["content"]["test.parquet"]
+    meta["content"]["test.parquet"] = parquet_sha256(other / "test.parquet")
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert folder_fingerprint(other) != first
+
+    old = json.loads((folder / "meta.json").read_text())
+    del old["content"]
+    (folder / "meta.json").write_text(json.dumps(old))
+    assert folder_fingerprint(folder) != first  # the byte hashes, as before
+
+
+def test_the_content_hash_reads_values_not_layout():
+    from llmrec.io import table_sha256
+
+    lists = [["a", "b"], None, [], ["c"]]
+    one = pa.table({"h": pa.array(lists, pa.list_(pa.string())), "r": pa.array([1.5, None, 2.0, 3.0], pa.float32())})
+    chunked = pa.Table.from_batches(one.to_batches(max_chunksize=1))
+    wide = pa.table({"h": pa.array(lists, pa.large_list(pa.large_string())), "r": pa.array([1.5, None, 2.0, 3.0])})
+    assert chunked.column("h").num_chunks == 4
+    assert table_sha256(one) == table_sha256(chunked) == table_sha256(wide)
+    for other in ({"h": [["a", "b"], [], [], ["c"]], "r": [1.5, None, 2.0, 3.0]},   # a null list is not an empty one
+                  {"h": [["ab"], None, [], ["c"]], "r": [1.5, None, 2.0, 3.0]},      # the items' boundaries count
+                  {"h": lists, "r": [1.5, 0.0, 2.0, 3.0]}):                          # a null is not a zero
+        assert table_sha256(pa.table(other)) != table_sha256(one)
+    assert table_sha256(one.rename_columns(["g", "r"])) != table_sha256(one)

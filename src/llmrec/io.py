@@ -119,6 +119,78 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def _hash_array(h: Any, arr: pa.Array) -> None:
+    """Feed ``arr``'s values, in a canonical form, to ``h``: integer, float and text widths unified (int32 and int64,
+    string and large_string, list and large_list hash alike), nulls by position, chunking and slicing ignored."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        return _hash_array(h, arr.dictionary_decode())
+    nulls = arr.null_count
+    h.update(f"{len(arr)}:{nulls};".encode())
+    if nulls:
+        h.update(np.asarray(arr.is_null(), dtype=np.uint8).tobytes())
+    if pa.types.is_null(t):
+        h.update(b"null")
+    elif pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_temporal(t):
+        kind = ("b" if pa.types.is_boolean(t) else "u" if pa.types.is_unsigned_integer(t) else "f"
+                if pa.types.is_floating(t) else "i")
+        target = {"b": pa.int8(), "u": pa.uint64(), "f": pa.float64(), "i": pa.int64()}[kind]
+        if pa.types.is_temporal(t):
+            h.update(str(t).encode())  # unit and zone matter; the values are its integers
+            arr = arr.view(pa.int64()) if t.bit_width == 64 else arr.view(pa.int32())
+        values = arr.cast(target)
+        values = pc.fill_null(values, 0) if nulls else values
+        h.update(kind.encode() + values.to_numpy(zero_copy_only=False).tobytes())
+    elif getattr(pa.types, "is_string_view", lambda _: False)(t) or getattr(pa.types, "is_binary_view", lambda _: False)(t):
+        _hash_array(h, arr.cast(pa.large_binary()))
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        buffers = arr.buffers()
+        offsets = np.frombuffer(buffers[1], dtype=np.int64 if large else np.int32)[arr.offset: arr.offset + len(arr) + 1]
+        h.update(b"s" + np.diff(offsets).astype(np.int64, copy=False).tobytes())
+        if len(arr) and buffers[2] is not None:
+            h.update(memoryview(buffers[2])[int(offsets[0]): int(offsets[-1])])
+    elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        h.update(b"l" + lengths.tobytes())
+        _hash_array(h, arr.flatten())
+    elif pa.types.is_struct(t):
+        for i, child in enumerate(arr.flatten()):  # (flatten: the children at the struct's own slice)
+            h.update(f"<{t.field(i).name}>".encode())
+            _hash_array(h, child)
+    else:
+        raise DataError(f"cannot fingerprint a column of type {t}")
+
+
+def table_sha256(table: pa.Table | pd.DataFrame) -> str:
+    """Hex SHA-256 of a table's content: its column names and values, not the bytes of a file that holds it.
+
+    Parquet files of the same data differ from one pyarrow / pandas release to the next (writer version, schema
+    metadata, string and list widths); this hash does not, so a prepared folder's fingerprint is the same on every
+    machine that prepares the same data.
+
+    >>> a = pa.table({"item": pa.array(["a", None], pa.string()), "n": pa.array([1, 2], pa.int32())})
+    >>> b = pa.table({"item": pa.array(["a", None], pa.large_string()), "n": pa.array([1, 2], pa.int64())})
+    >>> table_sha256(a) == table_sha256(b), table_sha256(a) == table_sha256(a.slice(1))
+    (True, False)
+    """
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    h = hashlib.sha256()
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        h.update(f"[{name}]".encode())
+        _hash_array(h, column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
+    return h.hexdigest()
+
+
+def parquet_sha256(path: str | Path) -> str:
+    """:func:`table_sha256` of a Parquet file's table (the same for any writer of the same data)."""
+    return table_sha256(pq.read_table(path))
+
+
 def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex MD5 of a file (GroupLens publishes MD5 checksums for its archives)."""
     h = hashlib.md5()  # noqa: S324 - checksum, not security

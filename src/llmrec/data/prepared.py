@@ -33,6 +33,7 @@ from llmrec.io import (
     file_sha256,
     is_leftover,
     read_json,
+    table_sha256,
     write_json,
     write_parquet,
     write_text,
@@ -397,23 +398,30 @@ class PreparedData:
         self.check_target(directory, overwrite, sources)
         with atomic_directory(directory) as tmp:
             builder = StatsBuilder()
+            content: dict[str, str] = {}  # the tables' values, the same from any pyarrow / pandas release
+
+            def write(file: str, table: Any) -> None:
+                arrow = pa.Table.from_pandas(table, preserve_index=False) if isinstance(table, pd.DataFrame) else table
+                write_parquet(tmp / file, arrow)
+                content[file] = table_sha256(arrow)
+
             for name in self.splits:
                 table = self.splits[name]
-                write_parquet(tmp / f"{name}.parquet", table)
+                write(f"{name}.parquet", table)
                 if self._stats is None:
                     builder.add(name, table)
                 del table
             stats = self._stats if self._stats is not None else builder.result(self.dataset, self.protocol, self.notes)
-            write_parquet(tmp / "items.parquet", self.items)
-            write_parquet(tmp / "users.parquet", self.users)
+            write("items.parquet", self.items)
+            write("users.parquet", self.users)
             if self.sequences is not None:
-                write_parquet(tmp / "sequences.parquet", self.sequences)
+                write("sequences.parquet", self.sequences)
             write_json(tmp / "stats.json", stats)
             write_text(tmp / "stats.txt", format_stats(stats) + "\n")
             for name, record in self.provenance.items():  # e.g. retrieval.json of a SUBR folder
                 write_json(tmp / name, record)
             for name, frame in self.attachments.items():  # e.g. summaries.parquet of a summarized folder
-                write_parquet(tmp / name, frame)
+                write(name, frame)
             write_json(
                 tmp / "meta.json",
                 {
@@ -425,6 +433,7 @@ class PreparedData:
                     "notes": self.notes,
                     "files": {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.suffix in (".parquet", ".txt")
                               or p.name == "stats.json" or p.name in self.provenance},
+                    "content": dict(sorted(content.items())),
                     **({"recipe": self.recipe} if self.recipe is not None else {}),
                 },
             )
@@ -594,7 +603,9 @@ def open_prepared(path: str | Path, opened: dict[str, PreparedData] | None = Non
 
 
 def folder_fingerprint(directory: str | Path) -> str:
-    """Content hash of a saved prepared folder from its ``meta.json`` (file hashes included), without reading the data.
+    """Content hash of a saved prepared folder from its ``meta.json`` (the hashes of its tables' values, written at
+    save: the same from any pyarrow / pandas release, where the Parquet bytes are not), without reading the data.
+    A folder saved before those hashes is hashed by its files' bytes, as it was then.
 
     A folder a model derived (``llmrec retrieve``, ``llmrec summarize``) is hashed by its ``recipe`` instead: the
     source folder's fingerprint, the settings and the model's weights. Encodings and generations differ in their last
@@ -605,6 +616,13 @@ def folder_fingerprint(directory: str | Path) -> str:
     meta = json.loads((directory / "meta.json").read_text())
     if "recipe" in meta:
         blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "recipe")}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    if "content" in meta:  # the tables by content, provenance records (llmrec's own JSON) by bytes; the statistics
+        # are computed from the tables (their floats' last bits are numpy's)
+        files = {name: digest for name, digest in meta["files"].items()
+                 if not name.endswith(".parquet") and name not in ("stats.json", "stats.txt")}
+        blob = json.dumps({**{k: meta[k] for k in ("dataset", "protocol", "splits", "config", "content")},
+                           "files": files}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
     if "files" not in meta:  # folders from before file hashes: hash the files now
         meta["files"] = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.suffix == ".parquet"}
