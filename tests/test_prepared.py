@@ -140,7 +140,10 @@ def test_the_fingerprint_is_the_tables_content_not_the_parquet_writers_bytes(fol
     import shutil
 
     from llmrec.data.prepared import folder_fingerprint
-    from llmrec.io import parquet_sha256
+    from llmrec.io import table_sha256
+
+    def parquet_sha256(path):  # the hash of the values a file holds (the saved one hashed them before writing)
+        return table_sha256(pq.read_table(path))
 
     first = folder_fingerprint(folder)
     other = tmp_path / "other-writer"

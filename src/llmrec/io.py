@@ -102,10 +102,14 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def as_arrow(table: pd.DataFrame | pa.Table) -> pa.Table:
+    """An Arrow table as written to Parquet: a DataFrame converted without its index, an Arrow table as it is."""
+    return pa.Table.from_pandas(table, preserve_index=False) if isinstance(table, pd.DataFrame) else table
+
+
 def write_parquet(path: str | Path, table: pd.DataFrame | pa.Table) -> None:
     """Write a DataFrame or Arrow table to Parquet, atomically (zstd compressed)."""
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    table = as_arrow(table)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
@@ -177,18 +181,12 @@ def table_sha256(table: pa.Table | pd.DataFrame) -> str:
     >>> table_sha256(a) == table_sha256(b), table_sha256(a) == table_sha256(a.slice(1))
     (True, False)
     """
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, preserve_index=False)
+    table = as_arrow(table)
     h = hashlib.sha256()
     for name, column in zip(table.column_names, table.columns, strict=True):
         h.update(f"[{name}]".encode())
         _hash_array(h, column.combine_chunks() if column.num_chunks != 1 else column.chunk(0))
     return h.hexdigest()
-
-
-def parquet_sha256(path: str | Path) -> str:
-    """:func:`table_sha256` of a Parquet file's table (the same for any writer of the same data)."""
-    return table_sha256(pq.read_table(path))
 
 
 def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -38,12 +38,12 @@ def _run_experiment(experiment_file, out, only, seed_list, overrides, table_only
     from llmrec.experiments import load_experiment, plan_experiment, run_experiment, write_table
     from llmrec.experiments.engine import check_problems, plan_states
     from llmrec.experiments.table import with_tracking
+    from llmrec.experiments.track import log_experiment_files
 
     if launched() and not (dry_run or table_only):  # every rank would run every step, and wait on the others' locks
         raise click.UsageError("llmrec run runs one process: launch a single step on several GPUs (`accelerate "
                                "launch ... -m llmrec.cli train -c CONFIG`), or rows side by side, one process per "
                                "GPU (`llmrec run FILE --only ROW`; docs/gpu-runbook.md)")
-    from llmrec.experiments.track import log_experiment_files
 
     seeds = tuple(parse_seeds(seed_list)) if seed_list else ()
     experiment = with_tracking(load_experiment(experiment_file), tuple(track))

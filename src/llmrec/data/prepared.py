@@ -28,6 +28,7 @@ from llmrec.data.kinds import check_columns, detect
 from llmrec.data.stats import StatsBuilder, format_stats, prepared_stats
 from llmrec.errors import ConfigError, DataError
 from llmrec.io import (
+    as_arrow,
     atomic_directory,
     check_output_dir,
     file_sha256,
@@ -401,7 +402,7 @@ class PreparedData:
             content: dict[str, str] = {}  # the tables' values, the same from any pyarrow / pandas release
 
             def write(file: str, table: Any) -> None:
-                arrow = pa.Table.from_pandas(table, preserve_index=False) if isinstance(table, pd.DataFrame) else table
+                arrow = as_arrow(table)  # converted once, for the file and its hash
                 write_parquet(tmp / file, arrow)
                 content[file] = table_sha256(arrow)
 
@@ -520,9 +521,7 @@ class PreparedData:
             raise ValueError(f"table() reads items, users or sequences, not {name!r}; use split()")
         if self._files is not None and getattr(self, f"_{name}") is _ON_DISK:
             return self._files.table(name, columns, keep=False)
-        table = self._in_memory(name)
-        table = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
-        return select_columns(table, columns, f"{self._where()}: {name}")
+        return select_columns(as_arrow(self._in_memory(name)), columns, f"{self._where()}: {name}")
 
     def _in_memory(self, name: str) -> pa.Table | pd.DataFrame:
         if name in ("items", "users", "sequences"):
@@ -612,19 +611,20 @@ def folder_fingerprint(directory: str | Path) -> str:
     bits from one machine to another, so the same recipe gives the same fingerprint everywhere, as the same step key
     does inside an experiment.
     """
+    def digest(*keys: str, **more: Any) -> str:
+        blob = json.dumps({**{k: meta[k] for k in ("dataset", "protocol", "splits", "config", *keys)}, **more},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())
     if "recipe" in meta:
-        blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "recipe")}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest("recipe")
     if "content" in meta:  # the tables by content, provenance records (llmrec's own JSON) by bytes; the statistics
         # are computed from the tables (their floats' last bits are numpy's)
-        files = {name: digest for name, digest in meta["files"].items()
+        files = {name: sha for name, sha in meta["files"].items()
                  if not name.endswith(".parquet") and name not in ("stats.json", "stats.txt")}
-        blob = json.dumps({**{k: meta[k] for k in ("dataset", "protocol", "splits", "config", "content")},
-                           "files": files}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest("content", files=files)
     if "files" not in meta:  # folders from before file hashes: hash the files now
         meta["files"] = {p.name: file_sha256(p) for p in sorted(directory.iterdir()) if p.suffix == ".parquet"}
-    blob = json.dumps({k: meta[k] for k in ("dataset", "protocol", "splits", "config", "files")}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest("files")
